@@ -1,0 +1,41 @@
+# Two commands do all of the set-up: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PLUGINS := .meltano/.plugins-installed
+
+.PHONY: setup demo test test-e2e lint format clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(PLUGINS): meltano.yml $(INSTALLED)
+	$(BIN)/meltano install
+	touch $@
+
+setup: $(INSTALLED) $(PLUGINS)
+
+demo: setup
+	$(BIN)/python -m devtools.demo
+
+test: setup
+	$(BIN)/pytest
+
+test-e2e: setup
+	$(BIN)/pytest -m e2e
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .meltano .embedded-pg .demo .pytest_cache .mypy_cache .ruff_cache

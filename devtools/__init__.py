@@ -1,0 +1,1 @@
+"""Development helpers (demo, test database); not part of the installed package."""

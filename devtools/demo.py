@@ -1,0 +1,112 @@
+"""`make demo`: the whole pipeline, offline, against the Strava simulator.
+
+Starts the simulator (a seeded account of 300 activities) and PostgreSQL (embedded
+unless TARGET_POSTGRES_* points at a server), runs the Meltano job `strava-daily`
+(CSV and Postgres), and prints what landed where.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from devtools.postgres import PROJECT_ROOT, connect, postgres_server
+
+DEMO_DIR = PROJECT_ROOT / ".demo"
+BIN = Path(sys.executable).parent
+
+
+def start_simulator() -> tuple[subprocess.Popen, dict]:
+    info_file = DEMO_DIR / "simulator.json"
+    log = (DEMO_DIR / "simulator.log").open("w")
+    proc = subprocess.Popen(
+        [str(BIN / "strava-sim"), "--port", "0", "--seed", "42", "--activities", "300",
+         "--info-file", str(info_file)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    for _ in range(100):
+        if info_file.exists() and info_file.stat().st_size:
+            return proc, json.loads(info_file.read_text())
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    sys.exit(f"demo: the simulator did not start; see {DEMO_DIR / 'simulator.log'}")
+
+
+def main() -> None:
+    shutil.rmtree(DEMO_DIR, ignore_errors=True)
+    DEMO_DIR.mkdir()
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    sim, info = start_simulator()
+    try:
+        with postgres_server() as url:
+            env = {
+                **os.environ,
+                "MELTANO_DATABASE_URI": f"sqlite:///{DEMO_DIR / 'meltano.db'}",
+                "TAP_STRAVA_CLIENT_ID": str(info["client_id"]),
+                "TAP_STRAVA_CLIENT_SECRET": info["client_secret"],
+                "TAP_STRAVA_REFRESH_TOKEN": info["refresh_token"],
+                "TAP_STRAVA_API_URL": info["api_url"],
+                "TAP_STRAVA_TOKEN_URL": info["token_url"],
+                "TAP_STRAVA_TOKEN_STORE_PATH": str(DEMO_DIR / "tokens.json"),
+                "TARGET_POSTGRES_SQLALCHEMY_URL": url,
+                "STRAVA_RUN_STAMP": stamp,
+            }
+            print(f"demo: simulator at {info['api_url']} ({info['activity_count']} activities)")
+            print("demo: meltano run strava-daily  (tap-strava -> target-csv, tap-strava -> target-postgres)")
+            proc = subprocess.run(
+                [str(BIN / "meltano"), "run", "strava-daily"],
+                cwd=PROJECT_ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            (DEMO_DIR / "meltano.log").write_text(proc.stdout + proc.stderr)
+            if proc.returncode:
+                print(proc.stderr[-3000:], file=sys.stderr)
+                sys.exit(f"demo: the job failed; full log in {DEMO_DIR / 'meltano.log'}")
+            report(url, PROJECT_ROOT / "output" / stamp, env)
+    finally:
+        sim.terminate()
+        sim.wait(timeout=10)
+
+
+def report(url: str, output: Path, env: dict[str, str]) -> None:
+    print(f"\nCSV files ({output.relative_to(PROJECT_ROOT)}/):")
+    for path in sorted(output.glob("*.csv")):
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = sum(1 for _ in csv.DictReader(handle))
+        print(f"  {path.name:45} {rows:5} rows")
+    print("\nPostgres (schema strava):")
+    with connect(url) as conn:
+        for table in ("activities", "athlete", "athlete_stats"):
+            (count,) = conn.execute(f"SELECT count(*) FROM strava.{table}").fetchone()  # noqa: S608
+            print(f"  strava.{table:15} {count:5} rows")
+        print("\nNewest activities in strava.activities:")
+        for start, name, sport, km in conn.execute(
+            "SELECT start_date_local, name, sport_type, round(distance / 1000.0, 2) "
+            "FROM strava.activities ORDER BY start_date DESC LIMIT 5"
+        ):
+            print(f"  {start:%Y-%m-%d %H:%M}  {sport:14} {km:>7} km  {name!r}")
+    state = subprocess.run(
+        [str(BIN / "meltano"), "state", "get", "dev:tap-strava-to-target-postgres"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False,
+    )
+    if state.returncode == 0:
+        value = json.loads(state.stdout)["singer_state"]["bookmarks"]["activities"]
+        print(f"\nBookmark (last loaded start date): {value['partitions'][0]['replication_key_value']}")
+    print(f"\nLogs: {DEMO_DIR / 'meltano.log'}")
+
+
+if __name__ == "__main__":
+    main()

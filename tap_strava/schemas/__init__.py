@@ -1,0 +1,11 @@
+"""JSON schemas of the streams, typed after Strava's model (``SummaryActivity``, ...).
+
+Every field is optional and nullable: Strava's spec marks all fields optional and real
+answers send ``null`` often. Sport types are plain strings (Strava adds new ones every
+year). Fields Strava adds later are dropped by the SDK with a warning, never an error.
+"""
+
+from tap_strava.schemas.activity import ACTIVITY_SCHEMA
+from tap_strava.schemas.athlete import ATHLETE_SCHEMA, ATHLETE_STATS_SCHEMA
+
+__all__ = ["ACTIVITY_SCHEMA", "ATHLETE_SCHEMA", "ATHLETE_STATS_SCHEMA"]

@@ -1,0 +1,172 @@
+"""tap-strava: settings, stream list and the command-line entry point."""
+
+from __future__ import annotations
+
+import datetime
+import sys
+import typing as t
+from functools import cached_property
+from pathlib import Path
+
+import requests
+from singer_sdk import Tap
+from singer_sdk import typing as th
+
+from tap_strava.auth import StravaAuthenticator
+from tap_strava.client import StravaAccount
+from tap_strava.errors import StravaConfigError, StravaUserError
+from tap_strava.ratelimit import RateLimitTracker
+from tap_strava.streams import ActivitiesStream, AthleteStatsStream, AthleteStream
+from tap_strava.token_store import TokenStore, default_token_store_path
+
+if t.TYPE_CHECKING:
+    from tap_strava.client import StravaStream
+
+DEFAULT_API_URL = "https://www.strava.com/api/v3"
+DEFAULT_TOKEN_URL = "https://www.strava.com/oauth/token"  # noqa: S105
+
+
+class TapStrava(Tap):
+    """Singer tap for a Strava athlete's activities, profile and totals."""
+
+    name = "tap-strava"
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "client_id",
+            th.StringType,
+            required=True,
+            title="Client ID",
+            description="Client ID of your Strava API application "
+            "(https://www.strava.com/settings/api).",
+        ),
+        th.Property(
+            "client_secret",
+            th.StringType,
+            required=True,
+            secret=True,
+            title="Client Secret",
+            description="Client secret of your Strava API application.",
+        ),
+        th.Property(
+            "refresh_token",
+            th.StringType,
+            required=True,
+            secret=True,
+            title="Refresh Token",
+            description="OAuth refresh token of the athlete (scope "
+            "read,activity:read_all,profile:read_all). Strava rotates it; the newest one is "
+            "kept in the token store, and a newly configured token takes over from it.",
+        ),
+        th.Property(
+            "start_date",
+            th.DateTimeType,
+            title="Start Date",
+            description="Earliest activity start time to sync (ISO 8601). Absent: the "
+            "whole history. Only used where no bookmark exists or as a floor for the "
+            "lookback; lowering it later does not backfill (use a full refresh).",
+        ),
+        th.Property(
+            "lookback_days",
+            th.IntegerType(minimum=0),
+            default=7,
+            title="Lookback Days",
+            description="Each run re-reads activities that started up to this many days "
+            "before the bookmark, so late uploads and recent edits arrive.",
+        ),
+        th.Property(
+            "window_days",
+            th.IntegerType(minimum=1),
+            default=30,
+            title="Window Days",
+            description="Initial size of the time windows the activity list is read in; "
+            "the bookmark advances after each finished window (sizes adapt).",
+        ),
+        th.Property(
+            "api_url",
+            th.StringType,
+            default=DEFAULT_API_URL,
+            title="API URL",
+            description="Base URL of the Strava API (a simulator's URL for tests).",
+        ),
+        th.Property(
+            "token_url",
+            th.StringType,
+            default=DEFAULT_TOKEN_URL,
+            title="Token URL",
+            description="Strava's OAuth token endpoint.",
+        ),
+        th.Property(
+            "token_store_path",
+            th.StringType,
+            title="Token Store Path",
+            description="JSON file (mode 0600) that keeps the newest rotated refresh "
+            "token and the current access token. Default: "
+            "$XDG_STATE_HOME/tap-strava/tokens.json (~/.local/state/...).",
+        ),
+        th.Property(
+            "request_timeout",
+            th.IntegerType(minimum=1),
+            default=60,
+            title="Request Timeout",
+            description="Seconds to wait for one Strava answer before retrying.",
+        ),
+    ).to_dict()
+
+    @cached_property
+    def run_started_at(self) -> datetime.datetime:
+        """The moment this sync started (UTC), shared by every stream."""
+        return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+    @cached_property
+    def account(self) -> StravaAccount:
+        """The authorized athlete's account (built on first use, not at discovery)."""
+        config = self.config
+        for setting in ("api_url", "token_url"):
+            value = str(config.get(setting) or "")
+            if not value.startswith(("http://", "https://")):
+                msg = f"Setting {setting} must be an http(s) URL, got {value!r}: fix {setting}"
+                raise StravaConfigError(msg)
+        store_path = config.get("token_store_path") or default_token_store_path()
+        timeout = float(config.get("request_timeout", 60))
+        store = TokenStore(
+            Path(store_path),
+            client_id=str(config["client_id"]),
+            configured_refresh_token=str(config["refresh_token"]),
+        )
+        authenticator = StravaAuthenticator(
+            client_id=str(config["client_id"]),
+            client_secret=str(config["client_secret"]),
+            refresh_token=str(config["refresh_token"]),
+            token_url=str(config.get("token_url") or DEFAULT_TOKEN_URL),
+            token_store=store,
+            timeout=timeout,
+        )
+        return StravaAccount(
+            authenticator=authenticator,
+            api_url=str(config.get("api_url") or DEFAULT_API_URL),
+            rate_limits=RateLimitTracker(),
+            session=requests.Session(),
+            timeout=timeout,
+        )
+
+    def discover_streams(self) -> list[StravaStream]:
+        """The streams this tap offers."""
+        return [
+            ActivitiesStream(self),
+            AthleteStream(self),
+            AthleteStatsStream(self),
+        ]
+
+
+def main() -> None:
+    """Run the tap; a problem the user can fix ends in one line and exit code 1."""
+    try:
+        TapStrava.cli()
+    except StravaUserError as exc:
+        print(f"tap-strava: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

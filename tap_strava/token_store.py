@@ -1,0 +1,159 @@
+"""Local store of Strava OAuth tokens, so that a rotated refresh token is never lost.
+
+Strava rotates refresh tokens: once it hands out a new one, the old one is invalid at
+once. A pipeline that keeps using the configured token therefore breaks after the first
+rotation. This store keeps the newest refresh token (and the still-valid access token,
+so that runs within its 6-hour life don't refresh at all) in a JSON file:
+
+* mode 0600 in a 0700 folder, written atomically (temp file + rename);
+* entries keyed by a fingerprint of ``client_id`` and the *configured* refresh token,
+  so that configuring a new refresh token takes over from an older stored chain, and
+  several athletes (several configured tokens) can share one file;
+* guarded by an inter-process lock (``filelock``) that the authenticator holds for the
+  whole read-refresh-write cycle, so two concurrent runs cannot race on a rotation.
+
+Token values are never logged; only fingerprints are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import typing as t
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from tap_strava.errors import StravaConfigError
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
+STORE_VERSION = 1
+
+
+def default_token_store_path() -> Path:
+    """Where tokens live when ``token_store_path`` is not set (XDG state folder)."""
+    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state_home) / "tap-strava" / "tokens.json"
+
+
+def fingerprint(*parts: str) -> str:
+    """A short, non-reversible identifier for secrets (safe to log and to use as a key)."""
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    return digest[:16]
+
+
+@dataclasses.dataclass
+class StoredTokens:
+    """The newest tokens of one authorization chain."""
+
+    refresh_token: str
+    access_token: str | None = None
+    expires_at: int | None = None  # epoch seconds, as Strava sends it
+    athlete_id: int | None = None
+    updated_at: int | None = None
+
+
+class TokenStore:
+    """One chain of tokens (one client id + configured refresh token) in a shared file."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        client_id: str,
+        configured_refresh_token: str,
+        lock_timeout: float = 120.0,
+    ) -> None:
+        self.path = Path(path).expanduser()
+        self.key = fingerprint(client_id, configured_refresh_token)
+        self._lock = FileLock(str(self.path) + ".lock", timeout=lock_timeout)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the inter-process lock (re-entrant within a process)."""
+        self._ensure_folder()
+        try:
+            with self._lock:
+                yield
+        except Timeout as exc:
+            msg = (
+                f"Another tap-strava run has held the token store lock ({self.path}.lock) "
+                f"for {self._lock.timeout:.0f} s: wait for it to finish, or remove a stale "
+                "lock file left by a crashed run"
+            )
+            raise StravaConfigError(msg) from exc
+
+    def load(self) -> StoredTokens | None:
+        """The stored tokens of this chain, or None if there are none yet."""
+        entry = self._read_all().get(self.key)
+        if not isinstance(entry, dict) or not entry.get("refresh_token"):
+            return None
+        fields = {f.name for f in dataclasses.fields(StoredTokens)}
+        return StoredTokens(**{k: v for k, v in entry.items() if k in fields})
+
+    def save(self, tokens: StoredTokens) -> None:
+        """Write this chain's tokens, keeping the other chains of the file."""
+        entries = self._read_all()
+        entries[self.key] = dataclasses.asdict(tokens)
+        payload = json.dumps({"version": STORE_VERSION, "tokens": entries}, indent=2)
+        self._ensure_folder()
+        fd, tmp_name = tempfile.mkstemp(prefix=".tokens-", dir=self.path.parent)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            Path(tmp_name).replace(self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                Path(tmp_name).unlink()
+            raise
+
+    def forget_access_token(self) -> None:
+        """Drop a cached access token that Strava no longer accepts."""
+        tokens = self.load()
+        if tokens and tokens.access_token:
+            tokens.access_token = None
+            tokens.expires_at = None
+            self.save(tokens)
+
+    def _ensure_folder(self) -> None:
+        folder = self.path.parent
+        try:
+            if not folder.exists():
+                folder.mkdir(parents=True, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            msg = (
+                f"Cannot create the token store folder {folder} ({exc.strerror}): "
+                "set token_store_path to a writable location"
+            )
+            raise StravaConfigError(msg) from exc
+
+    def _read_all(self) -> dict[str, t.Any]:
+        try:
+            raw = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            msg = (
+                f"Cannot read the token store {self.path} ({exc.strerror}): "
+                "fix its permissions or set token_store_path"
+            )
+            raise StravaConfigError(msg) from exc
+        try:
+            document = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            msg = (
+                f"The token store {self.path} is not valid JSON: move it away and run again "
+                "(the configured refresh_token is then used, so it must still be valid)"
+            )
+            raise StravaConfigError(msg) from exc
+        tokens = document.get("tokens") if isinstance(document, dict) else None
+        return dict(tokens) if isinstance(tokens, dict) else {}

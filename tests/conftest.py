@@ -1,0 +1,72 @@
+"""Fixtures: a Strava simulator per test, the tap's config pointing at it."""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+
+from tap_strava.simulator import StravaSimulator
+
+
+@pytest.fixture
+def simulator() -> t.Iterator[StravaSimulator]:
+    """A small seeded Strava account (a few years, awkward names, equal start times)."""
+    with StravaSimulator(seed=7, activity_count=150) as sim:
+        yield sim
+
+
+def tap_config_for(sim: StravaSimulator, tmp_path: t.Any, **overrides: t.Any) -> dict:
+    config = {
+        "client_id": sim.client_id,
+        "client_secret": sim.client_secret,
+        "refresh_token": sim.refresh_token,
+        "api_url": sim.api_url,
+        "token_url": sim.token_url,
+        "token_store_path": str(tmp_path / "tokens" / "tokens.json"),
+        "lookback_days": 7,
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def tap_config(simulator: StravaSimulator, tmp_path: t.Any) -> dict:
+    return tap_config_for(simulator, tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _no_retry_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process runs retry without waiting (the retry count is what matters here)."""
+    import backoff
+
+    from tap_strava import auth, client
+
+    monkeypatch.setattr(
+        client.StravaStream, "backoff_wait_generator", lambda _self: backoff.constant(0)
+    )
+    monkeypatch.setattr(auth.time, "sleep", lambda _seconds: None)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> t.Iterator[str]:
+    """A real PostgreSQL: TARGET_POSTGRES_* if set, else an embedded server."""
+    from devtools.postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def meltano_project(simulator, postgres_url, tmp_path):
+    """The repository's Meltano project wired to this test's simulator and schema."""
+    from tests.pipeline import MeltanoProject
+
+    project = MeltanoProject(
+        sim=simulator,
+        postgres_url=postgres_url,
+        workdir=tmp_path,
+        refresh_token=simulator.refresh_token,
+    )
+    yield project
+    project.drop_schema()

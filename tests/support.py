@@ -1,0 +1,74 @@
+"""Helpers shared by the tests: run the tap in-process and collect its Singer output."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import typing as t
+
+from tap_strava.tap import TapStrava
+
+
+@dataclasses.dataclass
+class SyncResult:
+    """What one tap run wrote to stdout."""
+
+    messages: list[dict[str, t.Any]]
+    error: BaseException | None = None
+
+    def records(self, stream: str) -> list[dict[str, t.Any]]:
+        return [
+            m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream
+        ]
+
+    @property
+    def states(self) -> list[dict[str, t.Any]]:
+        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+    @property
+    def final_state(self) -> dict[str, t.Any]:
+        return self.states[-1] if self.states else {}
+
+    def ids(self, stream: str = "activities") -> list[int]:
+        return [r["id"] for r in self.records(stream)]
+
+
+def run_tap(
+    config: dict[str, t.Any],
+    state: dict[str, t.Any] | None = None,
+    streams: t.Iterable[str] | None = None,
+    *,
+    allow_failure: bool = False,
+) -> SyncResult:
+    """Run a whole sync in this process, as `tap-strava --config --state` would.
+
+    With ``allow_failure`` an exception is kept in the result with what was written
+    before it, the way a target would have received it.
+    """
+    tap = TapStrava(config=config, state=state or {}, validate_config=True)
+    if streams is not None:
+        wanted = set(streams)
+        for stream in tap.streams.values():
+            stream.selected = stream.name in wanted
+    buffer = io.StringIO()
+    error: BaseException | None = None
+    with contextlib.redirect_stdout(buffer):
+        try:
+            tap.sync_all()
+        except Exception as exc:
+            if not allow_failure:
+                raise
+            error = exc
+    messages = [json.loads(line) for line in buffer.getvalue().splitlines() if line]
+    return SyncResult(messages, error)
+
+
+def bookmark(state: dict[str, t.Any], stream: str = "activities") -> str | None:
+    """The replication_key_value of the (single-athlete) partition of a stream."""
+    partitions = state.get("bookmarks", {}).get(stream, {}).get("partitions", [])
+    for partition in partitions:
+        if "replication_key_value" in partition:
+            return t.cast("str", partition["replication_key_value"])
+    return None

@@ -1,0 +1,52 @@
+"""The time-window planner: windows tile the range exactly, with no gap and no overlap."""
+
+from __future__ import annotations
+
+from tap_strava.windows import DAY, TimeWindow, WindowPlanner
+
+
+def test_windows_tile_the_range_without_gap_or_overlap():
+    planner = WindowPlanner(start=1_000, now=1_000 + 100 * DAY, initial_span=10 * DAY)
+    windows = []
+    for window in planner:
+        windows.append(window)
+        planner.report(5)
+    assert windows[0].first == 1_000
+    for previous, current in zip(windows, windows[1:]):
+        assert previous.last is not None
+        assert current.first == previous.last + 1
+    assert windows[-1].last is None, "the last window is open-ended"
+
+
+def test_after_and_before_are_exclusive_bounds_around_the_window():
+    window = TimeWindow(first=100, last=199)
+    assert (window.after, window.before) == (99, 200)
+    assert TimeWindow(first=100, last=None).before is None
+
+
+def test_empty_windows_grow_and_crowded_windows_shrink():
+    planner = WindowPlanner(start=1, now=10_000 * DAY, initial_span=30 * DAY, max_span=400 * DAY)
+    first = next(planner)
+    planner.report(0)
+    second = next(planner)
+    assert second.last - second.first + 1 == 2 * (first.last - first.first + 1)
+    for _ in range(10):
+        next(planner)
+        planner.report(0)
+    assert planner.span == 400 * DAY
+    next(planner)
+    planner.report(1_000)
+    assert planner.span == 200 * DAY
+
+
+def test_a_whole_history_backfill_from_1970_needs_few_empty_requests():
+    now = 1_790_000_000  # late 2026
+    planner = WindowPlanner(start=0, now=now, initial_span=30 * DAY)
+    empty_requests = 0
+    for window in planner:
+        if window.last is not None and window.last < 1_400_000_000:  # nothing before 2014
+            empty_requests += 1
+            planner.report(0)
+        else:
+            planner.report(150)
+    assert empty_requests <= 20
