@@ -27,8 +27,17 @@ def start_simulator() -> tuple[subprocess.Popen, dict]:
     info_file = DEMO_DIR / "simulator.json"
     log = (DEMO_DIR / "simulator.log").open("w")
     proc = subprocess.Popen(
-        [str(BIN / "strava-sim"), "--port", "0", "--seed", "42", "--activities", "300",
-         "--info-file", str(info_file)],
+        [
+            str(BIN / "strava-sim"),
+            "--port",
+            "0",
+            "--seed",
+            "42",
+            "--activities",
+            "300",
+            "--info-file",
+            str(info_file),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -62,7 +71,10 @@ def main() -> None:
                 "STRAVA_RUN_STAMP": stamp,
             }
             print(f"demo: simulator at {info['api_url']} ({info['activity_count']} activities)")
-            print("demo: meltano run strava-daily  (tap-strava -> target-csv, tap-strava -> target-postgres)")
+            print(
+                "demo: meltano run strava-daily"
+                "  (tap-strava -> target-csv, then tap-strava -> target-postgres)"
+            )
             proc = subprocess.run(
                 [str(BIN / "meltano"), "run", "strava-daily"],
                 cwd=PROJECT_ROOT,
@@ -90,7 +102,7 @@ def report(url: str, output: Path, env: dict[str, str]) -> None:
     print("\nPostgres (schema strava):")
     with connect(url) as conn:
         for table in ("activities", "athlete", "athlete_stats"):
-            (count,) = conn.execute(f"SELECT count(*) FROM strava.{table}").fetchone()  # noqa: S608
+            (count,) = conn.execute(f"SELECT count(*) FROM strava.{table}").fetchone()
             print(f"  strava.{table:15} {count:5} rows")
         print("\nNewest activities in strava.activities:")
         for start, name, sport, km in conn.execute(
@@ -100,11 +112,16 @@ def report(url: str, output: Path, env: dict[str, str]) -> None:
             print(f"  {start:%Y-%m-%d %H:%M}  {sport:14} {km:>7} km  {name!r}")
     state = subprocess.run(
         [str(BIN / "meltano"), "state", "get", "dev:tap-strava-to-target-postgres"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False,
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if state.returncode == 0:
         value = json.loads(state.stdout)["singer_state"]["bookmarks"]["activities"]
-        print(f"\nBookmark (last loaded start date): {value['partitions'][0]['replication_key_value']}")
+        mark = value["partitions"][0]["replication_key_value"]
+        print(f"\nBookmark (last loaded start date): {mark}")
     print(f"\nLogs: {DEMO_DIR / 'meltano.log'}")
 
 

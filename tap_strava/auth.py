@@ -28,6 +28,12 @@ from tap_strava.token_store import StoredTokens, TokenStore
 EXPIRY_MARGIN_SECONDS = 300
 TOKEN_REQUEST_ATTEMPTS = 4
 
+
+def TOKEN_RETRY_WAIT(attempt: int) -> float:
+    """Seconds to wait before retrying the token endpoint: 1, 2, 4 s."""
+    return float(2 ** (attempt - 1))
+
+
 REAUTHORIZE_HINT = (
     "authorize the app again (scope read,activity:read_all,profile:read_all) and set the "
     "new refresh token as refresh_token (TAP_STRAVA_REFRESH_TOKEN)"
@@ -143,7 +149,7 @@ class StravaAuthenticator(OAuthAuthenticator):
                     response.status_code, _json_or_none(response), response.text
                 )
             if attempt < TOKEN_REQUEST_ATTEMPTS:
-                delay = 2 ** (attempt - 1)
+                delay = TOKEN_RETRY_WAIT(attempt)
                 self.logger.warning(
                     "Strava token endpoint failed (%s); retrying in %s s", last_problem, delay
                 )
@@ -159,7 +165,9 @@ class StravaAuthenticator(OAuthAuthenticator):
         body = _json_or_none(response)
         if response.ok and isinstance(body, dict) and body.get("access_token"):
             return body
-        fields = {field for _, field, _ in strava_error_fields(body)}
+        errors = strava_error_fields(body)
+        fields = {field for _, field, _ in errors}
+        resources = {resource for resource, _, _ in errors}
         summary = strava_error_summary(response.status_code, body, response.text)
         if "refresh_token" in fields or "code" in fields:
             msg = (
@@ -167,7 +175,7 @@ class StravaAuthenticator(OAuthAuthenticator):
                 f"rotated or belongs to another app; {REAUTHORIZE_HINT}"
             )
             raise StravaAuthError(msg)
-        if "client_id" in fields or "client_secret" in fields:
+        if "client_id" in fields or "client_secret" in fields or "Application" in resources:
             msg = (
                 f"Strava rejected the app credentials ({summary}): check client_id and "
                 "client_secret against https://www.strava.com/settings/api"

@@ -3,7 +3,8 @@
 Every answer goes through :func:`check_strava_response`, which sorts it:
 
 * 2xx with a JSON body: fine (its rate-limit headers are recorded);
-* 5xx, HTML from a proxy, malformed or truncated JSON, 429: retriable with backoff;
+* 5xx, HTML from a proxy, malformed or truncated JSON: retriable with backoff;
+* 429: wait for Strava's next quota window (see :mod:`tap_strava.ratelimit`);
 * 401 with a bad access token: refresh once, then a one-line :class:`StravaAuthError`;
 * 401 for a missing scope, 403: one-line errors that name the fix;
 * other 4xx: fatal, with Strava's own message.
@@ -29,7 +30,7 @@ from tap_strava.errors import (
     strava_error_fields,
     strava_error_summary,
 )
-from tap_strava.ratelimit import RateLimitTracker
+from tap_strava.ratelimit import QuotaExhausted, RateLimited, RateLimitTracker
 
 if t.TYPE_CHECKING:
     from collections.abc import Generator, Iterable
@@ -58,8 +59,7 @@ def check_strava_response(response: requests.Response, account: StravaAccount) -
     path = urlparse(response.url).path
 
     if status == HTTPStatus.TOO_MANY_REQUESTS:
-        msg = f"Strava rate limit reached on {path} ({summary}); {account.rate_limits.summary()}"
-        raise RetriableAPIError(msg, response)
+        raise RateLimited(f"Strava rate limit reached on {path} ({summary})")
     if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
         raise RetriableAPIError(f"Strava server error on {path}: {summary}", response)
     if status == HTTPStatus.UNAUTHORIZED:
@@ -94,6 +94,24 @@ def check_strava_response(response: requests.Response, account: StravaAccount) -
         msg = f"Strava answered {path} with a body that is not valid JSON ({summary})"
         raise RetriableAPIError(msg, response)
     account.unauthorized_retries = 0
+
+
+_F = t.TypeVar("_F", bound=t.Callable[..., t.Any])
+
+
+def with_rate_limit_waits(func: _F, rate_limits: RateLimitTracker) -> _F:
+    """Call ``func``; after a 429, wait for the next quota window and call it again."""
+
+    def call(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        attempt = 0
+        while True:
+            try:
+                return func(*args, **kwargs)
+            except RateLimited:
+                attempt += 1
+                rate_limits.after_rate_limited(attempt)
+
+    return t.cast("_F", call)
 
 
 class StravaAccount:
@@ -182,7 +200,23 @@ class StravaStream(RESTStream[int]):
     @property
     def partitions(self) -> list[dict] | None:
         """One partition per authorized athlete."""
-        return [{"athlete_id": self.account.athlete_id}]
+        try:
+            return [{"athlete_id": self.account.athlete_id}]
+        except QuotaExhausted:
+            return None  # get_records then stops at once; nothing is lost
+
+    def request_decorator(self, func: t.Callable) -> t.Callable:
+        """The SDK's retries for 5xx and network errors, paced by Strava's quota.
+
+        Every try first waits for quota (:meth:`RateLimitTracker.before_request`); a 429
+        escapes the SDK's short backoff and waits for the next window instead.
+        """
+
+        def paced(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            self.account.rate_limits.before_request()
+            return func(*args, **kwargs)
+
+        return with_rate_limit_waits(super().request_decorator(paced), self.account.rate_limits)
 
     def validate_response(self, response: requests.Response) -> None:
         """Sort the answer (see :func:`check_strava_response`)."""
@@ -209,11 +243,19 @@ class StravaStream(RESTStream[int]):
             yield body
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
-        """Records of one partition; then log the quota used so far in this run."""
+        """Records of one partition; a spent quota ends the stream cleanly (resumable)."""
+        rate_limits = self.account.rate_limits
         try:
+            if rate_limits.exhausted:
+                self.logger.warning("Skipping %s: %s", self.name, rate_limits.exhausted)
+                return
             yield from self.get_partition_records(context)
+        except QuotaExhausted as exc:
+            self.logger.warning(
+                "Stopping %s early; the next run resumes from the state: %s", self.name, exc
+            )
         finally:
-            self.logger.info(self.account.rate_limits.summary())
+            self.logger.info(rate_limits.summary())
 
     def get_partition_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """Records of one partition (the SDK adds ``athlete_id`` from the context)."""

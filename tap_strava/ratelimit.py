@@ -11,7 +11,10 @@ simulator's windows are short.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import email.utils
+import logging
+import time
 import typing as t
 
 if t.TYPE_CHECKING:
@@ -19,6 +22,19 @@ if t.TYPE_CHECKING:
 
 DEFAULT_WINDOW_SECONDS = 900
 DEFAULT_DAY_SECONDS = 86400
+# A 429 caused by other users of the app: wait for the next window this many times.
+MAX_RATE_LIMITED_RETRIES = 3
+WINDOW_MARGIN_SECONDS = 1.0
+
+logger = logging.getLogger("tap-strava.ratelimit")
+
+
+class QuotaExhausted(Exception):
+    """Strava's quota is spent for longer than the run may wait: stop cleanly."""
+
+
+class RateLimited(Exception):
+    """Strava answered 429 (another user of the app spent the window)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,19 +93,36 @@ class RateLimitSnapshot:
 
 
 class RateLimitTracker:
-    """Remembers the quota seen during a run, for pacing and for the run's log."""
+    """Paces requests by the quota Strava reports, and reports the quota a run used.
+
+    Before each request it looks at the last answer's usage: when the 15-minute window
+    is spent it sleeps until the next window if that is within ``max_wait_seconds``,
+    otherwise (and whenever the daily quota is spent) it raises
+    :class:`QuotaExhausted`, which the streams turn into a clean, resumable stop.
+    Window ends are computed from the server's ``Date`` header, not the local clock.
+    """
 
     def __init__(
         self,
         *,
         window_seconds: int = DEFAULT_WINDOW_SECONDS,
         day_seconds: int = DEFAULT_DAY_SECONDS,
+        max_wait_seconds: float = DEFAULT_WINDOW_SECONDS,
+        sleep: t.Callable[[float], None] | None = None,
+        monotonic: t.Callable[[], float] = time.monotonic,
     ) -> None:
         self.window_seconds = window_seconds
         self.day_seconds = day_seconds
+        self.max_wait_seconds = max_wait_seconds
+        self._sleep = sleep
+        self._monotonic = monotonic
         self.first: RateLimitSnapshot | None = None
         self.last: RateLimitSnapshot | None = None
+        self._last_seen_at: float | None = None  # monotonic time of the last answer
+        self._window_spent = False
         self.requests_seen = 0
+        self.waited_seconds = 0.0
+        self.exhausted: str | None = None  # why the run stopped early, if it did
 
     def observe(self, response: requests.Response) -> None:
         """Record the quota headers of an API answer (token calls carry none)."""
@@ -100,30 +133,104 @@ class RateLimitTracker:
         if self.first is None:
             self.first = snapshot
         self.last = snapshot
+        self._last_seen_at = self._monotonic()
+        self._window_spent = False
+
+    def before_request(self) -> None:
+        """Wait for quota, or raise :class:`QuotaExhausted`; never provoke a 429 ourselves."""
+        if self.exhausted:
+            raise QuotaExhausted(self.exhausted)
+        budget = self._tightest()
+        if budget is None:
+            return
+        usage, limit = budget
+        if usage.daily >= limit.daily:
+            self._stop(f"the daily quota is spent ({usage.daily}/{limit.daily})", daily=True)
+        if usage.short >= limit.short and not self._window_spent:
+            self._wait_for_next_window(
+                f"the 15-minute quota is spent ({usage.short}/{limit.short})"
+            )
+
+    def after_rate_limited(self, attempt: int) -> None:
+        """A 429 from other users' traffic: wait for the next window, a bounded number of times."""
+        if attempt > MAX_RATE_LIMITED_RETRIES:
+            self._stop(f"Strava kept answering 429 after {MAX_RATE_LIMITED_RETRIES} windows")
+        budget = self._tightest()
+        if budget is not None and budget[0].daily >= budget[1].daily:
+            self._stop(
+                f"the daily quota is spent ({budget[0].daily}/{budget[1].daily})", daily=True
+            )
+        self._wait_for_next_window(
+            "Strava answered 429 Rate Limit Exceeded (quota shared by the app)"
+        )
 
     def seconds_until_window_reset(self) -> float | None:
-        """Seconds from the last answer's server time to the next 15-minute boundary."""
-        if self.last is None or self.last.server_time is None:
-            return None
-        return self.window_seconds - (self.last.server_time % self.window_seconds)
+        """Seconds from now to the next 15-minute boundary of the server's clock."""
+        return self._seconds_until(self.window_seconds)
 
     def seconds_until_day_reset(self) -> float | None:
-        """Seconds from the last answer's server time to the next day boundary (UTC)."""
-        if self.last is None or self.last.server_time is None:
-            return None
-        return self.day_seconds - (self.last.server_time % self.day_seconds)
+        """Seconds from now to the next day boundary (midnight UTC) of the server's clock."""
+        return self._seconds_until(self.day_seconds)
 
     def summary(self) -> str:
         """One line for the run's log: quota used in both windows, and headroom."""
-        if self.last is None or self.last.effective() is None:
+        budget = self._tightest()
+        if budget is None:
             return "Strava quota: no rate-limit headers seen"
-        usage, limit = t.cast("tuple[WindowPair, WindowPair]", self.last.effective())
+        usage, limit = budget
         return (
             f"Strava read quota after {self.requests_seen} requests this run: "
             f"15-minute window {usage.short}/{limit.short}, "
             f"day {usage.daily}/{limit.daily} "
             f"({max(0, limit.daily - usage.daily)} reads left today)"
         )
+
+    def _tightest(self) -> tuple[WindowPair, WindowPair] | None:
+        if self.last is None:
+            return None
+        pairs = [
+            (u, lim)
+            for u, lim in (
+                (self.last.read_usage, self.last.read_limit),
+                (self.last.usage, self.last.limit),
+            )
+            if u is not None and lim is not None
+        ]
+        if not pairs:
+            return None
+        return max(
+            pairs, key=lambda p: (p[0].daily / max(p[1].daily, 1), p[0].short / max(p[1].short, 1))
+        )
+
+    def _seconds_until(self, length: int) -> float | None:
+        if self.last is None or self.last.server_time is None or self._last_seen_at is None:
+            return None
+        at_answer = length - (self.last.server_time % length)
+        return max(0.0, at_answer - (self._monotonic() - self._last_seen_at))
+
+    def _wait_for_next_window(self, reason: str) -> None:
+        remaining = self.seconds_until_window_reset()
+        wait = (remaining if remaining is not None else self.window_seconds) + WINDOW_MARGIN_SECONDS
+        if wait > self.max_wait_seconds:
+            self._stop(
+                f"{reason}; the next window opens in {wait:.0f} s, more than "
+                f"max_rate_limit_wait_seconds={self.max_wait_seconds:.0f}"
+            )
+        logger.warning("%s: waiting %.0f s for the next window", reason, wait)
+        (self._sleep or time.sleep)(wait)
+        self.waited_seconds += wait
+        self._window_spent = True  # a new window: the last usage figures are stale
+
+    def _stop(self, reason: str, *, daily: bool = False) -> t.NoReturn:
+        remaining = self.seconds_until_day_reset() if daily else self.seconds_until_window_reset()
+        when = ""
+        if remaining is not None:
+            resume = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+                seconds=remaining
+            )
+            when = f"; Strava's quota allows going on after {resume:%Y-%m-%d %H:%M:%S} UTC"
+        self.exhausted = f"{reason}{when}"
+        raise QuotaExhausted(self.exhausted)
 
 
 def _parse_http_date(value: str | None) -> float | None:

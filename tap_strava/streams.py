@@ -155,6 +155,10 @@ class AthleteStatsStream(StravaStream):
     replication_key = None
     schema = ATHLETE_STATS_SCHEMA
 
+    def get_new_paginator(self) -> None:  # type: ignore[override]
+        """One object, one request: no paging."""
+        return
+
     def post_process(
         self,
         row: dict[str, t.Any],

@@ -105,6 +105,23 @@ class TapStrava(Tap):
             "$XDG_STATE_HOME/tap-strava/tokens.json (~/.local/state/...).",
         ),
         th.Property(
+            "max_rate_limit_wait_seconds",
+            th.IntegerType(minimum=0),
+            default=900,
+            title="Max Rate Limit Wait Seconds",
+            description="When Strava's 15-minute quota is spent, wait for the next window "
+            "if it opens within this many seconds; otherwise stop cleanly (the state is "
+            "kept and the next run resumes there).",
+        ),
+        th.Property(
+            "rate_limit_window_seconds",
+            th.IntegerType(minimum=1),
+            default=900,
+            title="Rate Limit Window Seconds",
+            description="Length of Strava's short quota window (900 s, windows start at "
+            ":00/:15/:30/:45). Change only for a simulator with short windows.",
+        ),
+        th.Property(
             "request_timeout",
             th.IntegerType(minimum=1),
             default=60,
@@ -145,7 +162,10 @@ class TapStrava(Tap):
         return StravaAccount(
             authenticator=authenticator,
             api_url=str(config.get("api_url") or DEFAULT_API_URL),
-            rate_limits=RateLimitTracker(),
+            rate_limits=RateLimitTracker(
+                window_seconds=int(config.get("rate_limit_window_seconds", 900)),
+                max_wait_seconds=float(config.get("max_rate_limit_wait_seconds", 900)),
+            ),
             session=requests.Session(),
             timeout=timeout,
         )

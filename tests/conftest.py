@@ -45,7 +45,7 @@ def _no_retry_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         client.StravaStream, "backoff_wait_generator", lambda _self: backoff.constant(0)
     )
-    monkeypatch.setattr(auth.time, "sleep", lambda _seconds: None)
+    monkeypatch.setattr(auth, "TOKEN_RETRY_WAIT", lambda _attempt: 0)
 
 
 @pytest.fixture(scope="session")

@@ -57,7 +57,9 @@ class MeltanoProject:
         env.update(extra)
         return env
 
-    def meltano(self, *args: str, run_stamp: str | None = None, **extra: str) -> subprocess.CompletedProcess:
+    def meltano(
+        self, *args: str, run_stamp: str | None = None, **extra: str
+    ) -> subprocess.CompletedProcess:
         return subprocess.run(
             [MELTANO, *args],
             cwd=PROJECT_ROOT,
@@ -75,9 +77,9 @@ class MeltanoProject:
 
     def rows(self, table: str) -> list[dict[str, t.Any]]:
         with connect(self.postgres_url) as conn, conn.cursor() as cur:
-            cur.execute(f'SELECT * FROM "{self.schema}"."{table}"')  # noqa: S608
+            cur.execute(f'SELECT * FROM "{self.schema}"."{table}"')
             columns = [c.name for c in cur.description or []]
-            return [dict(zip(columns, row)) for row in cur.fetchall()]
+            return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
 
     def drop_schema(self) -> None:
         with connect(self.postgres_url) as conn:

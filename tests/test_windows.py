@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from tap_strava.windows import DAY, TimeWindow, WindowPlanner
 
 
@@ -12,7 +14,7 @@ def test_windows_tile_the_range_without_gap_or_overlap():
         windows.append(window)
         planner.report(5)
     assert windows[0].first == 1_000
-    for previous, current in zip(windows, windows[1:]):
+    for previous, current in itertools.pairwise(windows):
         assert previous.last is not None
         assert current.first == previous.last + 1
     assert windows[-1].last is None, "the last window is open-ended"

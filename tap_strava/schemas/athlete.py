@@ -50,6 +50,24 @@ ATHLETE_SCHEMA = th.PropertiesList(
     th.Property("date_preference", th.StringType),
     th.Property("measurement_preference", th.StringType, description="feet or meters."),
     th.Property("ftp", th.IntegerType, description="Functional threshold power in watts."),
+    th.Property("postable_clubs_count", th.IntegerType),
+    th.Property(
+        "clubs",
+        th.ArrayType(
+            th.ObjectType(
+                th.Property("id", th.IntegerType),
+                th.Property("name", th.StringType),
+                th.Property("sport_type", th.StringType),
+                th.Property("city", th.StringType),
+                th.Property("country", th.StringType),
+                th.Property("private", th.BooleanType),
+                th.Property("member_count", th.IntegerType),
+                th.Property("url", th.StringType),
+                th.Property("membership", th.StringType),
+            )
+        ),
+        description="Clubs the athlete belongs to (summary).",
+    ),
     th.Property("bikes", _GEAR_SUMMARY),
     th.Property("shoes", _GEAR_SUMMARY),
 ).to_dict()

@@ -1,0 +1,192 @@
+"""Control endpoints under ``/_sim/`` for a simulator running in another process.
+
+They mirror the Python API (the demo and ``meltano run`` tests drive the simulator through
+them). They are not Strava: they need no token, are never rate limited, never faulted and
+never recorded in ``requests``.
+
+=======  ==========================  ===============================================
+method   path                        effect
+=======  ==========================  ===============================================
+GET      /_sim/info                  URLs, client credentials, current refresh token
+GET      /_sim/activities            every summary, newest first
+POST     /_sim/activities            JSON fields -> new upload (201)
+GET      /_sim/activities/{id}       one summary
+PATCH    /_sim/activities/{id}       JSON fields -> edit
+DELETE   /_sim/activities/{id}       delete
+POST     /_sim/revoke                the athlete deauthorizes the app
+POST     /_sim/scope                 {"scope": "read,activity:read"}
+POST     /_sim/authorization         {"approve": false} / {"scope": "read"}
+POST     /_sim/access_token          issue an access token directly
+POST     /_sim/refresh_token         the athlete authorizes again: new refresh token
+GET      /_sim/faults                pending faults
+POST     /_sim/faults                {"path_pattern", "kind", "count", "status", "delay"}
+DELETE   /_sim/faults                clear faults
+GET      /_sim/requests              request records; DELETE clears them
+GET      /_sim/rate_usage            current usage
+POST     /_sim/rate_limits/reset     forget usage
+POST     /_sim/clock                 {"advance": seconds}
+=======  ==========================  ===============================================
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from tap_strava.simulator.messages import Request, Response, json_response
+
+if TYPE_CHECKING:
+    from tap_strava.simulator.simulator import StravaSimulator
+
+JSONDict = dict[str, Any]
+_ACTIVITY = re.compile(r"^/_sim/activities/(\d+)/?$")
+
+
+class AdminError(Exception):
+    """A control call that cannot be honoured (status and message for the answer)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _body(request: Request) -> JSONDict:
+    if not request.body.strip():
+        return {}
+    try:
+        data = json.loads(request.body)
+    except ValueError as exc:
+        raise AdminError(400, f"body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise AdminError(400, "body must be a JSON object")
+    return data
+
+
+def _activity_call(sim: StravaSimulator, request: Request, activity_id: int) -> Response:
+    try:
+        if request.method == "GET":
+            return json_response(200, sim.activity(activity_id))
+        if request.method == "PATCH":
+            return json_response(200, sim.update_activity(activity_id, **_body(request)))
+        if request.method == "DELETE":
+            sim.delete_activity(activity_id)
+            return json_response(200, {"deleted": activity_id})
+    except KeyError:
+        raise AdminError(404, f"no activity {activity_id}") from None
+    raise AdminError(405, f"{request.method} not allowed here")
+
+
+def _route(sim: StravaSimulator, request: Request) -> Response:
+    path = request.path.rstrip("/")
+    method = request.method
+    match = _ACTIVITY.match(path)
+    if match:
+        return _activity_call(sim, request, int(match.group(1)))
+    routes: dict[tuple[str, str], Any] = {
+        ("GET", "/_sim/info"): lambda: (200, sim.info()),
+        ("GET", "/_sim/activities"): lambda: (200, sim.activities),
+        ("POST", "/_sim/activities"): lambda: (201, sim.add_activity(**_body(request))),
+        ("POST", "/_sim/revoke"): lambda: (200, _revoke(sim)),
+        ("POST", "/_sim/scope"): lambda: (200, _scope(sim, _body(request))),
+        ("POST", "/_sim/authorization"): lambda: (200, _authorization(sim, _body(request))),
+        ("POST", "/_sim/access_token"): lambda: (200, {"access_token": sim.issue_access_token()}),
+        ("POST", "/_sim/refresh_token"): lambda: (
+            200,
+            {"refresh_token": sim.issue_refresh_token()},
+        ),
+        ("GET", "/_sim/faults"): lambda: (200, [f.as_dict() for f in sim.faults]),
+        ("POST", "/_sim/faults"): lambda: (201, _fault(sim, _body(request))),
+        ("DELETE", "/_sim/faults"): lambda: (200, _clear_faults(sim)),
+        ("GET", "/_sim/requests"): lambda: (200, [r.as_dict() for r in sim.requests]),
+        ("DELETE", "/_sim/requests"): lambda: (200, _clear_requests(sim)),
+        ("GET", "/_sim/rate_usage"): lambda: (200, _usage(sim)),
+        ("POST", "/_sim/rate_limits/reset"): lambda: (200, _reset_limits(sim)),
+        ("POST", "/_sim/clock"): lambda: (200, _clock(sim, _body(request))),
+    }
+    action = routes.get((method, path))
+    if action is None:
+        if any(p == path for _, p in routes):
+            raise AdminError(405, f"{method} not allowed on {path}")
+        raise AdminError(404, f"no control endpoint {path}")
+    status, body = action()
+    return json_response(status, body)
+
+
+def _revoke(sim: StravaSimulator) -> JSONDict:
+    sim.revoke_tokens()
+    return {"revoked": True}
+
+
+def _scope(sim: StravaSimulator, body: JSONDict) -> JSONDict:
+    if not isinstance(body.get("scope"), str):
+        raise AdminError(400, 'expected {"scope": "read,activity:read"}')
+    sim.set_scope(body["scope"])
+    return {"scope": sim.scope}
+
+
+def _authorization(sim: StravaSimulator, body: JSONDict) -> JSONDict:
+    scope = body.get("scope")
+    sim.set_authorization(
+        approve=bool(body.get("approve", True)), scope=str(scope) if scope is not None else None
+    )
+    return {"approve": bool(body.get("approve", True)), "scope": scope}
+
+
+def _fault(sim: StravaSimulator, body: JSONDict) -> JSONDict:
+    pattern = body.get("path_pattern", body.get("pattern"))
+    if not isinstance(pattern, str) or not isinstance(body.get("kind"), str):
+        raise AdminError(400, 'expected {"path_pattern": "...", "kind": "..."}')
+    status = body.get("status")
+    fault = sim.inject_fault(
+        pattern,
+        body["kind"],
+        int(body.get("count", 1)),
+        int(status) if status is not None else None,
+        float(body.get("delay", 0.0)),
+    )
+    return fault.as_dict()
+
+
+def _clear_faults(sim: StravaSimulator) -> JSONDict:
+    sim.clear_faults()
+    return {"cleared": True}
+
+
+def _clear_requests(sim: StravaSimulator) -> JSONDict:
+    sim.clear_requests()
+    return {"cleared": True}
+
+
+def _usage(sim: StravaSimulator) -> JSONDict:
+    read_15, read_day, overall_15, overall_day = sim.rate_usage
+    return {
+        "read_15min": read_15,
+        "read_daily": read_day,
+        "overall_15min": overall_15,
+        "overall_daily": overall_day,
+    }
+
+
+def _reset_limits(sim: StravaSimulator) -> JSONDict:
+    sim.reset_rate_limits()
+    return _usage(sim)
+
+
+def _clock(sim: StravaSimulator, body: JSONDict) -> JSONDict:
+    try:
+        sim.advance_clock(float(body.get("advance", 0)))
+    except (TypeError, ValueError):
+        raise AdminError(400, 'expected {"advance": seconds}') from None
+    return {"now": sim.now()}
+
+
+def handle(sim: StravaSimulator, request: Request) -> Response:
+    """Answer a ``/_sim/`` control call."""
+    try:
+        return _route(sim, request)
+    except AdminError as exc:
+        return json_response(exc.status, {"message": exc.message, "errors": []})
+    except (TypeError, ValueError) as exc:
+        return json_response(400, {"message": str(exc), "errors": []})

@@ -1,0 +1,521 @@
+"""``StravaSimulator``: the object tests and the CLI use, and the request pipeline.
+
+The pipeline for every request is, in Strava's order: injected fault -> (API only) rate-limit
+counting -> 429 if over a limit -> access token check -> resource. Token endpoints are outside
+the rate limits and carry no rate-limit headers. Control calls under ``/_sim/`` are neither
+counted, nor faulted, nor recorded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import json
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from tap_strava.simulator import admin, errors
+from tap_strava.simulator.api import StravaApi
+from tap_strava.simulator.data import generate
+from tap_strava.simulator.faults import Fault, FaultInjector
+from tap_strava.simulator.messages import OAUTH_JSON, Request, Response, json_response
+from tap_strava.simulator.oauth import TokenAuthority, parse_scope
+from tap_strava.simulator.ratelimits import Limits, RateLimiter
+from tap_strava.simulator.records import REDACTED, RequestLog, RequestRecord
+from tap_strava.simulator.server import make_server
+from tap_strava.simulator.store import ActivityStore, apply_fields
+
+JSONDict = dict[str, Any]
+API_PREFIX = "/api/v3"
+ADMIN_PREFIX = "/_sim"
+#: Query parameters whose values are never recorded nor logged.
+SECRET_PARAMS = frozenset({"access_token", "refresh_token", "client_secret", "code"})
+MALFORMED_BODY = b'{"resource_state":2,"id":,"name":"Morning Run"]'
+HTML_PAGE = (
+    "<html>\r\n<head><title>{status} Gateway Time-out</title></head>\r\n<body>\r\n"
+    "<center><h1>{status} Gateway Time-out</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+
+
+class StravaSimulator:
+    """A local, faithful Strava API v3 for one athlete and one application.
+
+    See the package docstring for the behaviours; every constructor argument is also a knob
+    for tests (short rate-limit windows, small quotas, token lifetime, a fixed clock).
+    """
+
+    def __init__(
+        self,
+        seed: int = 1,
+        activity_count: int = 300,
+        client_id: str = "12345",
+        client_secret: str = "sim-client-secret",  # noqa: S107 - a fake app's fake secret
+        access_token_lifetime: int = 21600,
+        rotate_refresh_tokens: bool = True,
+        read_limit_15min: int = 100,
+        read_limit_daily: int = 1000,
+        overall_limit_15min: int = 200,
+        overall_limit_daily: int = 2000,
+        window_seconds: float = 900,
+        day_seconds: float = 86400,
+        scope: str = "read,activity:read_all,profile:read_all",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        initial_refresh_token: str | None = None,
+        now: float | None = None,
+        clock: Callable[[], float] | None = None,
+        request_log: Callable[[RequestRecord], None] | None = None,
+    ) -> None:
+        self._clock: Callable[[], float] = clock or time.time
+        self._clock_offset = 0.0
+        self.seed = seed
+        self.host = host
+        self.port = port
+        self._request_log_cb = request_log
+        self._dataset = generate(seed, activity_count, self.now() if now is None else now)
+        self._store = ActivityStore(self._dataset.activities)
+        self._tokens = TokenAuthority(
+            client_id=str(client_id),
+            client_secret=client_secret,
+            access_token_lifetime=access_token_lifetime,
+            rotate_refresh_tokens=rotate_refresh_tokens,
+            scope=scope,
+            seed=seed,
+            initial_refresh_token=initial_refresh_token,
+        )
+        self._limiter = RateLimiter(
+            Limits(
+                read_15min=read_limit_15min,
+                read_daily=read_limit_daily,
+                overall_15min=overall_limit_15min,
+                overall_daily=overall_limit_daily,
+                window_seconds=window_seconds,
+                day_seconds=day_seconds,
+            )
+        )
+        self._faults = FaultInjector()
+        self._requests = RequestLog()
+        self._api = StravaApi(self._store, self._tokens, self._dataset)
+        self._edit_lock = threading.Lock()  # the generator's random state is not thread-safe
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> StravaSimulator:
+        """Listen and serve in a background daemon thread; return self."""
+        if self._server is not None:
+            return self
+        self._server = make_server(self, self.host, self.port)
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"strava-sim:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> StravaSimulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- addresses -----------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT`` (the port is known once started)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """Base of the API, what the tap calls ``api_url``."""
+        return self.base_url + API_PREFIX
+
+    @property
+    def token_url(self) -> str:
+        """The token endpoint, outside ``/api/v3`` as on Strava."""
+        return self.base_url + "/oauth/token"
+
+    @property
+    def authorize_url(self) -> str:
+        """The browser authorization page (answers with a redirect at once)."""
+        return self.base_url + "/oauth/authorize"
+
+    # -- clock ---------------------------------------------------------------------------
+    def now(self) -> float:
+        """The simulator's current time (epoch seconds)."""
+        return self._clock() + self._clock_offset
+
+    def set_clock(self, clock: Callable[[], float]) -> None:
+        """Use another time source (e.g. a fake clock in tests)."""
+        self._clock = clock
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the simulator's time forward (e.g. to expire tokens in a demo)."""
+        self._clock_offset += seconds
+
+    # -- athlete, tokens, scope ----------------------------------------------------------
+    @property
+    def client_id(self) -> str:
+        """The simulated application's client id."""
+        return self._tokens.client_id
+
+    @property
+    def client_secret(self) -> str:
+        """The simulated application's client secret."""
+        return self._tokens.client_secret
+
+    @property
+    def refresh_token(self) -> str | None:
+        """The refresh token that works now (None after :meth:`revoke_tokens`)."""
+        return self._tokens.refresh_token
+
+    @property
+    def athlete_id(self) -> int:
+        """The athlete's id."""
+        return int(self._dataset.athlete["id"])
+
+    @property
+    def athlete(self) -> JSONDict:
+        """A copy of the detailed athlete."""
+        return copy.deepcopy(self._dataset.athlete)
+
+    @property
+    def gear(self) -> dict[str, JSONDict]:
+        """A copy of the athlete's gear by id."""
+        return copy.deepcopy(self._dataset.gear)
+
+    @property
+    def scope(self) -> str:
+        """The granted scope, comma-separated."""
+        return ",".join(self._tokens.scope)
+
+    def set_scope(self, scope: str) -> None:
+        """Set the scope of current and future tokens (e.g. ``"read,activity:read"``)."""
+        self._tokens.set_scope(scope)
+
+    def revoke_tokens(self) -> None:
+        """The athlete deauthorizes the app: every access and refresh token stops working."""
+        self._tokens.revoke()
+
+    def issue_refresh_token(self) -> str:
+        """The athlete authorizes the app again: a new token chain; the old refresh token dies.
+
+        Like a code exchange, it also issues a new access token (kept by the "browser"), so
+        the returned refresh token starts a chain of its own. Also undoes a revocation.
+        """
+        return self._tokens.reauthorize(self.now())
+
+    def issue_access_token(self) -> str:
+        """Issue a valid access token directly, bypassing the refresh flow."""
+        return self._tokens.issue_access_token(self.now())[0]
+
+    def set_authorization(self, *, approve: bool = True, scope: str | None = None) -> None:
+        """Decide what the athlete does on the consent screen of ``/oauth/authorize``.
+
+        ``approve=False`` makes it redirect with ``error=access_denied``; ``scope`` limits the
+        granted scopes to those listed (the athlete unticks the others).
+        """
+        self._tokens.approve = approve
+        self._tokens.grant_override = None if scope is None else parse_scope(scope)
+
+    # -- activities ----------------------------------------------------------------------
+    @property
+    def activities(self) -> list[JSONDict]:
+        """Copies of every summary, newest first, as served to an ``activity:read_all`` token."""
+        return self._store.summaries()
+
+    def activity(self, activity_id: int) -> JSONDict:
+        """A copy of one summary; KeyError if unknown."""
+        found = self._store.get(int(activity_id))
+        if found is None:
+            raise KeyError(activity_id)
+        return copy.deepcopy(found.summary)
+
+    def add_activity(self, **fields: Any) -> JSONDict:
+        """Upload a new activity now (new highest id); ``fields`` override generated values.
+
+        ``start_date="2020-01-01T10:00:00Z"`` makes it a late upload of an old activity;
+        ``sport_type``, ``name``, ``private``/``visibility``, ``manual``, ``timezone`` and any
+        other summary field may be given. Returns a copy of the stored summary.
+        """
+        with self._edit_lock:
+            return self._add_activity(fields)
+
+    def _add_activity(self, fields: dict[str, Any]) -> JSONDict:
+        factory = self._dataset.factory
+        now = int(self.now())
+        sport_type = fields.get("sport_type") or fields.get("type")
+        sport = factory.sport_for(str(sport_type)) if sport_type else factory.random_sport()
+        provisional = now - 6 * 3600
+        activity = factory.build(
+            sport,
+            provisional,
+            self._dataset.home,
+            manual=bool(fields.get("manual", False)),
+            name=fields.get("name"),
+        )
+        if "start_date" not in fields and "start_date_local" not in fields:
+            elapsed = int(activity.summary["elapsed_time"])
+            start = now - elapsed - factory.rng.randint(60, 1800)
+            fields = {
+                "start_date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start)),
+                **fields,
+            }
+        factory.assign_id(activity)
+        activity.upload_ts = now
+        summary = copy.deepcopy(activity.summary)
+        apply_fields(activity, summary, fields, self._dataset.home)
+        activity.summary = summary
+        self._store.add(activity)
+        return copy.deepcopy(summary)
+
+    def update_activity(self, activity_id: int, **fields: Any) -> JSONDict:
+        """Edit an activity (name, sport_type, private/visibility, gear_id, start_date, ...)."""
+        return self._store.update(int(activity_id), fields, self._dataset.home)
+
+    def delete_activity(self, activity_id: int) -> None:
+        """Delete an activity; KeyError if unknown."""
+        self._store.delete(int(activity_id))
+
+    # -- faults, limits, records ---------------------------------------------------------
+    def inject_fault(
+        self,
+        path_pattern: str,
+        kind: str,
+        count: int = 1,
+        status: int | None = None,
+        delay: float = 0.0,
+    ) -> Fault:
+        """Make the next ``count`` requests whose path matches ``path_pattern`` fail.
+
+        Kinds: status, html, malformed_json, truncated_json, slow, reset, rate_limit (see
+        ``faults.py``). A negative count keeps the fault until :meth:`clear_faults`.
+        """
+        return self._faults.add(path_pattern, kind, count, status, delay)
+
+    def clear_faults(self) -> None:
+        """Remove all injected faults."""
+        self._faults.clear()
+
+    @property
+    def faults(self) -> list[Fault]:
+        """Faults still pending."""
+        return self._faults.active()
+
+    @property
+    def rate_usage(self) -> tuple[int, int, int, int]:
+        """(read_15min, read_daily, overall_15min, overall_daily) usage now."""
+        return self._limiter.usage(self.now())
+
+    @property
+    def rate_limits(self) -> Limits:
+        """The configured limits and window lengths."""
+        return self._limiter.limits
+
+    def reset_rate_limits(self) -> None:
+        """Forget the usage so far (convenience for demos; Strava has no such thing)."""
+        self._limiter.reset()
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Records of every request served so far (``/_sim/`` calls excluded)."""
+        return self._requests.snapshot()
+
+    def clear_requests(self) -> None:
+        """Forget the request records."""
+        self._requests.clear()
+
+    def info(self) -> JSONDict:
+        """What a client needs to connect (``GET /_sim/info``)."""
+        limits = self._limiter.limits
+        return {
+            "base_url": self.base_url,
+            "api_url": self.api_url,
+            "token_url": self.token_url,
+            "authorize_url": self.authorize_url,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "refresh_token": self.refresh_token,
+            "athlete_id": self.athlete_id,
+            "activity_count": len(self._store),
+            "scope": self.scope,
+            "seed": self.seed,
+            "limits": {
+                "read_15min": limits.read_15min,
+                "read_daily": limits.read_daily,
+                "overall_15min": limits.overall_15min,
+                "overall_daily": limits.overall_daily,
+                "window_seconds": limits.window_seconds,
+                "day_seconds": limits.day_seconds,
+            },
+        }
+
+    # -- request pipeline ----------------------------------------------------------------
+    def handle(self, request: Request) -> Response:
+        """Answer one HTTP request (called by the server thread for each request)."""
+        path = request.path
+        if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+            return admin.handle(self, request)
+        fault = self._faults.take(path)
+        auth_via, token = _access_token(request)
+        if fault is not None and fault.kind == "slow":
+            # Event.wait, not time.sleep: test suites often stub time.sleep to skip backoffs.
+            threading.Event().wait(max(0.0, fault.delay))
+        now = self.now()
+        if fault is not None and fault.kind == "reset":
+            response = Response(0, reset=True)
+        elif fault is not None and fault.kind == "html":
+            page = HTML_PAGE.format(status=fault.status).encode()
+            response = Response(fault.status, page, "text/html")
+        elif path.startswith("/oauth/") or path == API_PREFIX + "/oauth/token":
+            response = self._handle_oauth(request, fault, now)
+        elif path == API_PREFIX or path.startswith(API_PREFIX + "/"):
+            response = self._handle_api(request, path[len(API_PREFIX) :], fault, now, token)
+        else:
+            response = json_response(404, errors.unknown_path())
+        if fault is not None and not response.reset:
+            response = _corrupt(response, fault.kind)
+        record = RequestRecord(
+            method=request.method,
+            path=path,
+            query={k: (REDACTED if k in SECRET_PARAMS else v) for k, v in request.query.items()},
+            status=None if response.reset else response.status,
+            token_in=auth_via,
+            time=now,
+            fault=fault.kind if fault is not None else None,
+        )
+        self._requests.append(record)
+        if self._request_log_cb is not None:
+            self._request_log_cb(record)
+        return response
+
+    def _handle_api(
+        self,
+        request: Request,
+        path: str,
+        fault: Fault | None,
+        now: float,
+        token: str | None,
+    ) -> Response:
+        if fault is not None and fault.kind == "rate_limit":
+            self._limiter.spend_by_others(now)
+        decision = self._limiter.count(now, is_read=request.method in ("GET", "HEAD"))
+        if fault is not None and fault.kind == "status":
+            response = json_response(fault.status, errors.for_status(fault.status))
+        elif decision.limited:
+            response = json_response(429, errors.rate_limit_exceeded())
+        elif not self._tokens.access_valid(token, now):
+            response = json_response(401, errors.invalid_access_token())
+        else:
+            response = self._api.handle(request, path or "/", now)
+        response.headers = [*decision.headers, *response.headers]
+        return response
+
+    def _handle_oauth(self, request: Request, fault: Fault | None, now: float) -> Response:
+        if fault is not None and fault.kind in ("status", "rate_limit"):
+            return json_response(fault.status, errors.for_status(fault.status), OAUTH_JSON)
+        path = request.path.rstrip("/")
+        params = dict(request.query)
+        params.update(_form(request))
+        if path in ("/oauth/token", API_PREFIX + "/oauth/token") and request.method == "POST":
+            result = self._tokens.token(params, now, self._api.summary_athlete())
+            return json_response(result.status, result.body, OAUTH_JSON)
+        if path in ("/oauth/authorize", "/oauth/mobile/authorize") and request.method == "GET":
+            status, answer = self._tokens.authorize(params)
+            if status != 302:
+                return json_response(status, answer, OAUTH_JSON)
+            redirect = params["redirect_uri"]
+            sep = "&" if "?" in redirect else "?"
+            location = redirect + sep + urlencode(answer, safe=",:")
+            return Response(302, b"", "text/html; charset=utf-8", [("Location", location)])
+        if path == "/oauth/deauthorize" and request.method == "POST":
+            _, bearer = _access_token(request)
+            token = bearer or params.get("access_token")
+            result = self._tokens.deauthorize(token, now)
+            return json_response(result.status, result.body, OAUTH_JSON)
+        if path == "/oauth/revoke" and request.method == "POST":
+            result = self._tokens.revoke_endpoint(_basic_auth(request), params.get("token", ""))
+            if result.body is None:
+                return Response(result.status, b"", OAUTH_JSON)
+            return json_response(result.status, result.body, OAUTH_JSON)
+        return json_response(404, errors.unknown_path(), OAUTH_JSON)
+
+
+def _access_token(request: Request) -> tuple[str | None, str | None]:
+    """Find the access token: the Authorization header wins over ``?access_token=``."""
+    header = request.header("authorization")
+    if header:
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() == "bearer":
+            return "header", value.strip()
+        return "header", None
+    if "access_token" in request.query:
+        return "query", request.query["access_token"]
+    return None, None
+
+
+def _basic_auth(request: Request) -> tuple[str, str] | None:
+    header = request.header("authorization") or ""
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+def _form(request: Request) -> dict[str, str]:
+    """Parameters from a form-encoded or JSON body (Strava accepts both)."""
+    if not request.body:
+        return {}
+    content_type = (request.header("content-type") or "").lower()
+    text = request.body.decode("utf-8", errors="replace")
+    if "json" in content_type:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return {}
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    return dict(parse_qsl(text, keep_blank_values=True))
+
+
+def _corrupt(response: Response, kind: str) -> Response:
+    """Apply the body-level faults to a computed answer."""
+    if kind == "malformed_json":
+        return Response(200, MALFORMED_BODY, response.content_type, response.headers)
+    if kind == "truncated_json":
+        cut = max(1, len(response.body) // 2)
+        return Response(
+            response.status, response.body[:cut], response.content_type, response.headers
+        )
+    return response

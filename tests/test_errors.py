@@ -1,0 +1,96 @@
+"""Error paths: each ends in one clear line, or is retried and recovered from."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tap_strava.errors import StravaAuthError, StravaScopeError
+from tests.conftest import tap_config_for
+from tests.support import run_tap
+
+
+def _run_cli(config: dict, tmp_path, *args: str) -> subprocess.CompletedProcess:
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    return subprocess.run(
+        [sys.executable, "-m", "tap_strava.tap", "--config", str(config_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_wrong_client_secret_names_the_app_credentials(simulator, tmp_path):
+    config = tap_config_for(simulator, tmp_path, client_secret="not-the-secret")
+    with pytest.raises(StravaAuthError, match="client_id and client_secret"):
+        run_tap(config)
+
+
+def test_missing_activity_scope_names_the_scope_to_grant(simulator, tap_config):
+    simulator.set_scope("read")
+    with pytest.raises(StravaScopeError, match=r"activity:read_all"):
+        run_tap(tap_config, streams=["activities"])
+
+
+def test_server_errors_are_retried_then_the_sync_completes(simulator, tap_config):
+    simulator.inject_fault(r"/athlete/activities", "status", count=2, status=502)
+    simulator.inject_fault(r"/athlete$", "html", count=1)
+    result = run_tap(tap_config)
+    assert set(result.ids()) == {a["id"] for a in simulator.activities}
+
+
+@pytest.mark.parametrize("kind", ["malformed_json", "truncated_json", "reset"])
+def test_broken_answers_are_retried_not_loaded(simulator, tap_config, kind):
+    simulator.inject_fault(r"/athlete/activities", kind, count=1)
+    result = run_tap(tap_config, streams=["activities"])
+    ids = result.ids()
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {a["id"] for a in simulator.activities}
+
+
+def test_missing_setting_fails_at_start_without_a_traceback(simulator, tmp_path):
+    config = tap_config_for(simulator, tmp_path)
+    del config["client_id"]
+    proc = _run_cli(config, tmp_path)
+    assert proc.returncode != 0
+    assert "client_id" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_url_setting_is_one_line(simulator, tmp_path):
+    proc = _run_cli(tap_config_for(simulator, tmp_path, api_url="strava.example"), tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("tap-strava: error: Setting api_url")
+    assert "Traceback" not in proc.stderr
+
+
+def test_wrong_token_url_is_named(simulator, tmp_path):
+    config = tap_config_for(simulator, tmp_path, token_url=simulator.base_url + "/nope")
+    proc = _run_cli(config, tmp_path)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "token_url" in last
+    assert "Traceback" not in proc.stderr
+
+
+def test_no_secret_in_the_output_of_a_debug_run(simulator, tmp_path):
+    config = tap_config_for(simulator, tmp_path)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    proc = subprocess.run(
+        [sys.executable, "-m", "tap_strava.tap", "--config", str(config_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"TAP_STRAVA_LOG_LEVEL": "DEBUG", "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    everything = proc.stdout + proc.stderr
+    for secret in (config["client_secret"], config["refresh_token"], simulator.refresh_token):
+        assert secret not in everything

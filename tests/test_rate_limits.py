@@ -1,0 +1,96 @@
+"""Pacing by Strava's quota headers: never provoke a 429, wait or stop cleanly."""
+
+from __future__ import annotations
+
+import pytest
+
+from tap_strava import ratelimit
+from tap_strava.simulator import StravaSimulator
+from tests.conftest import tap_config_for
+from tests.support import bookmark, run_tap
+
+
+@pytest.fixture
+def waits(monkeypatch):
+    """Record the tap's waits and really sleep them (the simulator's windows are short)."""
+    seen: list[float] = []
+    real_sleep = ratelimit.time.sleep
+
+    def sleep(seconds: float) -> None:
+        seen.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(ratelimit.time, "sleep", sleep)
+    return seen
+
+
+def _statuses(sim: StravaSimulator) -> list[int | None]:
+    return [r["status"] for r in sim.requests if r["path"].startswith("/api/v3")]
+
+
+def test_a_small_quota_is_paced_without_a_single_429(tmp_path, waits):
+    with StravaSimulator(seed=5, activity_count=120, read_limit_15min=4, window_seconds=2) as sim:
+        oldest = min(a["start_date"] for a in sim.activities)
+        config = tap_config_for(
+            sim, tmp_path, window_days=60, start_date=oldest, rate_limit_window_seconds=2
+        )
+        result = run_tap(config)
+        assert set(result.ids()) == {a["id"] for a in sim.activities}
+        assert 429 not in _statuses(sim)
+        assert waits, "the tap waited for the next window"
+        assert all(w <= 3.1 for w in waits)
+
+
+def test_a_429_from_other_users_waits_for_the_next_window(tmp_path, waits):
+    with StravaSimulator(seed=5, activity_count=60, window_seconds=2) as sim:
+        config = tap_config_for(sim, tmp_path, rate_limit_window_seconds=2)
+        sim.inject_fault(r"/athlete/activities", "rate_limit", count=1)
+        result = run_tap(config)
+        assert set(result.ids()) == {a["id"] for a in sim.activities}
+        assert _statuses(sim).count(429) == 1, "no hammering after a 429"
+
+
+def test_a_window_too_far_away_stops_cleanly_and_the_next_run_resumes(tmp_path, waits):
+    with StravaSimulator(seed=5, activity_count=120, read_limit_15min=5, window_seconds=3) as sim:
+        oldest = min(a["start_date"] for a in sim.activities)
+        config = tap_config_for(
+            sim,
+            tmp_path,
+            window_days=60,
+            start_date=oldest,
+            rate_limit_window_seconds=3,
+            max_rate_limit_wait_seconds=0,
+        )
+        first = run_tap(config, streams=["activities"])
+        assert first.error is None, "a spent quota is a clean stop, not a failure"
+        assert 0 < len(first.ids()) < len(sim.activities)
+        assert 429 not in _statuses(sim)
+        saved = bookmark(first.final_state)
+        assert saved == max(r["start_date"] for r in first.records("activities"))
+
+        done = set(first.ids())
+        state = first.final_state
+        for _ in range(30):
+            sim.reset_rate_limits()
+            run = run_tap(config, state=state, streams=["activities"])
+            done |= set(run.ids())
+            state = run.final_state
+            if done == {a["id"] for a in sim.activities}:
+                break
+        assert done == {a["id"] for a in sim.activities}
+
+
+def test_a_spent_daily_quota_stops_cleanly(tmp_path, waits):
+    with StravaSimulator(seed=5, activity_count=60, read_limit_daily=3) as sim:
+        config = tap_config_for(sim, tmp_path)
+        result = run_tap(config)
+        assert result.error is None
+        assert 429 not in _statuses(sim)
+        assert not waits, "no point waiting for a daily window"
+
+
+def test_quota_headers_are_parsed_from_real_answers():
+    pair = ratelimit.WindowPair.parse("8,151")
+    assert pair == ratelimit.WindowPair(8, 151)
+    assert ratelimit.WindowPair.parse("garbage") is None
+    assert ratelimit.WindowPair.parse(None) is None
