@@ -8,6 +8,7 @@ import typing as t
 from singer_sdk.helpers._util import utc_now
 
 from tap_strava.client import MAX_PAGE_SIZE, StravaStream
+from tap_strava.digest import DIGESTS_KEY, record_digest
 from tap_strava.schemas import ACTIVITY_SCHEMA, ATHLETE_SCHEMA, ATHLETE_STATS_SCHEMA
 from tap_strava.windows import DAY, TimeWindow, WindowPlanner
 
@@ -98,6 +99,9 @@ class ActivitiesStream(StravaStream):
             .replace("+00:00", "Z"),
         )
         emitted: set[int] = set()
+        partition_state = self.get_context_state(context)
+        digests: dict[str, list[str]] = dict(partition_state.get(DIGESTS_KEY) or {})
+        properties = list(self.schema["properties"])
         for index, window in enumerate(planner):
             if index:
                 # Everything up to the previous window is emitted: checkpoint it.
@@ -113,7 +117,24 @@ class ActivitiesStream(StravaStream):
                 if activity_id not in emitted:
                     emitted.add(activity_id)
                     yield record
+                    # `record` is now conformed and emitted: remember what the target got.
+                    digests[str(activity_id)] = [
+                        record["start_date"],
+                        record_digest(record, properties),
+                    ]
+            partition_state[DIGESTS_KEY] = digests
         self._window = None
+        partition_state[DIGESTS_KEY] = self._digests_to_keep(digests, partition_state)
+
+    def _digests_to_keep(
+        self, digests: dict[str, list[str]], partition_state: dict[str, t.Any]
+    ) -> dict[str, list[str]]:
+        """Only the next run's look-back window needs digests; older ones are dropped."""
+        bookmark = partition_state.get("replication_key_value")
+        if not bookmark:
+            return digests
+        floor = _epoch(bookmark) - int(self.config.get("lookback_days", 7)) * DAY - 1
+        return {key: value for key, value in digests.items() if _epoch(value[0]) >= floor}
 
     def post_process(
         self,

@@ -143,3 +143,34 @@ def test_athlete_and_stats_streams(simulator, tap_config):
     assert stats["athlete_id"] == simulator.athlete_id
     assert stats["snapshot_date"] == datetime.datetime.now(datetime.timezone.utc).date().isoformat()
     assert isinstance(stats["all_run_totals"]["count"], int)
+
+
+def test_the_state_keeps_digests_that_tell_new_updated_and_unchanged_apart(simulator, tap_config):
+    from tap_strava.digest import DIGESTS_KEY, classify
+    from tap_strava.schemas import ACTIVITY_SCHEMA
+
+    state = run_tap(tap_config).final_state
+    mark = _utc(bookmark(state))
+    recent = [
+        a for a in simulator.activities if _utc(a["start_date"]) > mark - datetime.timedelta(days=6)
+    ]
+    assert len(recent) >= 2
+    edited = recent[0]
+    simulator.update_activity(edited["id"], name="Edited name")
+    new = simulator.add_activity(start_date=_iso(mark + datetime.timedelta(minutes=30)))
+    late = simulator.add_activity(start_date=_iso(mark - datetime.timedelta(days=2)))
+
+    second = run_tap(tap_config, state=state)
+    first_state = second.states[0]  # the input state, as a mapper downstream sees it first
+    partition = first_state["bookmarks"]["activities"]["partitions"][0]
+    previous = partition[DIGESTS_KEY]
+    kinds = {
+        r["id"]: classify(r, ACTIVITY_SCHEMA["properties"], previous)
+        for r in second.records("activities")
+    }
+    assert {i for i, k in kinds.items() if k == "new"} == {new["id"], late["id"]}
+    assert {i for i, k in kinds.items() if k == "updated"} == {edited["id"]}
+    assert sum(1 for k in kinds.values() if k == "unchanged") >= len(recent) - 1
+    # Only the look-back window's digests are kept.
+    kept = second.final_state["bookmarks"]["activities"]["partitions"][0][DIGESTS_KEY]
+    assert len(kept) < len(simulator.activities)
