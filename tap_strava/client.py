@@ -41,6 +41,9 @@ if t.TYPE_CHECKING:
 
 MAX_PAGE_SIZE = 200
 UNAUTHORIZED_RETRIES = 1
+# Set in a stream's (partition) state when a spent quota ended it early; removed when a
+# later run completes it. Downstream (the run-tally mapper) reports such a run as partial.
+QUOTA_STOP_KEY = "quota_stop"
 
 
 def _json_body(response: requests.Response) -> t.Any:
@@ -243,19 +246,35 @@ class StravaStream(RESTStream[int]):
             yield body
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
-        """Records of one partition; a spent quota ends the stream cleanly (resumable)."""
+        """Records of one partition; a spent quota ends the stream cleanly (resumable).
+
+        "Cleanly" means: what was fetched is emitted, the state stays at the last finished
+        window, the reason lands in the state (``quota_stop``) and the tap exits 0.
+        """
         rate_limits = self.account.rate_limits
+        stopped: str | None = None
         try:
             if rate_limits.exhausted:
-                self.logger.warning("Skipping %s: %s", self.name, rate_limits.exhausted)
+                stopped = rate_limits.exhausted
+                self.logger.warning("Skipping %s: %s", self.name, stopped)
                 return
             yield from self.get_partition_records(context)
         except QuotaExhausted as exc:
+            stopped = str(exc)
             self.logger.warning(
-                "Stopping %s early; the next run resumes from the state: %s", self.name, exc
+                "Stopping %s early; the next run resumes from the state: %s", self.name, stopped
             )
         finally:
+            self._mark_quota_stop(context, stopped)
             self.logger.info(rate_limits.summary())
+
+    def _mark_quota_stop(self, context: Context | None, reason: str | None) -> None:
+        state = self.get_context_state(context)
+        if reason:
+            state[QUOTA_STOP_KEY] = reason
+        elif state.pop(QUOTA_STOP_KEY, None) is None:
+            return
+        self.state_manager.is_flushed = False  # make the SDK emit the changed state
 
     def get_partition_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """Records of one partition (the SDK adds ``athlete_id`` from the context)."""

@@ -94,3 +94,32 @@ def test_quota_headers_are_parsed_from_real_answers():
     assert pair == ratelimit.WindowPair(8, 151)
     assert ratelimit.WindowPair.parse("garbage") is None
     assert ratelimit.WindowPair.parse(None) is None
+
+
+def _quota_stops(state: dict) -> list[str]:
+    return [
+        part["quota_stop"]
+        for stream in state.get("bookmarks", {}).values()
+        for part in [stream, *stream.get("partitions", [])]
+        if part.get("quota_stop")
+    ]
+
+
+def test_a_quota_stop_is_recorded_in_the_state_and_cleared_by_a_complete_run(tmp_path, waits):
+    with StravaSimulator(seed=5, activity_count=60, read_limit_daily=4) as sim:
+        oldest = min(a["start_date"] for a in sim.activities)
+        config = tap_config_for(sim, tmp_path, window_days=30, start_date=oldest)
+        run = run_tap(config)
+        assert run.error is None
+        stops = _quota_stops(run.final_state)
+        assert stops, "the state says the run stopped early"
+        assert "daily quota is spent" in stops[0]
+        done = set(run.ids())
+        for _ in range(40):
+            sim.reset_rate_limits()
+            run = run_tap(config, state=run.final_state)
+            done |= set(run.ids())
+            if not _quota_stops(run.final_state):
+                break
+        assert done == {a["id"] for a in sim.activities}
+        assert not _quota_stops(run.final_state)
