@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime
 import typing as t
 
+from singer_sdk.exceptions import FatalAPIError
 from singer_sdk.helpers._util import utc_now
 
 from tap_strava.client import MAX_PAGE_SIZE, StravaStream
+from tap_strava.conform import conform_to_schema
 from tap_strava.digest import DIGESTS_KEY, record_digest
 from tap_strava.schemas import ACTIVITY_SCHEMA, ATHLETE_SCHEMA, ATHLETE_STATS_SCHEMA
 from tap_strava.windows import DAY, TimeWindow, WindowPlanner
@@ -27,14 +29,6 @@ def _epoch(value: str | datetime.datetime) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.timezone.utc)
     return int(moment.timestamp())
-
-
-def _coerce_integers(record: dict[str, t.Any], schema: dict[str, t.Any]) -> None:
-    """Turn ``7772.0`` into ``7772`` where the schema says integer (Strava mixes them)."""
-    for name, spec in schema.get("properties", {}).items():
-        value = record.get(name)
-        if isinstance(value, float) and value.is_integer() and "integer" in spec.get("type", []):
-            record[name] = int(value)
 
 
 class ActivitiesStream(StravaStream):
@@ -141,9 +135,17 @@ class ActivitiesStream(StravaStream):
         row: dict[str, t.Any],
         context: Context | None = None,  # noqa: ARG002
     ) -> dict[str, t.Any] | None:
-        """Strava sends some integer fields as floats; keep the declared types."""
-        _coerce_integers(row, self.schema)
-        return row
+        """Tolerant types (see :mod:`tap_strava.conform`); a record without a key is an error."""
+        for key in ("id", "start_date"):
+            if row.get(key) in (None, ""):
+                msg = (
+                    f"Strava sent an activity without {key} ({str(row)[:200]}): it cannot "
+                    "be keyed or bookmarked; report it, the run stops here to lose nothing"
+                )
+                raise FatalAPIError(msg)
+        return conform_to_schema(
+            row, self.schema, logger=self.logger, label=f"activity {row['id']}"
+        )
 
 
 class AthleteStream(StravaStream):
@@ -189,5 +191,4 @@ class AthleteStatsStream(StravaStream):
         fetched_at = self.strava_tap.run_started_at
         row["snapshot_date"] = fetched_at.date().isoformat()
         row["fetched_at"] = fetched_at.isoformat().replace("+00:00", "Z")
-        _coerce_integers(row, self.schema)
-        return row
+        return conform_to_schema(row, self.schema, logger=self.logger, label="athlete stats")

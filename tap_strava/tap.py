@@ -11,6 +11,7 @@ from pathlib import Path
 import requests
 from singer_sdk import Tap
 from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
 
 from tap_strava.auth import StravaAuthenticator
 from tap_strava.client import StravaAccount
@@ -30,6 +31,7 @@ class TapStrava(Tap):
     """Singer tap for a Strava athlete's activities, profile and totals."""
 
     name = "tap-strava"
+    package_name = "singer-tap-strava"  # the distribution (the index's "tap-strava" is another)
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -130,6 +132,38 @@ class TapStrava(Tap):
         ),
     ).to_dict()
 
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """The SDK's JSON-schema checks plus the ones it skips, as one actionable line."""
+        try:
+            errors = super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as exc:
+            errors = list(exc.errors)
+        errors += self._semantic_errors()
+        if errors and raise_errors:
+            msg = (
+                "invalid configuration: " + "; ".join(errors) + ". Fix the setting "
+                "(TAP_STRAVA_<SETTING> in Meltano's .env, or the --config file)"
+            )
+            raise StravaConfigError(msg)
+        return errors
+
+    def _semantic_errors(self) -> list[str]:
+        errors = []
+        start_date = self.config.get("start_date")
+        if start_date:
+            try:
+                datetime.datetime.fromisoformat(str(start_date).replace("Z", "+00:00"))
+            except ValueError:
+                errors.append(
+                    f"start_date {start_date!r} is not an ISO 8601 date-time "
+                    "(e.g. 2024-01-01T00:00:00Z)"
+                )
+        for setting in ("api_url", "token_url"):
+            value = self.config.get(setting)
+            if value is not None and not str(value).startswith(("http://", "https://")):
+                errors.append(f"{setting} must be an http(s) URL, got {value!r}")
+        return errors
+
     @cached_property
     def run_started_at(self) -> datetime.datetime:
         """The moment this sync started (UTC), shared by every stream."""
@@ -139,11 +173,6 @@ class TapStrava(Tap):
     def account(self) -> StravaAccount:
         """The authorized athlete's account (built on first use, not at discovery)."""
         config = self.config
-        for setting in ("api_url", "token_url"):
-            value = str(config.get(setting) or "")
-            if not value.startswith(("http://", "https://")):
-                msg = f"Setting {setting} must be an http(s) URL, got {value!r}: fix {setting}"
-                raise StravaConfigError(msg)
         store_path = config.get("token_store_path") or default_token_store_path()
         timeout = float(config.get("request_timeout", 60))
         store = TokenStore(

@@ -70,6 +70,18 @@ class MeltanoProject:
             check=False,
         )
 
+    def popen(self, *args: str, run_stamp: str | None = None, **extra: str) -> subprocess.Popen:
+        """Start meltano in its own process group (so a test can SIGKILL all of it)."""
+        return subprocess.Popen(
+            [MELTANO, *args],
+            cwd=PROJECT_ROOT,
+            env=self.env(run_stamp, **extra),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+
     def run(self, *blocks: str, run_stamp: str | None = None) -> subprocess.CompletedProcess:
         proc = self.meltano("run", *blocks, run_stamp=run_stamp)
         assert proc.returncode == 0, proc.stderr[-4000:]

@@ -65,7 +65,8 @@ def test_missing_setting_fails_at_start_without_a_traceback(simulator, tmp_path)
 def test_bad_url_setting_is_one_line(simulator, tmp_path):
     proc = _run_cli(tap_config_for(simulator, tmp_path, api_url="strava.example"), tmp_path)
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1].startswith("tap-strava: error: Setting api_url")
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("tap-strava: error: invalid configuration: api_url must be an http")
     assert "Traceback" not in proc.stderr
 
 
@@ -94,3 +95,50 @@ def test_no_secret_in_the_output_of_a_debug_run(simulator, tmp_path):
     everything = proc.stdout + proc.stderr
     for secret in (config["client_secret"], config["refresh_token"], simulator.refresh_token):
         assert secret not in everything
+
+
+def test_bad_settings_are_named_in_one_line(simulator, tmp_path):
+    config = tap_config_for(simulator, tmp_path, start_date="last tuesday", lookback_days=-3)
+    proc = _run_cli(config, tmp_path)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("tap-strava: error: invalid configuration:")
+    assert "lookback_days" in last
+    assert "start_date 'last tuesday'" in last
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_refresh_token_of_another_app_is_named(simulator, tmp_path):
+    config = tap_config_for(simulator, tmp_path, refresh_token="token-of-another-app")
+    with pytest.raises(StravaAuthError, match="another app"):
+        run_tap(config)
+
+
+@pytest.mark.parametrize(
+    ("field", "sent", "stored"),
+    [
+        ("distance", "1234.5", 1234.5),
+        ("moving_time", 3600.0, 3600),
+        ("moving_time", "3600", 3600),
+        ("kudos_count", "many", None),
+        ("trainer", "false", False),
+        ("sport_type", "Quidditch", "Quidditch"),
+    ],
+)
+def test_unexpected_types_are_converted_or_nulled_never_dropped(
+    simulator, tap_config, field, sent, stored
+):
+    newest = max(simulator.activities, key=lambda a: a["start_date"])
+    simulator.update_activity(newest["id"], **{field: sent})
+    records = {
+        r["id"]: r for r in run_tap(tap_config, streams=["activities"]).records("activities")
+    }
+    assert set(records) == {a["id"] for a in simulator.activities}
+    assert records[newest["id"]][field] == stored
+
+
+def test_null_and_missing_fields_are_tolerated(simulator, tap_config):
+    newest = max(simulator.activities, key=lambda a: a["start_date"])
+    simulator.update_activity(newest["id"], average_speed=None, gear_id=None)
+    result = run_tap(tap_config, streams=["activities"])
+    assert set(result.ids()) == {a["id"] for a in simulator.activities}

@@ -1,0 +1,93 @@
+"""Tolerant parsing of Strava's answers against the declared schema.
+
+Strava's spec marks every field optional and real answers mix ints and floats
+(``"moving_time": 474287.0``). A value of the wrong JSON type must neither crash a target
+(which would fail every run from then on) nor vanish silently: numbers and booleans sent
+as strings are converted, integral floats become ints, and a value that cannot be
+converted is set to null with a warning that names the record and the field.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import typing as t
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+def _types(spec: t.Mapping[str, t.Any]) -> set[str]:
+    declared = spec.get("type", [])
+    return {declared} if isinstance(declared, str) else set(declared)
+
+
+def _convert(value: t.Any, types: set[str]) -> tuple[bool, t.Any]:
+    """(ok, converted) for one top-level value."""
+    if value is None:
+        return True, None
+    if "integer" in types and "number" not in types:
+        if isinstance(value, bool):
+            return False, None
+        if isinstance(value, int):
+            return True, value
+        number = _as_number(value)
+        if number is not None and number.is_integer():
+            return True, int(number)
+        return False, None
+    if "number" in types:
+        if isinstance(value, bool):
+            return False, None
+        if isinstance(value, (int, float)):
+            return True, value
+        number = _as_number(value)
+        return (number is not None), number
+    if "boolean" in types:
+        if isinstance(value, bool):
+            return True, value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True, True
+        if text in _FALSE:
+            return True, False
+        return False, None
+    if "string" in types and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return True, str(value)
+    return True, value
+
+
+def _as_number(value: t.Any) -> float | None:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def conform_to_schema(
+    record: dict[str, t.Any],
+    schema: t.Mapping[str, t.Any],
+    *,
+    logger: logging.Logger,
+    label: str,
+) -> dict[str, t.Any]:
+    """Convert top-level values to their declared types, in place; returns the record."""
+    for name, spec in schema.get("properties", {}).items():
+        if name not in record:
+            continue
+        ok, converted = _convert(record[name], _types(spec))
+        if not ok:
+            logger.warning(
+                "%s: field %r has the unexpected value %r; stored as null",
+                label,
+                name,
+                record[name] if not isinstance(record[name], (dict, list)) else "<object>",
+            )
+        record[name] = converted
+    return record
