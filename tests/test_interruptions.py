@@ -37,7 +37,7 @@ def _saved_bookmark(project: MeltanoProject) -> str | None:
 def _committed_newest(project: MeltanoProject) -> datetime.datetime | None:
     try:
         rows = project.rows("activities")
-    except Exception:  # noqa: BLE001 (no table yet: nothing committed)
+    except Exception:
         return None
     return max((r["start_date"] for r in rows), default=None)
 
