@@ -31,6 +31,10 @@ def _epoch(value: str | datetime.datetime) -> int:
     return int(moment.timestamp())
 
 
+# Epoch second where an interrupted or quota-stopped run goes on (state, per partition).
+RESUME_KEY = "resume_from"
+
+
 class ActivitiesStream(StravaStream):
     """``GET /athlete/activities``: the athlete's activities, incremental on ``start_date``.
 
@@ -53,11 +57,17 @@ class ActivitiesStream(StravaStream):
     _window: TimeWindow | None = None
 
     def starting_epoch(self, context: Context | None) -> int:
-        """Lower bound of this run: bookmark minus lookback, not before ``start_date``."""
+        """Lower bound of this run, never before ``start_date``.
+
+        An unfinished run left ``resume_from`` (the first unread second): go on from there.
+        Otherwise start ``lookback_days`` before the bookmark.
+        """
         state = self.get_context_state(context)
         bookmark = state.get("replication_key_value")
         start_date = self.config.get("start_date")
         floor = _epoch(start_date) if start_date else 0
+        if state.get(RESUME_KEY):
+            return max(int(state[RESUME_KEY]), floor)
         if bookmark:
             lookback = int(self.config.get("lookback_days", 7)) * DAY
             return max(_epoch(bookmark) - lookback, floor)
@@ -98,12 +108,23 @@ class ActivitiesStream(StravaStream):
         properties = list(self.schema["properties"])
         for index, window in enumerate(planner):
             if index:
-                # Everything up to the previous window is emitted: checkpoint it.
+                # Everything before this window is emitted: checkpoint it, with the first
+                # unread second, so that even a run of empty windows is progress.
+                partition_state[RESUME_KEY] = window.first
+                self.state_manager.is_flushed = False
                 self._write_state_message()
             self._window = window
             by_id: dict[int, dict[str, t.Any]] = {}
+            crowded = False
             for record in self.request_records(context):
                 by_id[int(record["id"])] = record
+                if len(by_id) >= MAX_PAGE_SIZE and planner.can_split(window):
+                    crowded = True
+                    break
+            if crowded:
+                # More than a page: read it as smaller windows, each finished on its own.
+                planner.split(window)
+                continue
             planner.report(len(by_id))
             for activity_id, record in sorted(
                 by_id.items(), key=lambda item: (_epoch(item[1]["start_date"]), item[0])
@@ -118,6 +139,7 @@ class ActivitiesStream(StravaStream):
                     ]
             partition_state[DIGESTS_KEY] = digests
         self._window = None
+        partition_state.pop(RESUME_KEY, None)  # complete: the next run uses the look-back
         partition_state[DIGESTS_KEY] = self._digests_to_keep(digests, partition_state)
 
     def _digests_to_keep(

@@ -7,9 +7,12 @@ by id, sorted by ``(start_date, id)`` and only then emitted. The bookmark can th
 advance after each finished window, and a run that stops anywhere resumes at a window
 boundary.
 
-Window sizes adapt: an empty window doubles the next one (a full-history backfill from
-1970 costs a dozen requests, not hundreds), a window that needed more than a couple of
-pages halves it (so an interrupted window costs little to read again).
+Window sizes adapt to the athlete's density, aiming at about three quarters of a page
+per window: an empty window doubles the next one (a full-history backfill from 1970
+costs a dozen requests, not hundreds), others scale by the density they showed. A window
+whose first page comes back full is abandoned and read as smaller windows: so no window
+ever needs more than one page plus Strava's closing empty page, and a run that Strava's
+quota allows only a few requests still finishes windows and makes progress.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ class TimeWindow:
         return None if self.last is None else self.last + 1
 
 
+TARGET_RECORDS = MAX_PAGE_SIZE * 3 // 4
+
+
 class WindowPlanner:
     """Yields consecutive, non-overlapping windows from ``start`` to the open end."""
 
@@ -48,13 +54,14 @@ class WindowPlanner:
         start: int,
         now: int,
         initial_span: int = 30 * DAY,
+        min_span: int = DAY,
         max_span: int = 4 * 365 * DAY,
     ) -> None:
         self.cursor = max(1, start)
         self.now = now
-        self.min_span = max(1, initial_span)
-        self.max_span = max(self.min_span, max_span)
-        self.span = self.min_span
+        self.min_span = max(1, min(min_span, initial_span))
+        self.max_span = max(initial_span, max_span)
+        self.span = max(self.min_span, initial_span)
         self.finished = False
 
     def __iter__(self) -> WindowPlanner:
@@ -75,8 +82,25 @@ class WindowPlanner:
         return window
 
     def report(self, records_in_window: int) -> None:
-        """Adapt the next window's size to what this one held."""
+        """Adapt the next window's size to the density this one showed."""
         if records_in_window == 0:
-            self.span = min(self.span * 2, self.max_span)
-        elif records_in_window > 2 * MAX_PAGE_SIZE:
-            self.span = max(self.span // 2, self.min_span)
+            wanted = self.span * 2
+        else:
+            wanted = self.span * TARGET_RECORDS // records_in_window
+            wanted = max(self.span // 4, min(wanted, self.span * 4))
+        self.span = max(self.min_span, min(wanted, self.max_span))
+
+    def span_of(self, window: TimeWindow) -> int:
+        """Seconds covered by a window (an open one: up to now)."""
+        last = window.last if window.last is not None else max(self.now, window.first)
+        return last - window.first + 1
+
+    def can_split(self, window: TimeWindow) -> bool:
+        """Whether a window is longer than the smallest span."""
+        return self.span_of(window) > self.min_span
+
+    def split(self, window: TimeWindow) -> None:
+        """Read ``window`` again as smaller windows (its first page was full)."""
+        self.cursor = window.first
+        self.span = max(self.min_span, self.span_of(window) // 4)
+        self.finished = False

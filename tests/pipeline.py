@@ -19,6 +19,24 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MELTANO = str(Path(sys.executable).with_name("meltano"))
 
 
+def private_meltano_dir(workdir: Path) -> Path:
+    """A system folder of our own whose plugin folders are the project's installed ones.
+
+    Meltano writes a run's catalog and config to ``.meltano/run/<plugin>/`` under fixed
+    names, so two ``meltano`` commands of one project running at once would overwrite
+    each other's catalog: each test gets its own ``MELTANO_SYS_DIR_ROOT``.
+    """
+    sys_dir = workdir / "meltano-sys"
+    if sys_dir.exists():
+        return sys_dir
+    sys_dir.mkdir(parents=True)
+    shared = PROJECT_ROOT / ".meltano"
+    for entry in shared.iterdir():
+        if entry.is_dir() and entry.name not in ("run", "logs"):
+            (sys_dir / entry.name).symlink_to(entry, target_is_directory=True)
+    return sys_dir
+
+
 @dataclasses.dataclass
 class MeltanoProject:
     """The repository's meltano.yml, with its own system database, output and schema."""
@@ -42,6 +60,7 @@ class MeltanoProject:
         env.update(
             {
                 "MELTANO_DATABASE_URI": f"sqlite:///{self.workdir / 'meltano.db'}",
+                "MELTANO_SYS_DIR_ROOT": str(private_meltano_dir(self.workdir)),
                 "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
                 "TAP_STRAVA_CLIENT_ID": self.sim.client_id,
                 "TAP_STRAVA_CLIENT_SECRET": self.sim.client_secret,

@@ -110,8 +110,15 @@ def test_start_date_limits_the_first_sync(simulator, tmp_path):
     assert ids == {a["id"] for a in simulator.activities if a["start_date"] >= cutoff}
 
 
-def test_an_interrupted_sync_resumes_where_its_last_state_stopped(simulator, tmp_path):
+def test_an_interrupted_sync_resumes_where_its_last_state_stopped(tmp_path):
     """A failure mid-backfill keeps the state of the finished windows; the re-run completes."""
+    from tap_strava.simulator import StravaSimulator
+
+    with StravaSimulator(seed=8, activity_count=900) as simulator:
+        _interrupt_and_resume(simulator, tmp_path)
+
+
+def _interrupt_and_resume(simulator, tmp_path):
     from tests.conftest import tap_config_for
 
     oldest = min(a["start_date"] for a in simulator.activities)

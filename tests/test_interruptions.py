@@ -87,3 +87,40 @@ def test_sigkill_at_the_kth_request_then_rerun_loses_and_duplicates_nothing(
             assert set(ids) == {a["id"] for a in sim.activities}, "lost or extra rows"
         finally:
             project.drop_schema()
+
+
+def test_a_quota_limited_backfill_of_5000_activities_completes_over_runs_without_a_429(
+    postgres_url, tmp_path
+):
+    """Issue 4's bar: 10 reads per (accelerated) window, several runs, an exact table."""
+    with StravaSimulator(seed=4, activity_count=5000, read_limit_15min=10, window_seconds=2) as sim:
+        project = MeltanoProject(
+            sim=sim, postgres_url=postgres_url, workdir=tmp_path, refresh_token=sim.refresh_token
+        )
+        extra = {
+            "TAP_STRAVA_RATE_LIMIT_WINDOW_SECONDS": "2",
+            "TAP_STRAVA_MAX_RATE_LIMIT_WAIT_SECONDS": "0",
+        }
+        try:
+            runs = 0
+            while runs < 25:
+                runs += 1
+                proc = project.meltano("run", "tap-strava", "target-postgres", **extra)
+                assert proc.returncode == 0, proc.stderr[-3000:]
+                state = json.loads(project.meltano("state", "get", STATE_ID).stdout)
+                stops = [
+                    p.get("quota_stop")
+                    for s in state["singer_state"]["bookmarks"].values()
+                    for p in [s, *s.get("partitions", [])]
+                    if p.get("quota_stop")
+                ]
+                if not stops:
+                    break
+            assert runs > 1, "the quota made the backfill take several runs"
+            statuses = [r.status for r in sim.requests if r.path.startswith("/api/v3")]
+            assert 429 not in statuses, "the tap provoked a 429"
+            ids = [r["id"] for r in project.rows("activities")]
+            assert len(ids) == len(set(ids)) == 5000
+            assert set(ids) == {a["id"] for a in sim.activities}
+        finally:
+            project.drop_schema()

@@ -51,7 +51,7 @@ def test_a_429_from_other_users_waits_for_the_next_window(tmp_path, waits):
 
 
 def test_a_window_too_far_away_stops_cleanly_and_the_next_run_resumes(tmp_path, waits):
-    with StravaSimulator(seed=5, activity_count=120, read_limit_15min=5, window_seconds=3) as sim:
+    with StravaSimulator(seed=5, activity_count=900, read_limit_15min=5, window_seconds=3) as sim:
         oldest = min(a["start_date"] for a in sim.activities)
         config = tap_config_for(
             sim,

@@ -12,7 +12,7 @@ def test_windows_tile_the_range_without_gap_or_overlap():
     windows = []
     for window in planner:
         windows.append(window)
-        planner.report(5)
+        planner.report(150)
     assert windows[0].first == 1_000
     for previous, current in itertools.pairwise(windows):
         assert previous.last is not None
@@ -31,14 +31,28 @@ def test_empty_windows_grow_and_crowded_windows_shrink():
     first = next(planner)
     planner.report(0)
     second = next(planner)
-    assert second.last - second.first + 1 == 2 * (first.last - first.first + 1)
+    assert planner.span_of(second) == 2 * planner.span_of(first)
     for _ in range(10):
         next(planner)
         planner.report(0)
     assert planner.span == 400 * DAY
     next(planner)
     planner.report(1_000)
-    assert planner.span == 200 * DAY
+    assert planner.span == 100 * DAY, "at most a quarter at once"
+    next(planner)
+    planner.report(75)
+    assert planner.span == 200 * DAY, "density scaling toward three quarters of a page"
+
+
+def test_a_crowded_window_is_read_again_as_smaller_windows():
+    planner = WindowPlanner(start=1_000, now=1_000 + 400 * DAY, initial_span=100 * DAY)
+    crowded = next(planner)
+    planner.split(crowded)
+    smaller = next(planner)
+    assert smaller.first == crowded.first
+    assert planner.span_of(smaller) == planner.span_of(crowded) // 4
+    tiny = WindowPlanner(start=1_000, now=1_000 + 10 * DAY, initial_span=DAY)
+    assert not tiny.can_split(next(tiny))
 
 
 def test_a_whole_history_backfill_from_1970_needs_few_empty_requests():
