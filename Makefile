@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PLUGINS := .meltano/.plugins-installed
 
-.PHONY: setup demo test test-e2e lint format clean
+.PHONY: setup demo test test-e2e lint format clean settings-doc
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The README's settings table, regenerated from `tap-strava --about --format=markdown`.
+settings-doc: $(INSTALLED)
+	$(BIN)/python -m devtools.settings_doc
 
 format: setup
 	$(BIN)/ruff format .

@@ -35,8 +35,9 @@ def TOKEN_RETRY_WAIT(attempt: int) -> float:
 
 
 REAUTHORIZE_HINT = (
-    "authorize the app again (scope read,activity:read_all,profile:read_all) and set the "
-    "new refresh token as refresh_token (TAP_STRAVA_REFRESH_TOKEN)"
+    "authorize the app again with `tap-strava-auth` (or `meltano invoke "
+    "tap-strava:authorize`), which sets the new refresh token as TAP_STRAVA_REFRESH_TOKEN "
+    "in .env"
 )
 
 

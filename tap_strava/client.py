@@ -70,8 +70,8 @@ def check_strava_response(response: requests.Response, account: StravaAccount) -
         if any(field.endswith("_permission") for field in fields):
             msg = (
                 f"The Strava token lacks a required scope ({summary}): authorize the app "
-                "again granting read,activity:read_all,profile:read_all and set the new "
-                "refresh token as refresh_token"
+                "again granting read,activity:read_all,profile:read_all with "
+                "`tap-strava-auth` (it sets the new refresh token in .env)"
             )
             raise StravaScopeError(msg)
         if account.unauthorized_retries < UNAUTHORIZED_RETRIES:

@@ -89,7 +89,9 @@ class TapStrava(Tap):
             th.StringType,
             default=DEFAULT_API_URL,
             title="API URL",
-            description="Base URL of the Strava API (a simulator's URL for tests).",
+            description="Base URL of the Strava API (a simulator's URL for tests). From "
+            "2027-06-01 Strava serves it at https://www.api-v3.strava.com: set that here "
+            "(no automatic switch by date).",
         ),
         th.Property(
             "token_url",
@@ -214,6 +216,18 @@ def main() -> None:
         TapStrava.cli()
     except StravaUserError as exc:
         print(f"tap-strava: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        # The network kept failing through every retry. `meltano config test` shows only
+        # the last line: make it name the URL and the setting, not a traceback's tail.
+        request = getattr(exc, "request", None)
+        url = str(getattr(request, "url", "") or "").split("?", 1)[0] or "Strava"
+        print(
+            f"tap-strava: error: cannot reach {url} ({type(exc).__name__}) after several "
+            "tries: check api_url (https://www.strava.com/api/v3, from 2027-06-01 "
+            "https://www.api-v3.strava.com) and the network",
+            file=sys.stderr,
+        )
         sys.exit(1)
 
 

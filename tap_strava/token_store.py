@@ -22,13 +22,13 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 import typing as t
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
 from tap_strava.errors import StravaConfigError
+from tap_strava.files import write_atomically
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -103,18 +103,7 @@ class TokenStore:
         entries[self.key] = dataclasses.asdict(tokens)
         payload = json.dumps({"version": STORE_VERSION, "tokens": entries}, indent=2)
         self._ensure_folder()
-        fd, tmp_name = tempfile.mkstemp(prefix=".tokens-", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            Path(tmp_name).replace(self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                Path(tmp_name).unlink()
-            raise
+        write_atomically(self.path, payload)
 
     def forget_access_token(self) -> None:
         """Drop a cached access token that Strava no longer accepts."""

@@ -89,7 +89,7 @@ def test_no_secret_in_the_output_of_a_debug_run(simulator, tmp_path):
         text=True,
         timeout=120,
         check=False,
-        env={"TAP_STRAVA_LOG_LEVEL": "DEBUG", "PATH": "/usr/bin:/bin"},
+        env={"LOGLEVEL": "DEBUG", "PATH": "/usr/bin:/bin"},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     everything = proc.stdout + proc.stderr

@@ -42,7 +42,7 @@ def _committed_newest(project: MeltanoProject) -> datetime.datetime | None:
     return max((r["start_date"] for r in rows), default=None)
 
 
-@pytest.mark.parametrize("kill_at", [1, 3, 6, 10, 15, 22])
+@pytest.mark.parametrize("kill_at", [1, 4, 9, 15, 24])
 def test_sigkill_at_the_kth_request_then_rerun_loses_and_duplicates_nothing(
     postgres_url, tmp_path, kill_at
 ):
@@ -58,7 +58,7 @@ def test_sigkill_at_the_kth_request_then_rerun_loses_and_duplicates_nothing(
             killed.set()
             os.killpg(victim["pgid"], signal.SIGKILL)
 
-    with StravaSimulator(seed=kill_at, activity_count=400, request_log=on_request) as sim:
+    with StravaSimulator(seed=kill_at, activity_count=2000, request_log=on_request) as sim:
         oldest = min(a["start_date"] for a in sim.activities)
         project = MeltanoProject(
             sim=sim, postgres_url=postgres_url, workdir=tmp_path, refresh_token=sim.refresh_token

@@ -16,6 +16,7 @@ DELETE   /_sim/activities/{id}       delete
 POST     /_sim/revoke                the athlete deauthorizes the app
 POST     /_sim/scope                 {"scope": "read,activity:read"}
 POST     /_sim/authorization         {"approve": false} / {"scope": "read"}
+POST     /_sim/app                   {"active": false}: 403 Application Status Inactive
 POST     /_sim/access_token          issue an access token directly
 POST     /_sim/refresh_token         the athlete authorizes again: new refresh token
 GET      /_sim/faults                pending faults
@@ -91,6 +92,7 @@ def _route(sim: StravaSimulator, request: Request) -> Response:
         ("POST", "/_sim/revoke"): lambda: (200, _revoke(sim)),
         ("POST", "/_sim/scope"): lambda: (200, _scope(sim, _body(request))),
         ("POST", "/_sim/authorization"): lambda: (200, _authorization(sim, _body(request))),
+        ("POST", "/_sim/app"): lambda: (200, _app(sim, _body(request))),
         ("POST", "/_sim/access_token"): lambda: (200, {"access_token": sim.issue_access_token()}),
         ("POST", "/_sim/refresh_token"): lambda: (
             200,
@@ -132,6 +134,13 @@ def _authorization(sim: StravaSimulator, body: JSONDict) -> JSONDict:
         approve=bool(body.get("approve", True)), scope=str(scope) if scope is not None else None
     )
     return {"approve": bool(body.get("approve", True)), "scope": scope}
+
+
+def _app(sim: StravaSimulator, body: JSONDict) -> JSONDict:
+    if not isinstance(body.get("active"), bool):
+        raise AdminError(400, 'expected {"active": false} or {"active": true}')
+    sim.set_app_active(body["active"])
+    return {"active": sim.app_active}
 
 
 def _fault(sim: StravaSimulator, body: JSONDict) -> JSONDict:

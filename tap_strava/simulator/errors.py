@@ -56,6 +56,15 @@ def forbidden(resource: str, field: str) -> JSONDict:
     return fault("Forbidden", resource, field, "forbidden")
 
 
+def application_inactive() -> JSONDict:
+    """403 body for an application without an active developer subscription (since 2026).
+
+    Only the message is known from reports; the ``errors`` list is left empty rather than
+    guessed, so clients must key on the status and the message.
+    """
+    return fault("Application Status Inactive")
+
+
 def for_status(status: int) -> JSONDict:
     """Return the body Strava sends with a given status, used by injected faults.
 

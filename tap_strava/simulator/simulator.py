@@ -23,7 +23,13 @@ from tap_strava.simulator import admin, errors
 from tap_strava.simulator.api import StravaApi
 from tap_strava.simulator.data import generate
 from tap_strava.simulator.faults import Fault, FaultInjector
-from tap_strava.simulator.messages import OAUTH_JSON, Request, Response, json_response
+from tap_strava.simulator.messages import (
+    API_JSON,
+    OAUTH_JSON,
+    Request,
+    Response,
+    json_response,
+)
 from tap_strava.simulator.oauth import TokenAuthority, parse_scope
 from tap_strava.simulator.ratelimits import Limits, RateLimiter
 from tap_strava.simulator.records import REDACTED, RequestLog, RequestRecord
@@ -32,6 +38,9 @@ from tap_strava.simulator.store import ActivityStore, apply_fields
 
 JSONDict = dict[str, Any]
 API_PREFIX = "/api/v3"
+#: Where the simulator serves the API as Strava will from 2027-06-01
+#: (``https://www.api-v3.strava.com``): the same resources, tokens only in the header.
+API_2027_PREFIX = "/2027"
 ADMIN_PREFIX = "/_sim"
 #: Query parameters whose values are never recorded nor logged.
 SECRET_PARAMS = frozenset({"access_token", "refresh_token", "client_secret", "code"})
@@ -104,6 +113,7 @@ class StravaSimulator:
         self._requests = RequestLog()
         self._api = StravaApi(self._store, self._tokens, self._dataset)
         self._edit_lock = threading.Lock()  # the generator's random state is not thread-safe
+        self._app_active = True  # False: every token and API call gets 403 (no subscription)
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -161,6 +171,16 @@ class StravaSimulator:
     def token_url(self) -> str:
         """The token endpoint, outside ``/api/v3`` as on Strava."""
         return self.base_url + "/oauth/token"
+
+    @property
+    def api_url_2027(self) -> str:
+        """Base of the API in Strava's announced 2027 form: tokens accepted only in headers.
+
+        Strava moves the API to ``https://www.api-v3.strava.com`` on 2027-06-01 (resources at
+        the root, no ``/api/v3``); here the same resources live under ``/2027``, and an
+        ``?access_token=`` in the query is ignored (401) as Strava announced.
+        """
+        return self.base_url + API_2027_PREFIX
 
     @property
     def authorize_url(self) -> str:
@@ -244,6 +264,20 @@ class StravaSimulator:
         """
         self._tokens.approve = approve
         self._tokens.grant_override = None if scope is None else parse_scope(scope)
+
+    @property
+    def app_active(self) -> bool:
+        """Whether the application has an active developer subscription (see below)."""
+        return self._app_active
+
+    def set_app_active(self, active: bool = True) -> None:
+        """Model Strava's 2026 developer subscription: inactive apps are refused everywhere.
+
+        With ``active=False`` the token endpoint and every API call answer ``403
+        Application Status Inactive`` (not rate limited, not counted); the consent page
+        still redirects, so an authorization only fails at the code exchange.
+        """
+        self._app_active = active
 
     # -- activities ----------------------------------------------------------------------
     @property
@@ -360,6 +394,8 @@ class StravaSimulator:
             "api_url": self.api_url,
             "token_url": self.token_url,
             "authorize_url": self.authorize_url,
+            "api_url_2027": self.api_url_2027,
+            "app_active": self.app_active,
             "client_id": self.client_id,
             "client_secret": self.client_secret,
             "refresh_token": self.refresh_token,
@@ -394,10 +430,20 @@ class StravaSimulator:
         elif fault is not None and fault.kind == "html":
             page = HTML_PAGE.format(status=fault.status).encode()
             response = Response(fault.status, page, "text/html")
+        elif not self._app_active and (
+            path.rstrip("/") in ("/oauth/token", API_PREFIX + "/oauth/token")
+            or path.startswith((API_PREFIX + "/", API_2027_PREFIX + "/"))
+        ):
+            kind = OAUTH_JSON if "/oauth/" in path else API_JSON
+            response = json_response(403, errors.application_inactive(), kind)
         elif path.startswith("/oauth/") or path == API_PREFIX + "/oauth/token":
             response = self._handle_oauth(request, fault, now)
         elif path == API_PREFIX or path.startswith(API_PREFIX + "/"):
             response = self._handle_api(request, path[len(API_PREFIX) :], fault, now, token)
+        elif path == API_2027_PREFIX or path.startswith(API_2027_PREFIX + "/"):
+            header_token = token if auth_via == "header" else None  # 2027: headers only
+            rest = path[len(API_2027_PREFIX) :]
+            response = self._handle_api(request, rest, fault, now, header_token)
         else:
             response = json_response(404, errors.unknown_path())
         if fault is not None and not response.reset:

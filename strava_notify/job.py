@@ -1,0 +1,396 @@
+"""``strava-job``: the command cron runs. It runs the Meltano job and posts ONE notification.
+
+Why a wrapper and not a pipeline step: a mapper's input ends before the target commits
+(and also when the tap crashed), and Meltano OSS has no on-success/on-failure hook; a
+failing block aborts ``meltano run``, which then exits 1 whatever failed. Only the process
+that started Meltano knows, after it exited, whether every target committed. So this
+command:
+
+1. takes a lock of its own (non-blocking: a second job refuses and says so);
+2. creates the run stamp (``STRAVA_RUN_STAMP``, the CSV folder) and a tally folder
+   (``STRAVA_TALLY_DIR``, where ``mapper-strava-tally`` writes one tally per target);
+3. runs ``meltano --environment=<env> run <job>``, its whole output in
+   ``logs/<job>-<stamp>.log`` (older logs beyond ``--keep-logs`` are pruned);
+4. if Meltano refuses because an earlier, killed run still looks "running", retries with
+   ``--force`` only when no pipeline process of this project is alive;
+5. reads the tallies and the exit code, posts success / no new activities / partial /
+   failure, and exits 0 (success, no new, partial), 1 (failure) or 2 (did not run).
+
+Delivery problems are logged and never change the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import types
+import typing as t
+from pathlib import Path
+
+import filelock
+
+from strava_notify import notify
+from strava_notify.meltano_log import MeltanoLog, step_label
+from strava_notify.messages import FAILURE, Notification, RunReport, compose
+from strava_notify.processes import pipeline_processes
+from strava_notify.redact import RedactingFilter, Redactor, read_dotenv, url_secrets
+from strava_notify.tally import read_tally
+
+logger = logging.getLogger("strava_notify.job")
+
+DEFAULT_JOB = "strava-daily"
+DEFAULT_KEEP_LOGS = 30
+EXIT_OK, EXIT_FAILED, EXIT_DID_NOT_RUN = 0, 1, 2
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+LOG_FORMAT = "%(asctime)s strava-job %(levelname)s %(message)s"
+
+
+def run_stamp(now: datetime.datetime | None = None) -> str:
+    """The run's UTC stamp, ``20261128T061500Z``: names the CSV folder and the log."""
+    moment = now or datetime.datetime.now(datetime.timezone.utc)
+    return moment.strftime(STAMP_FORMAT)
+
+
+def default_meltano() -> str:
+    """The ``meltano`` next to this interpreter (the project's venv), else the one on PATH."""
+    sibling = Path(sys.executable).with_name("meltano")
+    if sibling.exists():
+        return str(sibling)
+    return shutil.which("meltano") or "meltano"
+
+
+def parse_args(argv: t.Sequence[str] | None, environ: t.Mapping[str, str]) -> argparse.Namespace:
+    """Options; each has an environment default so that cron lines stay short."""
+    parser = argparse.ArgumentParser(
+        prog="strava-job",
+        description="Run the Meltano job and post one notification about its outcome.",
+    )
+    parser.add_argument(
+        "--environment",
+        default=environ.get("MELTANO_ENVIRONMENT") or "dev",
+        help="Meltano environment (default: $MELTANO_ENVIRONMENT or dev).",
+    )
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        default=Path.cwd(),
+        help="The Meltano project (default: the current directory).",
+    )
+    parser.add_argument(
+        "--job",
+        default=environ.get("STRAVA_JOB") or DEFAULT_JOB,
+        help=f"Meltano job to run (default: $STRAVA_JOB or {DEFAULT_JOB}).",
+    )
+    parser.add_argument(
+        "--notify-url",
+        action="append",
+        default=None,
+        help="Notification URL; repeatable (default: $STRAVA_NOTIFY_URLS, also read from "
+        "the project's .env).",
+    )
+    parser.add_argument(
+        "--log-dir", type=Path, default=None, help="Per-run logs (default: <project>/logs)."
+    )
+    parser.add_argument(
+        "--keep-logs",
+        type=int,
+        default=int(environ.get("STRAVA_KEEP_LOGS") or DEFAULT_KEEP_LOGS),
+        help=f"How many per-run logs to keep (default: {DEFAULT_KEEP_LOGS}).",
+    )
+    parser.add_argument(
+        "--meltano",
+        default=environ.get("STRAVA_MELTANO") or default_meltano(),
+        help="The meltano executable (default: the one installed beside strava-job).",
+    )
+    return parser.parse_args(argv)
+
+
+class StravaJob:
+    """One invocation of the job: lock, run, read, notify."""
+
+    def __init__(self, options: argparse.Namespace, environ: t.Mapping[str, str]) -> None:
+        """Resolve paths and settings; nothing is started yet."""
+        self.options = options
+        self.project_dir: Path = options.project_dir.resolve()
+        self.log_dir: Path = (options.log_dir or self.project_dir / "logs").resolve()
+        dotenv = read_dotenv(self.project_dir / ".env")
+        # The job's own settings may live in .env, like every other secret of the project.
+        self.settings = {**dotenv, **environ}
+        self.environ = dict(environ)
+        urls = options.notify_url or notify.split_urls(self.settings.get("STRAVA_NOTIFY_URLS"))
+        self.notify_urls: list[str] = [u for item in urls for u in notify.split_urls(item)]
+        self.redact = Redactor.from_environment(self.settings, extra=self._url_secrets())
+        self.stamp = run_stamp()
+        self.log_path = self.log_dir / f"{options.job}-{self.stamp}.log"
+        self.lock_path = self.project_dir / ".meltano" / "run" / "strava-job.lock"
+        self._child: subprocess.Popen[str] | None = None
+
+    def _url_secrets(self) -> list[str]:
+        """URLs given as options are secrets too (their tokens are in path or query)."""
+        return [part for url in self.notify_urls for part in url_secrets(url)]
+
+    # -- logging ------------------------------------------------------------------------
+    def _setup_logging(self) -> None:
+        """Job lines go to stderr (cron's log), always redacted."""
+        self._formatter = logging.Formatter(LOG_FORMAT)
+        self._formatter.converter = time.gmtime  # UTC, like the run stamp and Meltano's lines
+        self._redacting = RedactingFilter(self.redact)
+        root = logging.getLogger()
+        root.setLevel(logging.INFO)
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(self._formatter)
+        stream.addFilter(self._redacting)
+        root.addHandler(stream)
+        # Whatever happened to logging before: apprise and urllib3 never log URLs here.
+        notify.quiet_url_loggers()
+
+    def _open_run_log(self) -> logging.Handler:
+        """Job lines also go to the run's log, once the lock is held.
+
+        Not earlier: a refused job (same second, same stamp) must not write into the log
+        of the run that holds the lock.
+        """
+        handler = logging.FileHandler(self.log_path, encoding="utf-8")
+        handler.setFormatter(self._formatter)
+        handler.addFilter(self._redacting)
+        logging.getLogger().addHandler(handler)
+        return handler
+
+    # -- the run ------------------------------------------------------------------------
+    def run(self) -> int:
+        """Everything, in order; returns the process exit code."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        self._setup_logging()
+        lock = filelock.FileLock(str(self.lock_path), timeout=0)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            return self._refuse(self._lock_holder(), log_path=None)
+        try:
+            self._write_lock_info()
+            file_handler = self._open_run_log()
+            try:
+                return self._run_locked(file_handler)
+            finally:
+                logging.getLogger().removeHandler(file_handler)
+                file_handler.close()
+                self._prune_logs()
+        finally:
+            lock.release()
+
+    def _run_locked(self, file_handler: logging.Handler) -> int:
+        tally_dir = Path(tempfile.mkdtemp(prefix=f"strava-tally-{self.stamp}-"))
+        try:
+            logger.info(
+                "Run %s: meltano --environment=%s run %s in %s (log %s)",
+                self.stamp,
+                self.options.environment,
+                self.options.job,
+                self.project_dir,
+                self.log_path,
+            )
+            code, log = self._meltano(tally_dir, force=False, file_handler=file_handler)
+            notes: list[str] = []
+            if code != 0 and log.already_running:
+                alive = pipeline_processes(self.project_dir)
+                if alive:
+                    reason = (
+                        f"Meltano refused to start: {log.already_running.splitlines()[0]} "
+                        "Pipeline processes of this project are still alive: "
+                        + ", ".join(str(p) for p in alive)
+                        + ". Not forcing while they may still be writing; the next run "
+                        "will go ahead once they have ended."
+                    )
+                    return self._refuse(reason, log_path=self.log_path)
+                logger.warning(
+                    "Meltano reports an earlier run as still running, but no pipeline "
+                    "process of this project is alive (a killed run): retrying with --force"
+                )
+                notes.append(
+                    "An earlier run had been killed and still looked 'running' to Meltano; "
+                    "no pipeline process was alive, so this run used --force."
+                )
+                for stale in tally_dir.glob("*.json"):
+                    stale.unlink()
+                code, log = self._meltano(tally_dir, force=True, file_handler=file_handler)
+            report = RunReport(
+                environment=self.options.environment,
+                job=self.options.job,
+                stamp=self.stamp,
+                exit_code=code,
+                tallies=self._tallies(tally_dir),
+                log_path=self.log_path,
+                notes=notes,
+            )
+            if code != 0:
+                step = log.failed_step()
+                if step.kind == "already_running":
+                    # Still refused after --force: let the notification say it plainly.
+                    step.kind = "meltano"
+                if code < 0:
+                    killed = f"meltano was killed by {signal.Signals(-code).name}"
+                    if step.kind == "meltano":
+                        step.cause = killed
+                    else:
+                        report.notes.append(killed + ".")
+                report.step = step
+                report.committed = [step_label("target", name) for name in log.completed_loaders()]
+            return self._finish(report)
+        finally:
+            shutil.rmtree(tally_dir, ignore_errors=True)
+
+    def _meltano(
+        self, tally_dir: Path, *, force: bool, file_handler: logging.Handler
+    ) -> tuple[int, MeltanoLog]:
+        """Run Meltano; its output goes (redacted) to the run's log and to the parser."""
+        command = [
+            self.options.meltano,
+            f"--environment={self.options.environment}",
+            "--log-format=json",  # machine-readable: which plugin wrote what, and exit codes
+            "run",
+            self.options.job,
+        ]
+        if force:
+            command.append("--force")
+        env = {
+            **self.environ,
+            "STRAVA_RUN_STAMP": self.stamp,
+            "STRAVA_TALLY_DIR": str(tally_dir),
+        }
+        log = MeltanoLog()
+        file_handler.flush()
+        try:
+            child = subprocess.Popen(
+                command,
+                cwd=self.project_dir,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+            )
+        except OSError as exc:
+            message = f"strava-job: error: could not start {self.options.meltano}: {exc}"
+            log.feed(message)
+            logger.error("%s", message)
+            return 127, log
+        self._child = child
+        previous = signal.signal(signal.SIGTERM, self._forward_sigterm)
+        try:
+            with self.log_path.open("a", encoding="utf-8") as out:
+                assert child.stdout is not None
+                for line in child.stdout:
+                    out.write(self.redact(line))
+                    log.feed(line)
+                code = child.wait()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            self._child = None
+        logger.info("meltano exited with code %d", code)
+        return code, log
+
+    def _forward_sigterm(self, signum: int, _frame: types.FrameType | None) -> None:
+        """Being stopped stops Meltano gracefully; the outcome is still reported."""
+        logger.warning("strava-job received signal %d: stopping meltano", signum)
+        if self._child is not None:
+            self._child.send_signal(signal.SIGTERM)
+
+    def _tallies(self, tally_dir: Path) -> dict[str, dict[str, t.Any]]:
+        """The tallies the mappers wrote, in the order the blocks ran."""
+        tallies: dict[str, dict[str, t.Any]] = {}
+        for path in sorted(tally_dir.glob("*.json"), key=lambda p: p.stat().st_mtime_ns):
+            tally = read_tally(path)
+            if tally is not None:
+                tallies[str(tally.get("target_label") or path.stem)] = tally
+        return tallies
+
+    # -- outcome ------------------------------------------------------------------------
+    def _refuse(self, reason: str, log_path: Path | None) -> int:
+        """The job did not run the pipeline: say why, as a failure notification."""
+        report = RunReport(
+            environment=self.options.environment,
+            job=self.options.job,
+            stamp=self.stamp,
+            exit_code=None,
+            tallies={},
+            log_path=log_path,
+            did_not_run=reason,
+        )
+        self._finish(report)
+        return EXIT_DID_NOT_RUN
+
+    def _finish(self, report: RunReport) -> int:
+        message = compose(report)
+        message = Notification(
+            outcome=message.outcome,
+            title=self.redact(message.title),
+            body=self.redact(message.body),
+            notify_type=message.notify_type,
+        )
+        level = logging.ERROR if message.outcome == FAILURE else logging.INFO
+        logger.log(level, "Outcome %s: %s", message.outcome, message.title)
+        for line in message.body.splitlines():
+            logger.log(level, "  %s", line)
+        if self.notify_urls:
+            notify.deliver(
+                message.title,
+                message.body,
+                message.notify_type,
+                self.notify_urls,
+                tries=int(self.settings.get("STRAVA_NOTIFY_TRIES") or 3),
+                backoff=float(self.settings.get("STRAVA_NOTIFY_BACKOFF") or 1.0),
+            )
+        else:
+            logger.info("No STRAVA_NOTIFY_URLS configured: the outcome is not posted")
+        return EXIT_FAILED if message.outcome == FAILURE else EXIT_OK
+
+    # -- lock and logs ------------------------------------------------------------------
+    @property
+    def _lock_info_path(self) -> Path:
+        return self.lock_path.with_suffix(".json")
+
+    def _write_lock_info(self) -> None:
+        """Who holds the lock, for the message of a job that finds it taken."""
+        info = {"pid": os.getpid(), "stamp": self.stamp, "log": str(self.log_path)}
+        with contextlib.suppress(OSError):
+            self._lock_info_path.write_text(json.dumps(info), encoding="utf-8")
+
+    def _lock_holder(self) -> str:
+        try:
+            info = json.loads(self._lock_info_path.read_text(encoding="utf-8"))
+            holder = f" (pid {info['pid']}, run {info['stamp']}, log {info['log']})"
+        except (OSError, ValueError, KeyError, TypeError):
+            holder = ""
+        return (
+            f"Another strava-job of this project is still running{holder}: it holds "
+            f"{self.lock_path}. This run was skipped so that two runs never load at once."
+        )
+
+    def _prune_logs(self) -> None:
+        """Keep the newest ``--keep-logs`` per-run logs of this job (names sort by time)."""
+        logs = sorted(self.log_dir.glob(f"{self.options.job}-*.log"))
+        for old in logs[: max(0, len(logs) - max(1, self.options.keep_logs))]:
+            with contextlib.suppress(OSError):
+                old.unlink()
+
+
+def main(argv: t.Sequence[str] | None = None) -> None:
+    """Console entry point ``strava-job``."""
+    options = parse_args(argv, os.environ)
+    sys.exit(StravaJob(options, os.environ).run())
+
+
+if __name__ == "__main__":
+    main()

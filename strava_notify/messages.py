@@ -1,0 +1,195 @@
+"""The one notification of a run: its outcome and its words.
+
+Four outcomes, decided only after Meltano has exited (a success needs exit code 0, which
+means every target committed):
+
+* **success**: new activities arrived (per target: new and updated counts per stream, the
+  new activities briefly, capped);
+* **no_new**: the run worked and found nothing new (it may have refreshed recent ones);
+* **partial**: the tap stopped at Strava's rate limit and recorded where; the next run
+  resumes there;
+* **failure**: a step failed, or the job could not run at all (lock held, an earlier
+  pipeline still alive).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+from pathlib import Path
+
+from strava_notify.meltano_log import FailedStep, step_label
+
+SUCCESS, NO_NEW, PARTIAL, FAILURE = "success", "no_new", "partial", "failure"
+NOTIFY_TYPE = {SUCCESS: "success", NO_NEW: "info", PARTIAL: "warning", FAILURE: "failure"}
+ACTIVITIES = "activities"
+
+
+@dataclasses.dataclass
+class RunReport:
+    """Everything the notification says about one run of the job."""
+
+    environment: str
+    job: str
+    stamp: str
+    exit_code: int | None
+    tallies: dict[str, dict[str, t.Any]]  # target label -> tally
+    log_path: Path | None = None
+    step: FailedStep | None = None
+    committed: list[str] = dataclasses.field(default_factory=list)  # labels, failure only
+    did_not_run: str | None = None  # why the job refused to start the pipeline
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def outcome(self) -> str:
+        """success, no_new, partial or failure (see the module docstring)."""
+        if self.did_not_run or self.exit_code != 0:
+            return FAILURE
+        if any(tally.get("partial") for tally in self.tallies.values()):
+            return PARTIAL
+        if self.tallies and self.new_count() == 0:
+            return NO_NEW
+        return SUCCESS
+
+    def new_count(self) -> int:
+        """New activities of the run (the targets read the same source: the largest)."""
+        return max((_activities(tally).get("new", 0) for tally in self.tallies.values()), default=0)
+
+
+@dataclasses.dataclass
+class Notification:
+    """Title, body and apprise notify type of one message."""
+
+    outcome: str
+    title: str
+    body: str
+    notify_type: str
+
+
+def _activities(tally: t.Mapping[str, t.Any]) -> dict[str, int]:
+    return dict((tally.get("streams") or {}).get(ACTIVITIES) or {})
+
+
+def _activities_phrase(count: int, adjective: str) -> str:
+    """``1 new activity``, ``3 new activities``."""
+    return f"{count} {adjective} {'activity' if count == 1 else 'activities'}"
+
+
+def duration(seconds: t.Any) -> str:
+    """``1:02:45`` or ``52:13``: how runners read a moving time."""
+    if not isinstance(seconds, (int, float)):
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def target_line(label: str, tally: t.Mapping[str, t.Any]) -> str:
+    """``Postgres: activities 3 new, 1 updated; athlete 1 read; athlete_stats 1 read``."""
+    parts = []
+    for stream, counts in sorted((tally.get("streams") or {}).items()):
+        if stream == ACTIVITIES:
+            parts.append(
+                f"{stream} {counts.get('new', 0)} new, {counts.get('updated', 0)} updated"
+                f" ({counts.get('records', 0)} read)"
+            )
+        else:
+            parts.append(f"{stream} {counts.get('records', 0)} read")
+    return f"{label}: " + ("; ".join(parts) if parts else "no records")
+
+
+def activity_line(fact: t.Mapping[str, t.Any]) -> str:
+    """``2026-11-27 Morning Run (Run, 10.21 km, 52:13)``."""
+    km = fact.get("distance_km")
+    distance = f"{km:.2f} km" if isinstance(km, (int, float)) else "? km"
+    sport = fact.get("sport_type") or "?"
+    name = fact.get("name") or "(no name)"
+    moving = duration(fact.get("moving_time"))
+    return f"{fact.get('date') or '?'} {name} ({sport}, {distance}, {moving})"
+
+
+def _new_activity_lines(tallies: t.Mapping[str, t.Mapping[str, t.Any]]) -> list[str]:
+    if not tallies:
+        return []
+    richest = max(tallies.values(), key=lambda tally: _activities(tally).get("new", 0))
+    facts = richest.get("new_activities") or []
+    if not facts:
+        return []
+    lines = ["New activities:"] + [f"- {activity_line(fact)}" for fact in facts]
+    more = int(richest.get("new_activities_more") or 0)
+    if more:
+        lines.append(f"- and {more} more")
+    return lines
+
+
+def _counts_lines(report: RunReport) -> list[str]:
+    if not report.tallies:
+        return ["Counts unavailable: no tally was written (is mapper-strava-tally in the job?)."]
+    return [target_line(label, tally) for label, tally in report.tallies.items()]
+
+
+def _footer(report: RunReport) -> list[str]:
+    lines = [f"Run {report.stamp}, job {report.job}, environment {report.environment}."]
+    if report.log_path is not None:
+        lines.append(f"Full log: {report.log_path}")
+    return lines
+
+
+def compose(report: RunReport) -> Notification:
+    """The notification for a run; plain text that reads well in chat and JSON alike."""
+    outcome = report.outcome
+    env = report.environment
+    notes = list(report.notes)
+    if outcome == SUCCESS:
+        new = report.new_count()
+        title = f"Strava sync ({env}): {_activities_phrase(new, 'new')}"
+        body = [
+            "Every target committed.",
+            *_counts_lines(report),
+            *_new_activity_lines(report.tallies),
+        ]
+    elif outcome == NO_NEW:
+        updated = max(_activities(tally).get("updated", 0) for tally in report.tallies.values())
+        title = f"Strava sync ({env}): no new activities"
+        refreshed = (
+            f"{_activities_phrase(updated, 'recent')} changed on Strava and "
+            f"{'was' if updated == 1 else 'were'} refreshed."
+            if updated
+            else "Recent activities were re-read; none had changed."
+        )
+        body = ["Nothing new since the last run.", refreshed, *_counts_lines(report)]
+    elif outcome == PARTIAL:
+        reasons: list[str] = []
+        for tally in report.tallies.values():
+            partial = tally.get("partial") or {}
+            for stop in partial.get("stops") or [{"reason": partial.get("reason")}]:
+                if stop.get("reason") and str(stop["reason"]) not in reasons:
+                    reasons.append(str(stop["reason"]))
+        title = f"Strava sync ({env}): partial, resumes next run"
+        body = [
+            "Stopped early at Strava's rate limit: " + "; ".join(reasons),
+            "Everything fetched so far is committed; the next run resumes from there.",
+            *_counts_lines(report),
+            *_new_activity_lines(report.tallies),
+        ]
+    elif report.did_not_run:
+        title = f"Strava sync ({env}) did not run"
+        body = [report.did_not_run, "Nothing was loaded by this run."]
+    else:
+        step = report.step or FailedStep(kind="meltano", plugin="meltano", cause="unknown")
+        label = step_label(step.kind, step.plugin)
+        title = f"Strava sync ({env}) FAILED: {label}"
+        where = f" (state {step.state_id})" if step.state_id else ""
+        body = [f"Failed step: {label}{where}", f"Cause: {step.cause}"]
+        if report.committed:
+            body.append("Committed before the failure: " + ", ".join(report.committed) + ".")
+        body.append(
+            "Nothing is lost: each target's state only advances with what it committed; "
+            "the next run resumes from there."
+        )
+    return Notification(
+        outcome=outcome,
+        title=title,
+        body="\n".join([*body, *notes, *_footer(report)]),
+        notify_type=NOTIFY_TYPE[outcome],
+    )

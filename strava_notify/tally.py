@@ -1,0 +1,196 @@
+"""The run tally: what one Singer stream of messages carried, as the notification needs it.
+
+The mapper builds a :class:`RunTally` from the messages it passes through and writes it
+as JSON when its input ends; ``strava-job`` reads it back after Meltano has exited. The
+tally cannot say whether the target committed (the mapper's input ends before that, and
+also when a tap crashes): that is the job's exit code, which only the wrapper sees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import typing as t
+from pathlib import Path
+
+from tap_strava.client import QUOTA_STOP_KEY
+from tap_strava.digest import DIGESTS_KEY, classify
+from tap_strava.files import write_atomically
+
+TALLY_VERSION = 1
+ACTIVITIES_STREAM = "activities"
+
+
+def _utc_now() -> str:
+    """ISO 8601 UTC time stamp, second precision (what a reader of a tally needs)."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclasses.dataclass
+class StreamTally:
+    """Counts for one stream; new/updated/unchanged only where digests exist."""
+
+    records: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+def previous_digests(state: t.Mapping[str, t.Any] | None) -> dict[str, t.Any]:
+    """The activity digests of an input state, all partitions merged.
+
+    The tap keeps ``digests`` per athlete partition (and a stream without partitions
+    would keep them at the stream level): the union is what the previous run loaded.
+    """
+    bookmarks = (state or {}).get("bookmarks") or {}
+    stream_state = bookmarks.get(ACTIVITIES_STREAM) or {}
+    merged: dict[str, t.Any] = {}
+    if isinstance(stream_state, dict):
+        merged.update(stream_state.get(DIGESTS_KEY) or {})
+        for partition in stream_state.get("partitions") or []:
+            if isinstance(partition, dict):
+                merged.update(partition.get(DIGESTS_KEY) or {})
+    return merged
+
+
+def quota_stops(state: t.Mapping[str, t.Any] | None) -> list[dict[str, str]]:
+    """Every ``quota_stop`` reason in a state, per stream (and partition).
+
+    The tap records a quota stop where the stream stopped, so that the outcome
+    "partial" survives Meltano (which turns any non-zero exit into 1).
+    """
+    stops: list[dict[str, str]] = []
+    bookmarks = (state or {}).get("bookmarks") or {}
+    if not isinstance(bookmarks, dict):
+        return stops
+    for stream, stream_state in bookmarks.items():
+        if not isinstance(stream_state, dict):
+            continue
+        places = [stream_state] + [
+            p for p in stream_state.get("partitions") or [] if isinstance(p, dict)
+        ]
+        stops.extend(
+            {"stream": str(stream), "reason": str(place[QUOTA_STOP_KEY])}
+            for place in places
+            if place.get(QUOTA_STOP_KEY)
+        )
+    return stops
+
+
+def activity_facts(record: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """The brief description of a new activity: local date, name, sport, km, moving time."""
+    distance = record.get("distance")
+    moving_time = record.get("moving_time")
+    return {
+        "id": record.get("id"),
+        "date": str(record.get("start_date_local") or record.get("start_date") or "")[:10],
+        "name": record.get("name") or "",
+        "sport_type": record.get("sport_type") or record.get("type") or "",
+        "distance_km": round(float(distance) / 1000, 2)
+        if isinstance(distance, (int, float))
+        else None,
+        "moving_time": int(moving_time) if isinstance(moving_time, (int, float)) else None,
+    }
+
+
+class RunTally:
+    """Accumulates the tally of one run from Singer messages, in input order."""
+
+    def __init__(self, target_label: str = "", new_activities_cap: int = 10) -> None:
+        """Start an empty tally for the target the mapper sits in front of."""
+        self.target_label = target_label
+        self.new_activities_cap = max(0, new_activities_cap)
+        self.started_at = _utc_now()
+        self.streams: dict[str, StreamTally] = {}
+        self.properties: dict[str, list[str]] = {}
+        self.new_activities: list[dict[str, t.Any]] = []
+        self.new_activities_more = 0
+        self.state_messages = 0
+        self.last_message_type: str | None = None
+        self.tally_errors = 0
+        self._first_state: t.Mapping[str, t.Any] | None = None
+        self._last_state: t.Mapping[str, t.Any] | None = None
+        self._previous: dict[str, t.Any] | None = None
+        self._classified: set[str] = set()
+
+    def _stream(self, name: str) -> StreamTally:
+        return self.streams.setdefault(name, StreamTally())
+
+    def on_schema(self, message: t.Mapping[str, t.Any]) -> None:
+        """Remember the stream's schema fields: digests are taken over exactly these."""
+        stream = str(message.get("stream"))
+        properties = (message.get("schema") or {}).get("properties") or {}
+        self.properties[stream] = list(properties)
+        self._stream(stream)
+
+    def on_record(self, message: t.Mapping[str, t.Any]) -> None:
+        """Count a record; classify an activity against the previous run's digests."""
+        stream = str(message.get("stream"))
+        record = message.get("record") or {}
+        counts = self._stream(stream)
+        counts.records += 1
+        if stream != ACTIVITIES_STREAM:
+            return
+        if self._previous is None:
+            # Records before any STATE: the tap had no input state, everything is new.
+            self._previous = previous_digests(self._first_state)
+        key = str(record.get("id"))
+        if key in self._classified:
+            return  # the same activity twice in one run is still one activity
+        self._classified.add(key)
+        kind = classify(record, self.properties.get(stream, list(record)), self._previous)
+        if kind == "new":
+            counts.new += 1
+            if len(self.new_activities) < self.new_activities_cap:
+                self.new_activities.append(activity_facts(record))
+            else:
+                self.new_activities_more += 1
+        elif kind == "updated":
+            counts.updated += 1
+        else:
+            counts.unchanged += 1
+
+    def on_state(self, message: t.Mapping[str, t.Any]) -> None:
+        """The first STATE is the tap's input state (digests); the last one is the outcome."""
+        value = message.get("value") or {}
+        self.state_messages += 1
+        if self._first_state is None:
+            self._first_state = value
+        self._last_state = value
+
+    def seen(self, message_type: str | None) -> None:
+        """Note the type of the latest message (an input that ends on STATE is complete)."""
+        self.last_message_type = message_type
+
+    def as_dict(self) -> dict[str, t.Any]:
+        """The tally as written to ``tally_path``."""
+        stops = quota_stops(self._last_state)
+        return {
+            "version": TALLY_VERSION,
+            "target_label": self.target_label,
+            "started_at": self.started_at,
+            "finished_at": _utc_now(),
+            "state_messages": self.state_messages,
+            "ended_after_state": self.state_messages > 0,
+            "ended_with_state": self.last_message_type == "STATE",
+            "streams": {name: dataclasses.asdict(c) for name, c in sorted(self.streams.items())},
+            "new_activities": self.new_activities,
+            "new_activities_more": self.new_activities_more,
+            "partial": {"reason": stops[0]["reason"], "stops": stops} if stops else None,
+            "tally_errors": self.tally_errors,
+        }
+
+
+def write_tally(path: Path, payload: t.Mapping[str, t.Any]) -> None:
+    """Write JSON next to its final name, then rename: a reader never sees half a tally."""
+    write_atomically(path, json.dumps(payload, indent=2, sort_keys=True) + "\n", mode=0o644)
+
+
+def read_tally(path: Path) -> dict[str, t.Any] | None:
+    """A tally file, or None when it is missing or unreadable (the block never got there)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
