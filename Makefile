@@ -4,8 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PLUGINS := .meltano/.plugins-installed
+# The core suite's plugins; the rest of meltano.yml (more loaders, dbt) is for the extras.
+CORE_PLUGINS := tap-strava tap-strava-details target-csv target-postgres mapper-strava-tally
+EXTRAS := $(VENV)/.extras-installed
 
-.PHONY: setup demo test test-e2e lint format clean settings-doc
+.PHONY: setup demo test test-e2e lint format clean settings-doc setup-extras test-extras dashboard
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +17,19 @@ $(INSTALLED): pyproject.toml
 	touch $@
 
 $(PLUGINS): meltano.yml $(INSTALLED)
-	$(BIN)/meltano install
+	$(BIN)/meltano install $(CORE_PLUGINS)
 	touch $@
+
+# Heavy installs kept out of `make test`: every plugin of meltano.yml (more loaders, the
+# dbt transformer), the Python extras (dashboard, drivers) and Debian's chromium for the
+# dashboard's browser test (apt-get needs root, as in CI).
+$(EXTRAS): pyproject.toml meltano.yml $(INSTALLED)
+	$(BIN)/pip install --quiet -e '.[dev,destinations,analytics]'
+	$(BIN)/meltano install
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	touch $@
+
+setup-extras: setup $(EXTRAS)
 
 setup: $(INSTALLED) $(PLUGINS)
 
@@ -27,6 +41,13 @@ test: setup
 
 test-e2e: setup
 	$(BIN)/pytest -m e2e
+
+test-extras: setup-extras
+	$(BIN)/pytest -m extras
+
+# The demo, then the training dashboard from its data (.demo/report.html).
+dashboard: setup-extras
+	$(BIN)/python -m devtools.demo --dashboard
 
 lint: setup
 	$(BIN)/ruff check .

@@ -88,6 +88,8 @@ def main() -> None:
                 print(proc.stderr[-3000:], file=sys.stderr)
                 sys.exit(f"demo: the job failed; full log in {DEMO_DIR / 'meltano.log'}")
             report(url, PROJECT_ROOT / "output" / stamp, env)
+            if "--dashboard" in sys.argv[1:]:
+                dashboard(url)
     finally:
         sim.terminate()
         sim.wait(timeout=10)
@@ -123,6 +125,17 @@ def report(url: str, output: Path, env: dict[str, str]) -> None:
         mark = value["partitions"][0]["replication_key_value"]
         print(f"\nBookmark (last loaded start date): {mark}")
     print(f"\nLogs: {DEMO_DIR / 'meltano.log'}")
+
+
+def dashboard(url: str) -> None:
+    """`make dashboard`: the training report of the demo account (needs `.[analytics]`)."""
+    out = DEMO_DIR / "report.html"
+    subprocess.run(
+        [str(BIN / "tap-strava-dashboard"), "--database-url", url, "--out", str(out)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    print(f"\nTraining dashboard: {out} (charts as PNG in {out.with_name('report-charts')}/)")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,10 @@ UNAUTHORIZED_RETRIES = 1
 QUOTA_STOP_KEY = "quota_stop"
 
 
+class StravaNotFound(FatalAPIError):
+    """404: the record is gone (e.g. an activity deleted between listing and fetching)."""
+
+
 def _json_body(response: requests.Response) -> t.Any:
     try:
         return response.json()
@@ -90,6 +94,8 @@ def check_strava_response(response: requests.Response, account: StravaAccount) -
             raise StravaAuthError(msg)
         msg = f"Strava refused access to {path} ({summary}): the token's athlete may not read it"
         raise StravaAuthError(msg)
+    if status == HTTPStatus.NOT_FOUND:
+        raise StravaNotFound(f"Strava has no {path}: {summary}")
     if status >= HTTPStatus.BAD_REQUEST:
         raise FatalAPIError(f"Strava refused {path}: {summary}")
     if body is None:
@@ -160,12 +166,13 @@ class StravaAccount:
             factor=1,
         )
         def _get() -> t.Any:
+            self.rate_limits.before_request()
             request = requests.Request("GET", f"{self.api_url}{path}").prepare()
             response = self._session.send(self.authenticator(request), timeout=self._timeout)
             check_strava_response(response, self)
             return response.json()
 
-        return _get()
+        return with_rate_limit_waits(_get, self.rate_limits)()
 
 
 class StravaStream(RESTStream[int]):

@@ -15,7 +15,7 @@ from tap_strava.schemas import ACTIVITY_SCHEMA, ATHLETE_SCHEMA, ATHLETE_STATS_SC
 from tap_strava.windows import DAY, TimeWindow, WindowPlanner
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from singer_sdk.helpers.types import Context
 
@@ -35,7 +35,81 @@ def _epoch(value: str | datetime.datetime) -> int:
 RESUME_KEY = "resume_from"
 
 
-class ActivitiesStream(StravaStream):
+def _iso(epoch: int) -> str:
+    return (
+        datetime.datetime.fromtimestamp(max(0, epoch), tz=datetime.timezone.utc)
+        .isoformat()
+        .replace("+00:00", "Z")
+    )
+
+
+class ActivityListStream(StravaStream):
+    """Reads ``GET /athlete/activities`` in bounded time windows (see tap_strava.windows).
+
+    Each window is read whole, deduplicated by id and handed over sorted by
+    ``(start_date, id)``; before the next window the state is checkpointed with
+    ``resume_from`` (the first unread second), so that any stop resumes at a window
+    boundary and even a run of empty windows is progress. Subclasses decide what to emit.
+    """
+
+    path = "/athlete/activities"
+    # Sorted per finished window: the SDK may advance the bookmark per record and resume
+    # after an interruption. A re-read below the old bookmark (the activities look-back)
+    # is legitimate, which check_sorted would reject.
+    is_sorted = True
+    check_sorted = False
+
+    _window: TimeWindow | None = None
+
+    def get_url_params(
+        self,
+        context: Context | None,  # noqa: ARG002
+        next_page_token: int | None,
+    ) -> dict[str, t.Any]:
+        """Page through the current window, 200 per page (Strava's maximum)."""
+        window = self._window
+        params: dict[str, t.Any] = {"per_page": MAX_PAGE_SIZE, "page": next_page_token or 1}
+        if window is not None:
+            params["after"] = window.after
+            if window.before is not None:
+                params["before"] = window.before
+        return params
+
+    def sorted_windows(
+        self, context: Context | None, start: int
+    ) -> Iterator[list[dict[str, t.Any]]]:
+        """Activity summaries from ``start`` on, one sorted list per finished window."""
+        planner = WindowPlanner(
+            start=start,
+            now=int(utc_now().timestamp()),
+            initial_span=int(self.config.get("window_days", 30)) * DAY,
+        )
+        self.logger.info("%s: reading activities that started after %s", self.name, _iso(start - 1))
+        partition_state = self.get_context_state(context)
+        for index, window in enumerate(planner):
+            if index:
+                partition_state[RESUME_KEY] = window.first
+                self.state_manager.is_flushed = False
+                self._write_state_message()
+            self._window = window
+            by_id: dict[int, dict[str, t.Any]] = {}
+            crowded = False
+            for record in self.request_records(context):
+                by_id[int(record["id"])] = record
+                if len(by_id) >= MAX_PAGE_SIZE and planner.can_split(window):
+                    crowded = True
+                    break
+            if crowded:
+                # More than a page: read it as smaller windows, each finished on its own.
+                planner.split(window)
+                continue
+            planner.report(len(by_id))
+            yield sorted(by_id.values(), key=lambda r: (_epoch(r["start_date"]), int(r["id"])))
+        self._window = None
+        partition_state.pop(RESUME_KEY, None)  # complete: no unread second left
+
+
+class ActivitiesStream(ActivityListStream):
     """``GET /athlete/activities``: the athlete's activities, incremental on ``start_date``.
 
     Each run starts ``lookback_days`` before the bookmark (minus one second, because
@@ -44,17 +118,9 @@ class ActivitiesStream(StravaStream):
     """
 
     name = "activities"
-    path = "/athlete/activities"
     primary_keys = ("id",)
     replication_key = "start_date"
-    # Sorted per finished window (see tap_strava.windows): the SDK may advance the
-    # bookmark per record and resume after an interruption. The lookback re-read
-    # starts below the old bookmark, which check_sorted would reject.
-    is_sorted = True
-    check_sorted = False
     schema = ACTIVITY_SCHEMA
-
-    _window: TimeWindow | None = None
 
     def starting_epoch(self, context: Context | None) -> int:
         """Lower bound of this run, never before ``start_date``.
@@ -73,73 +139,27 @@ class ActivitiesStream(StravaStream):
             return max(_epoch(bookmark) - lookback, floor)
         return floor
 
-    def get_url_params(
-        self,
-        context: Context | None,  # noqa: ARG002
-        next_page_token: int | None,
-    ) -> dict[str, t.Any]:
-        """Page through the current window, 200 per page (Strava's maximum)."""
-        window = self._window
-        params: dict[str, t.Any] = {"per_page": MAX_PAGE_SIZE, "page": next_page_token or 1}
-        if window is not None:
-            params["after"] = window.after
-            if window.before is not None:
-                params["before"] = window.before
-        return params
-
     def get_partition_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
-        """Read window by window; emit each window sorted, once it is complete."""
-        start = self.starting_epoch(context)
-        now = int(utc_now().timestamp())
-        planner = WindowPlanner(
-            start=start,
-            now=now,
-            initial_span=int(self.config.get("window_days", 30)) * DAY,
-        )
-        self.logger.info(
-            "Reading activities that started after %s",
-            datetime.datetime.fromtimestamp(max(0, start - 1), tz=datetime.timezone.utc)
-            .isoformat()
-            .replace("+00:00", "Z"),
-        )
+        """Emit each finished window; keep digests of what the targets received."""
         emitted: set[int] = set()
         partition_state = self.get_context_state(context)
         digests: dict[str, list[str]] = dict(partition_state.get(DIGESTS_KEY) or {})
         properties = list(self.schema["properties"])
-        for index, window in enumerate(planner):
-            if index:
-                # Everything before this window is emitted: checkpoint it, with the first
-                # unread second, so that even a run of empty windows is progress.
-                partition_state[RESUME_KEY] = window.first
-                self.state_manager.is_flushed = False
-                self._write_state_message()
-            self._window = window
-            by_id: dict[int, dict[str, t.Any]] = {}
-            crowded = False
-            for record in self.request_records(context):
-                by_id[int(record["id"])] = record
-                if len(by_id) >= MAX_PAGE_SIZE and planner.can_split(window):
-                    crowded = True
-                    break
-            if crowded:
-                # More than a page: read it as smaller windows, each finished on its own.
-                planner.split(window)
-                continue
-            planner.report(len(by_id))
-            for activity_id, record in sorted(
-                by_id.items(), key=lambda item: (_epoch(item[1]["start_date"]), item[0])
-            ):
-                if activity_id not in emitted:
-                    emitted.add(activity_id)
-                    yield record
-                    # `record` is now conformed and emitted: remember what the target got.
-                    digests[str(activity_id)] = [
-                        record["start_date"],
-                        record_digest(record, properties),
-                    ]
+        for batch in self.sorted_windows(context, self.starting_epoch(context)):
+            for record in batch:
+                activity_id = int(record["id"])
+                if activity_id in emitted:
+                    continue
+                emitted.add(activity_id)
+                yield record
+                # `record` is now conformed and emitted: remember what the target got.
+                digests[str(activity_id)] = [
+                    record["start_date"],
+                    record_digest(record, properties),
+                ]
+                if record.get("gear_id"):
+                    self.strava_tap.gear_ids_seen.add(str(record["gear_id"]))
             partition_state[DIGESTS_KEY] = digests
-        self._window = None
-        partition_state.pop(RESUME_KEY, None)  # complete: the next run uses the look-back
         partition_state[DIGESTS_KEY] = self._digests_to_keep(digests, partition_state)
 
     def _digests_to_keep(

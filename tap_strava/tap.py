@@ -15,6 +15,13 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_strava.auth import StravaAuthenticator
 from tap_strava.client import StravaAccount
+from tap_strava.detail_streams import (
+    ActivityDetailsStream,
+    ActivityStreamsStream,
+    GearStream,
+    LapsStream,
+    ZonesStream,
+)
 from tap_strava.errors import StravaConfigError, StravaUserError
 from tap_strava.ratelimit import RateLimitTracker
 from tap_strava.streams import ActivitiesStream, AthleteStatsStream, AthleteStream
@@ -83,6 +90,39 @@ class TapStrava(Tap):
             title="Window Days",
             description="Initial size of the time windows the activity list is read in; "
             "the bookmark advances after each finished window (sizes adapt).",
+        ),
+        *(
+            th.Property(
+                setting,
+                th.IntegerType(minimum=0),
+                default=0,
+                title=title,
+                description=f"Requests per run the {stream} stream may spend, one per "
+                f"activity, oldest first ({what}). 0 (the default) turns it off. The next "
+                "run goes on where the budget or Strava's quota ended.",
+            )
+            for setting, title, stream, what in (
+                (
+                    "activity_details_per_run",
+                    "Activity Details Per Run",
+                    "activity_details",
+                    "description, calories, gear, splits, best efforts, full polyline",
+                ),
+                ("laps_per_run", "Laps Per Run", "laps", "one row per lap"),
+                (
+                    "zones_per_run",
+                    "Zones Per Run",
+                    "activity_zones",
+                    "heart-rate, power and pace zones",
+                ),
+                (
+                    "streams_per_run",
+                    "Streams Per Run",
+                    "activity_streams",
+                    "time-series: time, latlng, distance, altitude, heartrate, cadence, watts, "
+                    "temp, moving, grade",
+                ),
+            )
         ),
         th.Property(
             "api_url",
@@ -167,6 +207,11 @@ class TapStrava(Tap):
         return errors
 
     @cached_property
+    def gear_ids_seen(self) -> set[str]:
+        """Gear ids of the activities emitted in this run (filled by ``activities``)."""
+        return set()
+
+    @cached_property
     def run_started_at(self) -> datetime.datetime:
         """The moment this sync started (UTC), shared by every stream."""
         return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
@@ -207,6 +252,11 @@ class TapStrava(Tap):
             ActivitiesStream(self),
             AthleteStream(self),
             AthleteStatsStream(self),
+            GearStream(self),  # after activities: it fetches the gear ids they used
+            ActivityDetailsStream(self),
+            LapsStream(self),
+            ZonesStream(self),
+            ActivityStreamsStream(self),
         ]
 
 

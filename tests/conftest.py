@@ -25,6 +25,8 @@ def tap_config_for(sim: StravaSimulator, tmp_path: t.Any, **overrides: t.Any) ->
         "token_url": sim.token_url,
         "token_store_path": str(tmp_path / "tokens" / "tokens.json"),
         "lookback_days": 7,
+        # A test that exhausts the simulator's quota stops instead of sleeping 15 minutes.
+        "max_rate_limit_wait_seconds": 5,
     }
     config.update(overrides)
     return config
@@ -70,3 +72,16 @@ def meltano_project(simulator, postgres_url, tmp_path):
     )
     yield project
     project.drop_schema()
+
+
+@pytest.fixture
+def destination_project(simulator, tmp_path):
+    """The Meltano project for the extra destinations (files, MySQL, DuckDB): no Postgres."""
+    from tests.pipeline import MeltanoProject
+
+    return MeltanoProject(
+        sim=simulator,
+        postgres_url="",
+        workdir=tmp_path,
+        refresh_token=simulator.refresh_token,
+    )

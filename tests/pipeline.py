@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime
+import decimal
 import json
 import os
 import subprocess
@@ -17,6 +19,10 @@ from tap_strava.simulator import StravaSimulator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MELTANO = str(Path(sys.executable).with_name("meltano"))
+#: The MySQL/MariaDB server of the `extras` tests (root without password on this machine).
+MYSQL_URL = os.environ.get(
+    "STRAVA_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/?charset=utf8mb4"
+)
 
 
 def private_meltano_dir(workdir: Path) -> Path:
@@ -51,6 +57,10 @@ class MeltanoProject:
     def output_root(self) -> Path:
         return self.workdir / "output"
 
+    @property
+    def duckdb_path(self) -> Path:
+        return self.workdir / "strava.duckdb"
+
     def env(self, run_stamp: str | None = None, **extra: str) -> dict[str, str]:
         env = {
             key: value
@@ -68,21 +78,29 @@ class MeltanoProject:
                 "TAP_STRAVA_API_URL": self.sim.api_url,
                 "TAP_STRAVA_TOKEN_URL": self.sim.token_url,
                 "TAP_STRAVA_TOKEN_STORE_PATH": str(self.workdir / "tokens.json"),
+                # A quota spent in a test stops the run instead of sleeping 15 minutes.
+                "TAP_STRAVA_MAX_RATE_LIMIT_WAIT_SECONDS": "5",
+                "TAP_STRAVA_DETAILS_MAX_RATE_LIMIT_WAIT_SECONDS": "5",
                 "TARGET_POSTGRES_SQLALCHEMY_URL": self.postgres_url,
                 "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": self.schema,
                 "TARGET_CSV_OUTPUT_PATH": str(self.output_root / (run_stamp or "")),
+                "TARGET_JSONL_DESTINATION_PATH": str(self.output_root / (run_stamp or "")),
+                "TARGET_MYSQL_SQLALCHEMY_URL": MYSQL_URL,
+                "TARGET_MYSQL_DEFAULT_TARGET_SCHEMA": self.schema,
+                "TARGET_DUCKDB_FILEPATH": str(self.duckdb_path),
             }
         )
         env.update(extra)
         return env
 
     def meltano(
-        self, *args: str, run_stamp: str | None = None, **extra: str
+        self, *args: str, run_stamp: str | None = None, input: str | None = None, **extra: str
     ) -> subprocess.CompletedProcess:
         return subprocess.run(
             [MELTANO, *args],
             cwd=PROJECT_ROOT,
             env=self.env(run_stamp, **extra),
+            input=input,
             capture_output=True,
             text=True,
             timeout=600,
@@ -116,12 +134,207 @@ class MeltanoProject:
         with connect(self.postgres_url) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
 
+    def mysql_rows(self, table: str) -> list[dict[str, t.Any]]:
+        """The rows of a table target-mysql wrote (into the database named `schema`)."""
+        with mysql_connection() as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT * FROM `{self.schema}`.`{table}`")
+            return list(cur.fetchall())
+
+    def drop_mysql_schema(self) -> None:
+        with mysql_connection() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{self.schema}`")
+
+    def duckdb_rows(self, table: str, schema: str = "strava") -> list[dict[str, t.Any]]:
+        import duckdb
+
+        # The file strava.duckdb is the catalog "strava", which has a schema "strava":
+        # a bare strava.activities would be ambiguous.
+        catalog = self.duckdb_path.stem
+        with duckdb.connect(str(self.duckdb_path), read_only=True) as conn:
+            result = conn.execute(f'SELECT * FROM "{catalog}"."{schema}"."{table}"')
+            columns = [c[0] for c in result.description or []]
+            return [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
+
     def state(self, state_id: str) -> dict[str, t.Any]:
         proc = self.meltano("state", "get", state_id)
         assert proc.returncode == 0, proc.stderr[-2000:]
         return t.cast("dict[str, t.Any]", json.loads(proc.stdout))
 
+    # -- dbt (the `dbt` transformer over transform/) --------------------------------------
+
+    @property
+    def analytics_schema(self) -> str:
+        """Where this project's dbt models go (the raw tables are in `schema`)."""
+        return f"{self.schema}_analytics"
+
+    def postgres_parts(self) -> dict[str, str]:
+        """postgres_url as TARGET_POSTGRES_HOST/_PORT/_USER/_PASSWORD/_DATABASE.
+
+        dbt's profile cannot read a SQLAlchemy URL; an embedded server's socket folder
+        (``?host=/path``) becomes the host, which libpq accepts.
+        """
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.postgres_url)
+        host = url.query.get("host") or url.host or "127.0.0.1"
+        return {
+            "TARGET_POSTGRES_HOST": host if isinstance(host, str) else host[0],
+            "TARGET_POSTGRES_PORT": str(url.port or 5432),
+            "TARGET_POSTGRES_USER": url.username or "postgres",
+            "TARGET_POSTGRES_PASSWORD": url.password or "",
+            "TARGET_POSTGRES_DATABASE": url.database or "postgres",
+        }
+
+    def dbt(self, *args: str, **extra: str) -> subprocess.CompletedProcess:
+        """`meltano invoke dbt ARGS` on this project's raw schema and DuckDB file."""
+        return self.meltano(
+            "invoke",
+            "dbt",
+            *args,
+            **{
+                **self.postgres_parts(),
+                "STRAVA_ANALYTICS_SCHEMA": self.analytics_schema,
+                # dbt's compiled SQL and logs in the test's folder, not transform/.
+                "DBT_TARGET_PATH": str(self.workdir / "dbt-target"),
+                "DBT_LOG_PATH": str(self.workdir / "dbt-logs"),
+                **extra,
+            },
+        )
+
 
 def read_csv(path: Path) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
+
+
+def read_jsonl(path: Path) -> list[dict[str, t.Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def mysql_connection() -> t.Any:
+    """A PyMySQL connection (utf8mb4, dict rows) to the server of MYSQL_URL."""
+    import pymysql
+    import pymysql.cursors
+    from sqlalchemy.engine import make_url
+
+    url = make_url(MYSQL_URL)
+    return pymysql.connect(
+        host=url.host or "127.0.0.1",
+        port=url.port or 3306,
+        user=url.username or "root",
+        password=url.password or "",
+        charset="utf8mb4",
+        cursorclass=pymysql.cursors.DictCursor,
+        autocommit=True,
+    )
+
+
+# -- comparing a loaded table with the simulator's activities ---------------------------
+
+
+def utc(value: str) -> datetime.datetime:
+    """A Strava date-time as the naive UTC datetime SQL targets store."""
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)
+
+
+def _types(column: str) -> set[str]:
+    from tap_strava.schemas import ACTIVITY_SCHEMA
+
+    spec = ACTIVITY_SCHEMA["properties"][column]
+    kinds = spec.get("type", [])
+    return {kinds} if isinstance(kinds, str) else set(kinds)
+
+
+def normalize(column: str, value: t.Any) -> t.Any:
+    """A value read from a SQL table in the shape of Strava's JSON, for comparison.
+
+    Covers what the loaders return: Decimal (Postgres numeric), tz-aware datetimes,
+    0/1 for booleans (MySQL's TINYINT), JSON as text (MariaDB, DuckDB).
+    """
+    kinds = _types(column)
+    if isinstance(value, str) and kinds & {"object", "array"}:
+        value = json.loads(value)
+    if isinstance(value, int) and not isinstance(value, bool) and "boolean" in kinds:
+        return bool(value)
+    return _plain(value)
+
+
+def _plain(value: t.Any) -> t.Any:
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, datetime.datetime):
+        return value.replace(tzinfo=None)
+    return value
+
+
+def expected(column: str, value: t.Any) -> t.Any:
+    """A source value as a SQL table holds it (date-times naive UTC, numbers float)."""
+    from tap_strava.schemas import ACTIVITY_SCHEMA
+
+    spec = ACTIVITY_SCHEMA["properties"][column]
+    if value is not None and spec.get("format") == "date-time":
+        return utc(value)
+    if isinstance(value, int) and not isinstance(value, bool) and "number" in spec["type"]:
+        return float(value)
+    return value
+
+
+def assert_table_equals_source(
+    rows: list[dict[str, t.Any]],
+    sim: StravaSimulator,
+    normalize: t.Callable[[str, t.Any], t.Any] = normalize,
+) -> None:
+    """Every activity exactly once, every column equal to what Strava serves."""
+    from tap_strava.schemas import ACTIVITY_SCHEMA
+
+    source = {a["id"]: a for a in sim.activities}
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids)), "duplicated activity rows"
+    assert set(ids) == set(source), "lost or extra activity rows"
+    for row in rows:
+        activity = source[row["id"]]
+        for column in ACTIVITY_SCHEMA["properties"]:
+            if column == "athlete_id":
+                assert row[column] == sim.athlete_id
+                continue
+            want = expected(column, activity.get(column))
+            actual = normalize(column, row[column])
+            assert actual == want, (row["id"], column, actual, want)
+
+
+AWKWARD_EDIT = 'Édité: "quoted", comma\\slash 🚴‍♀️ 北京'
+
+
+def upload_and_edit(sim: StravaSimulator) -> tuple[int, int, int]:
+    """After a first run: a new upload, a late upload inside the look-back window, and
+    an edit of the newest activity (awkward name, made private). Returns their ids."""
+    newest = max(utc(a["start_date"]) for a in sim.activities)
+    new = sim.add_activity(
+        start_date=(newest + datetime.timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+    late = sim.add_activity(
+        start_date=(newest - datetime.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+    recent = max(
+        (a for a in sim.activities if a["id"] not in (new["id"], late["id"])),
+        key=lambda a: (a["start_date"], a["id"]),
+    )
+    sim.update_activity(recent["id"], name=AWKWARD_EDIT, private=True, visibility="only_me")
+    return new["id"], late["id"], recent["id"]
+
+
+def changed_ids(before: list[dict[str, t.Any]], after: list[dict[str, t.Any]]) -> set[int]:
+    """Ids of rows present in both whose activity columns differ."""
+    from tap_strava.schemas import ACTIVITY_SCHEMA
+
+    old = {r["id"]: r for r in before}
+    return {
+        r["id"]
+        for r in after
+        if r["id"] in old and any(r[c] != old[r["id"]][c] for c in ACTIVITY_SCHEMA["properties"])
+    }

@@ -11,7 +11,14 @@ from singer_sdk.testing import SuiteConfig, get_tap_test_class
 from tap_strava.simulator import StravaSimulator
 from tap_strava.tap import TapStrava
 
-_SIMULATOR = StravaSimulator(seed=11, activity_count=60).start()
+_SIMULATOR = StravaSimulator(
+    seed=11,
+    activity_count=60,
+    read_limit_15min=100_000,
+    read_limit_daily=1_000_000,
+    overall_limit_15min=100_000,
+    overall_limit_daily=1_000_000,
+).start()
 atexit.register(_SIMULATOR.stop)
 _TOKENS = Path(tempfile.mkdtemp(prefix="tap-strava-core-")) / "tokens.json"
 
@@ -22,6 +29,10 @@ SAMPLE_CONFIG = {
     "api_url": _SIMULATOR.api_url,
     "token_url": _SIMULATOR.token_url,
     "token_store_path": str(_TOKENS),
+    "activity_details_per_run": 20,
+    "laps_per_run": 20,
+    "zones_per_run": 20,
+    "streams_per_run": 20,
 }
 
 TestTapStrava = get_tap_test_class(

@@ -3,60 +3,17 @@
 from __future__ import annotations
 
 import datetime
-import decimal
 import json
 
 import pytest
 
 from tap_strava.schemas import ACTIVITY_SCHEMA
 from tap_strava.simulator import StravaSimulator
-from tests.pipeline import MeltanoProject
+from tests.pipeline import MeltanoProject, assert_table_equals_source, utc
 
 pytestmark = pytest.mark.e2e
 
 STATE_ID = "dev:tap-strava-to-target-postgres"
-
-
-def _utc(value: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)
-
-
-def _normalize(column: str, value):
-    """A Postgres value in the shape of Strava's JSON, for comparison."""
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, list):
-        return [_normalize(column, v) for v in value]
-    if isinstance(value, dict):
-        return {k: _normalize(column, v) for k, v in value.items()}
-    if isinstance(value, datetime.datetime):
-        return value.replace(tzinfo=None)
-    return value
-
-
-def _expected(column: str, value):
-    spec = ACTIVITY_SCHEMA["properties"][column]
-    if value is not None and spec.get("format") == "date-time":
-        return _utc(value)
-    if isinstance(value, int) and not isinstance(value, bool) and "number" in spec["type"]:
-        return float(value)
-    return value
-
-
-def assert_table_equals_source(rows: list[dict], sim: StravaSimulator) -> None:
-    source = {a["id"]: a for a in sim.activities}
-    ids = [r["id"] for r in rows]
-    assert len(ids) == len(set(ids)), "duplicated activity rows"
-    assert set(ids) == set(source), "lost or extra activity rows"
-    for row in rows:
-        activity = source[row["id"]]
-        for column in ACTIVITY_SCHEMA["properties"]:
-            if column == "athlete_id":
-                assert row[column] == sim.athlete_id
-                continue
-            expected = _expected(column, activity.get(column))
-            actual = _normalize(column, row[column])
-            assert actual == expected, (row["id"], column, actual, expected)
 
 
 @pytest.fixture
@@ -89,7 +46,7 @@ def test_an_account_lands_in_postgres_and_reruns_bring_exactly_the_changes(
             a["start_date"] for a in big_simulator.activities
         )
 
-        newest = max(_utc(a["start_date"]) for a in big_simulator.activities)
+        newest = max(utc(a["start_date"]) for a in big_simulator.activities)
         new = big_simulator.add_activity(
             start_date=(newest + datetime.timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
         )

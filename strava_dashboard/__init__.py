@@ -1,0 +1,1 @@
+"""The training dashboard: one self-contained HTML report from the loaded Strava tables."""

@@ -1,0 +1,163 @@
+"""Schemas of the per-activity streams and of gear (units in the descriptions)."""
+
+from __future__ import annotations
+
+from singer_sdk import typing as th
+
+from tap_strava.schemas.activity import ACTIVITY_SCHEMA
+from tap_strava.schemas.common import ATHLETE_ID
+
+ACTIVITY_ID = th.Property(
+    "activity_id", th.IntegerType, required=True, description="Id of the activity."
+)
+ACTIVITY_START = th.Property(
+    "activity_start_date",
+    th.DateTimeType,
+    required=True,
+    description="The activity's start (UTC); the stream's replication key.",
+)
+
+_OBJECTS = th.ArrayType(th.ObjectType(additional_properties=True))
+
+_detail_extra = th.PropertiesList(
+    ACTIVITY_ID,
+    ACTIVITY_START,
+    th.Property("description", th.StringType, description="The athlete's description."),
+    th.Property("calories", th.NumberType, description="Kilocalories."),
+    th.Property("perceived_exertion", th.NumberType, description="1-10, if given."),
+    th.Property("prefer_perceived_exertion", th.BooleanType),
+    th.Property(
+        "gear",
+        th.ObjectType(
+            th.Property("id", th.StringType),
+            th.Property("name", th.StringType),
+            th.Property("distance", th.NumberType, description="Metres."),
+            th.Property("primary", th.BooleanType),
+            additional_properties=True,
+        ),
+        description="The gear used (summary).",
+    ),
+    th.Property("splits_metric", _OBJECTS, description="Per-km splits (m, s, m/s)."),
+    th.Property("splits_standard", _OBJECTS, description="Per-mile splits (m, s, m/s)."),
+    th.Property("best_efforts", _OBJECTS, description="Best efforts (distance m, time s)."),
+    th.Property("segment_efforts", _OBJECTS, description="Segment efforts."),
+    th.Property("photos", th.ObjectType(additional_properties=True), description="Photo summary."),
+    th.Property("available_zones", th.ArrayType(th.StringType)),
+    th.Property("stats_visibility", _OBJECTS),
+).to_dict()
+
+_map = dict(ACTIVITY_SCHEMA["properties"]["map"])
+_map["properties"] = {
+    **_map["properties"],
+    "polyline": {"type": ["string", "null"], "description": "Full encoded polyline."},
+}
+
+ACTIVITY_DETAIL_SCHEMA = {
+    "type": "object",
+    "properties": {**ACTIVITY_SCHEMA["properties"], "map": _map, **_detail_extra["properties"]},
+    "required": ["id", "athlete_id", "activity_id", "activity_start_date"],
+}
+
+LAP_SCHEMA = th.PropertiesList(
+    th.Property("id", th.IntegerType, required=True, description="Lap id."),
+    ATHLETE_ID,
+    ACTIVITY_ID,
+    ACTIVITY_START,
+    th.Property("name", th.StringType),
+    th.Property("lap_index", th.IntegerType, description="1-based position in the activity."),
+    th.Property("split", th.IntegerType),
+    th.Property("start_date", th.DateTimeType, description="Lap start (UTC)."),
+    th.Property("start_date_local", th.DateTimeType, description="Local wall time (false Z)."),
+    th.Property("elapsed_time", th.IntegerType, description="Seconds."),
+    th.Property("moving_time", th.IntegerType, description="Seconds."),
+    th.Property("distance", th.NumberType, description="Metres."),
+    th.Property("start_index", th.IntegerType, description="Index into the time-series."),
+    th.Property("end_index", th.IntegerType, description="Index into the time-series."),
+    th.Property("total_elevation_gain", th.NumberType, description="Metres."),
+    th.Property("average_speed", th.NumberType, description="m/s."),
+    th.Property("max_speed", th.NumberType, description="m/s."),
+    th.Property("average_cadence", th.NumberType),
+    th.Property("average_watts", th.NumberType, description="Watts."),
+    th.Property("device_watts", th.BooleanType),
+    th.Property("average_heartrate", th.NumberType, description="bpm."),
+    th.Property("max_heartrate", th.NumberType, description="bpm."),
+    th.Property("pace_zone", th.IntegerType),
+).to_dict()
+
+ZONE_SCHEMA = th.PropertiesList(
+    ATHLETE_ID,
+    ACTIVITY_ID,
+    ACTIVITY_START,
+    th.Property("type", th.StringType, required=True, description="heartrate, power or pace."),
+    th.Property("score", th.NumberType),
+    th.Property("points", th.IntegerType),
+    th.Property("sensor_based", th.BooleanType),
+    th.Property("custom_zones", th.BooleanType),
+    th.Property(
+        "distribution_buckets",
+        th.ArrayType(
+            th.ObjectType(
+                th.Property("min", th.NumberType),
+                th.Property("max", th.NumberType, description="-1 = open end."),
+                th.Property("time", th.NumberType, description="Seconds in the zone."),
+            )
+        ),
+        description="Time per zone (bpm, watts or m/s bounds).",
+    ),
+).to_dict()
+
+STREAM_KEYS = {
+    "time": ("integer", "Seconds since the start."),
+    "distance": ("number", "Metres since the start."),
+    "altitude": ("number", "Metres."),
+    "velocity_smooth": ("number", "m/s."),
+    "heartrate": ("integer", "bpm."),
+    "cadence": ("integer", "rpm (cycling) or steps/min per leg (running)."),
+    "watts": ("integer", "Watts."),
+    "temp": ("integer", "Degrees Celsius."),
+    "moving": ("boolean", "Moving at that sample."),
+    "grade_smooth": ("number", "Grade in percent."),
+}
+
+ACTIVITY_STREAMS_SCHEMA = th.PropertiesList(
+    ATHLETE_ID,
+    ACTIVITY_ID,
+    ACTIVITY_START,
+    th.Property(
+        "latlng",
+        th.ArrayType(th.ArrayType(th.NumberType)),
+        description="[latitude, longitude] per sample, degrees.",
+    ),
+    *(
+        th.Property(
+            key,
+            th.ArrayType(
+                {"integer": th.IntegerType, "number": th.NumberType, "boolean": th.BooleanType}[
+                    kind
+                ]
+            ),
+            description=f"One value per sample: {text}",
+        )
+        for key, (kind, text) in STREAM_KEYS.items()
+    ),
+    th.Property("original_size", th.IntegerType, description="Samples recorded."),
+    th.Property("resolution", th.StringType, description="low, medium or high."),
+    th.Property("series_type", th.StringType, description="distance or time."),
+).to_dict()
+
+GEAR_SCHEMA = th.PropertiesList(
+    th.Property("id", th.StringType, required=True, description="b... bike, g... shoe."),
+    ATHLETE_ID,
+    th.Property("name", th.StringType),
+    th.Property("nickname", th.StringType),
+    th.Property("brand_name", th.StringType),
+    th.Property("model_name", th.StringType),
+    th.Property("frame_type", th.IntegerType, description="Bikes: 1 MTB, 2 cross, 3 road..."),
+    th.Property("description", th.StringType),
+    th.Property("distance", th.NumberType, description="Metres recorded with it."),
+    th.Property("converted_distance", th.NumberType, description="In the athlete's unit."),
+    th.Property("primary", th.BooleanType),
+    th.Property("retired", th.BooleanType),
+    th.Property("resource_state", th.IntegerType),
+    th.Property("weight", th.NumberType, description="Kilograms."),
+).to_dict()
