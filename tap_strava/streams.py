@@ -79,10 +79,12 @@ class ActivityListStream(StravaStream):
         self, context: Context | None, start: int
     ) -> Iterator[list[dict[str, t.Any]]]:
         """Activity summaries from ``start`` on, one sorted list per finished window."""
+        end_date = self.config.get("end_date")
         planner = WindowPlanner(
             start=start,
             now=int(utc_now().timestamp()),
             initial_span=int(self.config.get("window_days", 30)) * DAY,
+            end=_epoch(end_date) if end_date else None,
         )
         self.logger.info("%s: reading activities that started after %s", self.name, _iso(start - 1))
         partition_state = self.get_context_state(context)

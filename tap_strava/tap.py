@@ -76,6 +76,15 @@ class TapStrava(Tap):
             "lookback; lowering it later does not backfill (use a full refresh).",
         ),
         th.Property(
+            "end_date",
+            th.DateTimeType,
+            title="End Date",
+            description="Latest activity start time to sync (ISO 8601), for a backfill of a "
+            "date range: run it with start_date and its own state id (meltano run "
+            "--state-id-suffix=backfill-2019 ...) so the daily bookmark is not moved. "
+            "Absent: up to now and beyond.",
+        ),
+        th.Property(
             "lookback_days",
             th.IntegerType(minimum=0),
             default=7,
@@ -191,14 +200,15 @@ class TapStrava(Tap):
 
     def _semantic_errors(self) -> list[str]:
         errors = []
-        start_date = self.config.get("start_date")
-        if start_date:
+        for setting in ("start_date", "end_date"):
+            value = self.config.get(setting)
+            if not value:
+                continue
             try:
-                datetime.datetime.fromisoformat(str(start_date).replace("Z", "+00:00"))
+                datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
             except ValueError:
                 errors.append(
-                    f"start_date {start_date!r} is not an ISO 8601 date-time "
-                    "(e.g. 2024-01-01T00:00:00Z)"
+                    f"{setting} {value!r} is not an ISO 8601 date-time (e.g. 2024-01-01T00:00:00Z)"
                 )
         for setting in ("api_url", "token_url"):
             value = self.config.get(setting)

@@ -56,9 +56,11 @@ class WindowPlanner:
         initial_span: int = 30 * DAY,
         min_span: int = DAY,
         max_span: int = 4 * 365 * DAY,
+        end: int | None = None,
     ) -> None:
         self.cursor = max(1, start)
-        self.now = now
+        self.end = end
+        self.now = now if end is None else min(now, end)
         self.min_span = max(1, min(min_span, initial_span))
         self.max_span = max(initial_span, max_span)
         self.span = max(self.min_span, initial_span)
@@ -72,10 +74,10 @@ class WindowPlanner:
             raise StopIteration
         last = self.cursor + self.span - 1
         if last >= self.now:
-            # The last window has no upper bound: activities dated "in the future"
-            # (clock skew, odd device time zones) still arrive.
+            # Without an end, the last window has no upper bound: activities dated "in
+            # the future" (clock skew, odd device time zones) still arrive.
             self.finished = True
-            window = TimeWindow(self.cursor, None)
+            window = TimeWindow(self.cursor, self.end)
         else:
             window = TimeWindow(self.cursor, last)
         self.cursor = last + 1

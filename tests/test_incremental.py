@@ -181,3 +181,18 @@ def test_the_state_keeps_digests_that_tell_new_updated_and_unchanged_apart(simul
     # Only the look-back window's digests are kept.
     kept = second.final_state["bookmarks"]["activities"]["partitions"][0][DIGESTS_KEY]
     assert len(kept) < len(simulator.activities)
+
+
+def test_a_date_range_backfill_with_its_own_state_leaves_the_daily_bookmark_alone(
+    simulator, tap_config
+):
+    daily = run_tap(tap_config).final_state
+    starts = sorted(a["start_date"] for a in simulator.activities)
+    first, last = starts[10], starts[40]
+    backfill = run_tap({**tap_config, "start_date": first, "end_date": last}, state={})
+    ids = set(backfill.ids())
+    assert ids == {a["id"] for a in simulator.activities if first <= a["start_date"] <= last}
+    assert bookmark(backfill.final_state) == last
+    # The daily state was never touched: the next daily run reads only its look-back.
+    again = run_tap(tap_config, state=daily)
+    assert len(again.ids()) < 40
