@@ -193,6 +193,11 @@ class StravaStream(RESTStream[int]):
         return self.strava_tap.account
 
     @property
+    def enabled(self) -> bool:
+        """Whether this run should request anything for the stream (see per-run budgets)."""
+        return True
+
+    @property
     def url_base(self) -> str:
         """``api_url`` without a trailing slash (switchable for Strava's 2027 base)."""
         return str(self.config["api_url"]).rstrip("/")
@@ -260,6 +265,8 @@ class StravaStream(RESTStream[int]):
         """
         rate_limits = self.account.rate_limits
         stopped: str | None = None
+        if not self.enabled:
+            return
         try:
             if rate_limits.exhausted:
                 stopped = rate_limits.exhausted

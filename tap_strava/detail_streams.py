@@ -53,12 +53,18 @@ class PerActivityStream(ActivityListStream):
         """Records made of one per-activity answer."""
         raise NotImplementedError
 
+    @property
+    @override
+    def enabled(self) -> bool:
+        """Off unless its per-run budget is set: Meltano selects every stream anyway."""
+        if int(self.config.get(self.budget_setting) or 0) > 0:
+            return True
+        self.logger.info("%s is off (set %s to enable it)", self.name, self.budget_setting)
+        return False
+
     def get_partition_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """Oldest activities first, from this stream's own bookmark, within the budget."""
         budget = int(self.config.get(self.budget_setting) or 0)
-        if budget <= 0:
-            self.logger.info("%s is off (set %s to enable it)", self.name, self.budget_setting)
-            return
         state = self.get_context_state(context)
         bookmark = state.get("replication_key_value")
         done = set(state.get(DONE_AT_BOOKMARK_KEY) or [])

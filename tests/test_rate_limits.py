@@ -109,7 +109,7 @@ def test_a_quota_stop_is_recorded_in_the_state_and_cleared_by_a_complete_run(tmp
     with StravaSimulator(seed=5, activity_count=60, read_limit_daily=4) as sim:
         oldest = min(a["start_date"] for a in sim.activities)
         config = tap_config_for(sim, tmp_path, window_days=30, start_date=oldest)
-        run = run_tap(config)
+        run = run_tap(config, streams=["activities"])
         assert run.error is None
         stops = _quota_stops(run.final_state)
         assert stops, "the state says the run stopped early"
@@ -117,7 +117,7 @@ def test_a_quota_stop_is_recorded_in_the_state_and_cleared_by_a_complete_run(tmp
         done = set(run.ids())
         for _ in range(40):
             sim.reset_rate_limits()
-            run = run_tap(config, state=run.final_state)
+            run = run_tap(config, state=run.final_state, streams=["activities"])
             done |= set(run.ids())
             if not _quota_stops(run.final_state):
                 break
