@@ -40,18 +40,20 @@ class PerActivityStream(ActivityListStream):
 
     replication_key = "activity_start_date"
     budget_setting: t.ClassVar[str]
+    path_suffix: t.ClassVar[str] = ""  # after /activities/{id}
 
     def detail_path(self, activity: dict[str, t.Any]) -> str:
         """The per-activity API path."""
-        raise NotImplementedError
+        return f"/activities/{activity['id']}{self.path_suffix}"
 
     def detail_records(
         self,
-        activity: dict[str, t.Any],
+        activity: dict[str, t.Any],  # noqa: ARG002
         body: t.Any,
     ) -> Iterable[dict[str, t.Any]]:
-        """Records made of one per-activity answer."""
-        raise NotImplementedError
+        """Records made of one per-activity answer: one object, or a list of them."""
+        items = body if isinstance(body, list) else [body]
+        yield from (dict(item) for item in items if isinstance(item, dict))
 
     @property
     @override
@@ -122,15 +124,6 @@ class ActivityDetailsStream(PerActivityStream):
     schema = ACTIVITY_DETAIL_SCHEMA
     budget_setting = "activity_details_per_run"
 
-    @override
-    def detail_path(self, activity: dict[str, t.Any]) -> str:
-        return f"/activities/{activity['id']}"
-
-    @override
-    def detail_records(self, activity: dict[str, t.Any], body: t.Any) -> Iterable[dict]:
-        if isinstance(body, dict):
-            yield dict(body)
-
 
 class LapsStream(PerActivityStream):
     """``GET /activities/{id}/laps``: one row per lap."""
@@ -139,14 +132,7 @@ class LapsStream(PerActivityStream):
     primary_keys = ("id",)
     schema = LAP_SCHEMA
     budget_setting = "laps_per_run"
-
-    @override
-    def detail_path(self, activity: dict[str, t.Any]) -> str:
-        return f"/activities/{activity['id']}/laps"
-
-    @override
-    def detail_records(self, activity: dict[str, t.Any], body: t.Any) -> Iterable[dict]:
-        yield from (dict(lap) for lap in body or [] if isinstance(lap, dict))
+    path_suffix = "/laps"
 
 
 class ZonesStream(PerActivityStream):
@@ -156,14 +142,7 @@ class ZonesStream(PerActivityStream):
     primary_keys = ("activity_id", "type")
     schema = ZONE_SCHEMA
     budget_setting = "zones_per_run"
-
-    @override
-    def detail_path(self, activity: dict[str, t.Any]) -> str:
-        return f"/activities/{activity['id']}/zones"
-
-    @override
-    def detail_records(self, activity: dict[str, t.Any], body: t.Any) -> Iterable[dict]:
-        yield from (dict(zone) for zone in body or [] if isinstance(zone, dict))
+    path_suffix = "/zones"
 
 
 class ActivityStreamsStream(PerActivityStream):
