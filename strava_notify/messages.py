@@ -6,8 +6,8 @@ means every target committed):
 * **success**: new activities arrived (per target: new and updated counts per stream, the
   new activities briefly, capped);
 * **no_new**: the run worked and found nothing new (it may have refreshed recent ones);
-* **partial**: the tap stopped at Strava's rate limit and recorded where; the next run
-  resumes there;
+* **partial**: the tap stopped at Strava's rate limit and recorded where (the next run
+  resumes there), or skipped an athlete whose token failed while the others synced;
 * **failure**: a step failed, or the job could not run at all (lock held, an earlier
   pipeline still alive).
 """
@@ -160,14 +160,20 @@ def compose(report: RunReport) -> Notification:
         body = ["Nothing new since the last run.", refreshed, *_counts_lines(report)]
     elif outcome == PARTIAL:
         reasons: list[str] = []
+        skipped: list[str] = []
         for tally in report.tallies.values():
             partial = tally.get("partial") or {}
             for stop in partial.get("stops") or [{"reason": partial.get("reason")}]:
-                if stop.get("reason") and str(stop["reason"]) not in reasons:
+                if stop.get("athlete"):
+                    line = f"{stop['athlete']}: {stop.get('reason')}"
+                    if line not in skipped:
+                        skipped.append(line)
+                elif stop.get("reason") and str(stop["reason"]) not in reasons:
                     reasons.append(str(stop["reason"]))
-        title = f"Strava sync ({env}): partial, resumes next run"
+        title = f"Strava sync ({env}): partial" + (", resumes next run" if reasons else "")
         body = [
-            "Stopped early at Strava's rate limit: " + "; ".join(reasons),
+            *(["Stopped early at Strava's rate limit: " + "; ".join(reasons)] if reasons else []),
+            *(["Athletes skipped (the others synced): " + "; ".join(skipped)] if skipped else []),
             "Everything fetched so far is committed; the next run resumes from there.",
             *_counts_lines(report),
             *_new_activity_lines(report.tallies),

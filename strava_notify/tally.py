@@ -14,7 +14,7 @@ import json
 import typing as t
 from pathlib import Path
 
-from tap_strava.client import QUOTA_STOP_KEY
+from tap_strava.client import QUOTA_STOP_KEY, SKIPPED_ATHLETES_KEY
 from tap_strava.digest import DIGESTS_KEY, classify
 from tap_strava.files import write_atomically
 
@@ -55,10 +55,11 @@ def previous_digests(state: t.Mapping[str, t.Any] | None) -> dict[str, t.Any]:
 
 
 def quota_stops(state: t.Mapping[str, t.Any] | None) -> list[dict[str, str]]:
-    """Every ``quota_stop`` reason in a state, per stream (and partition).
+    """Why a run was partial: every quota stop and every skipped athlete in a state.
 
-    The tap records a quota stop where the stream stopped, so that the outcome
-    "partial" survives Meltano (which turns any non-zero exit into 1).
+    Quota stops are per stream (and partition); skipped athletes (``skipped_athletes``,
+    with several athletes) carry the athlete's label. Both live in the state so that the
+    outcome "partial" survives Meltano (which turns any non-zero exit into 1).
     """
     stops: list[dict[str, str]] = []
     bookmarks = (state or {}).get("bookmarks") or {}
@@ -75,6 +76,12 @@ def quota_stops(state: t.Mapping[str, t.Any] | None) -> list[dict[str, str]]:
             for place in places
             if place.get(QUOTA_STOP_KEY)
         )
+        skipped = stream_state.get(SKIPPED_ATHLETES_KEY)
+        if isinstance(skipped, dict):
+            stops.extend(
+                {"stream": str(stream), "athlete": str(label), "reason": str(reason)}
+                for label, reason in sorted(skipped.items())
+            )
     return stops
 
 

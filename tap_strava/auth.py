@@ -41,6 +41,16 @@ REAUTHORIZE_HINT = (
 )
 
 
+def reauthorize_hint(athlete: str | None = None) -> str:
+    """How to fix a dead token: for an entry of ``athletes``, name that entry."""
+    if not athlete:
+        return REAUTHORIZE_HINT
+    return (
+        f"authorize the app again for this athlete with `tap-strava-auth --athlete {athlete}`, "
+        f"which puts the new refresh token in the '{athlete}' entry of TAP_STRAVA_ATHLETES in .env"
+    )
+
+
 class StravaAuthenticator(OAuthAuthenticator):
     """Bearer-token authenticator backed by a rotation-safe token store."""
 
@@ -54,6 +64,7 @@ class StravaAuthenticator(OAuthAuthenticator):
         token_store: TokenStore,
         timeout: float = 60.0,
         clock: t.Callable[[], float] = time.time,
+        athlete: str | None = None,
     ) -> None:
         super().__init__(
             auth_endpoint=token_url,
@@ -65,6 +76,8 @@ class StravaAuthenticator(OAuthAuthenticator):
         self._timeout = timeout
         self._clock = clock
         self.expires_at: int | None = None
+        # The fix named in errors: an entry of `athletes` has its own re-authorization.
+        self.reauthorize_hint = reauthorize_hint(athlete)
 
     @property
     def oauth_request_body(self) -> dict:
@@ -111,6 +124,7 @@ class StravaAuthenticator(OAuthAuthenticator):
                 expires_at=_expires_at(answer, self._clock()),
                 athlete_id=stored.athlete_id if stored else None,
                 updated_at=int(self._clock()),
+                scope=stored.scope if stored else None,
             )
             # Persist before first use: once Strava rotated, the old token is dead.
             self.token_store.save(tokens)
@@ -173,7 +187,7 @@ class StravaAuthenticator(OAuthAuthenticator):
         if "refresh_token" in fields or "code" in fields:
             msg = (
                 f"Strava rejected the refresh token ({summary}): it was revoked, already "
-                f"rotated or belongs to another app; {REAUTHORIZE_HINT}"
+                f"rotated or belongs to another app; {self.reauthorize_hint}"
             )
             raise StravaAuthError(msg)
         if "client_id" in fields or "client_secret" in fields or "Application" in resources:
@@ -194,7 +208,7 @@ class StravaAuthenticator(OAuthAuthenticator):
                 f"({summary}): check the token_url setting"
             )
             raise StravaConfigError(msg)
-        msg = f"Strava refused the token refresh ({summary}): {REAUTHORIZE_HINT}"
+        msg = f"Strava refused the token refresh ({summary}): {self.reauthorize_hint}"
         raise StravaAuthError(msg)
 
 

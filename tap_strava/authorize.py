@@ -86,6 +86,8 @@ class Settings:
     open_browser: bool
     scope: str = REQUIRED_SCOPE
     sources: dict[str, str] = dataclasses.field(default_factory=dict)
+    # An entry of the `athletes` setting to (re)authorize instead of refresh_token.
+    athlete: str | None = None
 
 
 def authorize_url_for(token_url: str) -> str:
@@ -268,6 +270,7 @@ def resolve_settings(
         open_browser=args.browser,
         scope=args.scope,
         sources=sources,
+        athlete=(getattr(args, "athlete", None) or "").strip() or None,
     )
 
 
@@ -465,7 +468,34 @@ def exchange_code(settings: Settings, code: str) -> dict[str, t.Any]:
     raise AuthorizeError(msg)
 
 
-def seed_token_store(settings: Settings, answer: Mapping[str, t.Any], now: float) -> None:
+def with_athlete_token(current: str | None, name: str, refresh_token: str) -> str:
+    """``TAP_STRAVA_ATHLETES`` with ``name``'s refresh token set (the entry added if new).
+
+    Other entries are kept as they are; the value is compact JSON for one .env line.
+    """
+    try:
+        athletes = json.loads(current) if current else []
+    except json.JSONDecodeError as exc:
+        msg = (
+            f"{ENV_PREFIX}ATHLETES in .env is not valid JSON: fix it (a list like "
+            '[{"name": "ann", "refresh_token": "..."}]) and run again. No token was written'
+        )
+        raise AuthorizeError(msg) from exc
+    if not isinstance(athletes, list):
+        msg = f"{ENV_PREFIX}ATHLETES in .env must be a JSON list: fix it and run again"
+        raise AuthorizeError(msg)
+    for entry in athletes:
+        if isinstance(entry, dict) and entry.get("name") == name:
+            entry["refresh_token"] = refresh_token
+            break
+    else:
+        athletes.append({"name": name, "refresh_token": refresh_token})
+    return json.dumps(athletes, separators=(",", ":"))
+
+
+def seed_token_store(
+    settings: Settings, answer: Mapping[str, t.Any], now: float, granted: set[str] | None = None
+) -> None:
     """Store the new chain keyed like the tap will look it up (client id + this token).
 
     The tap then reuses the fresh access token on its first run instead of refreshing.
@@ -488,6 +518,7 @@ def seed_token_store(settings: Settings, answer: Mapping[str, t.Any], now: float
                 expires_at=int(expires_at) if expires_at is not None else None,
                 athlete_id=int(athlete["id"]) if athlete.get("id") is not None else None,
                 updated_at=int(now),
+                scope=",".join(sorted(granted)) if granted else None,
             )
         )
 
@@ -567,8 +598,15 @@ def authorize(
     answer = exchange_code(settings, code)
     athlete = _athlete(answer)
     athlete_id = int(athlete["id"]) if athlete.get("id") is not None else None
-    updates = {ENV_PREFIX + "REFRESH_TOKEN": str(answer["refresh_token"])}
     dotenv = read_env_file(settings.env_file)
+    token_key = ENV_PREFIX + ("ATHLETES" if settings.athlete else "REFRESH_TOKEN")
+    if settings.athlete:
+        athletes = with_athlete_token(
+            dotenv.get(token_key), settings.athlete, str(answer["refresh_token"])
+        )
+        updates = {token_key: athletes}
+    else:
+        updates = {token_key: str(answer["refresh_token"])}
     for name in ("client_id", "client_secret"):
         key, value = ENV_PREFIX + name.upper(), getattr(settings, name)
         # The new token only works with this app: keep .env consistent with it, but do not
@@ -577,19 +615,19 @@ def authorize(
             key not in dotenv and settings.sources.get(name) in ("option", "prompt")
         ):
             updates[key] = value
-    shadow = environ.get(ENV_PREFIX + "REFRESH_TOKEN")
+    shadow = environ.get(token_key)
     update_env_file(settings.env_file, updates)
     written = ", ".join(sorted(updates))
     say(f"Wrote {written} to {settings.env_file} (mode 0600)")
     # Under `meltano invoke` the variable is Meltano's own copy of the settings: no warning.
     started_by_meltano = "MELTANO_PROJECT_ROOT" in environ
-    if shadow and shadow != dotenv.get(ENV_PREFIX + "REFRESH_TOKEN") and not started_by_meltano:
+    if shadow and shadow != dotenv.get(token_key) and not started_by_meltano:
         _warn(
-            f"{ENV_PREFIX}REFRESH_TOKEN is also set in this shell's environment and overrides "
+            f"{token_key} is also set in this shell's environment and overrides "
             f"{settings.env_file}: unset it (or update it) before running the pipeline"
         )
     try:
-        seed_token_store(settings, answer, clock())
+        seed_token_store(settings, answer, clock(), granted)
     except StravaUserError as exc:
         _warn(f"The token store was not seeded ({exc}); the first run will refresh instead")
     else:
@@ -639,6 +677,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seconds to wait for the redirect ({DEFAULT_TIMEOUT_SECONDS:.0f})",
     )
     parser.add_argument("--scope", default=REQUIRED_SCOPE, help=f"({REQUIRED_SCOPE})")
+    parser.add_argument(
+        "--athlete",
+        metavar="NAME",
+        help="authorize one of several athletes: sets the refresh token of the entry NAME "
+        "of TAP_STRAVA_ATHLETES in .env (added if new) instead of TAP_STRAVA_REFRESH_TOKEN",
+    )
     parser.add_argument(
         "--no-browser",
         dest="browser",

@@ -23,7 +23,7 @@ from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.pagination import PageNumberPaginator
 from singer_sdk.streams import RESTStream
 
-from tap_strava.auth import REAUTHORIZE_HINT, StravaAuthenticator
+from tap_strava.auth import StravaAuthenticator
 from tap_strava.errors import (
     StravaAuthError,
     StravaScopeError,
@@ -44,6 +44,9 @@ UNAUTHORIZED_RETRIES = 1
 # Set in a stream's (partition) state when a spent quota ended it early; removed when a
 # later run completes it. Downstream (the run-tally mapper) reports such a run as partial.
 QUOTA_STOP_KEY = "quota_stop"
+# Set in the ``activities`` stream state when some athletes were skipped (several athletes):
+# label -> reason. The run-tally mapper reports such a run as partial too.
+SKIPPED_ATHLETES_KEY = "skipped_athletes"
 
 
 class StravaNotFound(FatalAPIError):
@@ -83,7 +86,8 @@ def check_strava_response(response: requests.Response, account: StravaAccount) -
             account.authenticator.invalidate_access_token()
             msg = f"Strava rejected the access token on {path}; refreshing it once"
             raise RetriableAPIError(msg, response)
-        msg = f"Strava rejects this athlete's tokens ({summary}): {REAUTHORIZE_HINT}"
+        hint = account.authenticator.reauthorize_hint
+        msg = f"Strava rejects this athlete's tokens ({summary}): {hint}"
         raise StravaAuthError(msg)
     if status == HTTPStatus.FORBIDDEN:
         if "inactive" in response.text.lower():
@@ -126,20 +130,25 @@ def with_rate_limit_waits(func: _F, rate_limits: RateLimitTracker) -> _F:
 class StravaAccount:
     """One authorized athlete: its authenticator, quota view and cached profile.
 
-    Streams are partitioned by ``athlete_id``; a later multi-athlete mode is a list of
-    accounts, one per configured refresh token, each with its own state partition.
+    The tap has one account per configured refresh token; streams are partitioned by
+    ``athlete_id`` and each partition uses its athlete's account. Accounts share the
+    app's :class:`RateLimitTracker`.
     """
 
     def __init__(
         self,
         *,
+        label: str = "refresh_token",
         authenticator: StravaAuthenticator,
         api_url: str,
         rate_limits: RateLimitTracker,
         session: requests.Session,
         timeout: float,
     ) -> None:
+        self.label = label
         self.authenticator = authenticator
+        # Why this athlete is skipped for the rest of the run (several athletes), if it is.
+        self.failure: str | None = None
         self.api_url = api_url.rstrip("/")
         self.rate_limits = rate_limits
         self.unauthorized_retries = 0
@@ -187,10 +196,12 @@ class StravaStream(RESTStream[int]):
         """The tap that owns this stream (typed)."""
         return t.cast("TapStrava", self._tap)
 
+    _account: StravaAccount | None = None
+
     @property
     def account(self) -> StravaAccount:
-        """The account whose token this stream uses."""
-        return self.strava_tap.account
+        """The account of the partition being synced (its athlete's token)."""
+        return self._account or self.strava_tap.account
 
     @property
     def enabled(self) -> bool:
@@ -214,11 +225,22 @@ class StravaStream(RESTStream[int]):
 
     @property
     def partitions(self) -> list[dict] | None:
-        """One partition per authorized athlete."""
+        """One partition per athlete whose profile could be read.
+
+        The quota belongs to the app, so athletes share it: an athlete that a spent quota
+        cut short in the last run goes first in this one.
+        """
         try:
-            return [{"athlete_id": self.account.athlete_id}]
+            athlete_ids = list(self.strava_tap.athlete_accounts)
         except QuotaExhausted:
             return None  # get_records then stops at once; nothing is lost
+        cut_short = {
+            (partition.get("context") or {}).get("athlete_id")
+            for partition in (self.stream_state.get("partitions") or [])
+            if partition.get(QUOTA_STOP_KEY)
+        }
+        athlete_ids.sort(key=lambda athlete_id: athlete_id not in cut_short)
+        return [{"athlete_id": athlete_id} for athlete_id in athlete_ids]
 
     def request_decorator(self, func: t.Callable) -> t.Callable:
         """The SDK's retries for 5xx and network errors, paced by Strava's quota.
@@ -263,9 +285,11 @@ class StravaStream(RESTStream[int]):
         "Cleanly" means: what was fetched is emitted, the state stays at the last finished
         window, the reason lands in the state (``quota_stop``) and the tap exits 0.
         """
+        tap = self.strava_tap
+        self._account = tap.account_for(context)
         rate_limits = self.account.rate_limits
         stopped: str | None = None
-        if not self.enabled:
+        if not self.enabled or self.account.failure:
             return
         try:
             if rate_limits.exhausted:
@@ -278,9 +302,21 @@ class StravaStream(RESTStream[int]):
             self.logger.warning(
                 "Stopping %s early; the next run resumes from the state: %s", self.name, stopped
             )
+        except Exception as exc:
+            if not tap.several_athletes:
+                raise
+            # One athlete's failure must not cost the others their sync: what this
+            # partition emitted stays, with its state; the athlete is skipped from here on.
+            tap.skip_athlete(self.account, exc)
         finally:
             self._mark_quota_stop(context, stopped)
             self.logger.info(rate_limits.summary())
+
+    def finalize_state_progress_markers(self, state: dict | None = None) -> None:
+        """After the stream: also record athletes skipped so far (see the tap)."""
+        super().finalize_state_progress_markers(state)
+        if state is None:
+            self.strava_tap.report_skipped_athletes()
 
     def _mark_quota_stop(self, context: Context | None, reason: str | None) -> None:
         state = self.get_context_state(context)

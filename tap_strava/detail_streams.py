@@ -64,9 +64,34 @@ class PerActivityStream(ActivityListStream):
         self.logger.info("%s is off (set %s to enable it)", self.name, self.budget_setting)
         return False
 
+    _budget_left: int | None = None
+    _athletes_left = 0
+
+    def partition_budget(self) -> int:
+        """The current athlete's share of the run's budget: what is left over those not served.
+
+        The budget belongs to the run (one app, one quota): an athlete with less to fetch
+        leaves the rest of its share to the athletes after it.
+        """
+        if self._budget_left is None:
+            self._budget_left = int(self.config.get(self.budget_setting) or 0)
+            self._athletes_left = len(self.partitions or [{}])
+        share = -(-self._budget_left // max(1, self._athletes_left))
+        self._athletes_left -= 1
+        return share
+
     def get_partition_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """Oldest activities first, from this stream's own bookmark, within the budget."""
-        budget = int(self.config.get(self.budget_setting) or 0)
+        budget = self.partition_budget()
+        self._spent = 0
+        try:
+            yield from self._details_within(context, budget)
+        finally:
+            self._budget_left = max(0, (self._budget_left or 0) - self._spent)
+
+    _spent = 0  # requests spent on the current partition
+
+    def _details_within(self, context: Context | None, budget: int) -> Iterable[dict[str, t.Any]]:
         state = self.get_context_state(context)
         bookmark = state.get("replication_key_value")
         done = set(state.get(DONE_AT_BOOKMARK_KEY) or [])
@@ -76,22 +101,22 @@ class PerActivityStream(ActivityListStream):
             _epoch(bookmark) if bookmark else 0,
             _epoch(start_date) if start_date else 0,
         )
-        spent = 0
         for batch in self.sorted_windows(context, start):
             for activity in batch:
                 started = str(activity["start_date"])
                 if started == bookmark and int(activity["id"]) in done:
                     continue
-                if spent >= budget:
+                if self._spent >= budget:
                     self.logger.info(
-                        "%s: the per-run budget of %d requests is spent; the next run goes on "
-                        "from %s",
+                        "%s: %s's share of the per-run budget (%d requests) is spent; the "
+                        "next run goes on from %s",
                         self.name,
+                        self.account.label,
                         budget,
                         bookmark,
                     )
                     return
-                spent += 1
+                self._spent += 1
                 try:
                     body = self.account.get_json(self.detail_path(activity))
                 except StravaNotFound:
@@ -187,7 +212,7 @@ class GearStream(StravaStream):
     def get_partition_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         profile = self.account.profile
         ids = {str(g["id"]) for kind in ("bikes", "shoes") for g in profile.get(kind) or []}
-        ids |= self.strava_tap.gear_ids_seen
+        ids |= self.strava_tap.gear_ids_seen.get(self.account.athlete_id, set())
         for gear_id in sorted(ids):
             try:
                 body = self.account.get_json(f"/gear/{gear_id}")

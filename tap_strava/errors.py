@@ -49,3 +49,15 @@ def strava_error_summary(status: int, body: object, text: str = "") -> str:
         return f"HTTP {status} {body['message']}" + (f" ({fields})" if fields else "")
     snippet = " ".join(text.split())[:120]
     return f"HTTP {status}" + (f": {snippet}" if snippet else "")
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one short line for logs, state and messages.
+
+    A :class:`StravaUserError` already is one; anything else gets its type name, so that
+    an unexpected failure of one athlete is still recognisable in a notification.
+    """
+    text = " ".join(str(exc).split())[:300]
+    if isinstance(exc, StravaUserError):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -147,6 +147,7 @@ class ActivitiesStream(ActivityListStream):
         partition_state = self.get_context_state(context)
         digests: dict[str, list[str]] = dict(partition_state.get(DIGESTS_KEY) or {})
         properties = list(self.schema["properties"])
+        gear_ids = self.strava_tap.gear_ids_seen.setdefault(self.account.athlete_id, set())
         for batch in self.sorted_windows(context, self.starting_epoch(context)):
             for record in batch:
                 activity_id = int(record["id"])
@@ -160,7 +161,10 @@ class ActivitiesStream(ActivityListStream):
                     record_digest(record, properties),
                 ]
                 if record.get("gear_id"):
-                    self.strava_tap.gear_ids_seen.add(str(record["gear_id"]))
+                    gear_ids.add(str(record["gear_id"]))
+            # Pruned per window: the state written after each window stays small, however
+            # long the history of a first sync.
+            digests = self._digests_to_keep(digests, partition_state)
             partition_state[DIGESTS_KEY] = digests
         partition_state[DIGESTS_KEY] = self._digests_to_keep(digests, partition_state)
 

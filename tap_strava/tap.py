@@ -14,7 +14,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_strava.auth import StravaAuthenticator
-from tap_strava.client import StravaAccount
+from tap_strava.client import SKIPPED_ATHLETES_KEY, StravaAccount
 from tap_strava.detail_streams import (
     ActivityDetailsStream,
     ActivityStreamsStream,
@@ -22,8 +22,8 @@ from tap_strava.detail_streams import (
     LapsStream,
     ZonesStream,
 )
-from tap_strava.errors import StravaConfigError, StravaUserError
-from tap_strava.ratelimit import RateLimitTracker
+from tap_strava.errors import StravaConfigError, StravaUserError, one_line
+from tap_strava.ratelimit import QuotaExhausted, RateLimitTracker
 from tap_strava.streams import ActivitiesStream, AthleteStatsStream, AthleteStream
 from tap_strava.token_store import TokenStore, default_token_store_path
 
@@ -60,12 +60,43 @@ class TapStrava(Tap):
         th.Property(
             "refresh_token",
             th.StringType,
-            required=True,
             secret=True,
             title="Refresh Token",
             description="OAuth refresh token of the athlete (scope "
             "read,activity:read_all,profile:read_all). Strava rotates it; the newest one is "
-            "kept in the token store, and a newly configured token takes over from it.",
+            "kept in the token store, and a newly configured token takes over from it. "
+            "Required unless athletes is set.",
+        ),
+        th.Property(
+            "athletes",
+            th.ArrayType(
+                th.ObjectType(
+                    th.Property(
+                        "name",
+                        th.StringType,
+                        description="Label for logs and messages (never the token).",
+                    ),
+                    th.Property("refresh_token", th.StringType, required=True, secret=True),
+                )
+            ),
+            secret=True,
+            title="Athletes",
+            description="Several athletes of one Strava app (up to 10 on the standard tier): "
+            'a JSON list like [{"name": "ann", "refresh_token": "..."}], each with its own '
+            "token store entry and state partition; added to refresh_token if both are set. "
+            "An athlete whose token fails is skipped and reported while the others sync. "
+            "The app's quota is shared: the athlete cut short last run goes first.",
+        ),
+        th.Property(
+            "reconcile",
+            th.BooleanType,
+            default=False,
+            title="Reconcile",
+            description="Full-history pass over activities that marks activities deleted on "
+            "Strava as deleted in the target (Singer ACTIVATE_VERSION, sent only after the "
+            "pass completes for every athlete) and updates old edits. Run it under its own "
+            "state id (the tap-strava-reconcile plugin); needs activity:read_all, as recorded "
+            "by tap-strava-auth in the token store.",
         ),
         th.Property(
             "start_date",
@@ -210,6 +241,16 @@ class TapStrava(Tap):
                 errors.append(
                     f"{setting} {value!r} is not an ISO 8601 date-time (e.g. 2024-01-01T00:00:00Z)"
                 )
+        tokens = [str(self.config["refresh_token"])] if self.config.get("refresh_token") else []
+        tokens += [
+            str(item.get("refresh_token") or "")
+            for item in self.config.get("athletes") or []
+            if isinstance(item, dict)
+        ]
+        if not tokens:
+            errors.append("refresh_token is required (or athletes, a list of refresh tokens)")
+        elif len(set(tokens)) < len(tokens):
+            errors.append("the same refresh token is configured twice (refresh_token/athletes)")
         for setting in ("api_url", "token_url"):
             value = self.config.get(setting)
             if value is not None and not str(value).startswith(("http://", "https://")):
@@ -217,44 +258,143 @@ class TapStrava(Tap):
         return errors
 
     @cached_property
-    def gear_ids_seen(self) -> set[str]:
-        """Gear ids of the activities emitted in this run (filled by ``activities``)."""
-        return set()
+    def gear_ids_seen(self) -> dict[int, set[str]]:
+        """Gear ids of the activities emitted in this run, per athlete (from ``activities``)."""
+        return {}
 
     @cached_property
     def run_started_at(self) -> datetime.datetime:
         """The moment this sync started (UTC), shared by every stream."""
         return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
+    def configured_athletes(self) -> list[tuple[str, str]]:
+        """``(label, refresh token)`` of every configured athlete, in configuration order."""
+        entries = []
+        if self.config.get("refresh_token"):
+            entries.append(("refresh_token", str(self.config["refresh_token"])))
+        for index, item in enumerate(self.config.get("athletes") or []):
+            label = str(item.get("name") or "").strip() or f"athletes[{index}]"
+            entries.append((label, str(item["refresh_token"])))
+        return entries
+
     @cached_property
-    def account(self) -> StravaAccount:
-        """The authorized athlete's account (built on first use, not at discovery)."""
+    def accounts(self) -> list[StravaAccount]:
+        """One account per configured athlete, built on first use (not at discovery).
+
+        They share one rate-limit view and one HTTP session: the quota belongs to the app.
+        """
         config = self.config
-        store_path = config.get("token_store_path") or default_token_store_path()
+        store_path = Path(config.get("token_store_path") or default_token_store_path())
         timeout = float(config.get("request_timeout", 60))
-        store = TokenStore(
-            Path(store_path),
-            client_id=str(config["client_id"]),
-            configured_refresh_token=str(config["refresh_token"]),
+        rate_limits = RateLimitTracker(
+            window_seconds=int(config.get("rate_limit_window_seconds", 900)),
+            max_wait_seconds=float(config.get("max_rate_limit_wait_seconds", 900)),
         )
-        authenticator = StravaAuthenticator(
-            client_id=str(config["client_id"]),
-            client_secret=str(config["client_secret"]),
-            refresh_token=str(config["refresh_token"]),
-            token_url=str(config.get("token_url") or DEFAULT_TOKEN_URL),
-            token_store=store,
-            timeout=timeout,
+        session = requests.Session()
+        accounts = []
+        for label, refresh_token in self.configured_athletes():
+            store = TokenStore(
+                store_path,
+                client_id=str(config["client_id"]),
+                configured_refresh_token=refresh_token,
+            )
+            authenticator = StravaAuthenticator(
+                client_id=str(config["client_id"]),
+                client_secret=str(config["client_secret"]),
+                refresh_token=refresh_token,
+                token_url=str(config.get("token_url") or DEFAULT_TOKEN_URL),
+                token_store=store,
+                timeout=timeout,
+                athlete=None if label == "refresh_token" else label,
+            )
+            accounts.append(
+                StravaAccount(
+                    label=label,
+                    authenticator=authenticator,
+                    api_url=str(config.get("api_url") or DEFAULT_API_URL),
+                    rate_limits=rate_limits,
+                    session=session,
+                    timeout=timeout,
+                )
+            )
+        return accounts
+
+    @property
+    def account(self) -> StravaAccount:
+        """The first configured athlete's account (the only one in a single-athlete setup)."""
+        return self.accounts[0]
+
+    @property
+    def several_athletes(self) -> bool:
+        """Whether athletes are isolated from each other's failures (more than one)."""
+        return len(self.accounts) > 1
+
+    @cached_property
+    def athlete_accounts(self) -> dict[int, StravaAccount]:
+        """Athlete id to account, for every account whose profile could be read.
+
+        With one athlete an error propagates as it always did (the run fails with one
+        line). With several, the failing athlete is skipped and reported at the end.
+        """
+        resolved: dict[int, StravaAccount] = {}
+        for account in self.accounts:
+            if account.failure:
+                continue
+            try:
+                athlete_id = account.athlete_id
+            except QuotaExhausted:
+                raise
+            except Exception as exc:
+                if not self.several_athletes:
+                    raise
+                self.skip_athlete(account, exc)
+                continue
+            if athlete_id in resolved:
+                self.logger.warning(
+                    "Athletes %s and %s are the same Strava athlete; syncing it once",
+                    resolved[athlete_id].label,
+                    account.label,
+                )
+                continue
+            resolved[athlete_id] = account
+        return resolved
+
+    def account_for(self, context: t.Mapping[str, t.Any] | None) -> StravaAccount:
+        """The account of a stream partition (the first account without a partition)."""
+        athlete_id = (context or {}).get("athlete_id")
+        if athlete_id is None:
+            return self.account
+        return self.athlete_accounts[int(athlete_id)]
+
+    def skip_athlete(self, account: StravaAccount, exc: BaseException) -> None:
+        """Record why an athlete is skipped for the rest of this run, and say so."""
+        account.failure = one_line(exc)
+        self.logger.error(
+            "Skipping athlete %s for the rest of this run: %s", account.label, account.failure
         )
-        return StravaAccount(
-            authenticator=authenticator,
-            api_url=str(config.get("api_url") or DEFAULT_API_URL),
-            rate_limits=RateLimitTracker(
-                window_seconds=int(config.get("rate_limit_window_seconds", 900)),
-                max_wait_seconds=float(config.get("max_rate_limit_wait_seconds", 900)),
-            ),
-            session=requests.Session(),
-            timeout=timeout,
-        )
+
+    def report_skipped_athletes(self) -> None:
+        """Put the skipped athletes' reasons in the state; fail if every athlete failed.
+
+        Called after each stream. The reasons land in the state (``skipped_athletes`` of
+        ``activities``), so the run is reported as partial; the key goes away once every
+        athlete syncs again. If no athlete could be synced, the run fails with one line.
+        """
+        failed = [account for account in self.accounts if account.failure]
+        if failed and len(failed) == len(self.accounts):
+            msg = "no athlete could be synced: " + "; ".join(
+                f"{account.label}: {account.failure}" for account in failed
+            )
+            raise StravaUserError(msg)
+        activities_state = self.state.setdefault("bookmarks", {}).setdefault("activities", {})
+        skipped = {account.label: str(account.failure) for account in failed}
+        if activities_state.get(SKIPPED_ATHLETES_KEY) == (skipped or None):
+            return
+        if skipped:
+            activities_state[SKIPPED_ATHLETES_KEY] = skipped
+        else:
+            activities_state.pop(SKIPPED_ATHLETES_KEY, None)
+        self._state_writer.write_state(self.state)
 
     def discover_streams(self) -> list[StravaStream]:
         """The streams this tap offers."""

@@ -57,6 +57,9 @@ class StoredTokens:
     expires_at: int | None = None  # epoch seconds, as Strava sends it
     athlete_id: int | None = None
     updated_at: int | None = None
+    # The scope Strava granted with this chain (from the authorize redirect), if known.
+    # Refresh answers do not repeat it; a reconcile needs to know activity:read_all.
+    scope: str | None = None
 
 
 class TokenStore:

@@ -7,6 +7,7 @@ Every failure the issue lists gets a test and must end in exactly one error line
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import stat
@@ -432,3 +433,36 @@ def test_meltano_config_reads_the_real_project(tmp_path, monkeypatch):
     config = authorize.meltano_config(project_root)
     assert config["client_id"] == "4242"
     assert config["token_store_path"] == str(project_root / ".secrets" / "strava-tokens.json")
+
+
+def test_athlete_option_sets_that_entry_of_athletes_and_keeps_the_others(
+    simulator, auth_env, monkeypatch, capsys
+):
+    """Several athletes: `--athlete bob` fills bob's entry; ann's stays; scope recorded."""
+    from dotenv import dotenv_values  # what Meltano reads .env with
+
+    ann = {"name": "ann", "refresh_token": 'ann\'s-token, "quoted"'}
+    (auth_env / ".env").write_text(f"TAP_STRAVA_ATHLETES='{json.dumps([ann])}'\n")
+    code, out, err = run_helper(monkeypatch, capsys, Browser(), "--athlete", "bob")
+    assert code == 0, err
+    athletes = json.loads(dotenv_values(auth_env / ".env")["TAP_STRAVA_ATHLETES"] or "")
+    assert athletes == [ann, {"name": "bob", "refresh_token": simulator.refresh_token}]
+    assert "TAP_STRAVA_REFRESH_TOKEN" not in authorize.read_env_file(auth_env / ".env")
+    assert simulator.refresh_token not in out + err
+
+    # The token store knows what was granted (a reconcile needs activity:read_all).
+    store = TokenStore(
+        auth_env / "store" / "tokens.json",
+        client_id=simulator.client_id,
+        configured_refresh_token=str(simulator.refresh_token),
+    )
+    stored = store.load()
+    assert stored is not None
+    assert stored.scope == "activity:read_all,profile:read_all,read"
+
+    # Again for bob: his entry is replaced, not duplicated.
+    code, _, err = run_helper(monkeypatch, capsys, Browser(), "--athlete", "bob")
+    assert code == 0, err
+    athletes = json.loads(dotenv_values(auth_env / ".env")["TAP_STRAVA_ATHLETES"] or "")
+    assert [a["name"] for a in athletes] == ["ann", "bob"]
+    assert athletes[1]["refresh_token"] == simulator.refresh_token

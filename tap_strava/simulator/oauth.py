@@ -147,6 +147,14 @@ class TokenAuthority:
             return TokenResult(401, body)
         return None
 
+    def knows_grant(self, params: dict[str, str]) -> bool:
+        """Whether a token request presents this chain's refresh token or one of its codes."""
+        with self._lock:
+            presented = params.get("refresh_token", "")
+            if presented and self._refresh_token is not None:
+                return secrets.compare_digest(presented, self._refresh_token)
+            return params.get("code", "") in self._codes
+
     # -- POST /oauth/token ---------------------------------------------------------------
     def token(self, params: dict[str, str], now: float, athlete: JSONDict) -> TokenResult:
         """Answer ``POST /oauth/token`` for the refresh and authorization-code grants."""

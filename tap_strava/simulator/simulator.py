@@ -20,8 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from tap_strava.simulator import admin, errors
-from tap_strava.simulator.api import StravaApi
-from tap_strava.simulator.data import generate
+from tap_strava.simulator.athlete import SimulatedAthlete
 from tap_strava.simulator.faults import Fault, FaultInjector
 from tap_strava.simulator.messages import (
     API_JSON,
@@ -34,7 +33,6 @@ from tap_strava.simulator.oauth import TokenAuthority, parse_scope
 from tap_strava.simulator.ratelimits import Limits, RateLimiter
 from tap_strava.simulator.records import REDACTED, RequestLog, RequestRecord
 from tap_strava.simulator.server import make_server
-from tap_strava.simulator.store import ActivityStore, apply_fields
 
 JSONDict = dict[str, Any]
 API_PREFIX = "/api/v3"
@@ -88,17 +86,20 @@ class StravaSimulator:
         self.host = host
         self.port = port
         self._request_log_cb = request_log
-        self._dataset = generate(seed, activity_count, self.now() if now is None else now)
-        self._store = ActivityStore(self._dataset.activities)
-        self._tokens = TokenAuthority(
-            client_id=str(client_id),
-            client_secret=client_secret,
-            access_token_lifetime=access_token_lifetime,
-            rotate_refresh_tokens=rotate_refresh_tokens,
-            scope=scope,
-            seed=seed,
-            initial_refresh_token=initial_refresh_token,
-        )
+        self._token_settings: dict[str, Any] = {
+            "client_id": str(client_id),
+            "client_secret": client_secret,
+            "access_token_lifetime": access_token_lifetime,
+            "rotate_refresh_tokens": rotate_refresh_tokens,
+        }
+        self._generated_at = self.now() if now is None else now
+        self.primary = self._new_athlete(seed, activity_count, scope, initial_refresh_token)
+        self._athletes = [self.primary]
+        # The primary athlete's parts, under the names the single-athlete code uses.
+        self._dataset = self.primary.dataset
+        self._store = self.primary.store
+        self._tokens = self.primary.tokens
+        self._api = self.primary.api
         self._limiter = RateLimiter(
             Limits(
                 read_15min=read_limit_15min,
@@ -111,11 +112,58 @@ class StravaSimulator:
         )
         self._faults = FaultInjector()
         self._requests = RequestLog()
-        self._api = StravaApi(self._store, self._tokens, self._dataset)
-        self._edit_lock = threading.Lock()  # the generator's random state is not thread-safe
         self._app_active = True  # False: every token and API call gets 403 (no subscription)
         self._server: Any = None
         self._thread: threading.Thread | None = None
+
+    def _new_athlete(
+        self, seed: int, activity_count: int, scope: str, initial_refresh_token: str | None
+    ) -> SimulatedAthlete:
+        tokens = TokenAuthority(
+            **self._token_settings,
+            scope=scope,
+            seed=seed,
+            initial_refresh_token=initial_refresh_token,
+        )
+        return SimulatedAthlete(
+            seed=seed,
+            activity_count=activity_count,
+            now=self._generated_at,
+            clock=self.now,
+            tokens=tokens,
+        )
+
+    def add_athlete(
+        self,
+        seed: int,
+        activity_count: int = 100,
+        scope: str = "read,activity:read_all,profile:read_all",
+    ) -> SimulatedAthlete:
+        """Another athlete authorizes the same app: own data and tokens, shared quota.
+
+        The seed must differ from the other athletes' (it picks ids, data and tokens).
+        """
+        if any(athlete.seed == seed for athlete in self._athletes):
+            msg = f"an athlete with seed {seed} exists already"
+            raise ValueError(msg)
+        athlete = self._new_athlete(seed, activity_count, scope, None)
+        self._athletes.append(athlete)
+        return athlete
+
+    @property
+    def athletes(self) -> list[SimulatedAthlete]:
+        """Every athlete of the app, the primary one first."""
+        return list(self._athletes)
+
+    def _athlete_for_access(self, token: str | None, now: float) -> SimulatedAthlete | None:
+        return next((a for a in self._athletes if a.tokens.access_valid(token, now)), None)
+
+    def _athlete_for_grant(self, params: dict[str, str]) -> SimulatedAthlete:
+        """The athlete whose refresh token or code this is (else the primary answers)."""
+        for athlete in self._athletes:
+            if athlete.tokens.knows_grant(params):
+                return athlete
+        return self.primary
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> StravaSimulator:
@@ -293,50 +341,19 @@ class StravaSimulator:
         return copy.deepcopy(found.summary)
 
     def add_activity(self, **fields: Any) -> JSONDict:
-        """Upload a new activity now (new highest id); ``fields`` override generated values.
+        """Upload a new activity of the primary athlete (see :meth:`SimulatedAthlete.add_activity`).
 
-        ``start_date="2020-01-01T10:00:00Z"`` makes it a late upload of an old activity;
-        ``sport_type``, ``name``, ``private``/``visibility``, ``manual``, ``timezone`` and any
-        other summary field may be given. Returns a copy of the stored summary.
+        ``start_date="2020-01-01T10:00:00Z"`` makes it a late upload of an old activity.
         """
-        with self._edit_lock:
-            return self._add_activity(fields)
-
-    def _add_activity(self, fields: dict[str, Any]) -> JSONDict:
-        factory = self._dataset.factory
-        now = int(self.now())
-        sport_type = fields.get("sport_type") or fields.get("type")
-        sport = factory.sport_for(str(sport_type)) if sport_type else factory.random_sport()
-        provisional = now - 6 * 3600
-        activity = factory.build(
-            sport,
-            provisional,
-            self._dataset.home,
-            manual=bool(fields.get("manual", False)),
-            name=fields.get("name"),
-        )
-        if "start_date" not in fields and "start_date_local" not in fields:
-            elapsed = int(activity.summary["elapsed_time"])
-            start = now - elapsed - factory.rng.randint(60, 1800)
-            fields = {
-                "start_date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start)),
-                **fields,
-            }
-        factory.assign_id(activity)
-        activity.upload_ts = now
-        summary = copy.deepcopy(activity.summary)
-        apply_fields(activity, summary, fields, self._dataset.home)
-        activity.summary = summary
-        self._store.add(activity)
-        return copy.deepcopy(summary)
+        return self.primary.add_activity(**fields)
 
     def update_activity(self, activity_id: int, **fields: Any) -> JSONDict:
         """Edit an activity (name, sport_type, private/visibility, gear_id, start_date, ...)."""
-        return self._store.update(int(activity_id), fields, self._dataset.home)
+        return self.primary.update_activity(activity_id, **fields)
 
     def delete_activity(self, activity_id: int) -> None:
         """Delete an activity; KeyError if unknown."""
-        self._store.delete(int(activity_id))
+        self.primary.delete_activity(activity_id)
 
     # -- faults, limits, records ---------------------------------------------------------
     def inject_fault(
@@ -477,10 +494,10 @@ class StravaSimulator:
             response = json_response(fault.status, errors.for_status(fault.status))
         elif decision.limited:
             response = json_response(429, errors.rate_limit_exceeded())
-        elif not self._tokens.access_valid(token, now):
+        elif (athlete := self._athlete_for_access(token, now)) is None:
             response = json_response(401, errors.invalid_access_token())
         else:
-            response = self._api.handle(request, path or "/", now)
+            response = athlete.api.handle(request, path or "/", now)
         response.headers = [*decision.headers, *response.headers]
         return response
 
@@ -491,7 +508,8 @@ class StravaSimulator:
         params = dict(request.query)
         params.update(_form(request))
         if path in ("/oauth/token", API_PREFIX + "/oauth/token") and request.method == "POST":
-            result = self._tokens.token(params, now, self._api.summary_athlete())
+            athlete = self._athlete_for_grant(params)
+            result = athlete.tokens.token(params, now, athlete.api.summary_athlete())
             return json_response(result.status, result.body, OAUTH_JSON)
         if path in ("/oauth/authorize", "/oauth/mobile/authorize") and request.method == "GET":
             status, answer = self._tokens.authorize(params)

@@ -1,0 +1,1114 @@
+"""`make bench`: API requests, throughput and peak memory of the pipeline, by account size.
+
+Run ``python -m devtools.bench`` (sizes 1,000 and 10,000), ``--sizes 1000,10000,100000``
+for the full table, ``--quick`` for 1,000 only. For each size it starts the Strava
+simulator (``strava-sim``, rate limits raised so that nothing ever waits) with that many
+activities and measures, in one command, so that every ratio compares runs made on the
+same (shared, noisy) machine at the same time:
+
+Requests (the scarce resource: 100 reads per 15 minutes, 1,000 a day per app)
+    Counted by the simulator itself (``GET /_sim/requests``), not from the tap's logs.
+    ``API`` is what Strava's read quota counts (every ``/api/v3`` GET); ``list`` the
+    ``GET /athlete/activities`` pages among them; ``min list`` the fewest list pages that
+    can return the account: ``floor(N / 200) + 1`` for a first sync (pages of 200 until a
+    short or empty one), 1 for an incremental run; ``fixed`` the other calls (``/athlete``,
+    the stats, one ``/gear/{id}`` per gear); token calls are not counted by Strava.
+    ``windows`` are the resumable time windows the tap finished (it may spend one extra
+    request per window, its closing empty page), ``empty`` the list pages that came back
+    empty, ``re-read`` the activities fetched more than once (a full first page read
+    again as smaller windows). Rows: the tap alone (first sync, nothing new, 10 new
+    uploads) and the project's two-target job ``strava-daily`` (CSV, then Postgres),
+    whose blocks extract separately.
+Tap throughput
+    ``tap``: records/s of a first sync by ``tap-strava --config ...`` alone, output to
+    /dev/null, whole process (start-up included). ``baseline``: a minimal process that
+    GETs the very same URLs the tap requested (read from the simulator's log) with
+    ``requests`` and decodes the JSON; ``serve``: the same URLs with ``http.client``, the
+    bodies read but not decoded, i.e. the simulator's own serving speed (no client can go
+    faster). The three run in turn, ``--repeats`` times; medians are shown and
+    ``tap/baseline`` is the median of the per-round ratios: the figure to quote.
+End to end
+    ``meltano run tap-strava target-postgres`` and ``... target-csv`` (first sync, fresh
+    state and schema; records/s over every record the tap emits) beside target-postgres
+    and target-csv alone fed the tap's first-sync output from a file (their own
+    executables, the config Meltano passes), each also with ``use_copy: true``, and the
+    floor: the activities of that file parsed and written by one plain ``COPY`` into an
+    empty table of the same columns. ``vs file`` = end-to-end seconds / seconds of the
+    same target fed from the file (goal: at most 1.5).
+Peak memory
+    Max RSS in MB: for a process run alone, the kernel's account of the whole process
+    (``wait4``); inside ``meltano run``, each process's ``VmHWM`` sampled every 50 ms.
+    ``growth`` compares each size with the previous one (goal: 100,000 at most 1.5 x
+    10,000).
+
+Meltano runs use a private system folder, state database and schemas (``bench_*`` in
+the PostgreSQL database, by default ``strava_bench`` on 127.0.0.1:5432, created if
+missing; ``--postgres-url`` or ``TARGET_POSTGRES_*`` choose another server; without one
+an embedded server is started), so the benchmark can run beside the tests. Settings that
+meltano.yml does not declare (``use_copy``) are tried through a generated copy of
+meltano.yml in the work folder; the project's own files are not touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from devtools.postgres import PROJECT_ROOT, configured_url, connect, postgres_server
+
+BIN = Path(sys.executable).parent
+PAGE = 200
+UNLIMITED = 10**9
+DEFAULT_SIZES = (1000, 10000)
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/strava_bench"
+NEW_UPLOADS = 10
+MB = 1024 * 1024
+#: Processes whose peak memory is reported, by executable name.
+ROLES = ("tap-strava", "target-postgres", "target-csv", "mapper-strava-tally", "meltano")
+JSONDict = dict[str, Any]
+
+
+# -- measuring a process ----------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Measured:
+    """One finished process: wall time, kernel-accounted CPU and memory, per-role peaks."""
+
+    seconds: float
+    returncode: int
+    cpu_seconds: float
+    maxrss_mb: float
+    peaks_mb: dict[str, float]
+    log: Path
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def tail(self, chars: int = 2000) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return text[-chars:]
+
+
+def _role(proc: psutil.Process) -> str | None:
+    """The role of a process by its executable (``python /x/bin/tap-strava ...``)."""
+    try:
+        argv = proc.cmdline()[:2]
+    except (psutil.Error, OSError):
+        return None
+    names = {Path(arg).name for arg in argv}
+    return next((role for role in ROLES if role in names), None)
+
+
+def _hwm_mb(pid: int) -> float:
+    """The process's own peak RSS so far (VmHWM), MB; 0 when it is gone."""
+    try:
+        with Path(f"/proc/{pid}/status").open(encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / MB
+    except OSError:
+        pass
+    return 0.0
+
+
+def _sample_peaks(root: int, peaks: dict[str, float], done: threading.Event) -> None:
+    """Record each role's highest VmHWM in the process tree until ``done``."""
+    roles: dict[int, str | None] = {}
+    while not done.wait(0.05):
+        try:
+            procs = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
+        except psutil.Error:
+            continue
+        for proc in procs:
+            if proc.pid not in roles:
+                roles[proc.pid] = _role(proc)
+            role = roles[proc.pid]
+            if role is not None:
+                peaks[role] = max(peaks.get(role, 0.0), _hwm_mb(proc.pid))
+
+
+def run_measured(
+    cmd: list[str],
+    *,
+    env: dict[str, str],
+    log: Path,
+    cwd: Path = PROJECT_ROOT,
+    stdin: Path | None = None,
+    stdout: Path | None = None,
+    timeout: float = 3600,
+) -> Measured:
+    """Run ``cmd`` in its own process group; stdout to a file or /dev/null, stderr to log."""
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context((stdout or Path(os.devnull)).open("wb"))
+        inp = stack.enter_context((stdin or Path(os.devnull)).open("rb"))
+        err = stack.enter_context(log.open("wb"))
+        peaks: dict[str, float] = {}
+        done = threading.Event()
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdin=inp, stdout=out, stderr=err, start_new_session=True
+        )
+        sampler = threading.Thread(target=_sample_peaks, args=(proc.pid, peaks, done))
+        sampler.start()
+        killer = threading.Timer(timeout, _kill_group, args=(proc.pid,))
+        killer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
+            done.set()
+            sampler.join()
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    return Measured(
+        seconds=seconds,
+        returncode=proc.returncode,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
+        maxrss_mb=usage.ru_maxrss * 1024 / MB,
+        peaks_mb=peaks,
+        log=log,
+    )
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+# -- the simulator ----------------------------------------------------------------------
+
+
+class Simulator:
+    """``strava-sim`` in its own process, driven through its ``/_sim/`` control calls."""
+
+    def __init__(self, activities: int, seed: int, workdir: Path) -> None:
+        info_file = workdir / "simulator.json"
+        limit = str(UNLIMITED)
+        started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [
+                str(BIN / "strava-sim"),
+                *("--port", "0", "--seed", str(seed), "--activities", str(activities)),
+                *("--read-limit-15min", limit, "--read-limit-daily", limit),
+                *("--overall-limit-15min", limit, "--overall-limit-daily", limit),
+                *("--info-file", str(info_file), "--quiet"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(workdir / "simulator.log").open("wb"),
+            start_new_session=True,
+        )
+        while not (info_file.exists() and info_file.stat().st_size):
+            if self.proc.poll() is not None or time.perf_counter() - started > 900:
+                self.stop()
+                sys.exit(f"bench: the simulator did not start; see {workdir}/simulator.log")
+            time.sleep(0.1)
+        self.startup_seconds = time.perf_counter() - started
+        self.info: JSONDict = json.loads(info_file.read_text())
+        self.base_url: str = self.info["base_url"]
+        self.api_url: str = self.info["api_url"]
+
+    def call(self, method: str, path: str, body: JSONDict | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base_url + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            return json.loads(answer.read())
+
+    @property
+    def refresh_token(self) -> str:
+        return str(self.call("GET", "/_sim/info")["refresh_token"])
+
+    def access_token(self) -> str:
+        return str(self.call("POST", "/_sim/access_token")["access_token"])
+
+    def clear_requests(self) -> None:
+        self.call("DELETE", "/_sim/requests")
+
+    def requests(self) -> list[JSONDict]:
+        return list(self.call("GET", "/_sim/requests"))
+
+    def upload(self, count: int) -> None:
+        for _ in range(count):
+            self.call("POST", "/_sim/activities", {})
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+# -- request accounting -----------------------------------------------------------------
+
+
+def _is_list(record: JSONDict) -> bool:
+    return str(record["path"]).rstrip("/").endswith("/athlete/activities")
+
+
+def _is_api(record: JSONDict) -> bool:
+    return str(record["path"]).startswith("/api/v3/")
+
+
+@dataclasses.dataclass
+class RequestCount:
+    """What one sync cost in Strava's quota, as the simulator saw it."""
+
+    label: str
+    api: int
+    list_pages: int
+    min_list: int
+    fixed: int
+    token: int
+    windows: int | None = None
+    empty: int | None = None
+    reread: int | None = None
+
+    @property
+    def allowed(self) -> int:
+        """The goal: the minimum plus at most one extra request per finished window."""
+        return self.min_list + (self.windows if self.windows is not None else 1)
+
+
+def count_requests(
+    label: str, records: list[JSONDict], min_list: int, counts: list[JSONDict] | None = None
+) -> RequestCount:
+    """Sort a sync's requests; ``counts`` (per list page: items, ids) adds the details."""
+    api = [r for r in records if _is_api(r)]
+    pages = [r for r in api if _is_list(r)]
+    result = RequestCount(
+        label=label,
+        api=len(api),
+        list_pages=len(pages),
+        min_list=min_list,
+        fixed=len(api) - len(pages),
+        token=sum(1 for r in records if "/oauth/" in str(r["path"])),
+    )
+    if counts is not None:
+        windows: dict[tuple[str, str], list[int]] = {}
+        for record, page in zip(pages, counts, strict=True):
+            query = record["query"]
+            key = (str(query.get("after")), str(query.get("before")))
+            windows.setdefault(key, []).append(int(page["items"]))
+        # A window read as one full page and left: it was read again as smaller windows.
+        abandoned = sum(1 for items in windows.values() if items == [PAGE])
+        result.windows = len(windows) - abandoned
+        result.empty = sum(1 for page in counts if page["items"] == 0)
+        seen: set[int] = set()
+        total = 0
+        for page in counts:
+            total += len(page["ids"])
+            seen.update(page["ids"])
+        result.reread = total - len(seen)
+    return result
+
+
+# -- the baseline loops (run as their own processes: python -m devtools.bench --loop) -----
+
+
+def loop_main(kind: str, spec_file: Path) -> None:
+    """Fetch the URLs of ``spec_file`` in order; print what came back as JSON."""
+    spec = json.loads(spec_file.read_text())
+    urls: list[str] = spec["urls"]
+    token: str = spec["access_token"]
+    started = time.perf_counter()
+    pages: list[JSONDict] = []
+    body_bytes = 0
+    if kind == "baseline":
+        import requests
+
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {token}"
+        for url in urls:
+            answer = session.get(url, timeout=120)
+            answer.raise_for_status()
+            body = answer.json()
+            if isinstance(body, list):
+                pages.append({"items": len(body), "ids": [item["id"] for item in body]})
+            else:
+                pages.append({"items": 1, "ids": []})
+    else:
+        for url in urls:
+            parts = urllib.parse.urlsplit(url)
+            conn = http.client.HTTPConnection(parts.netloc, timeout=120)
+            conn.request(
+                "GET", f"{parts.path}?{parts.query}", headers={"Authorization": f"Bearer {token}"}
+            )
+            body_bytes += len(conn.getresponse().read())
+            conn.close()
+    result = {"seconds": time.perf_counter() - started, "pages": pages, "bytes": body_bytes}
+    json.dump(result, sys.stdout)
+
+
+def run_loop(kind: str, spec_file: Path, workdir: Path) -> tuple[Measured, JSONDict]:
+    out = workdir / f"loop-{kind}.json"
+    cmd = [sys.executable, "-m", "devtools.bench", "--loop", kind, str(spec_file)]
+    measured = run_measured(cmd, env=dict(os.environ), log=workdir / f"loop-{kind}.log", stdout=out)
+    if not measured.ok:
+        sys.exit(f"bench: the {kind} loop failed: {measured.tail()}")
+    return measured, json.loads(out.read_text())
+
+
+# -- Singer output ----------------------------------------------------------------------
+
+_STREAM = re.compile(r'"stream"\s*:\s*"([^"]+)"')
+
+
+@dataclasses.dataclass
+class SingerOutput:
+    """Counts of a tap's output file and its last state."""
+
+    records: dict[str, int]
+    state: JSONDict | None
+    state_bytes_max: int
+    state_messages: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.records.values())
+
+
+def read_output(path: Path) -> SingerOutput:
+    records: dict[str, int] = {}
+    state: str | None = None
+    biggest = 0
+    states = 0
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            head = line[:120].replace(" ", "")
+            if head.startswith('{"type":"RECORD"'):
+                match = _STREAM.search(line[:200])
+                stream = match.group(1) if match else "?"
+                records[stream] = records.get(stream, 0) + 1
+            elif head.startswith('{"type":"STATE"'):
+                state = line
+                states += 1
+                biggest = max(biggest, len(line))
+    value = json.loads(state)["value"] if state else None
+    return SingerOutput(records, value, biggest, states)
+
+
+# -- Meltano ----------------------------------------------------------------------------
+
+
+def private_meltano_dir(workdir: Path) -> Path:
+    """A system folder whose plugin folders are the project's installed ones (see tests)."""
+    sys_dir = workdir / "meltano-sys"
+    if not sys_dir.exists():
+        sys_dir.mkdir(parents=True)
+        for entry in (PROJECT_ROOT / ".meltano").iterdir():
+            if entry.is_dir() and entry.name not in ("run", "logs"):
+                (sys_dir / entry.name).symlink_to(entry, target_is_directory=True)
+    return sys_dir
+
+
+def variant_project(workdir: Path, name: str, target_postgres: JSONDict) -> Path:
+    """A copy of meltano.yml whose target-postgres also has ``target_postgres`` settings."""
+    import yaml
+
+    project = yaml.safe_load((PROJECT_ROOT / "meltano.yml").read_text())
+    for plugin in project["plugins"]["loaders"]:
+        if plugin["name"] == "target-postgres":
+            declared = {s["name"] for s in plugin.get("settings", [])}
+            for key, value in target_postgres.items():
+                if key not in declared:
+                    kind = "boolean" if isinstance(value, bool) else "integer"
+                    plugin.setdefault("settings", []).append({"name": key, "kind": kind})
+                plugin.setdefault("config", {})[key] = value
+    folder = workdir / f"project-{name}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "meltano.yml").write_text(yaml.safe_dump(project, sort_keys=False))
+    return folder
+
+
+def _copy_value(value: Any, array: bool) -> Any:
+    """A JSON value as COPY's text format wants it (arrays as {a,b}, objects as JSON)."""
+    if array and isinstance(value, list):
+        return "{" + ",".join(str(v) for v in value) + "}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return value
+
+
+def _plugin_bin(kind: str, name: str) -> Path:
+    return PROJECT_ROOT / ".meltano" / kind / name / "venv" / "bin" / name
+
+
+# -- one account size -------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class SizeResult:
+    """Everything measured for one account size."""
+
+    size: int
+    sim_startup: float = 0.0
+    records: int = 0
+    activities: int = 0
+    state_bytes_max: int = 0
+    state_messages: int = 0
+    requests: list[RequestCount] = dataclasses.field(default_factory=list)
+    tap_seconds: list[float] = dataclasses.field(default_factory=list)
+    baseline_seconds: list[float] = dataclasses.field(default_factory=list)
+    serve_seconds: list[float] = dataclasses.field(default_factory=list)
+    ratios: list[float] = dataclasses.field(default_factory=list)
+    loads: dict[str, float | None] = dataclasses.field(default_factory=dict)
+    memory: dict[str, float] = dataclasses.field(default_factory=dict)
+    failures: list[str] = dataclasses.field(default_factory=list)
+
+
+class SizeBench:
+    """The benchmark of one account size, in its own work folder."""
+
+    def __init__(
+        self, size: int, args: argparse.Namespace, workdir: Path, postgres_url: str
+    ) -> None:
+        self.size = size
+        self.args = args
+        self.workdir = workdir
+        self.postgres_url = postgres_url
+        self.result = SizeResult(size)
+        self.tokens = workdir / "tokens.json"
+        self.sim: Simulator
+        self.first_output = workdir / "first-sync.jsonl"
+
+    def log(self, message: str) -> None:
+        stamp = datetime.datetime.now().strftime("%H:%M:%S")
+        print(f"bench [{stamp}] {self.size:>7,}: {message}", file=sys.stderr, flush=True)
+
+    # -- the tap alone --------------------------------------------------------------------
+    def tap_config(self) -> Path:
+        info = self.sim.info
+        config = {
+            "client_id": info["client_id"],
+            "client_secret": info["client_secret"],
+            "refresh_token": self.sim.refresh_token,
+            "api_url": info["api_url"],
+            "token_url": info["token_url"],
+            "token_store_path": str(self.tokens),
+            "max_rate_limit_wait_seconds": 5,
+        }
+        path = self.workdir / "tap-config.json"
+        path.write_text(json.dumps(config))
+        return path
+
+    def run_tap(self, name: str, state: JSONDict | None, out: Path | None) -> Measured:
+        cmd = [str(BIN / "tap-strava"), "--config", str(self.tap_config())]
+        if state is not None:
+            state_file = self.workdir / f"{name}.state.json"
+            state_file.write_text(json.dumps(state))
+            cmd += ["--state", str(state_file)]
+        measured = run_measured(
+            cmd,
+            env=dict(os.environ),
+            log=self.workdir / f"{name}.log",
+            stdout=out,
+            timeout=self.args.timeout,
+        )
+        if not measured.ok:
+            self.fail(f"tap {name} exited {measured.returncode}: {measured.tail(600)}")
+        return measured
+
+    def fail(self, message: str) -> None:
+        self.log(f"FAILED: {message}")
+        self.result.failures.append(message)
+
+    def list_counts(self, records: list[JSONDict]) -> tuple[Path, list[JSONDict]]:
+        """Write the spec of the baseline loops (the tap's GETs) and read every page once."""
+        urls = [
+            f"{self.sim.base_url}{r['path']}?{urllib.parse.urlencode(r['query'])}"
+            if r["query"]
+            else f"{self.sim.base_url}{r['path']}"
+            for r in records
+            if _is_api(r) and r["method"] == "GET" and r["status"] == 200
+        ]
+        spec = self.workdir / "loop-spec.json"
+        spec.write_text(json.dumps({"urls": urls, "access_token": self.sim.access_token()}))
+        _, answer = run_loop("baseline", spec, self.workdir)
+        pages = [
+            page
+            for page, url in zip(answer["pages"], urls, strict=True)
+            if "/athlete/activities" in url
+        ]
+        return spec, pages
+
+    def first_sync(self) -> None:
+        self.sim.clear_requests()
+        measured = self.run_tap("first-sync", None, self.first_output)
+        records = self.sim.requests()
+        output = read_output(self.first_output)
+        result = self.result
+        result.records = output.total
+        result.activities = output.records.get("activities", 0)
+        result.state_bytes_max = output.state_bytes_max
+        result.state_messages = output.state_messages
+        result.memory["tap alone"] = measured.maxrss_mb
+        self.state1 = output.state
+        self.spec, pages = self.list_counts(records)
+        min_list = result.activities // PAGE + 1
+        result.requests.append(count_requests("tap: first sync", records, min_list, pages))
+        self.log(
+            f"first sync {measured.seconds:.1f}s, {output.total:,} records, "
+            f"{result.requests[-1].api} API requests"
+        )
+
+    def throughput(self) -> None:
+        """Tap, baseline and serve loops in turn; each round gives one tap/baseline ratio."""
+        result = self.result
+        for round_ in range(self.args.repeats):
+            tap = self.run_tap(f"throughput-{round_}", None, None)
+            base, _ = run_loop("baseline", self.spec, self.workdir)
+            serve, _ = run_loop("serve", self.spec, self.workdir)
+            result.tap_seconds.append(tap.seconds)
+            result.baseline_seconds.append(base.seconds)
+            result.serve_seconds.append(serve.seconds)
+            result.ratios.append(base.seconds / tap.seconds)
+            result.memory["tap alone"] = max(result.memory["tap alone"], tap.maxrss_mb)
+            result.memory["baseline loop"] = base.maxrss_mb
+            self.log(
+                f"round {round_ + 1}: tap {tap.seconds:.2f}s, baseline {base.seconds:.2f}s, "
+                f"serve {serve.seconds:.2f}s"
+            )
+
+    def incremental(self, label: str, state: JSONDict | None) -> JSONDict | None:
+        self.sim.clear_requests()
+        out = self.workdir / f"{label.replace(' ', '-')}.jsonl"
+        self.run_tap(label.replace(" ", "-"), state, out)
+        output = read_output(out)
+        self.result.requests.append(count_requests(f"tap: {label}", self.sim.requests(), 1))
+        self.log(
+            f"{label}: {output.records.get('activities', 0)} activities emitted, "
+            f"{self.result.requests[-1].api} API requests"
+        )
+        return output.state
+
+    # -- Meltano --------------------------------------------------------------------------
+    def meltano_env(self, database: str, schema: str) -> dict[str, str]:
+        info = self.sim.info
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("TAP_STRAVA_", "TARGET_", "MELTANO_"))
+        }
+        stamp = f"{database}-{time.time_ns()}"
+        (self.workdir / "tally").mkdir(exist_ok=True)
+        env.update(
+            {
+                "MELTANO_DATABASE_URI": f"sqlite:///{self.workdir / (database + '.db')}",
+                "MELTANO_SYS_DIR_ROOT": str(private_meltano_dir(self.workdir)),
+                "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+                "TAP_STRAVA_CLIENT_ID": str(info["client_id"]),
+                "TAP_STRAVA_CLIENT_SECRET": str(info["client_secret"]),
+                "TAP_STRAVA_REFRESH_TOKEN": self.sim.refresh_token,
+                "TAP_STRAVA_API_URL": str(info["api_url"]),
+                "TAP_STRAVA_TOKEN_URL": str(info["token_url"]),
+                "TAP_STRAVA_TOKEN_STORE_PATH": str(self.tokens),
+                "TAP_STRAVA_MAX_RATE_LIMIT_WAIT_SECONDS": "5",
+                "TARGET_POSTGRES_SQLALCHEMY_URL": self.postgres_url,
+                "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
+                "TARGET_CSV_OUTPUT_PATH": str(self.workdir / "output" / stamp),
+                "STRAVA_RUN_STAMP": stamp,
+                "STRAVA_TALLY_DIR": str(self.workdir / "tally"),
+            }
+        )
+        return env
+
+    def meltano(
+        self, name: str, *args: str, database: str, schema: str, project: Path = PROJECT_ROOT
+    ) -> Measured:
+        measured = run_measured(
+            [str(BIN / "meltano"), *args],
+            env=self.meltano_env(database, schema),
+            cwd=project,
+            log=self.workdir / f"meltano-{name}.log",
+            timeout=self.args.timeout,
+        )
+        if not measured.ok:
+            self.fail(f"meltano {' '.join(args)} exited {measured.returncode}")
+        return measured
+
+    def schema(self, name: str) -> str:
+        schema = f"bench_{self.size}_{name}"
+        with connect(self.postgres_url) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        return schema
+
+    def end_to_end(self) -> None:
+        """First syncs through Meltano: CSV, Postgres, Postgres with use_copy."""
+        result = self.result
+        main = self.schema("main")
+        self.sim.clear_requests()
+        csv = self.meltano("csv", "run", "tap-strava", "target-csv", database="job", schema=main)
+        csv_requests = self.sim.requests()
+        self.sim.clear_requests()
+        pg = self.meltano("pg", "run", "tap-strava", "target-postgres", database="job", schema=main)
+        both = csv_requests + self.sim.requests()
+        min_list = result.activities // PAGE + 1
+        result.requests.append(count_requests("job: first sync (both blocks)", both, min_list))
+        result.loads["meltano run -> target-postgres"] = pg.seconds if pg.ok else None
+        result.loads["meltano run -> target-csv"] = csv.seconds if csv.ok else None
+        for role, peak in pg.peaks_mb.items():
+            result.memory[f"{role} (meltano run, postgres)"] = peak
+        for role, peak in csv.peaks_mb.items():
+            if role != "tap-strava":
+                result.memory[f"{role} (meltano run, csv)"] = peak
+        self.log(f"meltano run: csv {csv.seconds:.1f}s, postgres {pg.seconds:.1f}s")
+        self.main_schema = main
+        for name, settings in self.variants().items():
+            project = variant_project(self.workdir, name, settings)
+            schema = self.schema(name)
+            run = self.meltano(
+                f"pg-{name}",
+                "run",
+                "tap-strava",
+                "target-postgres",
+                database=name,
+                schema=schema,
+                project=project,
+            )
+            result.loads[f"meltano run -> target-postgres ({name})"] = (
+                run.seconds if run.ok else None
+            )
+            self.log(f"meltano run, postgres {name}: {run.seconds:.1f}s")
+
+    def variants(self) -> dict[str, JSONDict]:
+        variants: dict[str, JSONDict] = {"use_copy": {"use_copy": True}}
+        if self.args.batch_rows:
+            variants[f"use_copy+batch_{self.args.batch_rows}"] = {
+                "use_copy": True,
+                "batch_size_rows": self.args.batch_rows,
+            }
+        return variants
+
+    def job(self) -> None:
+        """The two-target job on the state the single blocks left: nothing new, then new."""
+        self.sim.clear_requests()
+        self.meltano(
+            "job-nothing-new", "run", "strava-daily", database="job", schema=self.main_schema
+        )
+        self.result.requests.append(
+            count_requests("job: nothing new (both blocks)", self.sim.requests(), 2)
+        )
+        self.sim.upload(NEW_UPLOADS)
+        self.incremental(f"{NEW_UPLOADS} new", self.state2)
+        self.sim.clear_requests()
+        self.meltano("job-new", "run", "strava-daily", database="job", schema=self.main_schema)
+        self.result.requests.append(
+            count_requests(f"job: {NEW_UPLOADS} new (both blocks)", self.sim.requests(), 2)
+        )
+
+    # -- loaders fed from the file, and the COPY floor -----------------------------------
+    def from_file(self) -> None:
+        result = self.result
+        plain: dict[str, JSONDict] = {"default": {}}
+        for name, settings in {**plain, **self.variants()}.items():
+            schema = self.schema(f"file_{name}")
+            config = self.workdir / f"target-postgres-{name}.json"
+            config.write_text(
+                json.dumps(
+                    {
+                        "sqlalchemy_url": self.postgres_url,
+                        "default_target_schema": schema,
+                        "add_record_metadata": True,
+                        **settings,
+                    }
+                )
+            )
+            run = run_measured(
+                [str(_plugin_bin("loaders", "target-postgres")), "--config", str(config)],
+                env=dict(os.environ),
+                log=self.workdir / f"target-postgres-{name}.log",
+                stdin=self.first_output,
+                stdout=self.workdir / f"target-postgres-{name}.out",
+                timeout=self.args.timeout,
+            )
+            if not run.ok:
+                self.fail(f"target-postgres ({name}) from file exited {run.returncode}")
+            label = "target-postgres from file" + ("" if name == "default" else f" ({name})")
+            result.loads[label] = run.seconds if run.ok else None
+            result.memory[label] = run.maxrss_mb
+            self.log(f"{label}: {run.seconds:.1f}s")
+        config = self.workdir / "target-csv.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "output_path": str(self.workdir / "csv-from-file"),
+                    "file_naming_scheme": "{stream_name}-{timestamp}.csv",
+                    "timestamp_format": "%Y%m%dT%H%M%SZ",
+                    "flattening_enabled": True,
+                    "flattening_max_depth": 1,
+                }
+            )
+        )
+        run = run_measured(
+            [str(_plugin_bin("loaders", "target-csv")), "--config", str(config)],
+            env=dict(os.environ),
+            log=self.workdir / "target-csv.log",
+            stdin=self.first_output,
+            timeout=self.args.timeout,
+        )
+        result.loads["target-csv from file"] = run.seconds if run.ok else None
+        result.memory["target-csv from file"] = run.maxrss_mb
+        result.loads["COPY floor (activities)"] = self.copy_floor()
+
+    def copy_floor(self) -> float:
+        """Parse the file's activities and COPY them into an empty table of the same columns."""
+        floor = self.schema("floor")
+        with connect(self.postgres_url) as conn:
+            conn.execute(f'CREATE SCHEMA "{floor}"')
+            conn.execute(
+                f'CREATE TABLE "{floor}".activities (LIKE "{self.main_schema}".activities)'
+            )
+            typed = conn.execute(
+                "SELECT column_name, udt_name FROM information_schema.columns "
+                "WHERE table_schema = %s AND table_name = 'activities' "
+                "AND column_name NOT LIKE '\\_sdc\\_%%' ORDER BY ordinal_position",
+                (floor,),
+            ).fetchall()
+        columns = [str(name) for name, _ in typed]
+        arrays = {str(name) for name, udt in typed if str(udt).startswith("_")}
+        started = time.perf_counter()
+        with connect(self.postgres_url) as conn, conn.cursor() as cur:
+            names = ", ".join(f'"{c}"' for c in columns)
+            copy_sql = f'COPY "{floor}".activities ({names}) FROM STDIN'
+            with (
+                self.first_output.open(encoding="utf-8") as handle,
+                cur.copy(copy_sql) as copy,  # type: ignore[arg-type]
+            ):
+                for line in handle:
+                    if not line.startswith('{"type":"RECORD","stream":"activities"'):
+                        continue
+                    record = json.loads(line)["record"]
+                    copy.write_row([_copy_value(record.get(c), c in arrays) for c in columns])
+        seconds = time.perf_counter() - started
+        self.log(f"COPY floor: {seconds:.2f}s")
+        return seconds
+
+    # -- all of it ------------------------------------------------------------------------
+    def run(self) -> SizeResult:
+        self.log("starting the simulator")
+        self.sim = Simulator(self.size, self.args.seed, self.workdir)
+        self.result.sim_startup = self.sim.startup_seconds
+        try:
+            self.first_sync()
+            if self.result.failures:
+                return self.result
+            self.throughput()
+            self.state2 = self.incremental("nothing new", self.state1)
+            if not self.args.no_meltano:
+                self.end_to_end()
+                self.from_file()
+                self.job()
+            else:
+                self.sim.upload(NEW_UPLOADS)
+                self.incremental(f"{NEW_UPLOADS} new", self.state2)
+        finally:
+            self.sim.stop()
+        return self.result
+
+
+# -- report -----------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "?",
+    )
+    mem = next(
+        (
+            int(line.split()[1]) / 1024 / 1024
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        0.0,
+    )
+    commit = subprocess.run(
+        ["git", "-C", str(PROJECT_ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    versions = []
+    for dist in ("singer-sdk", "meltano"):
+        with contextlib.suppress(Exception):
+            from importlib.metadata import version
+
+            versions.append(f"{dist} {version(dist)}")
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), {mem:.0f} GiB RAM, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}, {', '.join(versions)}, "
+        f"meltanolabs-target-postgres 0.8.1, commit {commit or '?'}"
+        f"{' (with uncommitted changes)' if dirty else ''}, "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
+    )
+
+
+def _med(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _rate(records: int, seconds: float | None) -> str:
+    return f"{records / seconds:,.0f}" if seconds else "—"
+
+
+def report(results: list[SizeResult]) -> str:
+    lines: list[str] = []
+    add = lines.append
+    add("### API requests per sync (counted by the simulator)\n")
+    add(
+        "| activities | sync | API requests | list pages | min list | list - min "
+        "| finished windows | empty pages | re-read activities | fixed calls | token calls |"
+    )
+    add("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for res in results:
+        for req in res.requests:
+            add(
+                f"| {res.size:,} | {req.label} | {req.api} | {req.list_pages} | {req.min_list} "
+                f"| {req.list_pages - req.min_list} | {_opt(req.windows)} | {_opt(req.empty)} "
+                f"| {_opt(req.reread)} | {req.fixed} | {req.token} |"
+            )
+    add("\n### Tap throughput (first sync, medians)\n")
+    add(
+        "| activities | records | tap s | tap rec/s | baseline s | baseline rec/s "
+        "| serve s | serve rec/s | tap/baseline | rounds |"
+    )
+    add("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for res in results:
+        if not res.tap_seconds:
+            continue
+        tap, base, serve = (
+            _med(res.tap_seconds),
+            _med(res.baseline_seconds),
+            _med(res.serve_seconds),
+        )
+        add(
+            f"| {res.size:,} | {res.records:,} | {tap:.2f} | {_rate(res.records, tap)} "
+            f"| {base:.2f} | {_rate(res.records, base)} | {serve:.2f} "
+            f"| {_rate(res.records, serve)} | {_med(res.ratios):.0%} | {len(res.ratios)} |"
+        )
+    add("\n### Loads (first sync; seconds and records/s)\n")
+    add("| activities | load | seconds | records/s | vs same target from file |")
+    add("|---:|---|---:|---:|---:|")
+    for res in results:
+        for label, seconds in res.loads.items():
+            add(
+                f"| {res.size:,} | {label} | {_secs(seconds)} "
+                f"| {_rate(res.activities if 'COPY' in label else res.records, seconds)} "
+                f"| {_vs_file(label, seconds, res.loads)} |"
+            )
+    add("\n### Peak memory (MB, max RSS)\n")
+    keys: list[str] = []
+    for res in results:
+        keys += [k for k in res.memory if k not in keys]
+    add("| process | " + " | ".join(f"{r.size:,}" for r in results) + " | growth (last/previous) |")
+    add("|---|" + "---:|" * len(results) + "---:|")
+    for key in keys:
+        values = [r.memory.get(key) for r in results]
+        growth = (
+            f"{values[-1] / values[-2]:.2f}x"
+            if len(values) > 1 and values[-1] and values[-2]
+            else "—"
+        )
+        add(f"| {key} | " + " | ".join(_opt(v, ".0f") for v in values) + f" | {growth} |")
+    add("\n### Tap state\n")
+    add("| activities | STATE messages | largest STATE message (bytes) | simulator start s |")
+    add("|---:|---:|---:|---:|")
+    for res in results:
+        add(
+            f"| {res.size:,} | {res.state_messages} | {res.state_bytes_max:,} "
+            f"| {res.sim_startup:.1f} |"
+        )
+    failures = [f"- {r.size:,}: {f}" for r in results for f in r.failures]
+    if failures:
+        add("\n### Failures\n")
+        lines += failures
+    return "\n".join(lines) + "\n"
+
+
+def _opt(value: float | None, spec: str = "") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def _secs(seconds: float | None) -> str:
+    return "failed" if seconds is None else f"{seconds:.2f}"
+
+
+def _vs_file(label: str, seconds: float | None, loads: dict[str, float | None]) -> str:
+    if not label.startswith("meltano run") or seconds is None:
+        return ""
+    target = "target-csv" if "csv" in label else "target-postgres"
+    variant = label.split(target, 1)[1].strip()
+    base = loads.get(f"{target} from file{(' ' + variant) if variant else ''}")
+    return f"{seconds / base:.2f}x" if base else ""
+
+
+def goals(results: list[SizeResult]) -> str:
+    """One line per goal of the issue, judged on the measured figures."""
+    lines = ["### Goals\n"]
+    for res in results:
+        first = next((r for r in res.requests if r.label == "tap: first sync"), None)
+        nothing = next((r for r in res.requests if r.label == "tap: nothing new"), None)
+        if first is not None and first.windows is not None:
+            ok = first.list_pages <= first.allowed and not first.reread
+            lines.append(
+                f"- {res.size:,} requests: first sync {first.list_pages} list pages, minimum "
+                f"{first.min_list}, allowed {first.allowed} (+1 per finished window), "
+                f"re-read {first.reread}: {'met' if ok else 'NOT met'}"
+            )
+        if nothing is not None:
+            lines.append(
+                f"- {res.size:,} nothing new: {nothing.list_pages} list request(s): "
+                f"{'met' if nothing.list_pages <= 1 else 'NOT met'}"
+            )
+        if res.ratios:
+            ratio = _med(res.ratios)
+            lines.append(
+                f"- {res.size:,} tap/baseline {ratio:.0%}: {'met' if ratio >= 0.5 else 'NOT met'}"
+            )
+        e2e = res.loads.get("meltano run -> target-postgres")
+        alone = res.loads.get("target-postgres from file")
+        if e2e and alone:
+            lines.append(
+                f"- {res.size:,} end to end / from file {e2e / alone:.2f}x: "
+                f"{'met' if e2e / alone <= 1.5 else 'NOT met'}"
+            )
+    by_size = {r.size: r for r in results}
+    if 10000 in by_size and 100000 in by_size:
+        for key in by_size[100000].memory:
+            small, big = by_size[10000].memory.get(key), by_size[100000].memory[key]
+            if small:
+                verdict = "met" if big <= 1.5 * small else "NOT met"
+                lines.append(f"- memory {key}: 100k/10k {big / small:.2f}x: {verdict}")
+    return "\n".join(lines) + "\n"
+
+
+# -- main -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def postgres(url: str | None, workdir: Path) -> Iterator[str]:
+    """The server to load into: --postgres-url, TARGET_POSTGRES_*, 127.0.0.1, or embedded."""
+    chosen = url or configured_url() or DEFAULT_POSTGRES_URL
+    try:
+        ensure_database(chosen)
+    except Exception as exc:
+        if url or configured_url():
+            raise
+        print(f"bench: no PostgreSQL at {chosen} ({exc}); starting an embedded one")
+        with postgres_server(workdir / "pg") as embedded:
+            yield embedded
+        return
+    yield chosen
+
+
+def drop_schemas(url: str, size: int) -> None:
+    """Drop the schemas the benchmark of one size created."""
+    with connect(url) as conn:
+        found = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (f"bench\\_{size}\\_%",)
+        ).fetchall()
+        for (schema,) in found:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def ensure_database(url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    database = parsed.database or "postgres"
+    admin = parsed.set(database="postgres").render_as_string(hide_password=False)
+    with connect(admin) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+        if found.fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{database}"')
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m devtools.bench", description=__doc__)
+    parser.add_argument(
+        "--sizes",
+        default=",".join(str(s) for s in DEFAULT_SIZES),
+        help="account sizes, comma-separated (default 1000,10000; add 100000, ~15 min more)",
+    )
+    parser.add_argument("--quick", action="store_true", help="1,000 activities only")
+    parser.add_argument("--repeats", type=int, default=3, help="throughput rounds (3)")
+    parser.add_argument("--seed", type=int, default=1, help="simulator seed (1)")
+    parser.add_argument("--postgres-url", default=None, help="SQLAlchemy URL to load into")
+    parser.add_argument(
+        "--batch-rows", type=int, default=0, help="also try use_copy with this batch_size_rows"
+    )
+    parser.add_argument("--no-meltano", action="store_true", help="tap, baseline, requests only")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per process")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the files here")
+    parser.add_argument("--output", type=Path, default=None, help="also write the report here")
+    parser.add_argument("--loop", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.loop:
+        loop_main(args.loop[0], Path(args.loop[1]))
+        return
+    sizes = [1000] if args.quick else [int(s.replace("_", "")) for s in args.sizes.split(",")]
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="strava-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    results: list[SizeResult] = []
+    started = time.perf_counter()
+    with postgres(args.postgres_url, workdir) as url:
+        for size in sizes:
+            folder = workdir / str(size)
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            results.append(SizeBench(size, args, folder, url).run())
+            drop_schemas(url, size)
+    text = (
+        f"Machine: {machine()}\n\nCommand: `python -m devtools.bench "
+        f"{' '.join(argv if argv is not None else sys.argv[1:])}` "
+        f"({time.perf_counter() - started:.0f} s in all)\n\n{report(results)}\n{goals(results)}"
+    )
+    print(text)
+    if args.output:
+        args.output.write_text(text)
+    if args.workdir is None:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
