@@ -5,10 +5,10 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PLUGINS := .meltano/.plugins-installed
 # The core suite's plugins; the rest of meltano.yml (more loaders, dbt) is for the extras.
-CORE_PLUGINS := tap-strava tap-strava-details target-csv target-postgres mapper-strava-tally
+CORE_PLUGINS := tap-strava tap-strava-details tap-strava-reconcile target-csv target-postgres mapper-strava-tally
 EXTRAS := $(VENV)/.extras-installed
 
-.PHONY: setup demo test test-e2e lint format clean settings-doc setup-extras test-extras dashboard
+.PHONY: setup demo test test-e2e lint format clean settings-doc setup-extras test-extras dashboard bench
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ test-extras: setup-extras
 # The demo, then the training dashboard from its data (.demo/report.html).
 dashboard: setup-extras
 	$(BIN)/python -m devtools.demo --dashboard
+
+# API requests, throughput and peak memory against the simulator (docs/benchmarks.md);
+# BENCH_ARGS="--sizes 1000,10000,100000" for the full table, "--quick" for 1,000 only.
+bench: setup
+	$(BIN)/python -m devtools.bench $(BENCH_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -33,6 +33,9 @@ def _epoch(value: str | datetime.datetime) -> int:
 
 # Epoch second where an interrupted or quota-stopped run goes on (state, per partition).
 RESUME_KEY = "resume_from"
+# A reconcile pass: its table version (stream state) and the athletes it has finished.
+RECONCILE_VERSION_KEY = "reconcile_version"
+RECONCILE_DONE_KEY = "reconcile_done"
 
 
 def _iso(epoch: int) -> str:
@@ -117,6 +120,13 @@ class ActivitiesStream(ActivityListStream):
     Each run starts ``lookback_days`` before the bookmark (minus one second, because
     ``after`` is exclusive and activities may share a start time), so late uploads and
     recent edits arrive; the targets' upsert on ``id`` makes the overlap harmless.
+
+    Every record carries a table version (Singer's ``version``): the second the run
+    started. With ``reconcile`` the stream instead re-reads the whole history under one
+    version for the whole pass, and only when every athlete's pass is complete sends
+    ``ACTIVATE_VERSION``: the target then flags (or hard-deletes) the rows of an older
+    version, that is the activities no longer on Strava. Daily runs between the start and
+    the end of a pass stamp newer versions, so what they loaded is never flagged.
     """
 
     name = "activities"
@@ -124,11 +134,26 @@ class ActivitiesStream(ActivityListStream):
     replication_key = "start_date"
     schema = ACTIVITY_SCHEMA
 
+    @property
+    def reconciling(self) -> bool:
+        """Whether this run is (part of) a full-history reconcile pass."""
+        return bool(self.config.get("reconcile"))
+
+    def table_version(self) -> int:
+        """The version stamped on every record of this run (kept for a whole reconcile pass)."""
+        started = int(self.strava_tap.run_started_at.timestamp())
+        if not self.reconciling:
+            return started
+        stream_state = self.stream_state
+        if not stream_state.get(RECONCILE_VERSION_KEY):
+            stream_state[RECONCILE_VERSION_KEY] = started
+        return int(stream_state[RECONCILE_VERSION_KEY])
+
     def starting_epoch(self, context: Context | None) -> int:
         """Lower bound of this run, never before ``start_date``.
 
         An unfinished run left ``resume_from`` (the first unread second): go on from there.
-        Otherwise start ``lookback_days`` before the bookmark.
+        Otherwise start ``lookback_days`` before the bookmark (a reconcile: at the start).
         """
         state = self.get_context_state(context)
         bookmark = state.get("replication_key_value")
@@ -136,13 +161,62 @@ class ActivitiesStream(ActivityListStream):
         floor = _epoch(start_date) if start_date else 0
         if state.get(RESUME_KEY):
             return max(int(state[RESUME_KEY]), floor)
-        if bookmark:
+        if bookmark and not self.reconciling:
             lookback = int(self.config.get("lookback_days", 7)) * DAY
             return max(_epoch(bookmark) - lookback, floor)
         return floor
 
     def get_partition_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """Emit each finished window; keep digests of what the targets received."""
+        self._stream_version = self.table_version()
+        partition_state = self.get_context_state(context)
+        if self.reconciling and partition_state.get(RECONCILE_DONE_KEY):
+            self.logger.info("%s: this reconcile pass is done for this athlete", self.name)
+            return
+        yield from self._activities(context)
+        if self.reconciling:
+            partition_state[RECONCILE_DONE_KEY] = True
+
+    def finalize_state_progress_markers(self, state: dict | None = None) -> None:
+        """After the stream: a reconcile pass complete for every athlete is activated."""
+        super().finalize_state_progress_markers(state)
+        if state is None and self.reconciling:
+            self._activate_complete_pass()
+
+    def _activate_complete_pass(self) -> None:
+        stream_state = self.stream_state
+        version = stream_state.get(RECONCILE_VERSION_KEY)
+        partitions = stream_state.get("partitions") or []
+        done = {
+            (p.get("context") or {}).get("athlete_id")
+            for p in partitions
+            if p.get(RECONCILE_DONE_KEY)
+        }
+        tap = self.strava_tap
+        wanted = set(tap.athlete_accounts)
+        skipped = [account.label for account in tap.accounts if account.failure]
+        if not version or skipped or not wanted or not wanted <= done:
+            self.logger.warning(
+                "Reconcile pass not complete (%d of %d athletes done%s): deletions are applied "
+                "when a later run completes it",
+                len(wanted & done),
+                len(tap.accounts),
+                f"; skipped: {', '.join(skipped)}" if skipped else "",
+            )
+            return
+        self.logger.info(
+            "Reconcile pass complete: activating version %s (the target flags or deletes "
+            "activities that are no longer on Strava)",
+            version,
+        )
+        self._write_activate_version_message(int(version))
+        stream_state.pop(RECONCILE_VERSION_KEY, None)
+        for partition in partitions:
+            partition.pop(RECONCILE_DONE_KEY, None)
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+
+    def _activities(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         emitted: set[int] = set()
         partition_state = self.get_context_state(context)
         digests: dict[str, list[str]] = dict(partition_state.get(DIGESTS_KEY) or {})

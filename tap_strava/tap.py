@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 import sys
 import typing as t
 from functools import cached_property
@@ -336,6 +337,8 @@ class TapStrava(Tap):
         With one athlete an error propagates as it always did (the run fails with one
         line). With several, the failing athlete is skipped and reported at the end.
         """
+        if self.config.get("reconcile"):
+            self.check_reconcile_scopes()
         resolved: dict[int, StravaAccount] = {}
         for account in self.accounts:
             if account.failure:
@@ -358,6 +361,28 @@ class TapStrava(Tap):
                 continue
             resolved[athlete_id] = account
         return resolved
+
+    def check_reconcile_scopes(self) -> None:
+        """Refuse a reconcile unless every athlete is known to have granted activity:read_all.
+
+        Without it Strava leaves out "Only You" activities, which a reconcile would then
+        flag as deleted. Refresh answers do not carry the scope: tap-strava-auth records
+        what Strava granted in the token store.
+        """
+        for account in self.accounts:
+            stored = account.authenticator.token_store.load()
+            scope = set(re.split(r"[ ,]+", (stored.scope if stored else None) or ""))
+            if "activity:read_all" in scope:
+                continue
+            option = "" if account.label == "refresh_token" else f" --athlete {account.label}"
+            known = f"granted only {stored.scope}" if stored and stored.scope else "is not known"
+            msg = (
+                f"reconcile refused: the scope of {account.label} {known}, and without "
+                "activity:read_all private activities would be flagged as deleted; run "
+                f"`tap-strava-auth{option}` (it records the granted scope) and grant private "
+                "activities"
+            )
+            raise StravaConfigError(msg)
 
     def account_for(self, context: t.Mapping[str, t.Any] | None) -> StravaAccount:
         """The account of a stream partition (the first account without a partition)."""
