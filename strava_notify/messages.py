@@ -140,7 +140,11 @@ def compose(report: RunReport) -> Notification:
     outcome = report.outcome
     env = report.environment
     notes = list(report.notes)
-    if outcome == SUCCESS:
+    if outcome == SUCCESS and not report.tallies:
+        # A job without the tally mapper (the weekly reconcile): say only what is known.
+        title = f"Strava sync ({env}): {report.job} finished"
+        body = ["Every target committed.", *_counts_lines(report)]
+    elif outcome == SUCCESS:
         new = report.new_count()
         title = f"Strava sync ({env}): {_activities_phrase(new, 'new')}"
         body = [

@@ -147,3 +147,35 @@ def test_the_details_block_loads_postgres_without_touching_the_daily_state(melta
     assert len({d["id"] for d in details}) == len(details)
     assert meltano_project.state("dev:tap-strava-to-target-postgres") == daily_state
     assert meltano_project.state("dev:tap-strava-details-to-target-postgres")["singer_state"]
+
+
+def test_everything_enabled_completes_over_several_quota_limited_runs(tmp_path):
+    """Details, laps, zones, streams and gear for 40 activities with 50 reads a day."""
+    with StravaSimulator(seed=24, activity_count=40, read_limit_daily=50) as sim:
+        budgets = {f"{n}_per_run": 1000 for n in ("activity_details", "laps", "zones", "streams")}
+        config = tap_config_for(sim, tmp_path, **budgets)
+        state: dict = {}
+        done: dict[str, set[int]] = {name: set() for name in DETAIL_STREAMS}
+        gear: set[str] = set()
+        runs = 0
+        while runs < 20 and any(len(ids) < 40 for ids in done.values()):
+            runs += 1
+            result = run_tap(config, state=state)
+            for name in DETAIL_STREAMS:
+                done[name] |= {r["activity_id"] for r in result.records(name)}
+            gear |= {g["id"] for g in result.records("gear")}
+            state = result.final_state
+            sim.reset_rate_limits()  # the next day
+        activity_ids = {a["id"] for a in sim.activities}
+        assert runs > 3, "the quota cut the work into several runs"
+        # Every activity has its details and streams; laps and zones where Strava has any.
+        assert done["activity_details"] == activity_ids
+        assert done["activity_streams"] == activity_ids
+        assert done["laps"] <= activity_ids
+        assert done["activity_zones"] <= activity_ids
+        newest = max(a["start_date"] for a in sim.activities)
+        assert all(bookmark(state, name) == newest for name in DETAIL_STREAMS), "all walked"
+        assert set(sim.gear) <= gear
+        calls = _detail_calls(sim)
+        assert all(count == 1 for count in calls.values()), "nothing fetched twice"
+        assert 429 not in [r.status for r in sim.requests]

@@ -253,3 +253,21 @@ def test_messages_of_each_outcome():
 def test_a_success_needs_exit_code_zero(exit_code):
     report = _report(exit_code=exit_code, tallies={"CSV": tally("CSV", new=3)})
     assert report.outcome == ("success" if exit_code == 0 else "failure")
+
+
+def test_messages_for_skipped_athletes_and_for_a_job_without_tallies():
+    stops = [
+        {"stream": "activities", "athlete": "bob", "reason": "token revoked; run tap-strava-auth"}
+    ]
+    partial = compose(
+        _report(tallies={"Postgres": {"partial": {"reason": stops[0]["reason"], "stops": stops}}})
+    )
+    assert partial.outcome == "partial"
+    assert partial.title == "Strava sync (prod): partial"
+    assert "Athletes skipped (the others synced): bob: token revoked" in partial.body
+    assert "rate limit" not in partial.body
+
+    reconcile = compose(_report(job="strava-reconcile"))
+    assert reconcile.outcome == "success"
+    assert reconcile.title == "Strava sync (prod): strava-reconcile finished"
+    assert "new activities" not in reconcile.title

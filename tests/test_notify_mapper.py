@@ -239,3 +239,24 @@ def test_real_tap_runs_in_a_plain_pipe(simulator, tap_config, tmp_path):
     counts = third["streams"]["activities"]
     assert (counts["new"], counts["updated"]) == (2, 1)
     assert len(third["new_activities"]) == 2
+
+
+def test_skipped_athletes_make_the_run_partial_with_their_reasons(tmp_path):
+    path = tmp_path / "t.json"
+    skipped = line(
+        {
+            "type": "STATE",
+            "value": {
+                "bookmarks": {
+                    "activities": {
+                        "partitions": [{"context": {"athlete_id": 1}}],
+                        "skipped_athletes": {"bob": "Strava rejected the refresh token"},
+                    }
+                }
+            },
+        }
+    )
+    run_mapper([state([]), SCHEMA, record(activity(1)), skipped], {"tally_path": str(path)})
+    assert json.loads(path.read_text())["partial"]["stops"] == [
+        {"stream": "activities", "athlete": "bob", "reason": "Strava rejected the refresh token"}
+    ]

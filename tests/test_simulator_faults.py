@@ -359,3 +359,48 @@ def test_cli_serves_writes_info_and_stops_cleanly(tmp_path):
     assert token["access_token"] not in stderr
     assert token["refresh_token"] not in stderr
     assert info["refresh_token"] not in stderr
+
+
+def test_every_endpoint_costs_one_read_and_athletes_share_the_apps_quota():
+    """Strava charges one read per GET whatever the endpoint; the quota is the app's."""
+    with StravaSimulator(seed=5, activity_count=5) as sim:
+        bob = sim.add_athlete(seed=6, activity_count=5)
+        headers = auth(sim)
+        activity = sim.activities[0]["id"]
+        gear = next(iter(sim.gear))
+        paths = [
+            "/athlete",
+            f"/athletes/{sim.athlete_id}/stats",
+            "/athlete/activities?per_page=200",
+            f"/activities/{activity}",
+            f"/activities/{activity}/laps",
+            f"/activities/{activity}/zones",
+            f"/activities/{activity}/streams?keys=time,latlng&key_by_type=true",
+            f"/gear/{gear}",
+        ]
+        for used, path in enumerate(paths, start=1):
+            response = requests.get(sim.api_url + path, headers=headers, timeout=TIMEOUT)
+            assert response.status_code == 200, path
+            assert response.headers["X-ReadRateLimit-Usage"] == f"{used},{used}", path
+
+        # Bob's calls answer with his data and count toward the same app quota.
+        token = requests.post(
+            sim.token_url,
+            data={
+                "client_id": sim.client_id,
+                "client_secret": sim.client_secret,
+                "grant_type": "refresh_token",
+                "refresh_token": bob.refresh_token,
+            },
+            timeout=TIMEOUT,
+        )
+        assert "X-ReadRateLimit-Usage" not in token.headers  # token calls are free
+        bob_headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        his = requests.get(sim.api_url + "/athlete", headers=bob_headers, timeout=TIMEOUT)
+        assert his.json()["id"] == bob.athlete_id
+        assert his.headers["X-ReadRateLimit-Usage"] == f"{len(paths) + 1},{len(paths) + 1}"
+        # Another athlete's activity is not found with bob's token.
+        foreign = requests.get(
+            sim.api_url + f"/activities/{activity}", headers=bob_headers, timeout=TIMEOUT
+        )
+        assert foreign.status_code == 404
