@@ -29,11 +29,19 @@ DOCUMENTED_DIR = "/srv/tap-strava"
 WEBHOOK_TOKEN = "B0TOKEN-e2e-webhook-9f8e7d6c"
 
 
-def documented_cron_command() -> str:
-    """The command part of the README's cron line (after the five time fields)."""
+def documented_cron_command(job: str | None = None) -> str:
+    """The command part of the README's cron line of a job (after the five time fields).
+
+    Without ``job``: the daily line (the one without ``--job``).
+    """
     readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```cron\n(.*?)```", readme, re.DOTALL)
-    lines = [ln for block in blocks for ln in block.splitlines() if "strava-job" in ln]
+    lines = [
+        ln
+        for block in blocks
+        for ln in block.splitlines()
+        if "strava-job" in ln and ((f"--job {job} " in ln) if job else "--job" not in ln)
+    ]
     assert len(lines) == 1, lines
     command = lines[0].split(None, 5)[5]
     assert command.startswith(f"cd {DOCUMENTED_DIR} && ")
@@ -62,11 +70,14 @@ class CronProject:
         )
         self.command = documented_cron_command().replace(DOCUMENTED_DIR, str(root))
 
-    def cron(self, **extra: str) -> subprocess.CompletedProcess[str]:
+    def cron(self, job: str | None = None, **extra: str) -> subprocess.CompletedProcess[str]:
         env = self.meltano.env(STRAVA_NOTIFY_TRIES="2", STRAVA_NOTIFY_BACKOFF="0.2", **extra)
         env.pop("TARGET_CSV_OUTPUT_PATH")  # meltano.yml's output/$STRAVA_RUN_STAMP applies
+        command = self.command
+        if job:
+            command = documented_cron_command(job).replace(DOCUMENTED_DIR, str(self.root))
         return subprocess.run(
-            ["/bin/sh", "-c", self.command],
+            ["/bin/sh", "-c", command],
             env=env,
             capture_output=True,
             text=True,
@@ -197,3 +208,21 @@ def test_postgres_down_is_reported_as_the_postgres_step(deployed):
     assert "(state prod:tap-strava-to-target-postgres)" in message["body"]
     for text in [json.dumps(message), deployed.log_text()]:
         assert password not in text
+
+
+def test_the_weekly_reconcile_cron_line_flags_a_deletion_and_posts_once(deployed, simulator):
+    from tests.test_pipeline_reconcile import record_granted_scope
+
+    cron_log = deployed.root / "logs" / "cron.log"
+    assert deployed.cron().returncode == 0, cron_log.read_text()[-3000:]
+    record_granted_scope(deployed.meltano, deployed.meltano.refresh_token)
+    gone = min(simulator.activities, key=lambda a: a["start_date"])
+    simulator.delete_activity(gone["id"])
+
+    proc = deployed.cron("strava-reconcile")
+    assert proc.returncode == 0, cron_log.read_text()[-3000:]
+    message = deployed.posts()[-1]
+    assert message["type"] == "success"
+    assert message["title"] == "Strava sync (prod): strava-reconcile finished"
+    flagged = {r["id"] for r in deployed.meltano.rows("activities") if r["_sdc_deleted_at"]}
+    assert flagged == {gone["id"]}
