@@ -32,10 +32,12 @@ End to end
     ``meltano run tap-strava target-postgres`` and ``... target-csv`` (first sync, fresh
     state and schema; records/s over every record the tap emits) beside target-postgres
     and target-csv alone fed the tap's first-sync output from a file (their own
-    executables, the config Meltano passes), each also with ``use_copy: true``, and the
-    floor: the activities of that file parsed and written by one plain ``COPY`` into an
-    empty table of the same columns. ``vs file`` = end-to-end seconds / seconds of the
-    same target fed from the file (goal: at most 1.5).
+    executables, the config Meltano passes; the loaded rows are counted), and the floor:
+    the activities of that file parsed and written by one plain ``COPY`` into an empty
+    table of the same columns. Each loader is also run with the settings of
+    ``LOADER_VARIANTS`` (``use_copy``, ``validate_records: false``, ``batch_size_rows``),
+    the last of them end to end too. ``vs file`` = end-to-end seconds / seconds of the
+    same target with the same settings fed from the file (goal: at most 1.5).
 Peak memory
     Max RSS in MB: for a process run alone, the kernel's account of the whole process
     (``wait4``); inside ``meltano run``, each process's ``VmHWM`` sampled every 50 ms.
@@ -54,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import dataclasses
 import datetime
 import http.client
@@ -79,18 +82,29 @@ import psutil
 
 from devtools.postgres import PROJECT_ROOT, configured_url, connect, postgres_server
 
+JSONDict = dict[str, Any]
 BIN = Path(sys.executable).parent
 PAGE = 200
 UNLIMITED = 10**9
 DEFAULT_SIZES = (1000, 10000)
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/strava_bench"
 NEW_UPLOADS = 10
+#: Loader settings tried beside the defaults (fed from the file; the last one also end to
+#: end through Meltano, from a generated copy of meltano.yml that declares them).
+LOADER_VARIANTS: dict[str, dict[str, JSONDict]] = {
+    "target-postgres": {
+        "use_copy": {"use_copy": True},
+        "use_copy+no_validate": {"use_copy": True, "validate_records": False},
+    },
+    "target-csv": {
+        "batch_10000+no_validate": {"batch_size_rows": 10000, "validate_records": False},
+    },
+}
 #: Larger accounts get one throughput round (each round is three first syncs).
 ROUNDS_UP_TO = 10000
 MB = 1024 * 1024
 #: Processes whose peak memory is reported, by executable name.
 ROLES = ("tap-strava", "target-postgres", "target-csv", "mapper-strava-tally", "meltano")
-JSONDict = dict[str, Any]
 
 
 # -- measuring a process ----------------------------------------------------------------
@@ -430,20 +444,20 @@ def private_meltano_dir(workdir: Path) -> Path:
     return sys_dir
 
 
-def variant_project(workdir: Path, name: str, target_postgres: JSONDict) -> Path:
-    """A copy of meltano.yml whose target-postgres also has ``target_postgres`` settings."""
+def variant_project(workdir: Path, name: str, loader: str, settings: JSONDict) -> Path:
+    """A copy of meltano.yml whose ``loader`` also has ``settings`` (declared if need be)."""
     import yaml
 
     project = yaml.safe_load((PROJECT_ROOT / "meltano.yml").read_text())
     for plugin in project["plugins"]["loaders"]:
-        if plugin["name"] == "target-postgres":
+        if plugin["name"] == loader:
             declared = {s["name"] for s in plugin.get("settings", [])}
-            for key, value in target_postgres.items():
+            for key, value in settings.items():
                 if key not in declared:
                     kind = "boolean" if isinstance(value, bool) else "integer"
                     plugin.setdefault("settings", []).append({"name": key, "kind": kind})
                 plugin.setdefault("config", {})[key] = value
-    folder = workdir / f"project-{name}"
+    folder = workdir / f"project-{loader}-{name}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "meltano.yml").write_text(yaml.safe_dump(project, sort_keys=False))
     return folder
@@ -456,6 +470,12 @@ def _copy_value(value: Any, array: bool) -> Any:
     if isinstance(value, (dict, list)):
         return json.dumps(value)
     return value
+
+
+def _csv_rows(path: Path) -> int:
+    """Data rows of a CSV file with a header (quoted newlines allowed)."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        return sum(1 for _ in csv.reader(handle)) - 1
 
 
 def _plugin_bin(kind: str, name: str) -> Path:
@@ -667,7 +687,9 @@ class SizeBench:
         result = self.result
         main = self.schema("main")
         self.sim.clear_requests()
-        csv = self.meltano("csv", "run", "tap-strava", "target-csv", database="job", schema=main)
+        csv_run = self.meltano(
+            "csv", "run", "tap-strava", "target-csv", database="job", schema=main
+        )
         csv_requests = self.sim.requests()
         self.sim.clear_requests()
         pg = self.meltano("pg", "run", "tap-strava", "target-postgres", database="job", schema=main)
@@ -675,39 +697,32 @@ class SizeBench:
         min_list = result.activities // PAGE + 1
         result.requests.append(count_requests("job: first sync (both blocks)", both, min_list))
         result.loads["meltano run -> target-postgres"] = pg.seconds if pg.ok else None
-        result.loads["meltano run -> target-csv"] = csv.seconds if csv.ok else None
+        result.loads["meltano run -> target-csv"] = csv_run.seconds if csv_run.ok else None
         for role, peak in pg.peaks_mb.items():
             result.memory[f"{role} (meltano run, postgres)"] = peak
-        for role, peak in csv.peaks_mb.items():
+        for role, peak in csv_run.peaks_mb.items():
             if role != "tap-strava":
                 result.memory[f"{role} (meltano run, csv)"] = peak
-        self.log(f"meltano run: csv {csv.seconds:.1f}s, postgres {pg.seconds:.1f}s")
+        self.log(f"meltano run: csv {csv_run.seconds:.1f}s, postgres {pg.seconds:.1f}s")
         self.main_schema = main
-        for name, settings in self.variants().items():
-            project = variant_project(self.workdir, name, settings)
-            schema = self.schema(name)
+        for loader, variants in LOADER_VARIANTS.items():
+            name = next(reversed(variants))  # the proposed one: the last
+            project = variant_project(self.workdir, name, loader, variants[name])
+            schema = self.schema(name.replace("+", "_"))
             run = self.meltano(
-                f"pg-{name}",
+                f"{loader}-{name}",
                 "run",
                 "tap-strava",
-                "target-postgres",
-                database=name,
+                loader,
+                database=f"{loader}-{name}",
                 schema=schema,
                 project=project,
             )
-            result.loads[f"meltano run -> target-postgres ({name})"] = (
-                run.seconds if run.ok else None
-            )
-            self.log(f"meltano run, postgres {name}: {run.seconds:.1f}s")
-
-    def variants(self) -> dict[str, JSONDict]:
-        variants: dict[str, JSONDict] = {"use_copy": {"use_copy": True}}
-        if self.args.batch_rows:
-            variants[f"use_copy+batch_{self.args.batch_rows}"] = {
-                "use_copy": True,
-                "batch_size_rows": self.args.batch_rows,
-            }
-        return variants
+            result.loads[f"meltano run -> {loader} ({name})"] = run.seconds if run.ok else None
+            for role, peak in run.peaks_mb.items():
+                if role == loader:
+                    result.memory[f"{role} (meltano run, {name})"] = peak
+            self.log(f"meltano run, {loader} {name}: {run.seconds:.1f}s")
 
     def job(self) -> None:
         """The two-target job on the state the single blocks left: nothing new, then new."""
@@ -728,57 +743,59 @@ class SizeBench:
 
     # -- loaders fed from the file, and the COPY floor -----------------------------------
     def from_file(self) -> None:
+        """Each loader alone, fed the tap's first-sync output; rows checked afterwards."""
         result = self.result
-        plain: dict[str, JSONDict] = {"default": {}}
-        for name, settings in {**plain, **self.variants()}.items():
-            schema = self.schema(f"file_{name}")
-            config = self.workdir / f"target-postgres-{name}.json"
-            config.write_text(
-                json.dumps(
-                    {
-                        "sqlalchemy_url": self.postgres_url,
-                        "default_target_schema": schema,
-                        "add_record_metadata": True,
-                        **settings,
-                    }
-                )
-            )
-            run = run_measured(
-                [str(_plugin_bin("loaders", "target-postgres")), "--config", str(config)],
-                env=dict(os.environ),
-                log=self.workdir / f"target-postgres-{name}.log",
-                stdin=self.first_output,
-                stdout=self.workdir / f"target-postgres-{name}.out",
-                timeout=self.args.timeout,
-            )
-            if not run.ok:
-                self.fail(f"target-postgres ({name}) from file exited {run.returncode}")
-            label = "target-postgres from file" + ("" if name == "default" else f" ({name})")
-            result.loads[label] = run.seconds if run.ok else None
-            result.memory[label] = run.maxrss_mb
-            self.log(f"{label}: {run.seconds:.1f}s")
-        config = self.workdir / "target-csv.json"
-        config.write_text(
-            json.dumps(
-                {
-                    "output_path": str(self.workdir / "csv-from-file"),
-                    "file_naming_scheme": "{stream_name}-{timestamp}.csv",
-                    "timestamp_format": "%Y%m%dT%H%M%SZ",
-                    "flattening_enabled": True,
-                    "flattening_max_depth": 1,
-                }
-            )
+        for loader, variants in LOADER_VARIANTS.items():
+            default: dict[str, JSONDict] = {"default": {}}
+            for name, settings in {**default, **variants}.items():
+                label = f"{loader} from file" + ("" if name == "default" else f" ({name})")
+                seconds, peak = self.load_file(loader, name, settings)
+                result.loads[label] = seconds
+                result.memory[label] = peak
+                self.log(f"{label}: {_secs(seconds)}s")
+        result.loads["COPY floor (activities)"] = self.copy_floor()
+
+    def load_file(self, loader: str, name: str, settings: JSONDict) -> tuple[float | None, float]:
+        """Run ``loader`` (its own executable, Meltano's config) on the first-sync file."""
+        schema = self.schema(f"file_{name}".replace("+", "_"))
+        folder = self.workdir / f"{loader}-{name}"
+        config: JSONDict = (
+            {
+                "sqlalchemy_url": self.postgres_url,
+                "default_target_schema": schema,
+                "add_record_metadata": True,
+            }
+            if loader == "target-postgres"
+            else {
+                "output_path": str(folder),
+                "file_naming_scheme": "{stream_name}-{timestamp}.csv",
+                "timestamp_format": "%Y%m%dT%H%M%SZ",
+                "flattening_enabled": True,
+                "flattening_max_depth": 1,
+            }
         )
+        config_file = self.workdir / f"{loader}-{name}.json"
+        config_file.write_text(json.dumps({**config, **settings}))
         run = run_measured(
-            [str(_plugin_bin("loaders", "target-csv")), "--config", str(config)],
+            [str(_plugin_bin("loaders", loader)), "--config", str(config_file)],
             env=dict(os.environ),
-            log=self.workdir / "target-csv.log",
+            log=self.workdir / f"{loader}-{name}.log",
             stdin=self.first_output,
+            stdout=self.workdir / f"{loader}-{name}.out",
             timeout=self.args.timeout,
         )
-        result.loads["target-csv from file"] = run.seconds if run.ok else None
-        result.memory["target-csv from file"] = run.maxrss_mb
-        result.loads["COPY floor (activities)"] = self.copy_floor()
+        if not run.ok:
+            self.fail(f"{loader} ({name}) from file exited {run.returncode}: {run.tail(600)}")
+            return None, run.maxrss_mb
+        if loader == "target-postgres":
+            with connect(self.postgres_url) as conn:
+                row = conn.execute(f'SELECT count(*) FROM "{schema}".activities').fetchone()
+            rows = int(row[0]) if row else 0
+        else:
+            rows = sum(_csv_rows(path) for path in folder.glob("activities-*.csv"))
+        if rows != self.result.activities:
+            self.fail(f"{loader} ({name}) loaded {rows} activities of {self.result.activities}")
+        return run.seconds, run.maxrss_mb
 
     def copy_floor(self) -> float:
         """Parse the file's activities and COPY them into an empty table of the same columns."""
@@ -1074,9 +1091,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="throughput rounds (3)")
     parser.add_argument("--seed", type=int, default=1, help="simulator seed (1)")
     parser.add_argument("--postgres-url", default=None, help="SQLAlchemy URL to load into")
-    parser.add_argument(
-        "--batch-rows", type=int, default=0, help="also try use_copy with this batch_size_rows"
-    )
     parser.add_argument("--no-meltano", action="store_true", help="tap, baseline, requests only")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per process")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the files here")

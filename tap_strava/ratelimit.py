@@ -164,6 +164,23 @@ class RateLimitTracker:
             "Strava answered 429 Rate Limit Exceeded (quota shared by the app)"
         )
 
+    def reads_left(self) -> int | None:
+        """Requests this run may still make before the quota stops it (None: not known yet).
+
+        The daily quota if the next 15-minute window is worth waiting for
+        (``max_wait_seconds``), else what is left of the current window too.
+        """
+        budget = self._tightest()
+        if budget is None:
+            return None
+        usage, limit = budget
+        daily = max(0, limit.daily - usage.daily)
+        reset = self.seconds_until_window_reset()
+        wait = (reset if reset is not None else self.window_seconds) + WINDOW_MARGIN_SECONDS
+        if wait <= self.max_wait_seconds:
+            return daily
+        return min(daily, max(0, limit.short - usage.short))
+
     def seconds_until_window_reset(self) -> float | None:
         """Seconds from now to the next 15-minute boundary of the server's clock."""
         return self._seconds_until(self.window_seconds)

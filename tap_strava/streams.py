@@ -12,7 +12,7 @@ from tap_strava.client import MAX_PAGE_SIZE, StravaStream
 from tap_strava.conform import conform_to_schema
 from tap_strava.digest import DIGESTS_KEY, record_digest
 from tap_strava.schemas import ACTIVITY_SCHEMA, ATHLETE_SCHEMA, ATHLETE_STATS_SCHEMA
-from tap_strava.windows import DAY, TimeWindow, WindowPlanner
+from tap_strava.windows import DAY, TimeWindow, WindowPlanner, pages_for
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -97,15 +97,16 @@ class ActivityListStream(StravaStream):
                 self.state_manager.is_flushed = False
                 self._write_state_message()
             self._window = window
+            planner.pages = pages_for(self.account.rate_limits.reads_left())
             by_id: dict[int, dict[str, t.Any]] = {}
             crowded = False
             for record in self.request_records(context):
                 by_id[int(record["id"])] = record
-                if len(by_id) >= MAX_PAGE_SIZE and planner.can_split(window):
+                if len(by_id) >= MAX_PAGE_SIZE * planner.pages and planner.can_split(window):
                     crowded = True
                     break
             if crowded:
-                # More than a page: read it as smaller windows, each finished on its own.
+                # More than its allowance: read it as smaller windows, each finished alone.
                 planner.split(window)
                 continue
             planner.report(len(by_id))

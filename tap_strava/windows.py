@@ -7,11 +7,15 @@ by id, sorted by ``(start_date, id)`` and only then emitted. The bookmark can th
 advance after each finished window, and a run that stops anywhere resumes at a window
 boundary.
 
-Window sizes adapt to the athlete's density, aiming at about three quarters of a page
-per window: an empty window doubles the next one (a full-history backfill from 1970
-costs a dozen requests, not hundreds), others scale by the density they showed. A window
-whose first page comes back full is abandoned and read as smaller windows: so no window
-ever needs more than one page plus Strava's closing empty page, and a run that Strava's
+Every window costs its pages plus Strava's closing empty page (a short page does not
+prove the end: Strava documents "stop at the first empty page"), so windows should be
+big; but a window is only progress once finished, so it must fit in the quota that is
+left. Hence the window's page allowance follows the quota (:func:`pages_for`): up to
+``MAX_PAGES_PER_WINDOW`` pages when there is plenty, one page when only a few requests
+remain. Sizes adapt to the athlete's density, aiming at three quarters of half the
+allowance: an empty window doubles the next one (a full-history backfill from 1970 costs
+a dozen requests, not hundreds), others scale by the density they showed. A window that
+reaches its allowance is abandoned and read as smaller windows, so a run that Strava's
 quota allows only a few requests still finishes windows and makes progress.
 """
 
@@ -42,7 +46,18 @@ class TimeWindow:
         return None if self.last is None else self.last + 1
 
 
-TARGET_RECORDS = MAX_PAGE_SIZE * 3 // 4
+TARGET_RECORDS = MAX_PAGE_SIZE * 3 // 4  # per page of the window's target
+MAX_PAGES_PER_WINDOW = 10  # also bounds the records held in memory (2,000)
+
+
+def pages_for(reads_left: int | None) -> int:
+    """Pages a window may use, so that it and its closing empty page fit in what is left.
+
+    At most ``MAX_PAGES_PER_WINDOW``, at least one; unknown quota: the most.
+    """
+    if reads_left is None:
+        return MAX_PAGES_PER_WINDOW
+    return max(1, min(MAX_PAGES_PER_WINDOW, reads_left - 1))
 
 
 class WindowPlanner:
@@ -65,6 +80,8 @@ class WindowPlanner:
         self.max_span = max(initial_span, max_span)
         self.span = max(self.min_span, initial_span)
         self.finished = False
+        # Pages the current window may use (see pages_for); sizes aim at half of them.
+        self.pages = 1
 
     def __iter__(self) -> WindowPlanner:
         return self
@@ -88,7 +105,8 @@ class WindowPlanner:
         if records_in_window == 0:
             wanted = self.span * 2
         else:
-            wanted = self.span * TARGET_RECORDS // records_in_window
+            target = TARGET_RECORDS * max(1, self.pages // 2)
+            wanted = self.span * target // records_in_window
             wanted = max(self.span // 4, min(wanted, self.span * 4))
         self.span = max(self.min_span, min(wanted, self.max_span))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from tap_strava.windows import DAY, TimeWindow, WindowPlanner
+from tap_strava.windows import DAY, MAX_PAGES_PER_WINDOW, TimeWindow, WindowPlanner, pages_for
 
 
 def test_windows_tile_the_range_without_gap_or_overlap():
@@ -66,3 +66,16 @@ def test_a_whole_history_backfill_from_1970_needs_few_empty_requests():
         else:
             planner.report(150)
     assert empty_requests <= 20
+
+
+def test_the_page_allowance_follows_the_quota_left():
+    assert pages_for(None) == MAX_PAGES_PER_WINDOW
+    assert pages_for(900) == MAX_PAGES_PER_WINDOW
+    assert pages_for(4) == 3, "three pages and the closing empty one"
+    assert pages_for(2) == 1
+    assert pages_for(0) == 1, "one page is always allowed (the stop comes from the quota)"
+    planner = WindowPlanner(start=1, now=1_000 * DAY, initial_span=10 * DAY)
+    next(planner)
+    planner.pages = 10
+    planner.report(150)
+    assert planner.span == 40 * DAY, "sized for half the allowance: 5 pages of 150"
