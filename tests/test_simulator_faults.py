@@ -363,6 +363,8 @@ def test_cli_serves_writes_info_and_stops_cleanly(tmp_path):
 
 def test_every_endpoint_costs_one_read_and_athletes_share_the_apps_quota():
     """Strava charges one read per GET whatever the endpoint; the quota is the app's."""
+    from tests.test_simulator import refresh
+
     with StravaSimulator(seed=5, activity_count=5) as sim:
         bob = sim.add_athlete(seed=6, activity_count=5)
         headers = auth(sim)
@@ -384,16 +386,7 @@ def test_every_endpoint_costs_one_read_and_athletes_share_the_apps_quota():
             assert response.headers["X-ReadRateLimit-Usage"] == f"{used},{used}", path
 
         # Bob's calls answer with his data and count toward the same app quota.
-        token = requests.post(
-            sim.token_url,
-            data={
-                "client_id": sim.client_id,
-                "client_secret": sim.client_secret,
-                "grant_type": "refresh_token",
-                "refresh_token": bob.refresh_token,
-            },
-            timeout=TIMEOUT,
-        )
+        token = refresh(sim, bob.refresh_token)
         assert "X-ReadRateLimit-Usage" not in token.headers  # token calls are free
         bob_headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
         his = requests.get(sim.api_url + "/athlete", headers=bob_headers, timeout=TIMEOUT)

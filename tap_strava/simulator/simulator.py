@@ -261,44 +261,44 @@ class StravaSimulator:
 
     @property
     def refresh_token(self) -> str | None:
-        """The refresh token that works now (None after :meth:`revoke_tokens`)."""
-        return self._tokens.refresh_token
+        """The primary athlete's refresh token that works now (None after a revocation)."""
+        return self.primary.refresh_token
 
     @property
     def athlete_id(self) -> int:
-        """The athlete's id."""
-        return int(self._dataset.athlete["id"])
+        """The primary athlete's id."""
+        return self.primary.athlete_id
 
     @property
     def athlete(self) -> JSONDict:
-        """A copy of the detailed athlete."""
+        """A copy of the primary athlete, detailed."""
         return copy.deepcopy(self._dataset.athlete)
 
     @property
     def gear(self) -> dict[str, JSONDict]:
-        """A copy of the athlete's gear by id."""
+        """A copy of the primary athlete's gear by id."""
         return copy.deepcopy(self._dataset.gear)
 
     @property
     def scope(self) -> str:
-        """The granted scope, comma-separated."""
-        return ",".join(self._tokens.scope)
+        """The scope granted by the primary athlete, comma-separated."""
+        return self.primary.scope
 
     def set_scope(self, scope: str) -> None:
-        """Set the scope of current and future tokens (e.g. ``"read,activity:read"``)."""
-        self._tokens.set_scope(scope)
+        """Set the scope of the primary athlete's tokens (e.g. ``"read,activity:read"``)."""
+        self.primary.set_scope(scope)
 
     def revoke_tokens(self) -> None:
-        """The athlete deauthorizes the app: every access and refresh token stops working."""
-        self._tokens.revoke()
+        """The primary athlete deauthorizes the app: all its tokens stop working."""
+        self.primary.revoke_tokens()
 
     def issue_refresh_token(self) -> str:
-        """The athlete authorizes the app again: a new token chain; the old refresh token dies.
+        """The primary athlete authorizes the app again (see :class:`SimulatedAthlete`).
 
         Like a code exchange, it also issues a new access token (kept by the "browser"), so
         the returned refresh token starts a chain of its own. Also undoes a revocation.
         """
-        return self._tokens.reauthorize(self.now())
+        return self.primary.issue_refresh_token()
 
     def issue_access_token(self) -> str:
         """Issue a valid access token directly, bypassing the refresh flow."""
@@ -330,15 +330,12 @@ class StravaSimulator:
     # -- activities ----------------------------------------------------------------------
     @property
     def activities(self) -> list[JSONDict]:
-        """Copies of every summary, newest first, as served to an ``activity:read_all`` token."""
-        return self._store.summaries()
+        """The primary athlete's summaries, newest first (as ``activity:read_all`` sees them)."""
+        return self.primary.activities
 
     def activity(self, activity_id: int) -> JSONDict:
-        """A copy of one summary; KeyError if unknown."""
-        found = self._store.get(int(activity_id))
-        if found is None:
-            raise KeyError(activity_id)
-        return copy.deepcopy(found.summary)
+        """A copy of one of the primary athlete's summaries; KeyError if unknown."""
+        return self.primary.activity(activity_id)
 
     def add_activity(self, **fields: Any) -> JSONDict:
         """Upload a new activity of the primary athlete (see :meth:`SimulatedAthlete.add_activity`).
