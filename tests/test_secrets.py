@@ -29,7 +29,8 @@ def _files_written_since(root: Path, since: float) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and p.stat().st_mtime >= since]
 
 
-def test_a_debug_run_writes_no_secret_anywhere(simulator, postgres_url, tmp_path):
+@pytest.mark.parametrize("several_athletes", [False, True], ids=["one-athlete", "athletes"])
+def test_a_debug_run_writes_no_secret_anywhere(simulator, postgres_url, tmp_path, several_athletes):
     started = time.time() - 1
     project = MeltanoProject(
         sim=simulator,
@@ -37,23 +38,32 @@ def test_a_debug_run_writes_no_secret_anywhere(simulator, postgres_url, tmp_path
         workdir=tmp_path,
         refresh_token=simulator.refresh_token,
     )
+    extra: dict[str, str] = {}
+    configured = {"configured refresh token": project.refresh_token}
+    if several_athletes:
+        bob = simulator.add_athlete(seed=77, activity_count=20)
+        configured["bob's configured refresh token"] = str(bob.refresh_token)
+        extra["TAP_STRAVA_ATHLETES"] = json.dumps(
+            [{"name": "bob", "refresh_token": bob.refresh_token}]
+        )
     try:
         outputs: list[str] = []
         for target in ("target-postgres", "target-csv"):
             proc = project.meltano(
-                "--log-level=debug", "run", "tap-strava", target, LOGLEVEL="DEBUG"
+                "--log-level=debug", "run", "tap-strava", target, LOGLEVEL="DEBUG", **extra
             )
             assert proc.returncode == 0, proc.stderr[-3000:]
             outputs.append(proc.stdout + proc.stderr)
         store = json.loads((tmp_path / "tokens.json").read_text())["tokens"]
-        (chain,) = store.values()
+        assert len(store) == len(configured)
         secrets = {
             "client secret": simulator.client_secret,
-            "configured refresh token": project.refresh_token,
-            "rotated refresh token": chain["refresh_token"],
-            "access token": chain["access_token"],
             "database password": DB_PASSWORD,
+            **configured,
         }
+        for index, chain in enumerate(store.values()):
+            secrets[f"rotated refresh token {index}"] = chain["refresh_token"]
+            secrets[f"access token {index}"] = chain["access_token"]
         places: dict[str, str] = {f"meltano output {i}": text for i, text in enumerate(outputs)}
         candidates = [
             *_files_written_since(tmp_path / "meltano-sys" / "logs", started),
