@@ -46,6 +46,30 @@ def _iso(epoch: int) -> str:
     )
 
 
+def _activity_key(summary: dict[str, t.Any]) -> int:
+    """The id of a listed activity; one without id or start time stops the run, clearly.
+
+    Such a summary cannot be keyed nor bookmarked: the run stops before emitting its
+    window, so nothing is lost (the next run reads the window again).
+    """
+    for key in ("id", "start_date"):
+        if summary.get(key) in (None, ""):
+            msg = (
+                f"Strava sent an activity without {key} ({str(summary)[:200]}): it cannot "
+                "be keyed or bookmarked; report it, the run stops here to lose nothing"
+            )
+            raise FatalAPIError(msg)
+    try:
+        _epoch(summary["start_date"])
+        return int(summary["id"])
+    except (TypeError, ValueError):
+        msg = (
+            "Strava sent an activity whose id or start_date cannot be read "
+            f"({str(summary)[:200]}): report it, the run stops here to lose nothing"
+        )
+        raise FatalAPIError(msg) from None
+
+
 class ActivityListStream(StravaStream):
     """Reads ``GET /athlete/activities`` in bounded time windows (see tap_strava.windows).
 
@@ -101,7 +125,7 @@ class ActivityListStream(StravaStream):
             by_id: dict[int, dict[str, t.Any]] = {}
             crowded = False
             for record in self.request_records(context):
-                by_id[int(record["id"])] = record
+                by_id[_activity_key(record)] = record
                 if len(by_id) >= MAX_PAGE_SIZE * planner.pages and planner.can_split(window):
                     crowded = True
                     break
@@ -258,14 +282,7 @@ class ActivitiesStream(ActivityListStream):
         row: dict[str, t.Any],
         context: Context | None = None,  # noqa: ARG002
     ) -> dict[str, t.Any] | None:
-        """Tolerant types (see :mod:`tap_strava.conform`); a record without a key is an error."""
-        for key in ("id", "start_date"):
-            if row.get(key) in (None, ""):
-                msg = (
-                    f"Strava sent an activity without {key} ({str(row)[:200]}): it cannot "
-                    "be keyed or bookmarked; report it, the run stops here to lose nothing"
-                )
-                raise FatalAPIError(msg)
+        """Tolerant types (see :mod:`tap_strava.conform`); keys were checked when listed."""
         return conform_to_schema(
             row, self.schema, logger=self.logger, label=f"activity {row['id']}"
         )

@@ -142,3 +142,23 @@ def test_null_and_missing_fields_are_tolerated(simulator, tap_config):
     simulator.update_activity(newest["id"], average_speed=None, gear_id=None)
     result = run_tap(tap_config, streams=["activities"])
     assert set(result.ids()) == {a["id"] for a in simulator.activities}
+
+
+@pytest.mark.parametrize(
+    ("summary", "fragment"),
+    [
+        ({"start_date": "2026-01-01T00:00:00Z"}, "without id"),
+        ({"id": 5, "start_date": None}, "without start_date"),
+        ({"id": "x5", "start_date": "2026-01-01T00:00:00Z"}, "cannot be read"),
+        ({"id": 5, "start_date": "yesterday"}, "cannot be read"),
+    ],
+)
+def test_a_listed_activity_without_a_usable_key_stops_with_one_clear_line(summary, fragment):
+    from singer_sdk.exceptions import FatalAPIError
+
+    from tap_strava.streams import _activity_key
+
+    with pytest.raises(FatalAPIError, match=fragment) as caught:
+        _activity_key(summary)
+    assert "lose nothing" in str(caught.value)
+    assert "\n" not in str(caught.value)
