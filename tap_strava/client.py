@@ -47,6 +47,8 @@ QUOTA_STOP_KEY = "quota_stop"
 # Set in the ``activities`` stream state when some athletes were skipped (several athletes):
 # label -> reason. The run-tally mapper reports such a run as partial too.
 SKIPPED_ATHLETES_KEY = "skipped_athletes"
+# With a quota stop: the partition got no request at all in that run (it goes first next).
+QUOTA_STARVED_KEY = "quota_starved"
 
 
 class StravaNotFound(FatalAPIError):
@@ -228,18 +230,22 @@ class StravaStream(RESTStream[int]):
         """One partition per athlete whose profile could be read.
 
         The quota belongs to the app, so athletes share it: an athlete that a spent quota
-        cut short in the last run goes first in this one.
+        left without any request in the last run goes first in this one, then one it cut
+        short, then the others.
         """
         try:
             athlete_ids = list(self.strava_tap.athlete_accounts)
         except QuotaExhausted:
             return None  # get_records then stops at once; nothing is lost
-        cut_short = {
-            (partition.get("context") or {}).get("athlete_id")
+        # 0: got nothing last run, 1: cut short, 2: served in full (stable within each).
+        priority = {
+            (partition.get("context") or {}).get("athlete_id"): (
+                0 if partition.get(QUOTA_STARVED_KEY) else 1
+            )
             for partition in (self.stream_state.get("partitions") or [])
             if partition.get(QUOTA_STOP_KEY)
         }
-        athlete_ids.sort(key=lambda athlete_id: athlete_id not in cut_short)
+        athlete_ids.sort(key=lambda athlete_id: priority.get(athlete_id, 2))
         return [{"athlete_id": athlete_id} for athlete_id in athlete_ids]
 
     def request_decorator(self, func: t.Callable) -> t.Callable:
@@ -289,11 +295,12 @@ class StravaStream(RESTStream[int]):
         self._account = tap.account_for(context)
         rate_limits = self.account.rate_limits
         stopped: str | None = None
+        starved = False
         if not self.enabled or self.account.failure:
             return
         try:
             if rate_limits.exhausted:
-                stopped = rate_limits.exhausted
+                stopped, starved = rate_limits.exhausted, True
                 self.logger.warning("Skipping %s: %s", self.name, stopped)
                 return
             yield from self.get_partition_records(context)
@@ -309,7 +316,7 @@ class StravaStream(RESTStream[int]):
             # partition emitted stays, with its state; the athlete is skipped from here on.
             tap.skip_athlete(self.account, exc)
         finally:
-            self._mark_quota_stop(context, stopped)
+            self._mark_quota_stop(context, stopped, starved=starved)
             self.logger.info(rate_limits.summary())
 
     def finalize_state_progress_markers(self, state: dict | None = None) -> None:
@@ -318,13 +325,22 @@ class StravaStream(RESTStream[int]):
         if state is None:
             self.strava_tap.report_skipped_athletes()
 
-    def _mark_quota_stop(self, context: Context | None, reason: str | None) -> None:
+    def _mark_quota_stop(
+        self, context: Context | None, reason: str | None, *, starved: bool = False
+    ) -> None:
+        """Record (or clear) a quota stop; ``starved``: the partition got no request at all."""
         state = self.get_context_state(context)
+        before = (state.get(QUOTA_STOP_KEY), state.get(QUOTA_STARVED_KEY))
         if reason:
             state[QUOTA_STOP_KEY] = reason
-        elif state.pop(QUOTA_STOP_KEY, None) is None:
-            return
-        self.state_manager.is_flushed = False  # make the SDK emit the changed state
+        else:
+            state.pop(QUOTA_STOP_KEY, None)
+        if starved:
+            state[QUOTA_STARVED_KEY] = True
+        else:
+            state.pop(QUOTA_STARVED_KEY, None)
+        if (state.get(QUOTA_STOP_KEY), state.get(QUOTA_STARVED_KEY)) != before:
+            self.state_manager.is_flushed = False  # make the SDK emit the changed state
 
     def get_partition_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """Records of one partition (the SDK adds ``athlete_id`` from the context)."""

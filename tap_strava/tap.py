@@ -86,7 +86,7 @@ class TapStrava(Tap):
             'a JSON list like [{"name": "ann", "refresh_token": "..."}], each with its own '
             "token store entry and state partition; added to refresh_token if both are set. "
             "An athlete whose token fails is skipped and reported while the others sync. "
-            "The app's quota is shared: the athlete cut short last run goes first.",
+            "The app's quota is shared: an athlete the quota left out last run goes first.",
         ),
         th.Property(
             "reconcile",

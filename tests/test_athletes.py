@@ -168,25 +168,37 @@ def test_the_per_run_budget_is_shared_across_athletes(two_athletes, tmp_path):
         assert per_athlete[athlete.athlete_id] == {a["id"] for a in oldest}
 
 
-def test_the_athlete_cut_short_by_the_quota_goes_first_next_run(tmp_path):
-    # 12 reads per window: two profiles, then ann's first sync is cut by the quota.
-    with StravaSimulator(
-        seed=7, activity_count=1500, read_limit_15min=12, window_seconds=900
-    ) as sim:
-        sim.add_athlete(seed=99, activity_count=40)
+def test_the_athlete_the_quota_left_out_goes_first_next_run(tmp_path):
+    # 12 reads per window: two profiles, then ann's first sync is cut by the quota and
+    # bob gets nothing. Next run bob goes first; over the runs both complete exactly.
+    with StravaSimulator(seed=7, activity_count=1500, read_limit_15min=12) as sim:
+        bob = sim.add_athlete(seed=99, activity_count=40)
         config = athletes_config(
             sim, tmp_path, max_rate_limit_wait_seconds=0, start_date="2020-01-01T00:00:00Z"
         )
         first = run_tap(config, streams=("activities",))
         state = first.final_state
-        stops = {k: p.get("quota_stop") for k, p in partitions(state).items()}
-        assert stops[sim.primary.athlete_id]
+        ann_state, bob_state = (partitions(state)[a.athlete_id] for a in (sim.primary, bob))
+        assert ann_state["quota_stop"]
+        assert "quota_starved" not in ann_state, "ann was served, then cut short"
+        assert bob_state["quota_starved"] is True
 
-        sim.reset_rate_limits()
-        second = run_tap(config, state=state, streams=("activities",))
-        emitted = second.records("activities")
-        assert emitted, "the second run made progress"
-        assert emitted[0]["athlete_id"] == sim.primary.athlete_id
+        emitted = list(first.records("activities"))
+        for run in range(30):
+            sim.reset_rate_limits()
+            result = run_tap(config, state=state, streams=("activities",))
+            if run == 0:
+                assert result.records("activities")[0]["athlete_id"] == bob.athlete_id
+            emitted += result.records("activities")
+            state = result.final_state
+            if not any(p.get("quota_stop") for p in partitions(state).values()):
+                break
+        assert ids_by_athlete(emitted) == {
+            sim.primary.athlete_id: {
+                a["id"] for a in sim.primary.activities if a["start_date"] >= "2020-01-01"
+            },
+            bob.athlete_id: {a["id"] for a in bob.activities if a["start_date"] >= "2020-01-01"},
+        }
 
 
 def test_single_athlete_and_athletes_list_together(two_athletes, tmp_path):
