@@ -332,8 +332,9 @@ def count_requests(
             query = record["query"]
             key = (str(query.get("after")), str(query.get("before")))
             windows.setdefault(key, []).append(int(page["items"]))
-        # A window read as one full page and left: it was read again as smaller windows.
-        abandoned = sum(1 for items in windows.values() if items == [PAGE])
+        # A window whose last page read was full was left unfinished (read again as
+        # smaller windows); a finished one ends with a short or empty page.
+        abandoned = sum(1 for items in windows.values() if items[-1] == PAGE)
         result.windows = len(windows) - abandoned
         result.empty = sum(1 for page in counts if page["items"] == 0)
         seen: set[int] = set()
