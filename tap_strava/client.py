@@ -55,11 +55,23 @@ class StravaNotFound(FatalAPIError):
     """404: the record is gone (e.g. an activity deleted between listing and fetching)."""
 
 
+_BODY_ATTRIBUTE = "_strava_json_body"
+
+
 def _json_body(response: requests.Response) -> t.Any:
+    """The decoded JSON of an answer (None if it is not JSON), decoded once per answer.
+
+    Both the error sorting and the record parsing need it; decoding a 200-activity page
+    twice was a tenth of the tap's time.
+    """
+    if _BODY_ATTRIBUTE in response.__dict__:
+        return response.__dict__[_BODY_ATTRIBUTE]
     try:
-        return response.json()
+        body = response.json()
     except ValueError:
-        return None
+        body = None
+    response.__dict__[_BODY_ATTRIBUTE] = body
+    return body
 
 
 def check_strava_response(response: requests.Response, account: StravaAccount) -> None:
@@ -181,7 +193,7 @@ class StravaAccount:
             request = requests.Request("GET", f"{self.api_url}{path}").prepare()
             response = self._session.send(self.authenticator(request), timeout=self._timeout)
             check_strava_response(response, self)
-            return response.json()
+            return _json_body(response)
 
         return with_rate_limit_waits(_get, self.rate_limits)()
 
@@ -279,7 +291,7 @@ class StravaStream(RESTStream[int]):
 
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
         """A JSON list of records, or one object (``/athlete``, stats)."""
-        body = response.json()
+        body = _json_body(response)
         if isinstance(body, list):
             yield from (item for item in body if isinstance(item, dict))
         elif isinstance(body, dict):

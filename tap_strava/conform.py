@@ -9,6 +9,7 @@ converted is set to null with a warning that names the record and the field.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import typing as t
@@ -70,6 +71,30 @@ def _as_number(value: t.Any) -> float | None:
     return None
 
 
+@functools.lru_cache(maxsize=256)
+def _warn_unknown(logger: logging.Logger, stream: str, names: tuple[str, ...]) -> None:
+    """Once per stream and set of names: Strava sends fields the schema does not know."""
+    logger.warning(
+        "%s: Strava sent fields the schema does not declare; they are left out: %s",
+        stream,
+        ", ".join(names),
+    )
+
+
+def _drop_unknown(value: t.Any, spec: t.Mapping[str, t.Any], path: str, unknown: list[str]) -> None:
+    """Remove keys a declared object does not know, in place (one nesting level down)."""
+    properties = spec.get("properties")
+    if not isinstance(properties, dict) or spec.get("additionalProperties"):
+        return
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        for key in [k for k in item if k not in properties]:
+            del item[key]
+            unknown.append(f"{path}.{key}")
+
+
 def conform_to_schema(
     record: dict[str, t.Any],
     schema: t.Mapping[str, t.Any],
@@ -77,8 +102,26 @@ def conform_to_schema(
     logger: logging.Logger,
     label: str,
 ) -> dict[str, t.Any]:
-    """Convert top-level values to their declared types, in place; returns the record."""
-    for name, spec in schema.get("properties", {}).items():
+    """Convert top-level values to their declared types, in place; returns the record.
+
+    It replaces the SDK's own recursive conformance (the streams set
+    ``TYPE_CONFORMANCE_LEVEL`` to NONE; it was a third of the tap's time), so it also
+    does what that did for unknown fields: they are left out, with one warning per
+    stream (top level, and inside declared objects and lists of objects).
+    """
+    properties = schema.get("properties", {})
+    unknown = [key for key in record if key not in properties]
+    for key in unknown:
+        del record[key]
+    for name, spec in properties.items():
+        value = record.get(name)
+        if isinstance(value, (dict, list)):
+            item_spec = spec.get("items", {}) if isinstance(value, list) else spec
+            if isinstance(item_spec, dict):
+                _drop_unknown(value, item_spec, name, unknown)
+    if unknown:
+        _warn_unknown(logger, label.split(" ", 1)[0], tuple(sorted(set(unknown))))
+    for name, spec in properties.items():
         if name not in record:
             continue
         ok, converted = _convert(record[name], _types(spec))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import typing as t
 
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
@@ -40,6 +41,7 @@ class PerActivityStream(ActivityListStream):
 
     replication_key = "activity_start_date"
     budget_setting: t.ClassVar[str]
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE  # every record is conformed here
     path_suffix: t.ClassVar[str] = ""  # after /activities/{id}
 
     def detail_path(self, activity: dict[str, t.Any]) -> str:
@@ -207,6 +209,7 @@ class GearStream(StravaStream):
     primary_keys = ("id",)
     replication_key = None
     schema = GEAR_SCHEMA
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE  # every record is conformed here
 
     @override
     def get_partition_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:

@@ -7,12 +7,13 @@ import typing as t
 
 from singer_sdk.exceptions import FatalAPIError
 from singer_sdk.helpers._util import utc_now
+from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_strava.client import MAX_PAGE_SIZE, StravaStream
 from tap_strava.conform import conform_to_schema
 from tap_strava.digest import DIGESTS_KEY, record_digest
 from tap_strava.schemas import ACTIVITY_SCHEMA, ATHLETE_SCHEMA, ATHLETE_STATS_SCHEMA
-from tap_strava.windows import DAY, TimeWindow, WindowPlanner, pages_for
+from tap_strava.windows import DAY, TimeWindow, WindowPlanner, page_cap, pages_for
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -121,12 +122,14 @@ class ActivityListStream(StravaStream):
                 self.state_manager.is_flushed = False
                 self._write_state_message()
             self._window = window
-            planner.pages = pages_for(self.account.rate_limits.reads_left())
+            reads_left = self.account.rate_limits.reads_left()
+            planner.pages = pages_for(reads_left)
+            most = MAX_PAGE_SIZE * page_cap(reads_left)
             by_id: dict[int, dict[str, t.Any]] = {}
             crowded = False
             for record in self.request_records(context):
                 by_id[_activity_key(record)] = record
-                if len(by_id) >= MAX_PAGE_SIZE * planner.pages and planner.can_split(window):
+                if len(by_id) >= most and planner.can_split(window):
                     crowded = True
                     break
             if crowded:
@@ -158,6 +161,9 @@ class ActivitiesStream(ActivityListStream):
     primary_keys = ("id",)
     replication_key = "start_date"
     schema = ACTIVITY_SCHEMA
+    # post_process conforms every record (tap_strava.conform); the SDK's recursive pass
+    # on top of it cost a third of the tap's time (docs/benchmarks.md).
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     @property
     def reconciling(self) -> bool:
@@ -317,6 +323,7 @@ class AthleteStatsStream(StravaStream):
     primary_keys = ("athlete_id", "snapshot_date")
     replication_key = None
     schema = ATHLETE_STATS_SCHEMA
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE  # post_process conforms
 
     def get_new_paginator(self) -> None:  # type: ignore[override]
         """One object, one request: no paging."""

@@ -15,8 +15,10 @@ left. Hence the window's page allowance follows the quota (:func:`pages_for`): u
 remain. Sizes adapt to the athlete's density, aiming at three quarters of half the
 allowance: an empty window doubles the next one (a full-history backfill from 1970 costs
 a dozen requests, not hundreds), others scale by the density they showed. A window that
-reaches its allowance is abandoned and read as smaller windows, so a run that Strava's
-quota allows only a few requests still finishes windows and makes progress.
+outgrows what the quota left allows (:func:`page_cap`, also a memory bound) is
+abandoned and read as smaller windows, so a run that Strava's quota allows only a few
+requests still finishes windows and makes progress; with quota to spare an overgrown
+window is simply read on, since re-reading it would waste its pages.
 """
 
 from __future__ import annotations
@@ -47,17 +49,24 @@ class TimeWindow:
 
 
 TARGET_RECORDS = MAX_PAGE_SIZE * 3 // 4  # per page of the window's target
-MAX_PAGES_PER_WINDOW = 10  # also bounds the records held in memory (2,000)
+MAX_PAGES_PER_WINDOW = 10  # the allowance windows are sized for (they aim at half)
+MAX_PAGES_HELD = 25  # a window is held in memory until read whole: 5,000 records at most
+
+
+def page_cap(reads_left: int | None) -> int:
+    """Pages a window may grow to before it is read again as smaller windows.
+
+    What the quota left allows (the window and its closing empty page must fit, or the
+    run would stop without finishing it), and at most ``MAX_PAGES_HELD``.
+    """
+    if reads_left is None:
+        return MAX_PAGES_HELD
+    return max(1, min(MAX_PAGES_HELD, reads_left - 1))
 
 
 def pages_for(reads_left: int | None) -> int:
-    """Pages a window may use, so that it and its closing empty page fit in what is left.
-
-    At most ``MAX_PAGES_PER_WINDOW``, at least one; unknown quota: the most.
-    """
-    if reads_left is None:
-        return MAX_PAGES_PER_WINDOW
-    return max(1, min(MAX_PAGES_PER_WINDOW, reads_left - 1))
+    """The page allowance windows are sized for: at most ``MAX_PAGES_PER_WINDOW``."""
+    return min(MAX_PAGES_PER_WINDOW, page_cap(reads_left))
 
 
 class WindowPlanner:

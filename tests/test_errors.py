@@ -162,3 +162,23 @@ def test_a_listed_activity_without_a_usable_key_stops_with_one_clear_line(summar
         _activity_key(summary)
     assert "lose nothing" in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_fields_strava_adds_later_are_left_out_with_one_warning(simulator, tap_config, caplog):
+    """The SDK's own conformance is off for speed: the tap drops unknown fields itself."""
+    first = simulator.activities[0]
+    simulator.update_activity(
+        first["id"],
+        brand_new_field="x",
+        map={**first["map"], "brand_new_nested": 1},
+    )
+    with caplog.at_level("WARNING"):
+        result = run_tap(tap_config, streams=("activities",))
+    (record,) = [r for r in result.records("activities") if r["id"] == first["id"]]
+    assert "brand_new_field" not in record
+    # `map` is declared open (additionalProperties): its new key stays, as JSON.
+    assert record["map"]["brand_new_nested"] == 1
+    assert record["map"]["summary_polyline"] == first["map"]["summary_polyline"]
+    warnings = [r.getMessage() for r in caplog.records if "does not declare" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "brand_new_field" in warnings[0]

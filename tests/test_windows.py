@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import itertools
 
-from tap_strava.windows import DAY, MAX_PAGES_PER_WINDOW, TimeWindow, WindowPlanner, pages_for
+from tap_strava.windows import (
+    DAY,
+    MAX_PAGES_HELD,
+    MAX_PAGES_PER_WINDOW,
+    TimeWindow,
+    WindowPlanner,
+    page_cap,
+    pages_for,
+)
 
 
 def test_windows_tile_the_range_without_gap_or_overlap():
@@ -79,3 +87,11 @@ def test_the_page_allowance_follows_the_quota_left():
     planner.pages = 10
     planner.report(150)
     assert planner.span == 40 * DAY, "sized for half the allowance: 5 pages of 150"
+
+
+def test_an_overgrown_window_is_abandoned_only_when_the_quota_or_memory_requires():
+    assert page_cap(None) == MAX_PAGES_HELD
+    assert page_cap(10_000) == MAX_PAGES_HELD, "memory bound"
+    assert page_cap(6) == 5, "five pages and the closing one fit in six reads"
+    assert page_cap(1) == 1
+    assert pages_for(10_000) == MAX_PAGES_PER_WINDOW < MAX_PAGES_HELD
