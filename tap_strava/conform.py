@@ -9,6 +9,7 @@ converted is set to null with a warning that names the record and the field.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -95,6 +96,50 @@ def _drop_unknown(value: t.Any, spec: t.Mapping[str, t.Any], path: str, unknown:
             unknown.append(f"{path}.{key}")
 
 
+_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "integer": (int,),
+    "number": (int, float),
+    "string": (str,),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What conforming to one schema takes, worked out once per schema."""
+
+    schema: t.Mapping[str, t.Any]  # kept so that its id() is not reused
+    fields: tuple[tuple[str, frozenset[str], frozenset[type]], ...]
+    nested: tuple[tuple[str, t.Mapping[str, t.Any], t.Mapping[str, t.Any]], ...]
+
+
+_PLANS: dict[int, _Plan] = {}
+
+
+def _plan(schema: t.Mapping[str, t.Any]) -> _Plan:
+    plan = _PLANS.get(id(schema))
+    if plan is not None and plan.schema is schema:
+        return plan
+    fields = []
+    nested = []
+    for name, spec in schema.get("properties", {}).items():
+        types = frozenset(_types(spec))
+        fast = {py for declared in types for py in _PYTHON_TYPES.get(declared, ())}
+        if "number" not in types and "integer" in types:
+            fast.discard(float)
+        fields.append((name, types, frozenset(fast)))
+        items = spec.get("items")
+        if isinstance(items, dict) and "properties" in items:
+            nested.append((name, spec, items))
+        elif "properties" in spec:
+            nested.append((name, spec, spec))
+    plan = _Plan(schema, tuple(fields), tuple(nested))
+    _PLANS[id(schema)] = plan
+    return plan
+
+
 def conform_to_schema(
     record: dict[str, t.Any],
     schema: t.Mapping[str, t.Any],
@@ -107,30 +152,35 @@ def conform_to_schema(
     It replaces the SDK's own recursive conformance (the streams set
     ``TYPE_CONFORMANCE_LEVEL`` to NONE; it was a third of the tap's time), so it also
     does what that did for unknown fields: they are left out, with one warning per
-    stream (top level, and inside declared objects and lists of objects).
+    stream (top level, and inside declared objects and lists of objects). Values that
+    already have a declared type are left alone without further checks.
     """
+    plan = _plan(schema)
     properties = schema.get("properties", {})
     unknown = [key for key in record if key not in properties]
     for key in unknown:
         del record[key]
-    for name, spec in properties.items():
+    for name, spec, item_spec in plan.nested:
         value = record.get(name)
-        if isinstance(value, (dict, list)):
-            item_spec = spec.get("items", {}) if isinstance(value, list) else spec
-            if isinstance(item_spec, dict):
-                _drop_unknown(value, item_spec, name, unknown)
+        if isinstance(value, list) and item_spec is not spec:
+            _drop_unknown(value, item_spec, name, unknown)
+        elif isinstance(value, dict) and item_spec is spec:
+            _drop_unknown(value, spec, name, unknown)
     if unknown:
         _warn_unknown(logger, label.split(" ", 1)[0], tuple(sorted(set(unknown))))
-    for name, spec in properties.items():
+    for name, types, fast in plan.fields:
         if name not in record:
             continue
-        ok, converted = _convert(record[name], _types(spec))
+        value = record[name]
+        if value is None or type(value) in fast:
+            continue
+        ok, converted = _convert(value, set(types))
         if not ok:
             logger.warning(
                 "%s: field %r has the unexpected value %r; stored as null",
                 label,
                 name,
-                record[name] if not isinstance(record[name], (dict, list)) else "<object>",
+                value if not isinstance(value, (dict, list)) else "<object>",
             )
         record[name] = converted
     return record
