@@ -45,6 +45,11 @@ def reauthorize_hint(athlete: str | None = None) -> str:
     """How to fix a dead token: for an entry of ``athletes``, name that entry."""
     if not athlete:
         return REAUTHORIZE_HINT
+    if athlete.startswith("athletes["):  # an entry without a name
+        return (
+            f"authorize the app again for {athlete}: give that entry a name and run "
+            "`tap-strava-auth --athlete NAME`, which puts the new refresh token in it"
+        )
     return (
         f"authorize the app again for this athlete with `tap-strava-auth --athlete {athlete}`, "
         f"which puts the new refresh token in the '{athlete}' entry of TAP_STRAVA_ATHLETES in .env"
