@@ -1,7 +1,8 @@
 """The simulator against the facts: real recorded answers, listing rules, tokens, scopes.
 
-Shapes are compared with the real Strava answers recorded in ``shared/docs/strava-samples``
-(beside the repository; ``STRAVA_SAMPLES_DIR`` overrides the location).
+Shapes are compared with the real Strava answers recorded in ``tests/fixtures/strava-samples``
+(a copy of ``shared/docs/strava-samples``; ``STRAVA_SAMPLES_DIR`` overrides the location). A
+missing sample fails the test: a fresh clone always checks the shapes.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from tap_strava.simulator.geo import decode_polyline, encode_polyline
 
 SAMPLES_DIR = Path(
     os.environ.get("STRAVA_SAMPLES_DIR")
-    or Path(__file__).resolve().parents[1].parent / "shared" / "docs" / "strava-samples"
+    or Path(__file__).resolve().parent / "fixtures" / "strava-samples"
 )
 NOW = 1_780_000_000.0  # 2026-05-28, fixed so that the data are the same on every run
 TIMEOUT = 10
@@ -41,9 +42,36 @@ class FakeClock:
 def sample(name: str) -> dict[str, Any]:
     path = SAMPLES_DIR / name
     if not path.is_file():
-        pytest.skip(f"real Strava samples not found at {SAMPLES_DIR} (set STRAVA_SAMPLES_DIR)")
+        pytest.fail(f"real Strava sample {path} is missing (tests/fixtures or STRAVA_SAMPLES_DIR)")
     return json.loads(path.read_text(encoding="utf-8"))[0]
 
+
+
+IN_REPO_SAMPLES = Path(__file__).resolve().parent / "fixtures" / "strava-samples"
+SAMPLE_FILES = (
+    "activity.json",
+    "activity_laps.json",
+    "activity_streams.json",
+    "activity_zones.json",
+    "athlete.json",
+    "athlete_activities.json",
+    "athlete_activities_december_2018.json",
+    "athlete_stats.json",
+    "gear.json",
+    "oauth_token_authorization_code.json",
+    "oauth_token_invalid_client.json",
+    "oauth_token_refresh_token.json",
+)
+
+
+def test_the_real_samples_are_in_the_repository():
+    """A fresh clone has every recorded answer the shape tests compare with."""
+    missing = [n for n in SAMPLE_FILES if not (IN_REPO_SAMPLES / n).is_file()]
+    assert not missing, f"missing from {IN_REPO_SAMPLES}: {missing}"
+    for name in SAMPLE_FILES:
+        recorded = json.loads((IN_REPO_SAMPLES / name).read_text(encoding="utf-8"))
+        assert recorded, name
+        assert {"status", "body"} <= set(recorded[0]), name
 
 # -- type comparison ---------------------------------------------------------------------
 def kind(value: Any) -> str:
