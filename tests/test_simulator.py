@@ -46,7 +46,6 @@ def sample(name: str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))[0]
 
 
-
 IN_REPO_SAMPLES = Path(__file__).resolve().parent / "fixtures" / "strava-samples"
 SAMPLE_FILES = (
     "activity.json",
@@ -72,6 +71,7 @@ def test_the_real_samples_are_in_the_repository():
         recorded = json.loads((IN_REPO_SAMPLES / name).read_text(encoding="utf-8"))
         assert recorded, name
         assert {"status", "body"} <= set(recorded[0]), name
+
 
 # -- type comparison ---------------------------------------------------------------------
 def kind(value: Any) -> str:
