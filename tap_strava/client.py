@@ -351,7 +351,18 @@ class StravaStream(RESTStream[int]):
             state[QUOTA_STARVED_KEY] = True
         else:
             state.pop(QUOTA_STARVED_KEY, None)
-        if (state.get(QUOTA_STOP_KEY), state.get(QUOTA_STARVED_KEY)) != before:
+        changed = (state.get(QUOTA_STOP_KEY), state.get(QUOTA_STARVED_KEY)) != before
+        if context is not None:
+            # A stop before any partition existed (the very first request got a 429, so no
+            # athlete was known) was recorded at stream level. This partition got past
+            # that point, so the stream-level marker is history: without this it would
+            # make every later run "partial" forever (issue 13).
+            stream_level = self.stream_state
+            for key in (QUOTA_STOP_KEY, QUOTA_STARVED_KEY):
+                if key in stream_level:
+                    stream_level.pop(key)
+                    changed = True
+        if changed:
             self.state_manager.is_flushed = False  # make the SDK emit the changed state
 
     def get_partition_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:

@@ -123,3 +123,24 @@ def test_a_quota_stop_is_recorded_in_the_state_and_cleared_by_a_complete_run(tmp
                 break
         assert done == {a["id"] for a in sim.activities}
         assert not _quota_stops(run.final_state)
+
+
+def test_a_429_before_any_partition_is_cleared_by_the_next_clean_run(tmp_path, waits):
+    """Issue 13.1: another user of the app spent the quota before our first request.
+
+    With no athlete partition yet the stop lands at stream level; the next run that gets
+    past it must clear it there too, or every later run is "partial" forever.
+    """
+    with StravaSimulator(seed=5, activity_count=20) as sim:
+        config = tap_config_for(sim, tmp_path)
+        sim.inject_fault(r"^/api/v3/athlete$", "rate_limit", count=1)
+        stopped = run_tap(config)
+        assert stopped.error is None
+        assert _quota_stops(stopped.final_state), "the stop is recorded"
+        sim.clear_faults()
+        sim.reset_rate_limits()
+        clean = run_tap(config, state=stopped.final_state)
+        assert len(clean.ids()) == len(sim.activities)
+        assert not _quota_stops(clean.final_state), clean.final_state
+        for stream in clean.final_state["bookmarks"].values():
+            assert "quota_starved" not in stream
