@@ -10,12 +10,20 @@ import sys
 import threading
 
 from tap_strava.simulator import StravaSimulator
+from tap_strava.simulator.oauth import token_fingerprint
 from tests.conftest import tap_config_for
 from tests.support import run_tap
 
 
 def _token_calls(sim: StravaSimulator) -> int:
     return sum(1 for r in sim.requests if r["path"] == "/oauth/token")
+
+
+def stored_refresh_token(tmp_path) -> str:
+    """The refresh token of the (single) chain in the test's token store."""
+    store = json.loads((tmp_path / "tokens" / "tokens.json").read_text())["tokens"]
+    assert len(store) == 1, "one configured token, one chain"
+    return str(next(iter(store.values()))["refresh_token"])
 
 
 def test_rotated_refresh_token_is_kept_and_used_by_the_next_runs(tmp_path):
@@ -83,6 +91,17 @@ def test_concurrent_runs_do_not_race_on_a_rotation(tmp_path):
         for thread in threads:
             thread.join()
         assert [r.returncode for r in results] == [0, 0, 0], [r.stderr[-500:] for r in results]
+        # Tokens shorter than the tap's expiry margin: the three runs refresh again and again,
+        # always under the lock with the token the last refresh stored. One unbroken chain:
+        # every refresh token presented once, the last one in the store.
+        grants = sim.token_grants
+        assert len(grants) >= 3, "every run refreshed"
+        presented = [g.presented for g in grants]
+        assert len(presented) == len(set(presented)), "a refresh token was presented twice"
+        assert all(g.accepted and g.rotated for g in grants), [g for g in grants if not g.accepted]
+        assert [g.presented for g in grants[1:]] == [g.issued for g in grants[:-1]]
+        assert grants[-1].issued == token_fingerprint(sim.refresh_token)
+        assert stored_refresh_token(tmp_path) == sim.refresh_token, "the store holds the newest"
 
 
 def test_revoked_token_fails_with_one_line_that_says_what_to_do(simulator, tmp_path):

@@ -23,6 +23,7 @@ GET      /_sim/faults                pending faults
 POST     /_sim/faults                {"path_pattern", "kind", "count", "status", "delay"}
 DELETE   /_sim/faults                clear faults
 GET      /_sim/requests              request records; DELETE clears them
+GET      /_sim/token_grants          refresh grants (token fingerprints, accepted, rotated)
 GET      /_sim/rate_usage            current usage
 POST     /_sim/rate_limits/reset     forget usage
 POST     /_sim/clock                 {"advance": seconds}
@@ -103,6 +104,7 @@ def _route(sim: StravaSimulator, request: Request) -> Response:
         ("DELETE", "/_sim/faults"): lambda: (200, _clear_faults(sim)),
         ("GET", "/_sim/requests"): lambda: (200, [r.as_dict() for r in sim.requests]),
         ("DELETE", "/_sim/requests"): lambda: (200, _clear_requests(sim)),
+        ("GET", "/_sim/token_grants"): lambda: (200, [g.as_dict() for g in sim.token_grants]),
         ("GET", "/_sim/rate_usage"): lambda: (200, _usage(sim)),
         ("POST", "/_sim/rate_limits/reset"): lambda: (200, _reset_limits(sim)),
         ("POST", "/_sim/clock"): lambda: (200, _clock(sim, _body(request))),

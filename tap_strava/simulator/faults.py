@@ -15,7 +15,10 @@ A fault matches request paths by regular expression (``re.search``) and fires fo
 ``slow``
     sleep ``delay`` seconds, then answer normally (client timeouts);
 ``reset``
-    close the connection without any answer;
+    close the connection without any answer (the request is not served);
+``lost_answer``
+    serve the request (a refresh rotates the token, an upload is stored), then close the
+    connection without the answer: the server committed, the client never learns it;
 ``rate_limit``
     other users of the application spend the 15-minute read quota, so this request (and the
     following ones until the window ends) get 429, exactly as a shared quota behaves.
@@ -27,7 +30,16 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-KINDS = ("status", "html", "malformed_json", "truncated_json", "slow", "reset", "rate_limit")
+KINDS = (
+    "status",
+    "html",
+    "malformed_json",
+    "truncated_json",
+    "slow",
+    "reset",
+    "lost_answer",
+    "rate_limit",
+)
 DEFAULT_STATUS = {"status": 500, "html": 504, "rate_limit": 429}
 
 

@@ -12,6 +12,10 @@ Facts modelled (see ``shared/docs/strava-api.md``):
 * unknown, rotated-out or revoked refresh token -> 400 naming ``refresh_token``;
 * a code from ``/oauth/authorize`` is single use; exchanging it also returns the athlete;
 * deauthorization invalidates every token of the athlete for the application.
+
+Every refresh grant is also remembered as a :class:`RefreshGrant` (fingerprints only, never
+a token), so that tests can prove what no exit code shows: that no refresh token was
+presented twice, and which one the chain ended on.
 """
 
 from __future__ import annotations
@@ -35,6 +39,39 @@ KNOWN_SCOPES = (
     "activity:write",
 )
 REUSE_MARGIN_SECONDS = 3600
+
+
+def token_fingerprint(token: str | None) -> str | None:
+    """A short, non-reversible name for a token (what grant records keep instead of it)."""
+    if not token:
+        return None
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RefreshGrant:
+    """One ``grant_type=refresh_token`` request the token endpoint decided.
+
+    ``presented`` and ``issued`` are :func:`token_fingerprint` values of the refresh token
+    sent and of the one answered (None when refused). ``rotated`` says the answer carried
+    a new refresh token, so the presented one died at that moment.
+    """
+
+    presented: str | None
+    accepted: bool
+    rotated: bool
+    issued: str | None
+    time: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``GET /_sim/token_grants``)."""
+        return {
+            "presented": self.presented,
+            "accepted": self.accepted,
+            "rotated": self.rotated,
+            "issued": self.issued,
+            "time": self.time,
+        }
 
 
 def parse_scope(scope: str) -> tuple[str, ...]:
@@ -79,6 +116,7 @@ class TokenAuthority:
         self._codes: dict[str, tuple[str, ...]] = {}
         self.approve = True
         self.grant_override: tuple[str, ...] | None = None
+        self._grants: list[RefreshGrant] = []
 
     # -- token values --------------------------------------------------------------------
     def _new_token(self, kind: str) -> str:
@@ -103,6 +141,12 @@ class TokenAuthority:
         """Change the scope of current and future tokens."""
         with self._lock:
             self._scope = parse_scope(scope)
+
+    @property
+    def grants(self) -> list[RefreshGrant]:
+        """Every refresh grant decided so far, oldest first."""
+        with self._lock:
+            return list(self._grants)
 
     def has_scope(self, name: str) -> bool:
         """Whether the granted scope includes ``name``."""
@@ -175,6 +219,7 @@ class TokenAuthority:
             or self._refresh_token is None
             or not secrets.compare_digest(presented, self._refresh_token)
         ):
+            self._grants.append(RefreshGrant(token_fingerprint(presented), False, False, None, now))
             return TokenResult(400, errors.bad_request("RefreshToken", "refresh_token"))
         current = self._current_access
         expires_at = self._access.get(current, 0) if current else 0
@@ -182,6 +227,9 @@ class TokenAuthority:
             if self.rotate:
                 self._refresh_token = self._new_token("refresh")
             current, expires_at = self._issue_access(now)
+        sent = token_fingerprint(presented)
+        issued = token_fingerprint(self._refresh_token)
+        self._grants.append(RefreshGrant(sent, True, issued != sent, issued, now))
         return TokenResult(
             200,
             {

@@ -29,7 +29,7 @@ from tap_strava.simulator.messages import (
     Response,
     json_response,
 )
-from tap_strava.simulator.oauth import TokenAuthority, parse_scope
+from tap_strava.simulator.oauth import RefreshGrant, TokenAuthority, parse_scope
 from tap_strava.simulator.ratelimits import Limits, RateLimiter
 from tap_strava.simulator.records import REDACTED, RequestLog, RequestRecord
 from tap_strava.simulator.server import make_server
@@ -363,8 +363,8 @@ class StravaSimulator:
     ) -> Fault:
         """Make the next ``count`` requests whose path matches ``path_pattern`` fail.
 
-        Kinds: status, html, malformed_json, truncated_json, slow, reset, rate_limit (see
-        ``faults.py``). A negative count keeps the fault until :meth:`clear_faults`.
+        Kinds: status, html, malformed_json, truncated_json, slow, reset, lost_answer,
+        rate_limit (see ``faults.py``). A negative count keeps the fault until :meth:`clear_faults`.
         """
         return self._faults.add(path_pattern, kind, count, status, delay)
 
@@ -399,6 +399,16 @@ class StravaSimulator:
     def clear_requests(self) -> None:
         """Forget the request records."""
         self._requests.clear()
+
+    @property
+    def token_grants(self) -> list[RefreshGrant]:
+        """Every refresh grant of every athlete, in time order (fingerprints, no tokens).
+
+        Request records cannot show it (token values are redacted there): this is how a
+        test proves that no refresh token was presented twice.
+        """
+        grants = [grant for athlete in self._athletes for grant in athlete.tokens.grants]
+        return sorted(grants, key=lambda grant: grant.time)
 
     def info(self) -> JSONDict:
         """What a client needs to connect (``GET /_sim/info``)."""
@@ -460,6 +470,9 @@ class StravaSimulator:
             response = self._handle_api(request, rest, fault, now, header_token)
         else:
             response = json_response(404, errors.unknown_path())
+        if fault is not None and fault.kind == "lost_answer":
+            # Served (a refresh rotated, an upload was stored), but the answer never arrives.
+            response = Response(0, reset=True)
         if fault is not None and not response.reset:
             response = _corrupt(response, fault.kind)
         record = RequestRecord(
