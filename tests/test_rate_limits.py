@@ -80,6 +80,35 @@ def test_a_window_too_far_away_stops_cleanly_and_the_next_run_resumes(tmp_path, 
         assert done == {a["id"] for a in sim.activities}
 
 
+def _list_answers(sim: StravaSimulator) -> list[tuple[int, list[int]]]:
+    """(``after``, ids) of every activity-list answer the tap received since the last clear."""
+    return [
+        (int(r["query"]["after"]), list(r["ids"]))
+        for r in sim.requests
+        if r["path"] == "/api/v3/athlete/activities" and r["ids"] is not None
+    ]
+
+
+def _resume_from(state: dict) -> int | None:
+    partitions = state.get("bookmarks", {}).get("activities", {}).get("partitions", [])
+    return next((int(p["resume_from"]) for p in partitions if p.get("resume_from")), None)
+
+
+def assert_emitted_what_finished_windows_fetched(sim: StravaSimulator, run) -> list[int]:
+    """A quota stop emits every activity of the windows it finished, each once, and none of
+    the window it was reading (that one starts at ``resume_from`` and is read again, whole,
+    by the next run). Returns the ids fetched but held back."""
+    resume = _resume_from(run.final_state)
+    assert resume is not None, "a stopped run says where to go on"
+    answers = _list_answers(sim)
+    finished = {i for after, ids in answers if after + 1 < resume for i in ids}
+    held_back = [i for after, ids in answers if after + 1 >= resume for i in ids]
+    assert len(run.ids()) == len(set(run.ids())), "an activity emitted twice"
+    assert set(run.ids()) == finished, "emitted = fetched in the finished windows"
+    assert not set(held_back) & set(run.ids())
+    return held_back
+
+
 def test_a_spent_daily_quota_stops_cleanly(tmp_path, waits):
     with StravaSimulator(seed=5, activity_count=60, read_limit_daily=3) as sim:
         config = tap_config_for(sim, tmp_path)
@@ -87,6 +116,15 @@ def test_a_spent_daily_quota_stops_cleanly(tmp_path, waits):
         assert result.error is None
         assert 429 not in _statuses(sim)
         assert not waits, "no point waiting for a daily window"
+        # Every stream the stop cut short says so: activities, then the ones skipped.
+        stopped = {
+            name
+            for name, stream in result.final_state["bookmarks"].items()
+            if _quota_stops({"bookmarks": {name: stream}})
+        }
+        assert {"activities", "athlete", "athlete_stats"} <= stopped
+        assert all("daily quota is spent" in s for s in _quota_stops(result.final_state))
+        assert_emitted_what_finished_windows_fetched(sim, result)
 
 
 def test_quota_headers_are_parsed_from_real_answers():
@@ -112,35 +150,28 @@ def test_a_quota_stop_is_recorded_in_the_state_and_cleared_by_a_complete_run(tmp
         run = run_tap(config, streams=["activities"])
         assert run.error is None
         stops = _quota_stops(run.final_state)
-        assert stops, "the state says the run stopped early"
+        assert len(stops) == 1, "the state says the run stopped early"
         assert "daily quota is spent" in stops[0]
-        done = set(run.ids())
+        held_back = assert_emitted_what_finished_windows_fetched(sim, run)
+        assert run.ids(), "the first window arrived before the stop"
+        assert held_back, "the stop came in the middle of a window"
+        emitted = list(run.ids())
         for _ in range(40):
             sim.reset_rate_limits()
+            sim.clear_requests()
             run = run_tap(config, state=run.final_state, streams=["activities"])
-            done |= set(run.ids())
+            assert run.error is None
+            emitted += run.ids()
             if not _quota_stops(run.final_state):
                 break
-        assert done == {a["id"] for a in sim.activities}
+            assert_emitted_what_finished_windows_fetched(sim, run)
+        # None lost across the stops, none emitted twice (a stopped run resumes where it
+        # stopped, not a look-back earlier), and the run that finished cleared the stop.
+        assert sorted(emitted) == sorted(a["id"] for a in sim.activities)
+        assert set(held_back) <= set(emitted)
         assert not _quota_stops(run.final_state)
-
-
-def test_a_429_before_any_partition_is_cleared_by_the_next_clean_run(tmp_path, waits):
-    """Issue 13.1: another user of the app spent the quota before our first request.
-
-    With no athlete partition yet the stop lands at stream level; the next run that gets
-    past it must clear it there too, or every later run is "partial" forever.
-    """
-    with StravaSimulator(seed=5, activity_count=20) as sim:
-        config = tap_config_for(sim, tmp_path)
-        sim.inject_fault(r"^/api/v3/athlete$", "rate_limit", count=1)
-        stopped = run_tap(config)
-        assert stopped.error is None
-        assert _quota_stops(stopped.final_state), "the stop is recorded"
-        sim.clear_faults()
+        assert _resume_from(run.final_state) is None
         sim.reset_rate_limits()
-        clean = run_tap(config, state=stopped.final_state)
-        assert len(clean.ids()) == len(sim.activities)
-        assert not _quota_stops(clean.final_state), clean.final_state
-        for stream in clean.final_state["bookmarks"].values():
-            assert "quota_starved" not in stream
+        later = run_tap(config, state=run.final_state, streams=["activities"])
+        assert later.error is None
+        assert not _quota_stops(later.final_state), "a later complete run stays clear"

@@ -18,7 +18,9 @@ class RequestRecord:
     (``auth`` is the same value under another name). Token
     values are never kept: the query's ``access_token`` is replaced by ``[REDACTED]``.
     ``status`` is None when the connection was reset without an answer; ``fault`` names the
-    injected fault kind that hit the request, if any.
+    injected fault kind that hit the request, if any. ``ids`` lists the ``id`` of every
+    item of a JSON list answer the client received, in order (None for other answers): it
+    is what a test compares emitted records with, e.g. after a quota stop.
     """
 
     method: str
@@ -28,6 +30,7 @@ class RequestRecord:
     token_in: str | None
     time: float
     fault: str | None = None
+    ids: tuple[int, ...] | None = None
 
     @property
     def auth(self) -> str | None:

@@ -483,6 +483,7 @@ class StravaSimulator:
             token_in=auth_via,
             time=now,
             fault=fault.kind if fault is not None else None,
+            ids=_list_ids(response),
         )
         self._requests.append(record)
         if self._request_log_cb is not None:
@@ -581,6 +582,21 @@ def _form(request: Request) -> dict[str, str]:
             return {}
         return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
     return dict(parse_qsl(text, keep_blank_values=True))
+
+
+def _list_ids(response: Response) -> tuple[int, ...] | None:
+    """The ids of a JSON list answer as sent (None: no list, not received, not JSON)."""
+    if response.reset or response.status != 200 or not response.body.startswith(b"["):
+        return None
+    try:
+        items = json.loads(response.body)
+    except ValueError:
+        return None
+    return tuple(
+        int(item["id"])
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("id"), int)
+    )
 
 
 def _corrupt(response: Response, kind: str) -> Response:
