@@ -14,6 +14,7 @@ import time
 import typing as t
 
 import requests
+import urllib3
 from singer_sdk.authenticators import OAuthAuthenticator
 
 from tap_strava.errors import (
@@ -153,6 +154,7 @@ class StravaAuthenticator(OAuthAuthenticator):
 
     def _post_refresh(self) -> dict[str, t.Any]:
         last_problem = ""
+        lost_answer = ""  # how an earlier try that may have reached Strava failed
         for attempt in range(1, TOKEN_REQUEST_ATTEMPTS + 1):
             try:
                 response = self._session.post(
@@ -162,9 +164,11 @@ class StravaAuthenticator(OAuthAuthenticator):
                 )
             except requests.exceptions.RequestException as exc:
                 last_problem = f"{type(exc).__name__}"
+                if _may_have_reached_strava(exc):
+                    lost_answer = lost_answer or last_problem
             else:
                 if response.status_code < 500:
-                    return self._token_answer(response)
+                    return self._token_answer(response, lost_answer)
                 last_problem = strava_error_summary(
                     response.status_code, _json_or_none(response), response.text
                 )
@@ -181,7 +185,15 @@ class StravaAuthenticator(OAuthAuthenticator):
         )
         raise StravaConfigError(msg)
 
-    def _token_answer(self, response: requests.Response) -> dict[str, t.Any]:
+    def _token_answer(self, response: requests.Response, lost_answer: str = "") -> dict[str, t.Any]:
+        """The token answer, or the one-line error for it.
+
+        ``lost_answer``: an earlier try of this refresh failed after it may have reached
+        Strava. If Strava now refuses the refresh token, it most likely rotated it in the
+        answer that never arrived: the stored token is dead and the new one is lost, which
+        only a new authorization fixes. Saying so spares the user a hunt for a second
+        script or an old copy of the token.
+        """
         body = _json_or_none(response)
         if response.ok and isinstance(body, dict) and body.get("access_token"):
             return body
@@ -189,6 +201,13 @@ class StravaAuthenticator(OAuthAuthenticator):
         fields = {field for _, field, _ in errors}
         resources = {resource for resource, _, _ in errors}
         summary = strava_error_summary(response.status_code, body, response.text)
+        if "refresh_token" in fields and lost_answer:
+            msg = (
+                f"Strava's answer to the token refresh was lost ({lost_answer}) and the retry "
+                f"was refused ({summary}): Strava had most likely rotated the refresh token "
+                f"in that answer, so the stored one is dead; {self.reauthorize_hint}"
+            )
+            raise StravaAuthError(msg)
         if "refresh_token" in fields or "code" in fields:
             msg = (
                 f"Strava rejected the refresh token ({summary}): it was revoked, already "
@@ -215,6 +234,18 @@ class StravaAuthenticator(OAuthAuthenticator):
             raise StravaConfigError(msg)
         msg = f"Strava refused the token refresh ({summary}): {self.reauthorize_hint}"
         raise StravaAuthError(msg)
+
+
+def _may_have_reached_strava(exc: requests.exceptions.RequestException) -> bool:
+    """Whether a failed token request may have been received (and acted on) by Strava.
+
+    A refused connection or a connect timeout never sent the request; a reset, an aborted
+    connection or a read timeout came after it was sent, so Strava may have rotated.
+    """
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return False
+    cause = exc.args[0] if exc.args else None
+    return not isinstance(getattr(cause, "reason", None), urllib3.exceptions.NewConnectionError)
 
 
 def _json_or_none(response: requests.Response) -> t.Any:
