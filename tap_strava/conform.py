@@ -5,6 +5,14 @@ Strava's spec marks every field optional and real answers mix ints and floats
 (which would fail every run from then on) nor vanish silently: numbers and booleans sent
 as strings are converted, integral floats become ints, and a value that cannot be
 converted is set to null with a warning that names the record and the field.
+
+Fields the schema does not declare are never lost and never break a load: they move, with
+one warning per stream, into one catch-all column, :data:`UNKNOWN_FIELDS` (a bare
+``{"type": ["object", "null"]}``: JSON text in CSV, ``jsonb`` in Postgres). Top-level keys
+keep their name; keys inside declared objects are removed from where they were (a new
+column there would break target-csv's fixed header) and kept under their dotted path
+(``map.something``). Lists of objects are kept whole, unknown keys included: they are one
+JSON value in every target.
 """
 
 from __future__ import annotations
@@ -14,6 +22,12 @@ import functools
 import logging
 import math
 import typing as t
+
+#: The catch-all column of every stream: keys Strava sends that the schema does not declare.
+UNKNOWN_FIELDS = "_unknown_fields"
+#: Its declaration. Exactly this: an object schema with (even empty) ``properties`` makes
+#: target-csv drop it from the header but keep it in the record, which raises every time.
+UNKNOWN_FIELDS_SCHEMA: dict[str, t.Any] = {"type": ["object", "null"]}
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
@@ -72,28 +86,58 @@ def _as_number(value: t.Any) -> float | None:
     return None
 
 
+def with_unknown_fields(schema: dict[str, t.Any]) -> dict[str, t.Any]:
+    """``schema`` with the catch-all column declared (see :data:`UNKNOWN_FIELDS`)."""
+    schema["properties"][UNKNOWN_FIELDS] = dict(UNKNOWN_FIELDS_SCHEMA)
+    return schema
+
+
 @functools.lru_cache(maxsize=256)
 def _warn_unknown(logger: logging.Logger, stream: str, names: tuple[str, ...]) -> None:
     """Once per stream and set of names: Strava sends fields the schema does not know."""
     logger.warning(
-        "%s: Strava sent fields the schema does not declare; they are left out: %s",
+        "%s: Strava sent fields the schema does not declare; they are kept in the %s column: %s",
         stream,
+        UNKNOWN_FIELDS,
         ", ".join(names),
     )
 
 
-def _drop_unknown(value: t.Any, spec: t.Mapping[str, t.Any], path: str, unknown: list[str]) -> None:
-    """Remove keys a declared object does not know, in place (one nesting level down)."""
+def _closed_properties(spec: t.Mapping[str, t.Any]) -> dict[str, t.Any] | None:
+    """The properties of an object schema whose keys are its columns (None: a JSON blob).
+
+    An object declared with properties is flattened into one column per property by
+    target-csv (``map__id``...), so a key it lacks would be a column the file's header
+    lacks: such objects keep only their declared keys, whatever ``additionalProperties``
+    says (the SDK's ``ObjectType`` sets it to true by default). An object declared without
+    properties is one JSON value and takes any key.
+    """
     properties = spec.get("properties")
-    if not isinstance(properties, dict) or spec.get("additionalProperties"):
+    if not isinstance(properties, dict) or not properties:
+        return None
+    return properties
+
+
+def _move_unknown(
+    value: t.Any, spec: t.Mapping[str, t.Any], path: str, unknown: dict[str, t.Any]
+) -> None:
+    """Move keys that the declared objects inside ``value`` lack into ``unknown``, in place.
+
+    Walks declared objects inside declared objects at any depth. Lists are left whole:
+    target-csv writes a list as one JSON value and target-postgres as ``jsonb``, so an
+    unknown key inside a list item breaks nothing and stays where Strava put it. An object
+    declared without properties takes any key and is left whole too.
+    """
+    if not isinstance(value, dict):
         return
-    items = value if isinstance(value, list) else [value]
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        for key in [k for k in item if k not in properties]:
-            del item[key]
-            unknown.append(f"{path}.{key}")
+    properties = _closed_properties(spec)
+    if properties is None:
+        return
+    for key in list(value):
+        if key not in properties:
+            unknown[f"{path}.{key}"] = value.pop(key)
+        elif isinstance(value[key], dict):
+            _move_unknown(value[key], properties[key], f"{path}.{key}", unknown)
 
 
 _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
@@ -112,10 +156,15 @@ class _Plan:
 
     schema: t.Mapping[str, t.Any]  # kept so that its id() is not reused
     fields: tuple[tuple[str, frozenset[str], frozenset[type]], ...]
-    nested: tuple[tuple[str, t.Mapping[str, t.Any], t.Mapping[str, t.Any]], ...]
+    nested: tuple[tuple[str, t.Mapping[str, t.Any]], ...]  # may hold undeclared keys
 
 
 _PLANS: dict[int, _Plan] = {}
+
+
+def _has_closed_object(spec: t.Mapping[str, t.Any]) -> bool:
+    """Whether a value of this schema is an object that keeps only its declared keys."""
+    return _closed_properties(spec) is not None
 
 
 def _plan(schema: t.Mapping[str, t.Any]) -> _Plan:
@@ -130,11 +179,8 @@ def _plan(schema: t.Mapping[str, t.Any]) -> _Plan:
         if "number" not in types and "integer" in types:
             fast.discard(float)
         fields.append((name, types, frozenset(fast)))
-        items = spec.get("items")
-        if isinstance(items, dict) and "properties" in items:
-            nested.append((name, spec, items))
-        elif "properties" in spec:
-            nested.append((name, spec, spec))
+        if _has_closed_object(spec):
+            nested.append((name, spec))
     plan = _Plan(schema, tuple(fields), tuple(nested))
     _PLANS[id(schema)] = plan
     return plan
@@ -150,26 +196,30 @@ def conform_to_schema(
     """Convert top-level values to their declared types, in place; returns the record.
 
     It replaces the SDK's own recursive conformance (the streams set
-    ``TYPE_CONFORMANCE_LEVEL`` to NONE; it was a third of the tap's time), so it also
-    does what that did for unknown fields: they are left out, with one warning per
-    stream (top level, and inside declared objects and lists of objects). Values that
-    already have a declared type are left alone without further checks.
+    ``TYPE_CONFORMANCE_LEVEL`` to NONE; it was a third of the tap's time), which would
+    drop unknown fields: here they move into :data:`UNKNOWN_FIELDS` instead (top level and
+    inside declared objects at any depth), with one warning per stream. Values that already have a
+    declared type are left alone without further checks. Conforming twice is harmless.
     """
     plan = _plan(schema)
     properties = schema.get("properties", {})
-    unknown = [key for key in record if key not in properties]
-    for key in unknown:
-        del record[key]
-    for name, spec, item_spec in plan.nested:
+    unknown: dict[str, t.Any] = {}
+    for key in [key for key in record if key not in properties]:
+        unknown[key] = record.pop(key)
+    for name, spec in plan.nested:
         value = record.get(name)
-        if isinstance(value, list) and item_spec is not spec:
-            _drop_unknown(value, item_spec, name, unknown)
-        elif isinstance(value, dict) and item_spec is spec:
-            _drop_unknown(value, spec, name, unknown)
+        if isinstance(value, dict):
+            _move_unknown(value, spec, name, unknown)
     if unknown:
-        _warn_unknown(logger, label.split(" ", 1)[0], tuple(sorted(set(unknown))))
+        _warn_unknown(logger, label.split(" ", 1)[0], tuple(sorted(unknown)))
+    if UNKNOWN_FIELDS in properties:
+        kept = record.get(UNKNOWN_FIELDS)
+        if unknown:
+            record[UNKNOWN_FIELDS] = {**kept, **unknown} if isinstance(kept, dict) else unknown
+        elif not isinstance(kept, dict) or not kept:
+            record[UNKNOWN_FIELDS] = None
     for name, types, fast in plan.fields:
-        if name not in record:
+        if name not in record or name == UNKNOWN_FIELDS:
             continue
         value = record[name]
         if value is None or type(value) in fast:

@@ -4,9 +4,15 @@ They are top-level streams with their own sorted bookmark (the activity's start 
 partitioned by athlete), not SDK child streams of ``activities``: a child stream runs
 inline with its parent and keeps one bookmark per parent record, so a quota stop would
 stall ``activities`` and leave older activities without details. Each reads the activity
-list from its own bookmark (cheap: 200 summaries per request) and spends at most its
-per-run request budget (``<stream>_per_run``, 0 = off) on the per-activity calls, oldest
-first; the next run goes on where the budget or the quota ended.
+list itself (cheap: 200 summaries per request) and spends at most its per-run request
+budget (``<stream>_per_run``, 0 = off) on the per-activity calls, oldest first; the next
+run goes on where the budget or the quota ended.
+
+Like ``activities`` they re-read the list's look-back window (``lookback_days`` before
+the bookmark), and every ``details_full_pass_days`` the whole list: an activity is
+fetched again when a digest of its listed fields that matter (name, sport type, start,
+distance, times, gear) differs from the one recorded when it was fetched, so late uploads
+and edits of any age get their details, and a kudo costs nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing_extensions import override
 
 from tap_strava.client import StravaNotFound, StravaStream
 from tap_strava.conform import conform_to_schema
+from tap_strava.digest import record_digest
 from tap_strava.schemas.details import (
     ACTIVITY_DETAIL_SCHEMA,
     ACTIVITY_STREAMS_SCHEMA,
@@ -27,13 +34,36 @@ from tap_strava.schemas.details import (
     STREAM_KEYS,
     ZONE_SCHEMA,
 )
-from tap_strava.streams import RESUME_KEY, ActivityListStream, _epoch
+from tap_strava.streams import RESUME_KEY, ActivityListStream, _epoch, clamp_to
+from tap_strava.windows import DAY
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
 
-# Ids already done whose start equals the bookmark (equal start times across a stop).
+# Earlier versions: ids already done whose start equals the bookmark (read on upgrade).
 DONE_AT_BOOKMARK_KEY = "done_at_bookmark"
+# {activity id: digest of the listed fields that matter} of every activity fetched: an
+# activity is fetched again when the digest changes (an edit, a re-upload), never for a
+# counter like kudos_count.
+FETCHED_KEY = "fetched"
+# Epoch second of the last completed pass over the whole list; where a pass under way got.
+FULL_PASS_AT_KEY = "full_pass_at"  # noqa: S105 - a state key
+FULL_PASS_KEY = "full_pass"  # noqa: S105 - a state key
+# What an edit can change that the per-activity answers depend on.
+DIGEST_FIELDS = (
+    "name",
+    "sport_type",
+    "start_date",
+    "distance",
+    "moving_time",
+    "elapsed_time",
+    "gear_id",
+)
+
+
+def summary_digest(activity: dict[str, t.Any]) -> str:
+    """Short digest of a listed activity's fields that matter (8 hex digits: small state)."""
+    return record_digest(activity, DIGEST_FIELDS)[:8]
 
 
 class PerActivityStream(ActivityListStream):
@@ -93,54 +123,103 @@ class PerActivityStream(ActivityListStream):
 
     _spent = 0  # requests spent on the current partition
 
+    def _start_of_run(self, state: dict[str, t.Any], bookmark: str | None) -> tuple[int, bool]:
+        """Where this partition's list reading starts, and whether it is a full pass.
+
+        A full pass under way goes on where it got to (``full_pass``, the start of the
+        last activity it handled). Otherwise a pass over the whole list is due on the
+        first sync and every ``details_full_pass_days``, so old edits are seen; and any
+        other run reads from ``lookback_days`` before the bookmark, as ``activities``
+        does, so late uploads and recent edits are.
+        """
+        start_date = self.config.get("start_date")
+        floor = _epoch(start_date) if start_date else 0
+        if state.get(FULL_PASS_KEY) is not None:
+            return max(int(state[FULL_PASS_KEY]), floor), True
+        every = int(self.config.get("details_full_pass_days", 7)) * DAY
+        last_pass = int(state.get(FULL_PASS_AT_KEY) or 0)
+        now = int(self.strava_tap.run_started_at.timestamp())
+        if not bookmark or (every and now - last_pass >= every):
+            return floor, True
+        lookback = int(self.config.get("lookback_days", 7)) * DAY
+        return max(_epoch(bookmark) - lookback, floor), False
+
     def _details_within(self, context: Context | None, budget: int) -> Iterable[dict[str, t.Any]]:
         state = self.get_context_state(context)
+        run_start = self.strava_tap.run_started_at
         bookmark = state.get("replication_key_value")
-        done = set(state.get(DONE_AT_BOOKMARK_KEY) or [])
-        start_date = self.config.get("start_date")
-        start = max(
-            int(state.get(RESUME_KEY) or 0),
-            _epoch(bookmark) if bookmark else 0,
-            _epoch(start_date) if start_date else 0,
-        )
+        if bookmark:
+            bookmark = clamp_to(bookmark, run_start)
+        fetched: dict[str, str] = dict(state.get(FETCHED_KEY) or {})
+        # A state of an earlier version: what it fetched is everything up to its bookmark.
+        legacy = FETCHED_KEY not in state and bookmark is not None
+        legacy_done = {str(i) for i in state.get(DONE_AT_BOOKMARK_KEY) or []}
+        start, full_pass = self._start_of_run(state, bookmark)
+        if full_pass:
+            state[FULL_PASS_KEY] = start
         for batch in self.sorted_windows(context, start):
             for activity in batch:
                 started = str(activity["start_date"])
-                if started == bookmark and int(activity["id"]) in done:
-                    continue
-                if self._spent >= budget:
-                    self.logger.info(
-                        "%s: %s's share of the per-run budget (%d requests) is spent; the "
-                        "next run goes on from %s",
-                        self.name,
-                        self.account.label,
-                        budget,
-                        bookmark,
-                    )
-                    return
-                self._spent += 1
-                try:
-                    body = self.account.get_json(self.detail_path(activity))
-                except StravaNotFound:
-                    self.logger.warning("Activity %s vanished; skipped", activity["id"])
-                    body = None
-                for record in self.detail_records(activity, body) if body is not None else ():
-                    record["activity_id"] = int(activity["id"])
-                    record["activity_start_date"] = started
-                    yield conform_to_schema(
-                        record,
-                        self.schema,
-                        logger=self.logger,
-                        label=f"{self.name} {activity['id']}",
-                    )
-                # The activity is done even if it gave no record: move the bookmark.
-                if started != bookmark:
-                    bookmark, done = started, set()
-                done.add(int(activity["id"]))
-                state["replication_key"] = self.replication_key
-                state["replication_key_value"] = bookmark
-                state[DONE_AT_BOOKMARK_KEY] = sorted(done)
-                self.state_manager.is_flushed = False
+                key = str(activity["id"])
+                digest = summary_digest(activity)
+                if (
+                    legacy
+                    and bookmark
+                    and (_epoch(started) < _epoch(bookmark) or key in legacy_done)
+                ):
+                    fetched[key] = digest
+                elif fetched.get(key) != digest:
+                    if self._spent >= budget:
+                        self.logger.info(
+                            "%s: %s's share of the per-run budget (%d requests) is spent; "
+                            "the next run goes on from %s",
+                            self.name,
+                            self.account.label,
+                            budget,
+                            bookmark,
+                        )
+                        self._save(state, bookmark, fetched)
+                        return
+                    self._spent += 1
+                    yield from self._fetch(activity, started)
+                    fetched[key] = digest
+                # Every activity up to here is done: the bookmark follows, but never past
+                # the run's start (a future-dated activity must not stop later runs).
+                if self.is_future(activity):
+                    started = clamp_to(started, run_start)
+                if not bookmark or _epoch(started) > _epoch(bookmark):
+                    bookmark = started
+                if full_pass:
+                    state[FULL_PASS_KEY] = _epoch(started)
+                self._save(state, bookmark, fetched)
+        if full_pass:
+            state[FULL_PASS_AT_KEY] = int(run_start.timestamp())
+        state.pop(FULL_PASS_KEY, None)
+        state.pop(RESUME_KEY, None)
+        self._save(state, bookmark, fetched)
+
+    def _save(self, state: dict[str, t.Any], bookmark: str | None, fetched: dict[str, str]) -> None:
+        """Record progress in the partition state (written at the next checkpoint)."""
+        if bookmark:
+            state["replication_key"] = self.replication_key
+            state["replication_key_value"] = bookmark
+        state[FETCHED_KEY] = fetched
+        state.pop(DONE_AT_BOOKMARK_KEY, None)
+        self.state_manager.is_flushed = False
+
+    def _fetch(self, activity: dict[str, t.Any], started: str) -> Iterable[dict[str, t.Any]]:
+        """The records of one per-activity request (none if the activity vanished)."""
+        try:
+            body = self.account.get_json(self.detail_path(activity))
+        except StravaNotFound:
+            self.logger.warning("Activity %s vanished; skipped", activity["id"])
+            return
+        for record in self.detail_records(activity, body):
+            record["activity_id"] = int(activity["id"])
+            record["activity_start_date"] = started
+            yield conform_to_schema(
+                record, self.schema, logger=self.logger, label=f"{self.name} {activity['id']}"
+            )
 
 
 class ActivityDetailsStream(PerActivityStream):
@@ -150,6 +229,13 @@ class ActivityDetailsStream(PerActivityStream):
     primary_keys = ("id",)
     schema = ACTIVITY_DETAIL_SCHEMA
     budget_setting = "activity_details_per_run"
+
+    @override
+    def detail_records(self, activity: dict[str, t.Any], body: t.Any) -> Iterable[dict]:
+        for record in super().detail_records(activity, body):
+            # A capability: whoever holds it can embed the activity, private or not.
+            record.pop("embed_token", None)
+            yield record
 
 
 class LapsStream(PerActivityStream):
@@ -191,10 +277,14 @@ class ActivityStreamsStream(PerActivityStream):
             return
         record: dict[str, t.Any] = {}
         for key, series in body.items():
-            if isinstance(series, dict) and key in self.schema["properties"]:
-                record[key] = series.get("data")
-                for meta in ("original_size", "resolution", "series_type"):
-                    record.setdefault(meta, series.get(meta))
+            if not isinstance(series, dict):
+                continue
+            if key not in self.schema["properties"]:
+                record[key] = series  # a series type Strava added: kept in _unknown_fields
+                continue
+            record[key] = series.get("data")
+            for meta in ("original_size", "resolution", "series_type"):
+                record.setdefault(meta, series.get(meta))
         yield record
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime
 import typing as t
 
@@ -71,6 +72,13 @@ def _activity_key(summary: dict[str, t.Any]) -> int:
         raise FatalAPIError(msg) from None
 
 
+def clamp_to(value: t.Any, ceiling: datetime.datetime) -> str:
+    """A bookmark value, never later than ``ceiling`` (the run's start)."""
+    if value is None or _epoch(str(value)) > int(ceiling.timestamp()):
+        return ceiling.isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
 class ActivityListStream(StravaStream):
     """Reads ``GET /athlete/activities`` in bounded time windows (see tap_strava.windows).
 
@@ -86,8 +94,32 @@ class ActivityListStream(StravaStream):
     # is legitimate, which check_sorted would reject.
     is_sorted = True
     check_sorted = False
+    # The tap writes STATE itself after every finished window, with a bookmark clamped to
+    # the run's start (see future_activity); the SDK's own STATE every 10,000 records
+    # would be written between a record and its clamp.
+    STATE_MSG_FREQUENCY = 2**62
 
     _window: TimeWindow | None = None
+
+    def is_future(self, activity: dict[str, t.Any]) -> bool:
+        """Whether an activity starts after this run started: a device clock set wrong.
+
+        Such an activity is loaded like any other, but must never become the bookmark: a
+        bookmark in 2031 would make every later run start in 2031 and find nothing, with
+        every notification saying "no new activities".
+        """
+        started_at = int(self.strava_tap.run_started_at.timestamp())
+        if _epoch(activity["start_date"]) <= started_at:
+            return False
+        self.logger.warning(
+            "%s: activity %s starts at %s, after this run started (%s): a device clock set "
+            "wrong? It is loaded, but the bookmark stays before the run's start",
+            self.name,
+            activity["id"],
+            activity["start_date"],
+            _iso(started_at),
+        )
+        return True
 
     def get_url_params(
         self,
@@ -197,6 +229,32 @@ class ActivitiesStream(ActivityListStream):
             return max(_epoch(bookmark) - lookback, floor)
         return floor
 
+    def _sane_bookmark(self, bookmark: str, state: dict[str, t.Any]) -> str:
+        """The bookmark, or if it is after this run's start, the last real one.
+
+        Earlier versions let a future-dated activity become the bookmark, after which no
+        new activity ever arrived. Such a state heals here: the newest start before the
+        run's start among the remembered digests, or (none known) the whole history again
+        (the targets' upsert makes that harmless).
+        """
+        started_at = int(self.strava_tap.run_started_at.timestamp())
+        if _epoch(bookmark) <= started_at:
+            return bookmark
+        real = [
+            entry[0]
+            for entry in (state.get(DIGESTS_KEY) or {}).values()
+            if _epoch(entry[0]) <= started_at
+        ]
+        healed = max(real, key=_epoch) if real else _iso(0)
+        self.logger.warning(
+            "%s: the bookmark %s is after this run's start (a future-dated activity moved it "
+            "there); reading again from %s",
+            self.name,
+            bookmark,
+            healed,
+        )
+        return healed
+
     def get_partition_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """Emit each finished window; keep digests of what the targets received."""
         self._stream_version = self.table_version()
@@ -253,13 +311,30 @@ class ActivitiesStream(ActivityListStream):
         digests: dict[str, list[str]] = dict(partition_state.get(DIGESTS_KEY) or {})
         properties = list(self.schema["properties"])
         gear_ids = self.strava_tap.gear_ids_seen.setdefault(self.account.athlete_id, set())
+        if partition_state.get("replication_key_value"):
+            partition_state["replication_key_value"] = self._sane_bookmark(
+                str(partition_state["replication_key_value"]), partition_state
+            )
         for batch in self.sorted_windows(context, self.starting_epoch(context)):
             for record in batch:
                 activity_id = int(record["id"])
                 if activity_id in emitted:
                     continue
                 emitted.add(activity_id)
+                future = self.is_future(record)
+                if future and not self.reconciling:
+                    # Listed again by every run (the last window is open-ended): emit it
+                    # only when it changed. A reconcile emits it, or it would be flagged.
+                    known = digests.get(str(activity_id))
+                    conformed = self.post_process(copy.deepcopy(record), context)
+                    if known and conformed and known[1] == record_digest(conformed, properties):
+                        continue
+                bookmark = partition_state.get("replication_key_value")
                 yield record
+                if future:
+                    partition_state["replication_key_value"] = clamp_to(
+                        bookmark, self.strava_tap.run_started_at
+                    )
                 # `record` is now conformed and emitted: remember what the target got.
                 digests[str(activity_id)] = [
                     record["start_date"],
@@ -302,13 +377,16 @@ class AthleteStream(StravaStream):
     primary_keys = ("athlete_id",)
     replication_key = None
     schema = ATHLETE_SCHEMA
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE  # conformed here, unknown keys kept
 
     def get_partition_records(
         self,
         context: Context | None,  # noqa: ARG002
     ) -> Iterable[dict[str, t.Any]]:
         """The profile the account already fetched: no second request."""
-        yield dict(self.account.profile)
+        yield conform_to_schema(
+            copy.deepcopy(self.account.profile), self.schema, logger=self.logger, label="athlete"
+        )
 
 
 class AthleteStatsStream(StravaStream):

@@ -125,6 +125,17 @@ class TapStrava(Tap):
             "before the bookmark, so late uploads and recent edits arrive.",
         ),
         th.Property(
+            "details_full_pass_days",
+            th.IntegerType(minimum=0),
+            default=7,
+            title="Details Full Pass Days",
+            description="Every this many days the per-activity streams (details, laps, "
+            "zones, time-series) read the whole activity list instead of the look-back "
+            "window, and fetch again any activity whose name, sport type, start, distance, "
+            "times or gear changed since they fetched it (one list request per 200 "
+            "activities). 0: never.",
+        ),
+        th.Property(
             "window_days",
             th.IntegerType(minimum=1),
             default=30,

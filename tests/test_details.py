@@ -42,6 +42,7 @@ def _check_each_stream(simulator, tmp_path):
     assert {d["id"] for d in details} == activity_ids
     assert all(d["activity_id"] == d["id"] and "calories" in d for d in details)
     assert "embed_token" not in details[0], "an embed token is never stored"
+    assert "embed_token" not in (details[0].get("_unknown_fields") or {})
     laps = result.records("laps")
     assert laps
     assert len({lap["id"] for lap in laps}) == len(laps)

@@ -164,21 +164,45 @@ def test_a_listed_activity_without_a_usable_key_stops_with_one_clear_line(summar
     assert "\n" not in str(caught.value)
 
 
-def test_fields_strava_adds_later_are_left_out_with_one_warning(simulator, tap_config, caplog):
-    """The SDK's own conformance is off for speed: the tap drops unknown fields itself."""
+def test_fields_strava_adds_later_are_kept_in_one_column_with_one_warning(
+    simulator, tap_config, caplog
+):
+    """Unknown keys, top level and nested, move to _unknown_fields; none is lost."""
     first = simulator.activities[0]
     simulator.update_activity(
         first["id"],
         brand_new_field="x",
         map={**first["map"], "brand_new_nested": 1},
+        athlete={**first["athlete"], "badge": {"kind": "gold"}},
     )
     with caplog.at_level("WARNING"):
         result = run_tap(tap_config, streams=("activities",))
     (record,) = [r for r in result.records("activities") if r["id"] == first["id"]]
     assert "brand_new_field" not in record
-    # `map` is declared open (additionalProperties): its new key stays, as JSON.
-    assert record["map"]["brand_new_nested"] == 1
+    # Removed from where it was: a new key inside `map` would be a CSV column too many.
+    assert "brand_new_nested" not in record["map"]
+    assert "badge" not in record["athlete"]
+    assert record["_unknown_fields"] == {
+        "brand_new_field": "x",
+        "map.brand_new_nested": 1,
+        "athlete.badge": {"kind": "gold"},
+    }
     assert record["map"]["summary_polyline"] == first["map"]["summary_polyline"]
+    others = [r for r in result.records("activities") if r["id"] != first["id"]]
+    assert others
+    assert all(r["_unknown_fields"] is None for r in others)
     warnings = [r.getMessage() for r in caplog.records if "does not declare" in r.getMessage()]
     assert len(warnings) == 1
     assert "brand_new_field" in warnings[0]
+    assert "map.brand_new_nested" in warnings[0]
+
+
+def test_every_stream_declares_the_catch_all_column_as_a_bare_object():
+    """A catch-all with ``properties`` would make target-csv raise on every record."""
+    from tap_strava.tap import TapStrava
+
+    tap = TapStrava(config={"client_id": "x", "client_secret": "y", "refresh_token": "z"})
+    for name, stream in tap.streams.items():
+        assert stream.schema["properties"]["_unknown_fields"] == {"type": ["object", "null"]}, (
+            name
+        )

@@ -2,7 +2,8 @@
 
 Every field is optional and nullable: Strava's spec marks all fields optional and real
 answers send ``null`` often. Sport types are plain strings (Strava adds new ones every
-year). Fields Strava adds later are dropped by the SDK with a warning, never an error.
+year). Fields Strava adds later are kept in the ``_unknown_fields``
+column of every stream (see :mod:`tap_strava.conform`), never an error, never lost.
 """
 
 from tap_strava.schemas.activity import ACTIVITY_SCHEMA

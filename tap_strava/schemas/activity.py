@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from singer_sdk import typing as th
 
+from tap_strava.conform import with_unknown_fields
 from tap_strava.schemas.common import ATHLETE_ID, LATLNG, META_ATHLETE
 
 ACTIVITY_SCHEMA = th.PropertiesList(
@@ -110,3 +111,6 @@ ACTIVITY_SCHEMA = th.PropertiesList(
     th.Property("from_accepted_tag", th.BooleanType, description="Copied from a group tag."),
     th.Property("device_name", th.StringType, description="Recording device, if given."),
 ).to_dict()
+
+# Fields Strava adds later are kept in one catch-all column (tap_strava.conform).
+with_unknown_fields(ACTIVITY_SCHEMA)

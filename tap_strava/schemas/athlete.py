@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from singer_sdk import typing as th
 
+from tap_strava.conform import with_unknown_fields
 from tap_strava.schemas.common import ATHLETE_ID
 
 _GEAR_SUMMARY = th.ArrayType(
@@ -106,3 +107,7 @@ ATHLETE_STATS_SCHEMA = th.PropertiesList(
         for sport in ("ride", "run", "swim")
     ),
 ).to_dict()
+
+# Fields Strava adds later are kept in one catch-all column (tap_strava.conform).
+with_unknown_fields(ATHLETE_SCHEMA)
+with_unknown_fields(ATHLETE_STATS_SCHEMA)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from singer_sdk import typing as th
 
+from tap_strava.conform import with_unknown_fields
 from tap_strava.schemas.activity import ACTIVITY_SCHEMA
-from tap_strava.schemas.common import ATHLETE_ID
+from tap_strava.schemas.common import ATHLETE_ID, META_ATHLETE
 
 ACTIVITY_ID = th.Property(
     "activity_id", th.IntegerType, required=True, description="Id of the activity."
@@ -33,9 +34,18 @@ _detail_extra = th.PropertiesList(
             th.Property("name", th.StringType),
             th.Property("distance", th.NumberType, description="Metres."),
             th.Property("primary", th.BooleanType),
-            additional_properties=True,
+            th.Property("nickname", th.StringType),
+            th.Property("retired", th.BooleanType),
+            th.Property("converted_distance", th.NumberType, description="Athlete's unit."),
+            th.Property("resource_state", th.IntegerType),
         ),
         description="The gear used (summary).",
+    ),
+    th.Property("laps", _OBJECTS, description="Laps as listed in the detail (see laps)."),
+    th.Property(
+        "similar_activities",
+        th.ObjectType(additional_properties=True),
+        description="Comparison with similar activities, as Strava sends it.",
     ),
     th.Property("splits_metric", _OBJECTS, description="Per-km splits (m, s, m/s)."),
     th.Property("splits_standard", _OBJECTS, description="Per-mile splits (m, s, m/s)."),
@@ -82,6 +92,17 @@ LAP_SCHEMA = th.PropertiesList(
     th.Property("average_heartrate", th.NumberType, description="bpm."),
     th.Property("max_heartrate", th.NumberType, description="bpm."),
     th.Property("pace_zone", th.IntegerType),
+    th.Property(
+        "activity",
+        th.ObjectType(
+            th.Property("id", th.IntegerType),
+            th.Property("visibility", th.StringType),
+            th.Property("resource_state", th.IntegerType),
+        ),
+        description="The activity, as {id, visibility, resource_state}.",
+    ),
+    th.Property("athlete", META_ATHLETE, description="The owner, as {id, resource_state}."),
+    th.Property("resource_state", th.IntegerType),
 ).to_dict()
 
 ZONE_SCHEMA = th.PropertiesList(
@@ -93,6 +114,7 @@ ZONE_SCHEMA = th.PropertiesList(
     th.Property("points", th.IntegerType),
     th.Property("sensor_based", th.BooleanType),
     th.Property("custom_zones", th.BooleanType),
+    th.Property("resource_state", th.IntegerType),
     th.Property(
         "distribution_buckets",
         th.ArrayType(
@@ -160,4 +182,11 @@ GEAR_SCHEMA = th.PropertiesList(
     th.Property("retired", th.BooleanType),
     th.Property("resource_state", th.IntegerType),
     th.Property("weight", th.NumberType, description="Kilograms."),
+    th.Property("notification_distance", th.NumberType, description="Reminder distance, if set."),
 ).to_dict()
+
+# Fields Strava adds later are kept in one catch-all column (tap_strava.conform).
+with_unknown_fields(LAP_SCHEMA)
+with_unknown_fields(ZONE_SCHEMA)
+with_unknown_fields(ACTIVITY_STREAMS_SCHEMA)
+with_unknown_fields(GEAR_SCHEMA)
