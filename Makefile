@@ -23,8 +23,9 @@ $(PLUGINS): meltano.yml $(INSTALLED)
 # Heavy installs kept out of `make test`: every plugin of meltano.yml (more loaders, the
 # dbt transformer), the Python extras (dashboard, drivers) and Debian's chromium for the
 # dashboard's browser test (apt-get needs root, as in CI).
-$(EXTRAS): pyproject.toml meltano.yml $(INSTALLED)
-	$(BIN)/pip install --quiet -e '.[dev,destinations,analytics]'
+# target-xml also into the project's environment: its writer's unit tests import it.
+$(EXTRAS): pyproject.toml meltano.yml loaders/target-xml/pyproject.toml $(INSTALLED)
+	$(BIN)/pip install --quiet -e '.[dev,destinations,analytics]' -e ./loaders/target-xml
 	$(BIN)/meltano install
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	touch $@
