@@ -51,6 +51,16 @@ SKIPPED_ATHLETES_KEY = "skipped_athletes"
 QUOTA_STARVED_KEY = "quota_starved"
 
 
+# What Strava answers about one athlete (revoked or rejected token, missing scope, a 403,
+# 5xx that outlasted every retry): with several athletes only these skip the athlete.
+# Anything else (a bug, a spent quota, the network, the token store) concerns the run.
+ATHLETE_FAILURES: tuple[type[BaseException], ...] = (
+    StravaAuthError,
+    StravaScopeError,
+    RetriableAPIError,
+)
+
+
 class StravaNotFound(FatalAPIError):
     """404: the record is gone (e.g. an activity deleted between listing and fetching)."""
 
@@ -321,7 +331,7 @@ class StravaStream(RESTStream[int]):
             self.logger.warning(
                 "Stopping %s early; the next run resumes from the state: %s", self.name, stopped
             )
-        except Exception as exc:
+        except ATHLETE_FAILURES as exc:
             if not tap.several_athletes:
                 raise
             # One athlete's failure must not cost the others their sync: what this

@@ -95,6 +95,8 @@ class StravaApi:
         self.store = store
         self.tokens = tokens
         self.dataset = dataset
+        # Called after each list page is cut (the hostile simulator uploads there).
+        self.after_list_page: Callable[[], None] | None = None
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("GET", re.compile(r"^/athlete/?$"), self._athlete),
             ("GET", re.compile(r"^/athlete/activities/?$"), self._list_activities),
@@ -187,7 +189,10 @@ class StravaApi:
             page=page,
             per_page=per_page,
         )
-        return json_response(200, items)
+        response = json_response(200, items)
+        if self.after_list_page is not None and items:
+            self.after_list_page()
+        return response
 
     def _athlete_zones(self, _request: Request, _match: re.Match[str], _now: float) -> Response:
         if not self.tokens.has_scope("profile:read_all"):

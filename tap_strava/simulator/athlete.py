@@ -21,6 +21,9 @@ from tap_strava.simulator.oauth import TokenAuthority
 from tap_strava.simulator.store import ActivityStore, apply_fields
 
 JSONDict = dict[str, Any]
+#: A watch whose clock is years ahead, and a GPS week rollover (1024 weeks back).
+HOSTILE_FUTURE = "2031-03-14T07:00:00Z"
+HOSTILE_ROLLOVER = "1999-08-22T06:30:00Z"
 
 
 class SimulatedAthlete:
@@ -34,14 +37,45 @@ class SimulatedAthlete:
         now: float,
         clock: Callable[[], float],
         tokens: TokenAuthority,
+        hostile: bool = False,
     ) -> None:
         self.seed = seed
         self._clock = clock
         self.dataset = generate(seed, activity_count, now)
-        self.store = ActivityStore(self.dataset.activities)
+        self.store = ActivityStore(self.dataset.activities, hostile=hostile)
         self.tokens = tokens
         self.api = StravaApi(self.store, self.tokens, self.dataset)
         self._edit_lock = threading.Lock()  # the generator's random state is not thread-safe
+        if hostile:
+            self._make_hostile()
+
+    # -- Strava's worst days ---------------------------------------------------------------
+    def _make_hostile(self) -> None:
+        """Data shaped like real accounts at their worst (``hostile=True``).
+
+        A watch whose clock is years ahead (an activity in 2031), a GPS week rollover (an
+        activity dated 1999, uploaded now), keys no schema declares (top level, inside
+        ``map`` and inside ``athlete``) on every activity, and an upload landing while a
+        client pages through the list (so an item comes twice). The store adds unsorted
+        answers to ``after`` and short pages that are not the last.
+        """
+        self.add_activity(start_date=HOSTILE_FUTURE, name="Wrong clock \u231a run")
+        self.add_activity(start_date=HOSTILE_ROLLOVER, name="GPS rollover ride", sport_type="Ride")
+        for activity in self.store.all():
+            summary = copy.deepcopy(activity.summary)
+            summary["brand_new_metric"] = round(activity.start_ts % 97 / 7, 3)
+            summary["map"] = {**(summary.get("map") or {}), "surface_type": "gravel"}
+            summary["athlete"] = {**summary["athlete"], "badge_type_id": 1}
+            activity.summary = summary
+        self.api.after_list_page = self._upload_during_listing
+        self._uploads_during_listing = 2
+
+    def _upload_during_listing(self) -> None:
+        """After a list page: a new upload (twice per athlete), shifting later pages."""
+        if self._uploads_during_listing <= 0:
+            return
+        self._uploads_during_listing -= 1
+        self.add_activity(name="Uploaded while listing")
 
     # -- identity and tokens -------------------------------------------------------------
     @property

@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--info-file", type=Path, default=None, help="write the /_sim/info JSON here once listening"
     )
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
+    parser.add_argument(
+        "--hostile",
+        action="store_true",
+        help="Strava's worst days: unsorted answers to `after`, short pages that are not the "
+        "last, activities dated 2031 and 1999, undeclared keys, uploads while listing",
+    )
     return parser
 
 
@@ -108,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         initial_refresh_token=args.refresh_token,
         request_log=None if args.quiet else _log,
+        hostile=args.hostile,
     )
     stop = threading.Event()
 

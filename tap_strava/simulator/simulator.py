@@ -79,6 +79,7 @@ class StravaSimulator:
         now: float | None = None,
         clock: Callable[[], float] | None = None,
         request_log: Callable[[RequestRecord], None] | None = None,
+        hostile: bool = False,
     ) -> None:
         self._clock: Callable[[], float] = clock or time.time
         self._clock_offset = 0.0
@@ -93,6 +94,7 @@ class StravaSimulator:
             "rotate_refresh_tokens": rotate_refresh_tokens,
         }
         self._generated_at = self.now() if now is None else now
+        self.hostile = hostile
         self.primary = self._new_athlete(seed, activity_count, scope, initial_refresh_token)
         self._athletes = [self.primary]
         # The primary athlete's parts, under the names the single-athlete code uses.
@@ -131,6 +133,7 @@ class StravaSimulator:
             now=self._generated_at,
             clock=self.now,
             tokens=tokens,
+            hostile=self.hostile,
         )
 
     def add_athlete(

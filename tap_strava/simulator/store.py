@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import hashlib
 import json
 import threading
 from collections.abc import Iterable
@@ -31,7 +32,9 @@ DETAIL_ONLY_FIELDS = frozenset({"description", "calories", "perceived_exertion"}
 class ActivityStore:
     """Thread-safe set of activities with Strava's list ordering."""
 
-    def __init__(self, activities: Iterable[StoredActivity]) -> None:
+    def __init__(self, activities: Iterable[StoredActivity], *, hostile: bool = False) -> None:
+        # Strava's worst days (see :meth:`page`): unsorted answers, short pages mid-list.
+        self.hostile = hostile
         self._lock = threading.RLock()
         self._by_id: dict[int, StoredActivity] = {a.id: a for a in activities}
         self._asc: list[StoredActivity] | None = None
@@ -92,8 +95,13 @@ class ActivityStore:
                 window = [a for a in window if a.visibility != "only_me"]
             if after is None or before is not None:
                 window.reverse()
-            start = (page - 1) * per_page
-            return [a.summary for a in window[start : start + per_page]]
+            if not self.hostile:
+                start = (page - 1) * per_page
+                return [a.summary for a in window[start : start + per_page]]
+            if after is not None:
+                window.sort(key=_shuffled)
+            start, size = _hostile_page(page, per_page)
+            return [a.summary for a in window[start : start + size]]
 
     def add(self, activity: StoredActivity) -> None:
         """Store a new activity (its id must be new)."""
@@ -119,6 +127,28 @@ class ActivityStore:
         with self._lock:
             del self._by_id[activity_id]
             self._changed()
+
+
+def _shuffled(activity: StoredActivity) -> str:
+    """A stable order that is neither by start nor by id (hostile answers to ``after``).
+
+    Strava documents no order for queries with ``after``; a client that relies on the
+    widely reported ascending order breaks the day it changes.
+    """
+    return hashlib.sha256(str(activity.id).encode()).hexdigest()
+
+
+def _hostile_page(page: int, per_page: int) -> tuple[int, int]:
+    """Offset and size of a page whose size varies: some pages are short but not the last.
+
+    Strava filters a page after cutting it (hidden and processing uploads), so only an
+    empty page proves the end. Every third page here is short; nothing is skipped.
+    """
+
+    def size(number: int) -> int:
+        return max(1, per_page - 1 - number % 5) if number % 3 == 2 else per_page
+
+    return sum(size(number) for number in range(1, page)), size(page)
 
 
 def _place_for_label(label: str, current: Place, home: Place) -> Place:
