@@ -34,6 +34,9 @@ if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
 STORE_VERSION = 1
+#: How long a run waits for another run's refresh before giving up (a refresh takes
+#: seconds; only a hung process holds the lock this long). Read at each store's creation.
+LOCK_TIMEOUT_SECONDS = 120.0
 
 
 def default_token_store_path() -> Path:
@@ -71,26 +74,41 @@ class TokenStore:
         *,
         client_id: str,
         configured_refresh_token: str,
-        lock_timeout: float = 120.0,
+        lock_timeout: float | None = None,
     ) -> None:
         self.path = Path(path).expanduser()
         self.key = fingerprint(client_id, configured_refresh_token)
-        self._lock = FileLock(str(self.path) + ".lock", timeout=lock_timeout)
+        timeout = LOCK_TIMEOUT_SECONDS if lock_timeout is None else lock_timeout
+        self._lock = FileLock(str(self.path) + ".lock", timeout=timeout)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the inter-process lock (re-entrant within a process)."""
+        """Hold the inter-process lock (re-entrant within a process).
+
+        The lock is an OS lock on ``<store>.lock`` (``flock``): the OS releases it when
+        its holder ends, even by a crash, so a lock file left behind is harmless and
+        removing it does not help. Only a live process can block a run.
+        """
         self._ensure_folder()
         try:
-            with self._lock:
-                yield
+            self._lock.acquire()
         except Timeout as exc:
             msg = (
-                f"Another tap-strava run has held the token store lock ({self.path}.lock) "
-                f"for {self._lock.timeout:.0f} s: wait for it to finish, or remove a stale "
-                "lock file left by a crashed run"
+                f"Another process has held the token store lock {self.path}.lock for "
+                f"{self._lock.timeout:.0f} s (a tap-strava run still refreshing, or hung): "
+                "let it finish or stop it, then run again; the store was not changed"
             )
             raise StravaConfigError(msg) from exc
+        except OSError as exc:
+            msg = (
+                f"Cannot lock the token store: {self.path}.lock ({exc.strerror}) must be a "
+                "file the tap can create and write; fix it or set token_store_path"
+            )
+            raise StravaConfigError(msg) from exc
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     def load(self) -> StoredTokens | None:
         """The stored tokens of this chain, or None if there are none yet."""
@@ -118,6 +136,12 @@ class TokenStore:
 
     def _ensure_folder(self) -> None:
         folder = self.path.parent
+        if folder.exists() and not folder.is_dir():
+            msg = (
+                f"The token store folder {folder} is a file, not a folder: move that file "
+                "away or set token_store_path to a file in a writable folder"
+            )
+            raise StravaConfigError(msg)
         try:
             if not folder.exists():
                 folder.mkdir(parents=True, mode=0o700, exist_ok=True)
@@ -129,23 +153,35 @@ class TokenStore:
             raise StravaConfigError(msg) from exc
 
     def _read_all(self) -> dict[str, t.Any]:
+        """Every chain in the file; a file that is not a token store is an error.
+
+        Never treat an unreadable or foreign file as empty: the next :meth:`save` would
+        replace it, and with it the only valid refresh token (or someone's other file).
+        """
         try:
-            raw = self.path.read_text(encoding="utf-8")
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return {}
         except OSError as exc:
             msg = (
-                f"Cannot read the token store {self.path} ({exc.strerror}): "
-                "fix its permissions or set token_store_path"
+                f"Cannot read the token store {self.path} ({exc.strerror}): it must be a "
+                "file readable and writable by the user running the tap; fix it or set "
+                "token_store_path"
             )
             raise StravaConfigError(msg) from exc
         try:
-            document = json.loads(raw)
-        except json.JSONDecodeError as exc:
+            document = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             msg = (
                 f"The token store {self.path} is not valid JSON: move it away and run again "
                 "(the configured refresh_token is then used, so it must still be valid)"
             )
             raise StravaConfigError(msg) from exc
         tokens = document.get("tokens") if isinstance(document, dict) else None
-        return dict(tokens) if isinstance(tokens, dict) else {}
+        if not isinstance(tokens, dict):
+            msg = (
+                f'{self.path} is not a tap-strava token store (no "tokens" object): set '
+                "token_store_path to another file, or move this one away and run again"
+            )
+            raise StravaConfigError(msg)
+        return dict(tokens)

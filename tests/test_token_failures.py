@@ -13,6 +13,8 @@ import sys
 import typing as t
 from pathlib import Path
 
+import pytest
+
 from tap_strava.simulator import StravaSimulator
 from tap_strava.simulator.records import RequestRecord
 from tests.conftest import tap_config_for
@@ -117,3 +119,126 @@ def test_a_connection_reset_before_strava_answered_is_retried(tmp_path):
         assert result.records("athlete")
         assert [g.accepted for g in sim.token_grants] == [True]
         assert _stored_refresh_token(tmp_path) == sim.refresh_token
+
+
+# -- a token store that cannot be used -------------------------------------------------
+
+
+def _snapshot(path: Path) -> dict[str, bytes | None]:
+    """Every file at or under ``path`` with its bytes (None for a folder).
+
+    An empty lock file the run created is left out: creating it overwrites nothing.
+    """
+    if path.is_file():
+        return {str(path): path.read_bytes()}
+    return {
+        str(p): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(path.rglob("*"))
+        if not (p.name.endswith(".lock") and p.is_file() and not p.stat().st_size)
+    }
+
+
+def _folder_is_a_file(store: Path) -> Path:
+    store.parent.rmdir()
+    store.parent.write_text("notes, not a folder\n")
+    return store.parent
+
+
+BAD_STORES: dict[str, t.Callable[[Path], Path]] = {
+    # what the user has at token_store_path -> (set it up, return the path to name)
+    "truncated JSON": lambda p: (p.write_text('{"version": 1, "tokens": {"ab'), p)[1],
+    "binary garbage": lambda p: (p.write_bytes(b"\xff\xfe\x00\x81\x93 not text"), p)[1],
+    "another program's JSON": lambda p: (p.write_text('{"theme": "dark"}\n'), p)[1],
+    "a JSON list": lambda p: (p.write_text("[1, 2, 3]\n"), p)[1],
+    # Tests may run as root, who reads a mode-000 file anyway: a folder in the file's
+    # place is unreadable as a file for everyone.
+    "a folder in its place": lambda p: (p.mkdir(), (p / "keep.txt").write_text("x"), p)[2],
+    "a folder in the lock's place": lambda p: (p.with_name(p.name + ".lock").mkdir(), p)[1],
+    "its folder is a file": _folder_is_a_file,
+}
+FIXES = {
+    "truncated JSON": "move it away",
+    "binary garbage": "move it away",
+    "another program's JSON": "set token_store_path to another file",
+    "a JSON list": "set token_store_path to another file",
+    "a folder in its place": "fix it or set token_store_path",
+    "a folder in the lock's place": "fix it or set token_store_path",
+    "its folder is a file": "move that file away",
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_STORES))
+def test_a_bad_token_store_stops_with_one_line_and_is_left_as_it_was(case, simulator, tmp_path):
+    config = tap_config_for(simulator, tmp_path)
+    store = Path(config["token_store_path"])
+    store.parent.mkdir(parents=True)
+    named = BAD_STORES[case](store)
+    before = _snapshot(store.parent)
+
+    proc = _tap_process(config, tmp_path)
+
+    assert proc.returncode == 1
+    err = proc.stderr
+    last = _last_line(proc)
+    assert last.startswith("tap-strava: error: "), last
+    assert str(named) in last, "the line names the file"
+    assert FIXES[case] in last, last
+    assert "Traceback" not in err
+    assert simulator.client_secret not in err
+    assert simulator.refresh_token not in err
+    assert _snapshot(store.parent) == before, "nothing was overwritten"
+    assert not simulator.token_grants, "no refresh was spent (nothing rotated at Strava)"
+
+
+HOLD_LOCK = """
+import sys, time
+from filelock import FileLock
+lock = FileLock(sys.argv[1])
+lock.acquire()
+print("held", flush=True)
+time.sleep(120)
+"""
+# The tap's real entry point, with the lock wait shortened from 120 s for the test.
+TAP_WITH_SHORT_LOCK_WAIT = """
+import sys
+import tap_strava.token_store
+tap_strava.token_store.LOCK_TIMEOUT_SECONDS = 1.0
+from tap_strava.tap import main
+sys.argv = ["tap-strava", "--config", sys.argv[1]]
+main()
+"""
+
+
+def test_a_locked_token_store_stops_with_one_line_and_is_left_as_it_was(simulator, tmp_path):
+    config = tap_config_for(simulator, tmp_path)
+    run_tap(config, streams=["athlete"])  # a valid chain in the store
+    store = Path(config["token_store_path"])
+    before = store.read_bytes()
+    grants = len(simulator.token_grants)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, f"{store}.lock"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        config_path = tmp_path / "config.json"
+        config_path.write_text(json.dumps(config))
+        proc = subprocess.run(
+            [sys.executable, "-c", TAP_WITH_SHORT_LOCK_WAIT, str(config_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 1
+    last = _last_line(proc)
+    assert last.startswith("tap-strava: error: Another process has held the token store lock")
+    assert f"{store}.lock" in last
+    assert "let it finish or stop it" in last
+    assert "Traceback" not in proc.stderr
+    assert store.read_bytes() == before, "nothing was overwritten"
+    assert len(simulator.token_grants) == grants, "no refresh behind the lock's back"
