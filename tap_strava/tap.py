@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime
+import json
 import re
 import sys
 import typing as t
 from functools import cached_property
 from pathlib import Path
 
+import psutil
 import requests
 from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.exceptions import ConfigValidationError, RetriableAPIError
+from singer_sdk.singerlib import StateMessage
 
 from tap_strava.auth import StravaAuthenticator
 from tap_strava.client import SKIPPED_ATHLETES_KEY, StravaAccount
@@ -33,6 +36,62 @@ if t.TYPE_CHECKING:
 
 DEFAULT_API_URL = "https://www.strava.com/api/v3"
 DEFAULT_TOKEN_URL = "https://www.strava.com/oauth/token"  # noqa: S105
+STATE_FILE_HINT = (
+    "pass the value of the last STATE message of the previous run (a JSON object; {} or "
+    "no --state at all for a first run)"
+)
+
+
+def read_state_input(handle: t.IO[str] | None) -> dict[str, t.Any]:
+    """The ``--state`` file as a dict, or one clear :class:`StravaConfigError`.
+
+    The SDK feeds the file straight to a JSON parser, so an empty file (what ``tail -1``
+    of a target's output gives when the target printed no state) ended in a
+    JSONDecodeError traceback. A whole STATE message instead of its value is unwrapped:
+    it is what a pipeline that keeps the target's last output line hands over.
+    """
+    if handle is None:
+        return {}
+    name = getattr(handle, "name", "--state")
+    try:
+        text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        msg = f"cannot read the --state file {name} ({exc}): {STATE_FILE_HINT}"
+        raise StravaConfigError(msg) from exc
+    if not text.strip():
+        msg = f"the --state file {name} is empty: {STATE_FILE_HINT}"
+        raise StravaConfigError(msg)
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        msg = f"the --state file {name} is not valid JSON ({exc}): {STATE_FILE_HINT}"
+        raise StravaConfigError(msg) from exc
+    if isinstance(value, dict) and value.get("type") == "STATE" and "value" in value:
+        value = value["value"]
+    if not isinstance(value, dict):
+        msg = f"the --state file {name} holds a {type(value).__name__}: {STATE_FILE_HINT}"
+        raise StravaConfigError(msg)
+    return value
+
+
+def started_by_meltano_config_test() -> bool:
+    """Whether ``meltano config test`` started this tap (its parent's command line says).
+
+    Meltano's test runs the tap exactly like a sync and stops it at the first RECORD:
+    nothing in the arguments or the environment tells the two apart. The test must
+    neither wait out a spent quota (up to 15 minutes of silence) nor pass on a stored
+    access token while the client secret is wrong, so the tap looks at its parent.
+    """
+    try:
+        parent = psutil.Process().parent()
+        cmdline = parent.cmdline() if parent is not None else []
+    except (psutil.Error, OSError):
+        return False
+    for position, arg in enumerate(cmdline[:2]):
+        if Path(arg).name == "meltano":
+            words = [a for a in cmdline[position + 1 :] if not a.startswith("-")]
+            return any(words[i : i + 2] == ["config", "test"] for i in range(min(len(words), 3)))
+    return False
 
 
 class TapStrava(Tap):
@@ -123,17 +182,6 @@ class TapStrava(Tap):
             title="Lookback Days",
             description="Each run re-reads activities that started up to this many days "
             "before the bookmark, so late uploads and recent edits arrive.",
-        ),
-        th.Property(
-            "details_full_pass_days",
-            th.IntegerType(minimum=0),
-            default=7,
-            title="Details Full Pass Days",
-            description="Every this many days the per-activity streams (details, laps, "
-            "zones, time-series) read the whole activity list instead of the look-back "
-            "window, and fetch again any activity whose name, sport type, start, distance, "
-            "times or gear changed since they fetched it (one list request per 200 "
-            "activities). 0: never.",
         ),
         th.Property(
             "window_days",
@@ -432,6 +480,76 @@ class TapStrava(Tap):
             activities_state.pop(SKIPPED_ATHLETES_KEY, None)
         self._state_writer.write_state(self.state)
 
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: t.Any = None,
+        state: t.IO[str] | None = None,
+        catalog: t.IO[str] | None = None,
+    ) -> None:
+        """The SDK's sync command, with three things a plain Singer pipeline needs.
+
+        * an empty or broken ``--state`` file is one line, not a JSONDecodeError;
+        * the last message is always a STATE after the last RECORD: targets such as
+          target-jsonl emit only a state that no record follows, so without it no state
+          survived a run whose state had not changed since its start;
+        * under ``meltano config test`` the client id and secret are checked with a real
+          token request and a spent quota is reported at once instead of waited for.
+        """
+        if about:
+            super().invoke(about=True, about_format=about_format)  # prints, then exits
+        state_dict = read_state_input(state)
+        catalog_dict = json.loads(catalog.read()) if catalog is not None else None
+        cls.print_version(print_fn=cls.logger.info)
+        tap = cls(
+            config=getattr(config, "config", None) or {},
+            state=state_dict,
+            catalog=catalog_dict,
+            parse_env_config=bool(getattr(config, "parse_env", False)),
+            validate_config=True,
+        )
+        config_test = started_by_meltano_config_test()
+        if config_test:
+            tap.check_credentials_now()
+        tap.sync_all()
+        if config_test:
+            tap.report_quota_for_config_test()
+        tap.write_message(StateMessage(value=tap.state))
+
+    def check_credentials_now(self) -> None:
+        """Ask Strava for a token now, even if a stored access token is still valid.
+
+        A stored access token lives up to six hours without the client secret being
+        used; a test that reuses it passes with a wrong secret. Forgetting the stored
+        access token and refreshing goes through the rotation-safe path (a rotated
+        refresh token is stored before use). The test also must not sit out a spent
+        15-minute window: it stops at once (see :meth:`report_quota_for_config_test`).
+        """
+        self.logger.info("meltano config test: checking client_id and client_secret with Strava")
+        for account in self.accounts:
+            account.authenticator.invalidate_access_token()
+            account.authenticator.update_access_token()
+            account.rate_limits.max_wait_seconds = 0
+        self.logger.info("Strava accepted client_id, client_secret and the refresh token")
+
+    def report_quota_for_config_test(self) -> None:
+        """A config test that reached no record because of the quota: say so, as an error.
+
+        Meltano's own verdict would be "no RECORD message received, check the selection",
+        which sends the user the wrong way; the credentials were fine.
+        """
+        reason = self.account.rate_limits.exhausted
+        if reason:
+            msg = (
+                "Strava accepted the credentials, but the app's rate-limit quota is spent, "
+                f"so no record could be read to finish the test: {reason}. Run the test "
+                "again then; a scheduled run would wait or stop cleanly and resume"
+            )
+            raise StravaUserError(msg)
+
     def discover_streams(self) -> list[StravaStream]:
         """The streams this tap offers."""
         return [
@@ -462,6 +580,16 @@ def main() -> None:
             f"tap-strava: error: cannot reach {url} ({type(exc).__name__}) after several "
             "tries: check api_url (https://www.strava.com/api/v3, from 2027-06-01 "
             "https://www.api-v3.strava.com) and the network",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    except RetriableAPIError as exc:
+        # 5xx (or broken answers) through every retry: Strava itself is in trouble. The
+        # raw exception named neither that nor what to do.
+        print(
+            f"tap-strava: error: {' '.join(str(exc).split())[:300]}, still after every "
+            "retry: Strava's servers are failing (see https://status.strava.com); nothing "
+            "is lost, run again later and it resumes from the last state",
             file=sys.stderr,
         )
         sys.exit(1)

@@ -203,6 +203,4 @@ def test_every_stream_declares_the_catch_all_column_as_a_bare_object():
 
     tap = TapStrava(config={"client_id": "x", "client_secret": "y", "refresh_token": "z"})
     for name, stream in tap.streams.items():
-        assert stream.schema["properties"]["_unknown_fields"] == {"type": ["object", "null"]}, (
-            name
-        )
+        assert stream.schema["properties"]["_unknown_fields"] == {"type": ["object", "null"]}, name

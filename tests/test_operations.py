@@ -207,6 +207,49 @@ def test_meltano_config_test_shows_the_useful_line(simulator, meltano_dir, situa
 
 
 @pytest.mark.e2e
+def test_meltano_config_test_checks_the_secret_despite_a_valid_stored_token(simulator, meltano_dir):
+    """Issue 13.3: a stored access token (valid for hours) hid a wrong client secret."""
+    configured = simulator.refresh_token
+    store = str(meltano_dir / "tokens.json")
+    run_tap(tap_config_for(simulator, meltano_dir, token_store_path=store))
+    proc = meltano(
+        simulator,
+        meltano_dir,
+        "config",
+        "test",
+        "tap-strava",
+        client_secret="a-wrong-secret",
+        refresh_token=configured,  # the chain the store holds a valid access token for
+    )
+    assert proc.returncode != 0, proc.stderr[-3000:]
+    shown = config_test_failure(proc)
+    assert shown.startswith("tap-strava: error: Strava rejected the app credentials"), shown
+    assert "a-wrong-secret" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.e2e
+def test_meltano_config_test_says_the_quota_is_spent_instead_of_waiting(simulator, meltano_dir):
+    """Issue 13.2/13.3: with the app's quota spent the test sat silent for 14 minutes."""
+    simulator.inject_fault(r"/api/v3/", "rate_limit", count=-1)
+    try:
+        proc = subprocess.run(
+            [MELTANO, "config", "test", "tap-strava"],
+            cwd=PROJECT_ROOT,
+            env=meltano_env(simulator, meltano_dir, max_rate_limit_wait_seconds="900"),
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("meltano config test waited for the next quota window")
+    assert proc.returncode != 0
+    shown = config_test_failure(proc)
+    assert shown.startswith("tap-strava: error: Strava accepted the credentials, but"), shown
+    assert "quota is spent" in shown or "429" in shown
+
+
+@pytest.mark.e2e
 def test_authorize_command_of_the_plugin(simulator, meltano_dir):
     """`meltano invoke tap-strava:authorize` gets its settings from the project."""
     env_file = meltano_dir / "project.env"
@@ -252,7 +295,9 @@ def test_authorize_command_of_the_plugin(simulator, meltano_dir):
     written = env_file.read_text().strip().split("=", 1)[1]
     check = meltano(simulator, meltano_dir, "config", "test", "tap-strava", refresh_token=written)
     assert check.returncode == 0, check.stderr[-3000:]
-    assert not [r for r in simulator.requests if r.path.startswith("/oauth/")]
+    # The test checks the client secret with one real token request (issue 13.3); the
+    # sync after it runs on that token.
+    assert len([r for r in simulator.requests if r.path.startswith("/oauth/")]) == 1
 
 
 def test_unreachable_api_ends_in_one_line_naming_the_setting(

@@ -1,0 +1,79 @@
+"""The tap in a plain Singer pipeline (no Meltano): state in, state out, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import tap_config_for
+
+
+def _tap(config: dict, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    return subprocess.run(
+        [sys.executable, "-m", "tap_strava.tap", "--config", str(config_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _messages(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def _assert_ends_with_a_state(messages: list[dict]) -> dict:
+    """What a target that keeps only a state no record follows (target-jsonl) keeps."""
+    assert messages[-1]["type"] == "STATE", [m["type"] for m in messages[-3:]]
+    last_record = max(i for i, m in enumerate(messages) if m["type"] == "RECORD")
+    assert any(m["type"] == "STATE" for m in messages[last_record:])
+    return messages[-1]["value"]
+
+
+def test_the_last_message_is_a_state_and_it_round_trips(simulator, tmp_path):
+    """Issue 13.4: the README's `--state state.json | target-jsonl` round trip."""
+    config = tap_config_for(simulator, tmp_path)
+    first = _tap(config, tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    state = _assert_ends_with_a_state(_messages(first.stdout))
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    # Unchanged since its start: the SDK alone would end this run on an athlete record.
+    second = _tap(config, tmp_path, "--state", str(tmp_path / "state.json"))
+    assert second.returncode == 0, second.stderr[-2000:]
+    messages = _messages(second.stdout)
+    assert _assert_ends_with_a_state(messages) == state
+    activities = [m for m in messages if m["type"] == "RECORD" and m["stream"] == "activities"]
+    assert 0 < len(activities) < len(simulator.activities), "only the look-back window"
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [("", "is empty"), ("{not json", "is not valid JSON"), ("[1, 2]", "holds a list")],
+)
+def test_an_empty_or_broken_state_file_is_one_line(simulator, tmp_path, content, says):
+    (tmp_path / "state.json").write_text(content)
+    proc = _tap(
+        tap_config_for(simulator, tmp_path), tmp_path, "--state", str(tmp_path / "state.json")
+    )
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("tap-strava: error: the --state file"), proc.stderr[-1500:]
+    assert says in last
+    assert "Traceback" not in proc.stderr
+    assert not proc.stdout.strip(), "nothing was synced"
+
+
+def test_a_whole_state_message_is_accepted_as_state(simulator, tmp_path):
+    config = tap_config_for(simulator, tmp_path)
+    first = _tap(config, tmp_path)
+    last_line = first.stdout.strip().splitlines()[-1]
+    (tmp_path / "state.json").write_text(last_line)  # `tail -1` of a tap's output
+    second = _tap(config, tmp_path, "--state", str(tmp_path / "state.json"))
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert _assert_ends_with_a_state(_messages(second.stdout)) == json.loads(last_line)["value"]
