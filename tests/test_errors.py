@@ -204,3 +204,15 @@ def test_every_stream_declares_the_catch_all_column_as_a_bare_object():
     tap = TapStrava(config={"client_id": "x", "client_secret": "y", "refresh_token": "z"})
     for name, stream in tap.streams.items():
         assert stream.schema["properties"]["_unknown_fields"] == {"type": ["object", "null"]}, name
+
+
+def test_persistent_server_errors_end_in_one_line_with_a_hint(simulator, tmp_path):
+    """Issue 13.6: 503 on every try ended in a raw RetriableAPIError and no hint."""
+    simulator.inject_fault(r"/athlete$", "status", count=-1, status=503)
+    proc = _run_cli(tap_config_for(simulator, tmp_path), tmp_path)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("tap-strava: error: Strava server error on /api/v3/athlete: HTTP 503")
+    assert "status.strava.com" in last
+    assert "run again later" in last
+    assert "Traceback" not in proc.stderr
