@@ -43,6 +43,10 @@ Peak memory
     (``wait4``); inside ``meltano run``, each process's ``VmHWM`` sampled every 50 ms.
     ``growth`` compares each size with the previous one (goal: 100,000 at most 1.5 x
     10,000).
+XML (issue 18)
+    ``meltano run tap-strava target-xml`` and target-xml alone on the first-sync file;
+    the activities file's records are counted. Goal: target-xml's peak memory at 10,000
+    activities at most 1.5 x that at 1,000. ``--xml-only``: the first sync and this only.
 
 Meltano runs use a private system folder, state database and schemas (``bench_*`` in
 the PostgreSQL database, by default ``strava_bench`` on 127.0.0.1:5432, created if
@@ -104,7 +108,14 @@ LOADER_VARIANTS: dict[str, dict[str, JSONDict]] = {
 ROUNDS_UP_TO = 10000
 MB = 1024 * 1024
 #: Processes whose peak memory is reported, by executable name.
-ROLES = ("tap-strava", "target-postgres", "target-csv", "mapper-strava-tally", "meltano")
+ROLES = (
+    "tap-strava",
+    "target-postgres",
+    "target-csv",
+    "target-xml",
+    "mapper-strava-tally",
+    "meltano",
+)
 
 
 # -- measuring a process ----------------------------------------------------------------
@@ -831,6 +842,68 @@ class SizeBench:
         self.log(f"COPY floor: {seconds:.2f}s")
         return seconds
 
+    # -- XML (issue 18) -----------------------------------------------------------------
+    def xml(self) -> None:
+        """target-xml end to end (``meltano run``) and alone on the first-sync file.
+
+        Its peak memory must not grow with the stream (a RecordSink writing each record
+        as it comes): the goal is 10,000 activities within 1.5x of 1,000.
+        """
+        result = self.result
+        if not _plugin_bin("loaders", "target-xml").exists():
+            self.log("installing target-xml (meltano install target-xml)")
+            install = run_measured(
+                [str(BIN / "meltano"), "install", "target-xml"],
+                env=dict(os.environ),
+                log=self.workdir / "meltano-install-xml.log",
+            )
+            if not install.ok:
+                self.fail(f"meltano install target-xml exited {install.returncode}")
+                return
+        folder = self.workdir / "xml-run"
+        env = self.meltano_env("xml", "unused")
+        env["TARGET_XML_OUTPUT_PATH"] = str(folder)
+        run = run_measured(
+            [str(BIN / "meltano"), "run", "tap-strava", "target-xml"],
+            env=env,
+            log=self.workdir / "meltano-xml.log",
+            timeout=self.args.timeout,
+        )
+        if not run.ok:
+            self.fail(f"meltano run tap-strava target-xml exited {run.returncode}")
+        result.loads["meltano run -> target-xml"] = run.seconds if run.ok else None
+        if "target-xml" in run.peaks_mb:
+            result.memory["target-xml (meltano run)"] = run.peaks_mb["target-xml"]
+        self._check_xml(folder, "meltano run")
+        alone_folder = self.workdir / "target-xml-default"
+        config_file = self.workdir / "target-xml.json"
+        config_file.write_text(json.dumps({"output_path": str(alone_folder)}))
+        alone = run_measured(
+            [str(_plugin_bin("loaders", "target-xml")), "--config", str(config_file)],
+            env=dict(os.environ),
+            log=self.workdir / "target-xml-default.log",
+            stdin=self.first_output,
+            stdout=self.workdir / "target-xml-default.out",
+            timeout=self.args.timeout,
+        )
+        if not alone.ok:
+            self.fail(f"target-xml from file exited {alone.returncode}: {alone.tail(600)}")
+        result.loads["target-xml from file"] = alone.seconds if alone.ok else None
+        result.memory["target-xml from file"] = alone.maxrss_mb
+        self._check_xml(alone_folder, "from file")
+        self.log(f"target-xml: meltano run {run.seconds:.1f}s, from file {alone.seconds:.1f}s")
+
+    def _check_xml(self, folder: Path, label: str) -> None:
+        """Every activity in the run's one finished activities file (records start lines)."""
+        files = list(folder.glob("activities-*.xml"))
+        if len(files) != 1 or list(folder.glob("*.part")):
+            self.fail(f"target-xml ({label}): {len(files)} activities files, or a .part left")
+            return
+        with files[0].open("rb") as handle:
+            rows = sum(1 for line in handle if line.startswith(b"<record "))
+        if rows != self.result.activities:
+            self.fail(f"target-xml ({label}) wrote {rows} activities of {self.result.activities}")
+
     # -- all of it ------------------------------------------------------------------------
     def run(self) -> SizeResult:
         self.log("starting the simulator")
@@ -840,11 +913,15 @@ class SizeBench:
             self.first_sync()
             if self.result.failures:
                 return self.result
+            if self.args.xml_only:
+                self.xml()
+                return self.result
             self.throughput()
             self.state2 = self.incremental("nothing new", self.state1)
             if not self.args.no_meltano:
                 self.end_to_end()
                 self.from_file()
+                self.xml()
                 self.job()
             else:
                 self.sim.upload(NEW_UPLOADS)
@@ -989,7 +1066,7 @@ def _secs(seconds: float | None) -> str:
 def _vs_file(label: str, seconds: float | None, loads: dict[str, float | None]) -> str:
     if not label.startswith("meltano run") or seconds is None:
         return ""
-    target = "target-csv" if "csv" in label else "target-postgres"
+    target = next((n for n in ("target-csv", "target-xml") if n in label), "target-postgres")
     variant = label.split(target, 1)[1].strip()
     base = loads.get(f"{target} from file{(' ' + variant) if variant else ''}")
     return f"{seconds / base:.2f}x" if base else ""
@@ -1026,6 +1103,12 @@ def goals(results: list[SizeResult]) -> str:
                 f"{'met' if e2e / alone <= 1.5 else 'NOT met'}"
             )
     by_size = {r.size: r for r in results}
+    if 1000 in by_size and 10000 in by_size:
+        for key in ("target-xml (meltano run)", "target-xml from file"):
+            small, big = by_size[1000].memory.get(key), by_size[10000].memory.get(key)
+            if small and big:
+                verdict = "met" if big <= 1.5 * small else "NOT met"
+                lines.append(f"- memory {key}: 10k/1k {big / small:.2f}x: {verdict}")
     if 10000 in by_size and 100000 in by_size:
         for key in by_size[100000].memory:
             small, big = by_size[10000].memory.get(key), by_size[100000].memory[key]
@@ -1088,6 +1171,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="simulator seed (1)")
     parser.add_argument("--postgres-url", default=None, help="SQLAlchemy URL to load into")
     parser.add_argument("--no-meltano", action="store_true", help="tap, baseline, requests only")
+    parser.add_argument(
+        "--xml-only", action="store_true", help="first sync, then only target-xml (issue 18)"
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per process")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the files here")
     parser.add_argument("--output", type=Path, default=None, help="also write the report here")
