@@ -44,7 +44,12 @@ import requests
 
 from tap_strava.errors import StravaUserError, strava_error_fields, strava_error_summary
 from tap_strava.files import write_atomically
-from tap_strava.token_store import StoredTokens, TokenStore, default_token_store_path
+from tap_strava.token_store import (
+    StoredTokens,
+    TokenStore,
+    default_token_store_path,
+    forget_athlete,
+)
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -684,6 +689,13 @@ def build_parser() -> argparse.ArgumentParser:
         "of TAP_STRAVA_ATHLETES in .env (added if new) instead of TAP_STRAVA_REFRESH_TOKEN",
     )
     parser.add_argument(
+        "--forget-athlete",
+        metavar="ID",
+        type=int,
+        help="remove every token of the Strava athlete ID from the token store (an athlete "
+        "who left: a reconcile refuses while their tokens are there) and exit",
+    )
+    parser.add_argument(
         "--no-browser",
         dest="browser",
         action="store_false",
@@ -711,6 +723,13 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         settings = resolve_settings(args, environ)
+        if args.forget_athlete is not None:
+            removed = forget_athlete(settings.token_store_path, args.forget_athlete)
+            say(
+                f"Removed {removed} token chain(s) of athlete {args.forget_athlete} from "
+                f"{settings.token_store_path}"
+            )
+            return
         browser = webbrowser.open if args.browser and can_open_browser(environ) else None
         authorize(settings, say=say, warn=warn, browser=browser, environ=environ)
     except StravaUserError as exc:

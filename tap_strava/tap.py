@@ -6,6 +6,7 @@ import datetime
 import json
 import re
 import sys
+import traceback
 import typing as t
 from functools import cached_property
 from pathlib import Path
@@ -14,11 +15,11 @@ import psutil
 import requests
 from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.exceptions import ConfigValidationError, RetriableAPIError
+from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 from singer_sdk.singerlib import StateMessage
 
 from tap_strava.auth import StravaAuthenticator
-from tap_strava.client import SKIPPED_ATHLETES_KEY, StravaAccount
+from tap_strava.client import ATHLETE_FAILURES, SKIPPED_ATHLETES_KEY, StravaAccount
 from tap_strava.detail_streams import (
     ActivityDetailsStream,
     ActivityStreamsStream,
@@ -27,7 +28,7 @@ from tap_strava.detail_streams import (
     ZonesStream,
 )
 from tap_strava.errors import StravaConfigError, StravaUserError, one_line
-from tap_strava.ratelimit import QuotaExhausted, RateLimitTracker
+from tap_strava.ratelimit import RateLimitTracker
 from tap_strava.streams import ActivitiesStream, AthleteStatsStream, AthleteStream
 from tap_strava.token_store import TokenStore, default_token_store_path
 
@@ -182,6 +183,17 @@ class TapStrava(Tap):
             title="Lookback Days",
             description="Each run re-reads activities that started up to this many days "
             "before the bookmark, so late uploads and recent edits arrive.",
+        ),
+        th.Property(
+            "details_full_pass_days",
+            th.IntegerType(minimum=0),
+            default=7,
+            title="Details Full Pass Days",
+            description="Every this many days the per-activity streams (details, laps, "
+            "zones, time-series) read the whole activity list instead of the look-back "
+            "window, and fetch again any activity whose name, sport type, start, distance, "
+            "times or gear changed since they fetched it (one list request per 200 "
+            "activities). 0: never.",
         ),
         th.Property(
             "window_days",
@@ -397,6 +409,7 @@ class TapStrava(Tap):
         line). With several, the failing athlete is skipped and reported at the end.
         """
         if self.config.get("reconcile"):
+            self.check_reconcile_coverage()
             self.check_reconcile_scopes()
         resolved: dict[int, StravaAccount] = {}
         for account in self.accounts:
@@ -404,9 +417,7 @@ class TapStrava(Tap):
                 continue
             try:
                 athlete_id = account.athlete_id
-            except QuotaExhausted:
-                raise
-            except Exception as exc:
+            except ATHLETE_FAILURES as exc:
                 if not self.several_athletes:
                     raise
                 self.skip_athlete(account, exc)
@@ -420,6 +431,42 @@ class TapStrava(Tap):
                 continue
             resolved[athlete_id] = account
         return resolved
+
+    def check_reconcile_coverage(self) -> None:
+        """Refuse, before any request, a reconcile that would not read what it deletes.
+
+        ACTIVATE_VERSION covers the whole ``activities`` table, every athlete and every
+        date: target-postgres flags (or with ``hard_delete`` deletes) each row that the
+        pass did not stamp. A pass limited by ``start_date``/``end_date``, or missing an
+        athlete who has rows there, would flag rows it never re-read. An athlete with an
+        entry in the token store (so synced at some point) that is not configured now
+        counts as having rows.
+        """
+        limits = [name for name in ("start_date", "end_date") if self.config.get(name)]
+        if limits:
+            msg = (
+                f"reconcile refused: {' and '.join(limits)} limit the pass to part of the "
+                "history, but it flags or deletes every row of the activities table it did "
+                f"not read; unset {' and '.join(limits)} for the reconcile (for Meltano: "
+                "TAP_STRAVA_RECONCILE_START_DATE= / _END_DATE= override the inherited value)"
+            )
+            raise StravaConfigError(msg)
+        if not self.accounts:
+            return
+        configured: set[int] = set()
+        for account in self.accounts:
+            stored = account.authenticator.token_store.load()
+            if stored and stored.athlete_id is not None:
+                configured.add(int(stored.athlete_id))
+        missing = self.accounts[0].authenticator.token_store.athlete_ids() - configured
+        if missing:
+            ids = ", ".join(str(athlete_id) for athlete_id in sorted(missing))
+            msg = (
+                f"reconcile refused: athlete {ids} has tokens in the token store but is not "
+                "configured, so its rows would be flagged as deleted; configure it again, or "
+                "remove its rows and its entry (tap-strava-auth --forget-athlete ID)"
+            )
+            raise StravaConfigError(msg)
 
     def check_reconcile_scopes(self) -> None:
         """Refuse a reconcile unless every athlete is known to have granted activity:read_all.
@@ -593,6 +640,30 @@ def main() -> None:
             file=sys.stderr,
         )
         sys.exit(1)
+    except FatalAPIError as exc:
+        # Strava refused a request or sent what cannot be loaded; the message says which.
+        print(f"tap-strava: error: {' '.join(str(exc).split())[:500]}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as exc:
+        # A bug, not a Strava or configuration problem: the run must fail (never be
+        # reported as a skipped athlete or a partial run), and say where.
+        print(f"tap-strava: error: {describe_bug(exc)}", file=sys.stderr)
+        sys.exit(1)
+
+
+def describe_bug(exc: BaseException) -> str:
+    """One line for an unexpected exception: its type, message and innermost tap frame."""
+    where = ""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if f"{Path('tap_strava')}" in frame.filename:
+            where = f" at {Path(frame.filename).name}:{frame.lineno}"
+            break
+    text = " ".join(str(exc).split())[:300]
+    return (
+        f"unexpected {type(exc).__name__}: {text}{where}; a bug in tap-strava, not in your "
+        "settings: nothing is lost (the state stays at the last checkpoint), please report "
+        "it with this line"
+    )
 
 
 if __name__ == "__main__":

@@ -134,6 +134,18 @@ class TokenStore:
             tokens.expires_at = None
             self.save(tokens)
 
+    def athlete_ids(self) -> set[int]:
+        """The athlete ids of every chain in the file (this one's and the others').
+
+        A reconcile flags every row of the table that it did not read: an athlete whose
+        tokens are here but who is no longer configured may still have rows there.
+        """
+        return {
+            int(entry["athlete_id"])
+            for entry in self._read_all().values()
+            if isinstance(entry, dict) and isinstance(entry.get("athlete_id"), int)
+        }
+
     def _ensure_folder(self) -> None:
         folder = self.path.parent
         if folder.exists() and not folder.is_dir():
@@ -185,3 +197,23 @@ class TokenStore:
             )
             raise StravaConfigError(msg)
         return dict(tokens)
+
+
+def forget_athlete(path: Path, athlete_id: int) -> int:
+    """Remove every chain of one athlete from the store file; the number removed.
+
+    For an athlete who left (or revoked the app): their tokens are of no further use,
+    and a reconcile refuses while they are here (see ``TapStrava.check_reconcile_coverage``).
+    """
+    store = TokenStore(path, client_id="", configured_refresh_token="")
+    with store.locked():
+        entries = store._read_all()
+        kept = {
+            key: entry
+            for key, entry in entries.items()
+            if not (isinstance(entry, dict) and entry.get("athlete_id") == athlete_id)
+        }
+        if len(kept) != len(entries):
+            payload = json.dumps({"version": STORE_VERSION, "tokens": kept}, indent=2)
+            write_atomically(store.path, payload)
+    return len(entries) - len(kept)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import typing as t
 
 import pytest
@@ -213,3 +215,47 @@ def test_single_athlete_and_athletes_list_together(two_athletes, tmp_path):
     config["athletes"].append({"name": "again", "refresh_token": same})
     with pytest.raises(StravaUserError, match="the same refresh token is configured twice"):
         run_tap(config)
+
+
+def test_an_error_that_is_not_about_one_athlete_fails_the_run_in_one_line(two_athletes, tmp_path):
+    """A 400 (or a bug) is not "athlete skipped": the run fails, exit 1, one line."""
+    sim, ann, bob = two_athletes
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(athletes_config(sim, tmp_path)))
+    sim.inject_fault("/athlete/activities", "status", count=1, status=400)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tap_strava.tap", "--config", str(config_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("tap-strava: error: Strava refused /api/v3/athlete/activities")
+    assert "Traceback" not in proc.stderr
+    assert "skipped_athletes" not in proc.stdout
+
+
+def test_persistent_5xx_for_one_athlete_skips_that_athlete_only(two_athletes, tmp_path):
+    sim, ann, bob = two_athletes
+    sim.inject_fault("/athlete/activities", "status", count=5, status=503)
+    result = run_tap(athletes_config(sim, tmp_path), streams=CORE_STREAMS)
+    skipped = result.final_state["bookmarks"]["activities"]["skipped_athletes"]
+    assert set(skipped) == {"ann"}
+    assert "503" in skipped["ann"] or "server error" in skipped["ann"]
+    assert ids_by_athlete(result.records("activities"))[bob.athlete_id] == {
+        a["id"] for a in bob.activities
+    }
+
+
+def test_a_bug_is_one_line_naming_it_not_a_traceback():
+    from tap_strava.tap import describe_bug
+
+    try:
+        {}["missing"]
+    except KeyError as exc:
+        line = describe_bug(exc)
+    assert line.startswith("unexpected KeyError: 'missing'")
+    assert "a bug in tap-strava" in line
+    assert "\n" not in line
