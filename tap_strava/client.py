@@ -181,8 +181,15 @@ class StravaAccount:
 
     @cached_property
     def profile(self) -> dict[str, t.Any]:
-        """``GET /athlete``, fetched once per run and shared by every stream."""
-        return t.cast("dict[str, t.Any]", self.get_json("/athlete"))
+        """``GET /athlete``, fetched once per run and shared by every stream.
+
+        The athlete's id goes into the token store: a reconcile needs to know every
+        athlete that ever loaded rows (see ``TapStrava.check_reconcile_coverage``).
+        """
+        profile = t.cast("dict[str, t.Any]", self.get_json("/athlete"))
+        if isinstance(profile.get("id"), int):
+            self.authenticator.token_store.remember_athlete(int(profile["id"]))
+        return profile
 
     @property
     def athlete_id(self) -> int:

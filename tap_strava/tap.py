@@ -430,9 +430,11 @@ class TapStrava(Tap):
                 )
                 continue
             resolved[athlete_id] = account
+        if self.config.get("reconcile"):
+            self.check_reconcile_coverage(resolved)
         return resolved
 
-    def check_reconcile_coverage(self) -> None:
+    def check_reconcile_coverage(self, resolved: t.Iterable[int] | None = None) -> None:
         """Refuse, before any request, a reconcile that would not read what it deletes.
 
         ACTIVATE_VERSION covers the whole ``activities`` table, every athlete and every
@@ -440,7 +442,9 @@ class TapStrava(Tap):
         pass did not stamp. A pass limited by ``start_date``/``end_date``, or missing an
         athlete who has rows there, would flag rows it never re-read. An athlete with an
         entry in the token store (so synced at some point) that is not configured now
-        counts as having rows.
+        counts as having rows. Checked before any request, and, if a configured token's
+        athlete is not known yet, again with ``resolved`` (the ids the profiles gave)
+        before any activity is listed.
         """
         limits = [name for name in ("start_date", "end_date") if self.config.get(name)]
         if limits:
@@ -453,11 +457,13 @@ class TapStrava(Tap):
             raise StravaConfigError(msg)
         if not self.accounts:
             return
-        configured: set[int] = set()
+        configured: set[int] = set(resolved or ())
         for account in self.accounts:
             stored = account.authenticator.token_store.load()
             if stored and stored.athlete_id is not None:
                 configured.add(int(stored.athlete_id))
+            elif resolved is None:
+                return  # whose chain this is shows with its profile: checked again then
         missing = self.accounts[0].authenticator.token_store.athlete_ids() - configured
         if missing:
             ids = ", ".join(str(athlete_id) for athlete_id in sorted(missing))

@@ -134,6 +134,14 @@ class TokenStore:
             tokens.expires_at = None
             self.save(tokens)
 
+    def remember_athlete(self, athlete_id: int) -> None:
+        """Record whose chain this is, once the profile says (hand-configured tokens too)."""
+        with self.locked():
+            tokens = self.load()
+            if tokens is not None and tokens.athlete_id != athlete_id:
+                tokens.athlete_id = athlete_id
+                self.save(tokens)
+
     def athlete_ids(self) -> set[int]:
         """The athlete ids of every chain in the file (this one's and the others').
 
