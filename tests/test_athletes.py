@@ -219,7 +219,7 @@ def test_single_athlete_and_athletes_list_together(two_athletes, tmp_path):
 
 def test_an_error_that_is_not_about_one_athlete_fails_the_run_in_one_line(two_athletes, tmp_path):
     """A 400 (or a bug) is not "athlete skipped": the run fails, exit 1, one line."""
-    sim, ann, bob = two_athletes
+    sim, _ann, _bob = two_athletes
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(athletes_config(sim, tmp_path)))
     sim.inject_fault("/athlete/activities", "status", count=1, status=400)
@@ -238,7 +238,7 @@ def test_an_error_that_is_not_about_one_athlete_fails_the_run_in_one_line(two_at
 
 
 def test_persistent_5xx_for_one_athlete_skips_that_athlete_only(two_athletes, tmp_path):
-    sim, ann, bob = two_athletes
+    sim, _ann, bob = two_athletes
     sim.inject_fault("/athlete/activities", "status", count=5, status=503)
     result = run_tap(athletes_config(sim, tmp_path), streams=CORE_STREAMS)
     skipped = result.final_state["bookmarks"]["activities"]["skipped_athletes"]

@@ -37,7 +37,7 @@ def _list(sim: StravaSimulator, **query: int) -> list[dict]:
     token = sim.issue_access_token()
     url = f"{sim.api_url}/athlete/activities?" + "&".join(f"{k}={v}" for k, v in query.items())
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - local simulator
+    with urllib.request.urlopen(request, timeout=10) as answer:
         return json.loads(answer.read())
 
 
