@@ -368,3 +368,17 @@ def test_a_failed_run_leaves_a_well_formed_part_file_and_never_overwrites(tmp_pa
         etree.parse(str(part))  # closed: well-formed
         reader.validate(part, part.with_name(part.name.replace(".xml.part", ".xsd")))
     assert not list(out.glob("*.xml"))
+
+
+def test_record_metadata_columns_validate_and_read_back(tmp_path):
+    """add_record_metadata: the SDK's _sdc_* columns (date-times as strings, integers)."""
+    target = TargetXML(config={"output_path": str(tmp_path), "add_record_metadata": True})
+    record = _record(1) | {"time_extracted": "2026-12-01T06:00:00.123456+00:00"}
+    target.process_lines(io.StringIO(_messages(_schema_message(), record)))
+    target.process_endofpipe()
+    (path,) = tmp_path.glob("things-*.xml")
+    reader.validate(path)
+    (read,) = reader.read_records(path)
+    assert read["_sdc_extracted_at"] == datetime.datetime(2026, 12, 1, 6, 0, 0, 123456, UTC)
+    assert isinstance(read["_sdc_received_at"], datetime.datetime)
+    assert isinstance(read["_sdc_sequence"], int)

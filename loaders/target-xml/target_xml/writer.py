@@ -97,10 +97,12 @@ def _fill_object(element: etree._Element, node: Node, value: dict, path: str) ->
         if key not in value:
             raise RecordMismatchError(f"{path or 'record'}: required field {key!r} is missing")
     plain = node.plain_props
+    written = 0
     for key, prop in plain.items():
         if key in value:
             _fill(etree.SubElement(element, key), prop.node, value[key], f"{path}.{key}")
-    if len(value) == sum(1 for key in plain if key in value):
+            written += 1
+    if written == len(value):
         return
     # What the schema does not declare as an element: entries, in the record's order.
     declared = {p.key for p in node.props}
