@@ -192,8 +192,9 @@ class TapStrava(Tap):
             description="Every this many days the per-activity streams (details, laps, "
             "zones, time-series) read the whole activity list instead of the look-back "
             "window, and fetch again any activity whose name, sport type, start, distance, "
-            "times or gear changed since they fetched it (one list request per 200 "
-            "activities). 0: never.",
+            "times or gear changed since they fetched it (list requests as in a first "
+            "sync: one per 200 activities plus about a dozen for the empty years before "
+            "the first one). 0: never.",
         ),
         th.Property(
             "window_days",

@@ -3,14 +3,43 @@
 from __future__ import annotations
 
 import collections
+import copy
+import datetime
+import typing as t
 
 import pytest
 
 from tap_strava.simulator import StravaSimulator
+from tap_strava.simulator import details as sim_details
 from tests.conftest import tap_config_for
 from tests.support import bookmark, run_tap
 
+
+def parse(value: str) -> int:
+    return int(datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+
+
+def sim_iso(epoch: int) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+
+
 DETAIL_STREAMS = ("activity_details", "laps", "activity_zones", "activity_streams")
+
+
+def _served(sim: StravaSimulator, kind: str) -> set[tuple[int, t.Any]]:
+    """What the simulator itself serves: (activity id, lap id or zone type) for every activity.
+
+    The oracle is the simulator's own answer builder, not anything the tap computed.
+    """
+    build = {"laps": sim_details.laps, "zones": sim_details.zones}[kind]
+    field = {"laps": "id", "zones": "type"}[kind]
+    served = set()
+    for summary in sim.activities:
+        stored = sim.primary.store.get(summary["id"])
+        served |= {(summary["id"], item[field]) for item in build(stored)}
+    return served
 
 
 def _detail_calls(sim: StravaSimulator) -> collections.Counter:
@@ -44,11 +73,11 @@ def _check_each_stream(simulator, tmp_path):
     assert "embed_token" not in details[0], "an embed token is never stored"
     assert "embed_token" not in (details[0].get("_unknown_fields") or {})
     laps = result.records("laps")
-    assert laps
     assert len({lap["id"] for lap in laps}) == len(laps)
-    assert {lap["activity_id"] for lap in laps} <= activity_ids
+    assert {(lap["activity_id"], lap["id"]) for lap in laps} == _served(simulator, "laps")
     zones = result.records("activity_zones")
     assert len({(z["activity_id"], z["type"]) for z in zones}) == len(zones)
+    assert {(z["activity_id"], z["type"]) for z in zones} == _served(simulator, "zones")
     streams = result.records("activity_streams")
     assert {s["activity_id"] for s in streams} == activity_ids
     with_time = [s for s in streams if s.get("time")]
@@ -157,6 +186,8 @@ def test_everything_enabled_completes_over_several_quota_limited_runs(tmp_path):
         config = tap_config_for(sim, tmp_path, **budgets)
         state: dict = {}
         done: dict[str, set[int]] = {name: set() for name in DETAIL_STREAMS}
+        laps: set[tuple[int, t.Any]] = set()
+        zones: set[tuple[int, t.Any]] = set()
         gear: set[str] = set()
         runs = 0
         while runs < 20 and any(len(ids) < 40 for ids in done.values()):
@@ -164,6 +195,8 @@ def test_everything_enabled_completes_over_several_quota_limited_runs(tmp_path):
             result = run_tap(config, state=state)
             for name in DETAIL_STREAMS:
                 done[name] |= {r["activity_id"] for r in result.records(name)}
+            laps |= {(r["activity_id"], r["id"]) for r in result.records("laps")}
+            zones |= {(r["activity_id"], r["type"]) for r in result.records("activity_zones")}
             gear |= {g["id"] for g in result.records("gear")}
             state = result.final_state
             sim.reset_rate_limits()  # the next day
@@ -172,11 +205,75 @@ def test_everything_enabled_completes_over_several_quota_limited_runs(tmp_path):
         # Every activity has its details and streams; laps and zones where Strava has any.
         assert done["activity_details"] == activity_ids
         assert done["activity_streams"] == activity_ids
-        assert done["laps"] <= activity_ids
-        assert done["activity_zones"] <= activity_ids
+        assert laps == _served(sim, "laps")
+        assert zones == _served(sim, "zones")
         newest = max(a["start_date"] for a in sim.activities)
         assert all(bookmark(state, name) == newest for name in DETAIL_STREAMS), "all walked"
         assert set(sim.gear) <= gear
         calls = _detail_calls(sim)
         assert all(count == 1 for count in calls.values()), "nothing fetched twice"
         assert 429 not in [r.status for r in sim.requests]
+
+
+def _details_config(sim: StravaSimulator, tmp_path, **overrides):
+    return tap_config_for(sim, tmp_path, activity_details_per_run=1000, **overrides)
+
+
+def test_a_late_upload_inside_the_look_back_gets_its_details(tmp_path):
+    with StravaSimulator(seed=25, activity_count=40, read_limit_15min=1000) as sim:
+        config = _details_config(sim, tmp_path)
+        first = run_tap(config, streams=["activity_details"])
+        mark = bookmark(first.final_state, "activity_details")
+        # Uploaded today, started two days before the bookmark: behind the bookmark.
+        late_start = sim_iso(parse(mark) - 2 * 86400)
+        late = sim.add_activity(start_date=late_start)
+        sim.clear_requests()
+        second = run_tap(
+            config, state=copy.deepcopy(first.final_state), streams=["activity_details"]
+        )
+        assert [d["id"] for d in second.records("activity_details")] == [late["id"]]
+        assert set(_detail_calls(sim)) == {f"/api/v3/activities/{late['id']}"}
+
+
+def test_an_edit_is_fetched_again_and_a_kudo_is_not(tmp_path):
+    with StravaSimulator(seed=26, activity_count=40, read_limit_15min=1000) as sim:
+        config = _details_config(sim, tmp_path)
+        state = run_tap(config, streams=["activity_details"]).final_state
+        recent = [a for a in sim.activities[:10] if a.get("gear_id")][:3]
+        sim.update_activity(recent[0]["id"], name="Renamed after the fact")
+        sim.update_activity(recent[1]["id"], kudos_count=recent[1]["kudos_count"] + 5)
+        sim.update_activity(recent[2]["id"], gear_id=None)
+        second = run_tap(config, state=state, streams=["activity_details"])
+        by_id = {d["id"]: d for d in second.records("activity_details")}
+        assert set(by_id) == {recent[0]["id"], recent[2]["id"]}
+        assert by_id[recent[0]["id"]]["name"] == "Renamed after the fact"
+
+
+def test_an_old_edit_reaches_the_details_with_the_weekly_full_pass(tmp_path):
+    with StravaSimulator(seed=27, activity_count=60, read_limit_15min=1000) as sim:
+        config = _details_config(sim, tmp_path)
+        state = run_tap(config, streams=["activity_details"]).final_state
+        oldest = sim.activities[-1]
+        sim.update_activity(oldest["id"], name="Renamed years later")
+        daily = run_tap(config, state=copy.deepcopy(state), streams=["activity_details"])
+        assert daily.records("activity_details") == [], "older than the look-back: not yet"
+        # A week later the full pass is due (its time is kept in the state).
+        for partition in state["bookmarks"]["activity_details"]["partitions"]:
+            partition["full_pass_at"] -= 7 * 86400
+        weekly = run_tap(config, state=state, streams=["activity_details"])
+        assert [d["name"] for d in weekly.records("activity_details")] == ["Renamed years later"]
+
+
+def test_a_state_of_the_previous_version_refetches_nothing(tmp_path):
+    """Upgrading: done_at_bookmark and a bookmark, no digests yet."""
+    with StravaSimulator(seed=28, activity_count=30, read_limit_15min=1000) as sim:
+        config = _details_config(sim, tmp_path)
+        state = run_tap(config, streams=["activity_details"]).final_state
+        for partition in state["bookmarks"]["activity_details"]["partitions"]:
+            del partition["fetched"]
+            mark = partition["replication_key_value"]
+            partition["done_at_bookmark"] = [
+                a["id"] for a in sim.activities if a["start_date"] == mark
+            ]
+        again = run_tap(config, state=state, streams=["activity_details"])
+        assert again.records("activity_details") == []
