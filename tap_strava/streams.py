@@ -216,14 +216,18 @@ class ActivitiesStream(ActivityListStream):
         """Lower bound of this run, never before ``start_date``.
 
         An unfinished run left ``resume_from`` (the first unread second): go on from there.
-        Otherwise start ``lookback_days`` before the bookmark (a reconcile: at the start).
+        Otherwise start ``lookback_days`` before the bookmark (a reconcile: at the start;
+        a date-range backfill whose range ends before the bookmark: at its start).
         """
         state = self.get_context_state(context)
         bookmark = state.get("replication_key_value")
         start_date = self.config.get("start_date")
+        end_date = self.config.get("end_date")
         floor = _epoch(start_date) if start_date else 0
         if state.get(RESUME_KEY):
             return max(int(state[RESUME_KEY]), floor)
+        if bookmark and end_date and _epoch(bookmark) > _epoch(end_date):
+            return floor
         if bookmark and not self.reconciling:
             lookback = int(self.config.get("lookback_days", 7)) * DAY
             return max(_epoch(bookmark) - lookback, floor)
@@ -315,6 +319,9 @@ class ActivitiesStream(ActivityListStream):
             partition_state["replication_key_value"] = self._sane_bookmark(
                 str(partition_state["replication_key_value"]), partition_state
             )
+        high_water = (
+            partition_state.get("replication_key_value") if self.config.get("end_date") else None
+        )
         for batch in self.sorted_windows(context, self.starting_epoch(context)):
             for record in batch:
                 activity_id = int(record["id"])
@@ -335,6 +342,9 @@ class ActivitiesStream(ActivityListStream):
                     partition_state["replication_key_value"] = clamp_to(
                         bookmark, self.strava_tap.run_started_at
                     )
+                elif high_water and _epoch(record["start_date"]) < _epoch(high_water):
+                    # A date-range backfill never moves a later bookmark back.
+                    partition_state["replication_key_value"] = high_water
                 # `record` is now conformed and emitted: remember what the target got.
                 digests[str(activity_id)] = [
                     record["start_date"],

@@ -191,8 +191,24 @@ def test_a_date_range_backfill_with_its_own_state_leaves_the_daily_bookmark_alon
     first, last = starts[10], starts[40]
     backfill = run_tap({**tap_config, "start_date": first, "end_date": last}, state={})
     ids = set(backfill.ids())
-    assert ids == {a["id"] for a in simulator.activities if first <= a["start_date"] <= last}
+    in_range = {a["id"] for a in simulator.activities if first <= a["start_date"] <= last}
+    assert ids == in_range
     assert bookmark(backfill.final_state) == last
-    # The daily state was never touched: the next daily run reads only its look-back.
-    again = run_tap(tap_config, state=daily)
-    assert len(again.ids()) < 40
+    assert bookmark(daily) == max(starts)
+
+
+def test_a_date_range_backfill_run_on_the_daily_state_reads_the_range_and_keeps_the_bookmark(
+    simulator, tap_config
+):
+    """Forgetting --state-id-suffix must neither skip the range nor move the bookmark back."""
+    daily = run_tap(tap_config).final_state
+    starts = sorted(a["start_date"] for a in simulator.activities)
+    first, last = starts[10], starts[40]
+    backfill = run_tap({**tap_config, "start_date": first, "end_date": last}, state=daily)
+    in_range = {a["id"] for a in simulator.activities if first <= a["start_date"] <= last}
+    assert set(backfill.ids()) == in_range
+    assert bookmark(backfill.final_state) == max(starts), "the daily bookmark stays"
+    new = simulator.add_activity()
+    again = run_tap(tap_config, state=backfill.final_state)
+    assert new["id"] in again.ids()
+    assert len(again.ids()) < 40, "only the look-back, not the history again"
