@@ -192,3 +192,19 @@ def test_a_second_run_writes_its_own_files_and_keeps_the_first(destination_proje
     assert records[new["id"]]["name"] == new["name"]
     assert len(records) < len(project.sim.activities), "the second run is incremental"
     assert not list(second_folder.glob("*.part"))
+
+
+def test_the_settings_meltano_yml_declares_are_the_plugins(destination_project):
+    import yaml
+
+    from tests.pipeline import PROJECT_ROOT
+
+    about = destination_project.meltano("invoke", "target-xml", "--about", "--format=json")
+    assert about.returncode == 0, about.stderr[-2000:]
+    known = json.loads(about.stdout)["settings"]["properties"]
+    project = yaml.safe_load((PROJECT_ROOT / "meltano.yml").read_text())
+    (loader,) = [p for p in project["plugins"]["loaders"] if p["name"] == "target-xml"]
+    declared = {s["name"] for s in loader["settings"]}
+    assert declared <= set(known), declared - set(known)
+    assert {"output_path", "file_naming_scheme"} <= declared
+    assert loader["config"]["output_path"] == "$MELTANO_PROJECT_ROOT/output/$STRAVA_RUN_STAMP"
