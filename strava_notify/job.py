@@ -14,7 +14,8 @@ command:
 4. if Meltano refuses because an earlier, killed run still looks "running", retries with
    ``--force`` only when no pipeline process of this project is alive;
 5. reads the tallies and the exit code, posts success / no new activities / partial /
-   failure, and exits 0 (success, no new, partial), 1 (failure) or 2 (did not run).
+   failure / interrupted, and exits 0 (success, no new, partial), 1 (failure), 2 (did not
+   run) or 3 (interrupted by Ctrl-C or SIGTERM: Meltano is stopped gracefully first).
 
 Delivery problems are logged and never change the exit code.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import datetime
 import json
 import logging
@@ -41,16 +43,18 @@ import filelock
 
 from strava_notify import notify
 from strava_notify.meltano_log import MeltanoLog, step_label
-from strava_notify.messages import FAILURE, Notification, RunReport, compose
+from strava_notify.messages import FAILURE, INTERRUPTED, Notification, RunReport, compose
 from strava_notify.processes import pipeline_processes
 from strava_notify.redact import RedactingFilter, Redactor, read_dotenv, url_secrets
 from strava_notify.tally import read_tally
+from tap_strava.files import write_atomically
+from tap_strava.ratelimit import WAIT_MARKER
 
 logger = logging.getLogger("strava_notify.job")
 
 DEFAULT_JOB = "strava-daily"
 DEFAULT_KEEP_LOGS = 30
-EXIT_OK, EXIT_FAILED, EXIT_DID_NOT_RUN = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_DID_NOT_RUN, EXIT_INTERRUPTED = 0, 1, 2, 3
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 LOG_FORMAT = "%(asctime)s strava-job %(levelname)s %(message)s"
 
@@ -134,6 +138,8 @@ class StravaJob:
         self.log_path = self.log_dir / f"{options.job}-{self.stamp}.log"
         self.lock_path = self.project_dir / ".meltano" / "run" / "strava-job.lock"
         self._child: subprocess.Popen[str] | None = None
+        # The signal (SIGINT, SIGTERM) that stopped this job, once one arrived.
+        self.interrupted: str | None = None
 
     def _url_secrets(self) -> list[str]:
         """URLs given as options are secrets too (their tokens are in path or query)."""
@@ -151,6 +157,7 @@ class StravaJob:
         stream.setFormatter(self._formatter)
         stream.addFilter(self._redacting)
         root.addHandler(stream)
+        self._stderr_handler = stream
         # Whatever happened to logging before: apprise and urllib3 never log URLs here.
         notify.quiet_url_loggers()
 
@@ -180,9 +187,17 @@ class StravaJob:
         try:
             self._write_lock_info()
             file_handler = self._open_run_log()
+            # From here on Ctrl-C and SIGTERM stop Meltano gracefully and the run ends
+            # with its one message (interrupted), never with a KeyboardInterrupt traceback.
+            previous = {
+                signum: signal.signal(signum, self._on_signal)
+                for signum in (signal.SIGINT, signal.SIGTERM)
+            }
             try:
                 return self._run_locked(file_handler)
             finally:
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
                 logging.getLogger().removeHandler(file_handler)
                 file_handler.close()
                 self._prune_logs()
@@ -202,7 +217,7 @@ class StravaJob:
             )
             code, log = self._meltano(tally_dir, force=False, file_handler=file_handler)
             notes: list[str] = []
-            if code != 0 and log.already_running:
+            if code != 0 and log.already_running and not self.interrupted:
                 alive = pipeline_processes(self.project_dir)
                 if alive:
                     reason = (
@@ -232,8 +247,11 @@ class StravaJob:
                 tallies=self._tallies(tally_dir),
                 log_path=self.log_path,
                 notes=notes,
+                interrupted=self.interrupted,
             )
-            if code != 0:
+            if self.interrupted:
+                report.committed = [step_label("target", name) for name in log.completed_loaders()]
+            elif code != 0:
                 step = log.failed_step()
                 if step.kind == "already_running":
                     # Still refused after --force: let the notification say it plainly.
@@ -246,6 +264,8 @@ class StravaJob:
                         report.notes.append(killed + ".")
                 report.step = step
                 report.committed = [step_label("target", name) for name in log.completed_loaders()]
+            if "target-csv" in log.completed_loaders():
+                self._mark_csv_folder(report.tallies)
             return self._finish(report)
         finally:
             shutil.rmtree(tally_dir, ignore_errors=True)
@@ -287,25 +307,110 @@ class StravaJob:
             logger.error("%s", message)
             return 127, log
         self._child = child
-        previous = signal.signal(signal.SIGTERM, self._forward_sigterm)
+        if self.interrupted:  # the signal came before Meltano was started
+            child.send_signal(signal.SIGTERM)
         try:
             with self.log_path.open("a", encoding="utf-8") as out:
                 assert child.stdout is not None
                 for line in child.stdout:
                     out.write(self.redact(line))
+                    # Line by line: a reader of the log (tail -f) sees a wait as it starts,
+                    # not when a 4 KiB buffer fills or the run ends.
+                    out.flush()
                     log.feed(line)
+                    if WAIT_MARKER in line:
+                        self._relay_wait(line)
                 code = child.wait()
         finally:
-            signal.signal(signal.SIGTERM, previous)
             self._child = None
         logger.info("meltano exited with code %d", code)
         return code, log
 
-    def _forward_sigterm(self, signum: int, _frame: types.FrameType | None) -> None:
-        """Being stopped stops Meltano gracefully; the outcome is still reported."""
-        logger.warning("strava-job received signal %d: stopping meltano", signum)
-        if self._child is not None:
+    def _relay_wait(self, line: str) -> None:
+        """A quota wait of the tap also goes to cron's log (stderr), as it happens.
+
+        cron's log gets only the job's own few lines; during a 15-minute wait it would
+        otherwise say nothing at all. Only to stderr: the per-run log has the line already.
+        """
+        try:
+            event = json.loads(line)
+            text = str(event.get("event") or "") if isinstance(event, dict) else line
+            plugin = str(event.get("name") or "tap") if isinstance(event, dict) else "tap"
+        except ValueError:
+            text, plugin = line, "tap"
+        text = text.strip()
+        if WAIT_MARKER in text:
+            text = text[text.index(WAIT_MARKER) :]
+        record = logger.makeRecord(
+            logger.name, logging.WARNING, __file__, 0, "%s: %s", (plugin, text), None
+        )
+        self._stderr_handler.handle(record)
+
+    def _on_signal(self, signum: int, _frame: types.FrameType | None) -> None:
+        """Ctrl-C or SIGTERM: stop Meltano gracefully; the run is reported as interrupted.
+
+        Meltano gets SIGTERM (the tap then writes its state and exits; a Ctrl-C in a
+        terminal reaches Meltano and the plugins by itself too). The job goes on reading
+        Meltano's output until it exits, then posts one message: a second Ctrl-C does not
+        cut that short.
+        """
+        name = signal.Signals(signum).name
+        if self.interrupted is None:
+            self.interrupted = name
+            logger.warning("strava-job received %s: stopping meltano, then reporting", name)
+        if self._child is not None and self._child.poll() is None:
             self._child.send_signal(signal.SIGTERM)
+
+    def csv_folder(self) -> Path:
+        """The CSV folder of the run: ``TARGET_CSV_OUTPUT_PATH`` if set, else meltano.yml's."""
+        configured = self.settings.get("TARGET_CSV_OUTPUT_PATH")
+        if not configured:
+            return self.project_dir / "output" / self.stamp
+        expanded = configured.replace("$STRAVA_RUN_STAMP", self.stamp).replace(
+            "${STRAVA_RUN_STAMP}", self.stamp
+        )
+        expanded = expanded.replace("$MELTANO_PROJECT_ROOT", str(self.project_dir))
+        return Path(expanded).expanduser()
+
+    def _mark_csv_folder(self, tallies: t.Mapping[str, t.Mapping[str, t.Any]]) -> None:
+        """Write ``_SUCCESS`` (JSON: files and their rows) once target-csv has committed.
+
+        A failed or interrupted run leaves a folder too (target-csv creates its files with
+        the header first), and "take the newest folder" would pick it: a consumer takes
+        the newest folder that has ``_SUCCESS``. The rows are counted in the files
+        themselves (what a reader will find), the records in the tally (what arrived).
+        """
+        folder = self.csv_folder()
+        if not folder.is_dir():
+            logger.warning("No CSV folder %s: no _SUCCESS marker written", folder)
+            return
+        files: dict[str, int] = {}
+        streams: dict[str, int] = {}
+        for path in sorted(folder.glob("*.csv")):
+            with path.open(newline="", encoding="utf-8") as handle:
+                files[path.name] = max(0, sum(1 for _ in csv.reader(handle)) - 1)
+            stream = path.name.rsplit("-", 1)[0]
+            streams[stream] = streams.get(stream, 0) + files[path.name]
+        counts = (tallies.get("CSV") or {}).get("streams") or {}
+        marker = {
+            "run": self.stamp,
+            "job": self.options.job,
+            "environment": self.options.environment,
+            "finished_at": datetime.datetime.now(datetime.timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            ),
+            "rows": streams,
+            "files": files,
+            "records_sent": {name: c.get("records", 0) for name, c in sorted(counts.items())},
+        }
+        try:
+            write_atomically(
+                folder / "_SUCCESS", json.dumps(marker, indent=2, sort_keys=True) + "\n", mode=0o644
+            )
+        except OSError as exc:
+            logger.warning("Could not write %s: %s", folder / "_SUCCESS", exc)
+            return
+        logger.info("CSV folder complete: %s (%s)", folder / "_SUCCESS", streams)
 
     def _tallies(self, tally_dir: Path) -> dict[str, dict[str, t.Any]]:
         """The tallies the mappers wrote, in the order the blocks ran."""
@@ -354,6 +459,8 @@ class StravaJob:
             )
         else:
             logger.info("No STRAVA_NOTIFY_URLS configured: the outcome is not posted")
+        if message.outcome == INTERRUPTED:
+            return EXIT_INTERRUPTED
         return EXIT_FAILED if message.outcome == FAILURE else EXIT_OK
 
     # -- lock and logs ------------------------------------------------------------------
@@ -389,7 +496,13 @@ class StravaJob:
 def main(argv: t.Sequence[str] | None = None) -> None:
     """Console entry point ``strava-job``."""
     options = parse_args(argv, os.environ)
-    sys.exit(StravaJob(options, os.environ).run())
+    try:
+        code = StravaJob(options, os.environ).run()
+    except KeyboardInterrupt:
+        # Only before the lock (nothing started yet) or after the message was sent.
+        print("strava-job: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    sys.exit(code)
 
 
 if __name__ == "__main__":

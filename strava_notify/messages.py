@@ -9,7 +9,9 @@ means every target committed):
 * **partial**: the tap stopped at Strava's rate limit and recorded where (the next run
   resumes there), or skipped an athlete whose token failed while the others synced;
 * **failure**: a step failed, or the job could not run at all (lock held, an earlier
-  pipeline still alive).
+  pipeline still alive);
+* **interrupted**: Ctrl-C or SIGTERM stopped the job (someone ran it by hand, a shutdown);
+  not a failure of the pipeline, and nothing is lost.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from pathlib import Path
 from strava_notify.meltano_log import FailedStep, step_label
 
 SUCCESS, NO_NEW, PARTIAL, FAILURE = "success", "no_new", "partial", "failure"
-NOTIFY_TYPE = {SUCCESS: "success", NO_NEW: "info", PARTIAL: "warning", FAILURE: "failure"}
+INTERRUPTED = "interrupted"
+NOTIFY_TYPE = {
+    SUCCESS: "success",
+    NO_NEW: "info",
+    PARTIAL: "warning",
+    FAILURE: "failure",
+    INTERRUPTED: "warning",
+}
 ACTIVITIES = "activities"
 
 
@@ -39,10 +48,13 @@ class RunReport:
     committed: list[str] = dataclasses.field(default_factory=list)  # labels, failure only
     did_not_run: str | None = None  # why the job refused to start the pipeline
     notes: list[str] = dataclasses.field(default_factory=list)
+    interrupted: str | None = None  # the signal that stopped the job ("SIGINT")
 
     @property
     def outcome(self) -> str:
-        """success, no_new, partial or failure (see the module docstring)."""
+        """success, no_new, partial, failure or interrupted (see the module docstring)."""
+        if self.interrupted:
+            return INTERRUPTED
         if self.did_not_run or self.exit_code != 0:
             return FAILURE
         if any(tally.get("partial") for tally in self.tallies.values()):
@@ -93,7 +105,9 @@ def target_line(label: str, tally: t.Mapping[str, t.Any]) -> str:
                 f"{stream} {counts.get('new', 0)} new, {counts.get('updated', 0)} updated"
                 f" ({counts.get('records', 0)} read)"
             )
-        else:
+        elif counts.get("records", 0):
+            # A stream without records is left out: the per-activity streams are off in
+            # the daily job (budget 0), and "activity_details 0 read" read like a fault.
             parts.append(f"{stream} {counts.get('records', 0)} read")
     return f"{label}: " + ("; ".join(parts) if parts else "no records")
 
@@ -135,6 +149,22 @@ def _footer(report: RunReport) -> list[str]:
     return lines
 
 
+def _distinct_reasons(reasons: list[str]) -> list[str]:
+    """One reason per kind of stop, the latest wording of each.
+
+    Each block reads Strava separately and words its stop with its own times ("opens in
+    461 s", "after 09:15:00 UTC"): the same stop must not be told once per block. The kind
+    is the text before the first ``;`` or ``:`` detail; the last block's text is the
+    freshest.
+    """
+    latest: dict[str, str] = {}
+    for reason in reasons:
+        kind = reason.split(";", 1)[0].split(" (", 1)[0].strip()
+        latest.pop(kind, None)
+        latest[kind] = reason
+    return list(latest.values())
+
+
 def compose(report: RunReport) -> Notification:
     """The notification for a run; plain text that reads well in chat and JSON alike."""
     outcome = report.outcome
@@ -172,8 +202,9 @@ def compose(report: RunReport) -> Notification:
                     line = f"{stop['athlete']}: {stop.get('reason')}"
                     if line not in skipped:
                         skipped.append(line)
-                elif stop.get("reason") and str(stop["reason"]) not in reasons:
+                elif stop.get("reason"):
                     reasons.append(str(stop["reason"]))
+        reasons = _distinct_reasons(reasons)
         title = f"Strava sync ({env}): partial" + (", resumes next run" if reasons else "")
         body = [
             *(["Stopped early at Strava's rate limit: " + "; ".join(reasons)] if reasons else []),
@@ -182,6 +213,18 @@ def compose(report: RunReport) -> Notification:
             *_counts_lines(report),
             *_new_activity_lines(report.tallies),
         ]
+    elif outcome == INTERRUPTED:
+        how = "Ctrl-C" if report.interrupted == "SIGINT" else report.interrupted
+        title = f"Strava sync ({env}) interrupted"
+        body = [f"Stopped by {how} ({report.interrupted}) before the job finished."]
+        if report.committed:
+            body.append("Committed before the interruption: " + ", ".join(report.committed) + ".")
+        else:
+            body.append("No target had committed this run's data yet.")
+        body.append(
+            "Nothing is lost: each target's state only advances with what it committed; "
+            "the next run resumes from there."
+        )
     elif report.did_not_run:
         title = f"Strava sync ({env}) did not run"
         body = [report.did_not_run, "Nothing was loaded by this run."]

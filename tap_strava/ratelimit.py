@@ -25,6 +25,11 @@ DEFAULT_DAY_SECONDS = 86400
 # A 429 caused by other users of the app: wait for the next window this many times.
 MAX_RATE_LIMITED_RETRIES = 3
 WINDOW_MARGIN_SECONDS = 1.0
+# A wait is announced when it starts and then every this many seconds, so that a log
+# (cron's, strava-job's per-run log) never goes quiet for long during a 15-minute wait.
+WAIT_ANNOUNCE_SECONDS = 60.0
+# Every wait line starts with this; strava-job relays such lines to its own log.
+WAIT_MARKER = "Waiting for Strava's quota"
 
 logger = logging.getLogger("tap-strava.ratelimit")
 
@@ -233,8 +238,26 @@ class RateLimitTracker:
                 f"{reason}; the next window opens in {wait:.0f} s, more than "
                 f"max_rate_limit_wait_seconds={self.max_wait_seconds:.0f}"
             )
-        logger.warning("%s: waiting %.0f s for the next window", reason, wait)
-        (self._sleep or time.sleep)(wait)
+        ends = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=wait)
+        logger.warning(
+            "%s: %s: %.0f s, until %s UTC (the next 15-minute window)",
+            WAIT_MARKER,
+            reason,
+            wait,
+            f"{ends:%H:%M:%S}",
+        )
+        left = wait
+        while left > 0:
+            chunk = min(left, WAIT_ANNOUNCE_SECONDS)
+            (self._sleep or time.sleep)(chunk)
+            left -= chunk
+            if left > 0:
+                logger.warning(
+                    "%s: still waiting, %.0f s left (until %s UTC)",
+                    WAIT_MARKER,
+                    left,
+                    f"{ends:%H:%M:%S}",
+                )
         self.waited_seconds += wait
         self._window_spent = True  # a new window: the last usage figures are stale
 

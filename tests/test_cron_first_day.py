@@ -1,0 +1,134 @@
+"""The first real day (issue 13): quota waits in the logs as they happen, Ctrl-C and SIGTERM.
+
+The project is deployed like the README's ``/srv/tap-strava`` (see ``test_notify_e2e``) and
+``strava-job`` runs the real Meltano against the simulator. Another user of the app has
+spent the 15-minute quota when the run starts (a 429 on the first request), so the tap
+waits for the next window; the simulator's clock is set so that the wait is about as long
+as its (short) window.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from tap_strava.ratelimit import WAIT_MARKER
+from tap_strava.simulator import StravaSimulator
+from tests.test_notify_e2e import CronProject, deployed  # noqa: F401 - a fixture
+
+pytestmark = pytest.mark.e2e
+
+WINDOW = 20  # the simulator's and the tap's 15-minute window, shortened
+
+
+@pytest.fixture
+def simulator() -> t.Iterator[StravaSimulator]:
+    """A small account whose quota windows are WINDOW seconds long."""
+    with StravaSimulator(seed=7, activity_count=20, window_seconds=WINDOW) as sim:
+        yield sim
+
+
+def start_job(project: CronProject, sim: StravaSimulator) -> subprocess.Popen[str]:
+    """The cron line's command, in its own process group (a terminal's foreground job)."""
+    sim.advance_clock((-sim.now()) % WINDOW + 0.5)  # a window starts now
+    sim.inject_fault(r"^/api/v3/athlete$", "rate_limit", count=1)
+    env = project.meltano.env(
+        STRAVA_NOTIFY_TRIES="1",
+        TAP_STRAVA_RATE_LIMIT_WINDOW_SECONDS=str(WINDOW),
+        TAP_STRAVA_MAX_RATE_LIMIT_WAIT_SECONDS=str(3 * WINDOW),
+    )
+    env.pop("TARGET_CSV_OUTPUT_PATH")
+    cron_log = (project.root / "logs" / "cron.log").open("a")
+    return subprocess.Popen(
+        [str(project.root / ".venv" / "bin" / "strava-job"), "--environment", "prod"],
+        cwd=project.root,
+        env=env,
+        stdout=cron_log,
+        stderr=cron_log,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def run_log(project: CronProject) -> str:
+    return "\n".join(p.read_text() for p in (project.root / "logs").glob("strava-daily-*.log"))
+
+
+def wait_is_the_last_line(project: CronProject) -> bool:
+    """The per-run log ends with the wait line, complete: nothing is held in a buffer."""
+    text = run_log(project)
+    lines = text.splitlines()
+    return text.endswith("\n") and bool(lines) and WAIT_MARKER in lines[-1]
+
+
+def wait_for(condition: t.Callable[[], bool], proc: subprocess.Popen[str], seconds: float) -> bool:
+    """Poll ``condition`` while ``proc`` runs; True if it held before ``proc`` ended."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_quota_wait_is_in_both_logs_while_it_lasts(deployed):  # noqa: F811
+    """13.2: cron.log and the per-run log (buffered until the end) were silent."""
+    simulator = deployed.meltano.sim
+    cron_log = deployed.root / "logs" / "cron.log"
+    proc = start_job(deployed, simulator)
+    try:
+        in_cron_log = wait_for(lambda: WAIT_MARKER in cron_log.read_text(), proc, 3 * WINDOW)
+        # Everything Meltano printed so far is in the file, up to the wait line itself.
+        in_run_log = wait_for(lambda: wait_is_the_last_line(deployed), proc, 2)
+        assert proc.wait(timeout=300) == 0, cron_log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert in_cron_log, "cron's log showed the wait while it lasted"
+    assert in_run_log, "the per-run log showed the wait while it lasted"
+    relayed = [line for line in cron_log.read_text().splitlines() if WAIT_MARKER in line]
+    assert relayed[0].split(" strava-job WARNING ")[1].startswith("tap-strava: " + WAIT_MARKER)
+    (message,) = [post["json"] for post in deployed.hook.posts]
+    assert message["type"] == "success"
+    # 13.8: streams that are off (budget 0) are not listed as "0 read".
+    assert "activity_details" not in message["body"]
+    assert "laps" not in message["body"]
+    # 13.7: every finished CSV folder has its marker with the counts.
+    (folder,) = (deployed.root / "output").iterdir()
+    marker = (folder / "_SUCCESS").read_text()
+    assert f'"activities": {len(simulator.activities)}' in marker
+
+
+@pytest.mark.parametrize("how", ["ctrl_c", "sigterm"])
+def test_ctrl_c_or_sigterm_ends_in_one_interrupted_message(deployed, how):  # noqa: F811
+    """13.5: Ctrl-C gave a KeyboardInterrupt traceback, exit 130 and no message."""
+    simulator = deployed.meltano.sim
+    cron_log = deployed.root / "logs" / "cron.log"
+    proc = start_job(deployed, simulator)
+    try:
+        assert wait_for(lambda: WAIT_MARKER in run_log(deployed), proc, 3 * WINDOW)
+        if how == "ctrl_c":
+            os.killpg(proc.pid, signal.SIGINT)  # what the terminal sends its foreground job
+        else:
+            proc.send_signal(signal.SIGTERM)  # `kill PID`, a shutdown, systemd
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = cron_log.read_text()
+    assert code == 3, text[-3000:]
+    assert "Traceback" not in text
+    (message,) = [post["json"] for post in deployed.hook.posts]
+    assert message["type"] == "warning"
+    assert message["title"] == "Strava sync (prod) interrupted"
+    name = "SIGINT" if how == "ctrl_c" else "SIGTERM"
+    assert f"({name}) before the job finished" in message["body"]
+    assert "the next run resumes from there" in message["body"]
+    assert text.count("Outcome interrupted") == 1
+    assert not list(Path(deployed.root / "output").glob("*/_SUCCESS"))
