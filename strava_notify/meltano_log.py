@@ -5,7 +5,10 @@ enough either: when a target dies mid-load Meltano itself crashes on the broken 
 never logs "Block run completed ... success=False". So the job reads the evidence the
 plugins left on stderr: the *first* real error of the failing block (a ``tap-strava:
 error: ...`` line, a traceback's exception line) names the step; a ``BrokenPipeError`` is
-only the echo of a consumer that died first.
+only the echo of a consumer that died first. A plugin that wrote no error line at all
+(SIGKILLed by the OOM killer) is named with how it ended (its exit code from Meltano's
+``exit_codes``), never with its last info line as "the cause". ``tests/
+test_notify_meltano_output.py`` checks all of this on real ``meltano run`` output.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import signal
 import typing as t
 
 # "tap-strava: error: ..." (the tap's one-line user errors), "Error: ..." (click).
@@ -89,6 +93,38 @@ def _role(event: t.Mapping[str, t.Any]) -> str:
 
 def _is_error_line(text: str) -> bool:
     return bool(_ERROR_LINE.match(text) or _EXCEPTION_LINE.match(text))
+
+
+def _exit_code(codes: t.Mapping[str, t.Any], key: str, name: str) -> int | None:
+    """A plugin's exit code in Meltano's ``exit_codes`` (mappers: a list of {id: code})."""
+    value = codes.get(key)
+    if isinstance(value, int):
+        return value
+    entries = [dict(e) for e in value if isinstance(e, dict)] if isinstance(value, list) else []
+    for entry in entries:
+        if name in entry:
+            return int(entry[name])
+    # A mapper is listed by its mapping's name ("tally-csv"), its lines by the plugin's.
+    return int(next(iter(entries[0].values()))) if len(entries) == 1 and entries[0] else None
+
+
+def _silent_end(name: str, code: int | None, last_line: str) -> str:
+    """How a plugin that wrote no error line ended: its exit code, not its last log line.
+
+    Real case: a tap killed by SIGKILL (out of memory, or stopped by hand) leaves an info
+    line like "activities: reading activities ..." last; as "the cause" it misleads.
+    """
+    if code is not None and code < 0:
+        try:
+            how = f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"was killed by signal {-code}"
+        how += " (out of memory, or stopped by hand)"
+    elif code:
+        how = f"exited with code {code} without an error message"
+    else:
+        how = "failed without an error message"
+    return f"{name} {how}" + (f"; its last line: {last_line}" if last_line else "")
 
 
 class MeltanoLog:
@@ -211,7 +247,11 @@ class MeltanoLog:
                     chosen = [tr for tr in chosen if tr.name in failed] or chosen
                 if chosen:
                     trail = chosen[0]
-                    return self._step(trail, trail.cause or self.failure_err())
+                    cause = trail.own_error or trail.exception or trail.echo
+                    code = _exit_code(codes, key, trail.name)
+                    return self._step(
+                        trail, cause or _silent_end(trail.name, code, trail.last_line)
+                    )
         cause = (
             self.failure_err()
             or (self.meltano_errors[-1] if self.meltano_errors else "")
