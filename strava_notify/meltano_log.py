@@ -7,8 +7,9 @@ plugins left on stderr: the *first* real error of the failing block (a ``tap-str
 error: ...`` line, a traceback's exception line) names the step; a ``BrokenPipeError`` is
 only the echo of a consumer that died first. A plugin that wrote no error line at all
 (SIGKILLed by the OOM killer) is named with how it ended (its exit code from Meltano's
-``exit_codes``), never with its last info line as "the cause". ``tests/
-test_notify_meltano_output.py`` checks all of this on real ``meltano run`` output.
+``exit_codes``), never with its last info line as "the cause".
+
+``tests/test_notify_meltano_output.py`` checks all of this on real ``meltano run`` output.
 """
 
 from __future__ import annotations
