@@ -651,6 +651,33 @@ def test_refresh_rotates_and_old_refresh_token_dies(sim):
     assert get(sim, "/athlete", {"Authorization": f"Bearer {new['access_token']}"}).ok
 
 
+def test_refresh_grants_and_lost_answers_are_recorded_without_tokens(sim):
+    """What tests of token races rely on: each grant's fingerprints, never a token."""
+    first = sim.refresh_token
+    sim.advance_clock(6 * 3600)  # the generator's access token is too old to reuse
+    # The refresh is served (the token rotates), then the connection is dropped.
+    sim.inject_fault(r"^/oauth/token$", "lost_answer")
+    with pytest.raises(requests.ConnectionError):
+        refresh(sim, first)
+    assert sim.refresh_token != first, "Strava rotated although the answer was lost"
+    assert refresh(sim, first).status_code == 400, "the old token died with the rotation"
+    assert refresh(sim, sim.refresh_token).status_code == 200
+
+    grants = requests.get(sim.base_url + "/_sim/token_grants", timeout=TIMEOUT).json()
+    assert [(g["accepted"], g["rotated"]) for g in grants] == [
+        (True, True),
+        (False, False),
+        (True, False),  # the new access token has > 1 hour left: nothing rotates
+    ]
+    assert grants[0]["presented"] == grants[1]["presented"], "the same token, twice"
+    assert grants[2]["presented"] == grants[0]["issued"]
+    text = json.dumps(grants)
+    assert first not in text
+    assert str(sim.refresh_token) not in text
+    lost = [r for r in sim.requests if r.fault == "lost_answer"]
+    assert [r.status for r in lost] == [None], "the client never got an answer"
+
+
 def test_no_rotation_keeps_the_refresh_token():
     with StravaSimulator(
         seed=2,
