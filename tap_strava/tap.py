@@ -95,6 +95,30 @@ def started_by_meltano_config_test() -> bool:
     return False
 
 
+_INTEGER_TEXT = re.compile(r"^\s*[+-]?\d+\s*$")
+_BOOLEAN_TEXT = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+
+
+def coerce_setting_text(config: dict[str, t.Any], schema: dict[str, t.Any]) -> dict[str, t.Any]:
+    """``config`` with integer and boolean settings given as text converted where exact.
+
+    ``"7"`` becomes 7 and ``"true"`` True; ``"seven"`` stays text, for the validation to
+    name. Under Meltano every such setting arrives as text (see :class:`TapStrava`).
+    """
+    result = dict(config)
+    for name, spec in (schema.get("properties") or {}).items():
+        value = result.get(name)
+        if not isinstance(value, str):
+            continue
+        kinds = spec.get("type")
+        kinds = {kinds} if isinstance(kinds, str) else set(kinds or ())
+        if "integer" in kinds and _INTEGER_TEXT.match(value):
+            result[name] = int(value)
+        elif "boolean" in kinds and value.strip().lower() in _BOOLEAN_TEXT:
+            result[name] = _BOOLEAN_TEXT[value.strip().lower()]
+    return result
+
+
 class TapStrava(Tap):
     """Singer tap for a Strava athlete's activities, profile and totals."""
 
@@ -293,13 +317,47 @@ class TapStrava(Tap):
             errors = super()._validate_config(raise_errors=raise_errors)
         except ConfigValidationError as exc:
             errors = list(exc.errors)
-        errors += self._semantic_errors()
+        typed = self._type_errors()
+        # The SDK's "'seven' is not of type 'integer', 'null' in config['lookback_days']"
+        # is replaced by a line that says what the setting wants and its variable.
+        errors = [e for e in errors if not any(f"config['{name}']" in e for name in typed)]
+        errors = list(typed.values()) + errors + self._semantic_errors()
         if errors and raise_errors:
             msg = (
                 "invalid configuration: " + "; ".join(errors) + ". Fix the setting "
                 "(TAP_STRAVA_<SETTING> in Meltano's .env, or the --config file)"
             )
             raise StravaConfigError(msg)
+        return errors
+
+    def __init__(self, *, config: t.Any = None, **kwargs: t.Any) -> None:
+        """The SDK's tap, with numbers and booleans given as text read as such.
+
+        meltano.yml declares these settings as strings: Meltano's own ``kind: integer``
+        cast ``TAP_STRAVA_LOOKBACK_DAYS=seven`` with a 60-line traceback before the tap
+        ever ran, and ``kind: date_iso8601`` read ``01/02/2024`` as a date. Meltano now
+        passes the text through and the tap converts it here, or names the setting.
+        """
+        if isinstance(config, dict):
+            config = coerce_setting_text(config, self.config_jsonschema)
+        super().__init__(config=config, **kwargs)
+
+    def _type_errors(self) -> dict[str, str]:
+        """Setting name to a clear line, for every integer or boolean setting given as text."""
+        errors: dict[str, str] = {}
+        for name, spec in self.config_jsonschema["properties"].items():
+            value = self.config.get(name)
+            if not isinstance(value, str):
+                continue
+            kinds = spec.get("type")
+            kinds = {kinds} if isinstance(kinds, str) else set(kinds or ())
+            variable = f"TAP_STRAVA_{name.upper()}"
+            if "integer" in kinds:
+                floor = spec.get("minimum")
+                bound = f" of at least {floor}" if floor is not None else ""
+                errors[name] = f"{name} ({variable}) must be a whole number{bound}, got {value!r}"
+            elif "boolean" in kinds:
+                errors[name] = f"{name} ({variable}) must be true or false, got {value!r}"
         return errors
 
     def _semantic_errors(self) -> list[str]:
@@ -312,7 +370,8 @@ class TapStrava(Tap):
                 datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
             except ValueError:
                 errors.append(
-                    f"{setting} {value!r} is not an ISO 8601 date-time (e.g. 2024-01-01T00:00:00Z)"
+                    f"{setting} {value!r} is not an ISO 8601 date-time (e.g. "
+                    f"2024-01-01T00:00:00Z or 2024-01-01; TAP_STRAVA_{setting.upper()})"
                 )
         tokens = [str(self.config["refresh_token"])] if self.config.get("refresh_token") else []
         tokens += [

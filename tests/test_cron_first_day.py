@@ -132,3 +132,19 @@ def test_ctrl_c_or_sigterm_ends_in_one_interrupted_message(deployed, how):  # no
     assert "the next run resumes from there" in message["body"]
     assert text.count("Outcome interrupted") == 1
     assert not list(Path(deployed.root / "output").glob("*/_SUCCESS"))
+
+
+def test_malformed_settings_are_one_line_naming_each_setting(deployed):  # noqa: F811
+    """13.6: `seven` gave 60 lines of Meltano traceback; 13/01/2024 was read as a date."""
+    proc = deployed.cron(TAP_STRAVA_LOOKBACK_DAYS="seven", TAP_STRAVA_START_DATE="13/01/2024")
+    assert proc.returncode == 1
+    (message,) = [post["json"] for post in deployed.hook.posts]
+    assert message["title"] == "Strava sync (prod) FAILED: tap (tap-strava)"
+    (cause,) = [line for line in message["body"].splitlines() if line.startswith("Cause: ")]
+    assert cause.startswith("Cause: tap-strava: error: invalid configuration: ")
+    assert "lookback_days (TAP_STRAVA_LOOKBACK_DAYS) must be a whole number" in cause
+    assert "start_date '13/01/2024' is not an ISO 8601 date-time" in cause
+    log = run_log(deployed)
+    assert "invalid literal for int()" not in log
+    assert "FileNotFoundError" not in log
+    assert not list((deployed.root / "output").glob("*/_SUCCESS")), "a failed run has no marker"
