@@ -252,7 +252,11 @@ def resolve_settings(
                 "terminal to be asked"
             )
             raise AuthorizeError(msg)
-        value = ask(label).strip()
+        try:
+            value = ask(label).strip()
+        except EOFError:  # Ctrl-D at the prompt
+            value = ""
+            print(file=sys.stderr)  # end the prompt's line before the error line
         if not value:
             msg = f"No {name} given: copy it from {SETTINGS_PAGE}"
             raise AuthorizeError(msg)
@@ -287,10 +291,15 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>tap-strava</ti
 
 
 class _CallbackServer(HTTPServer):
-    """Answers the browser's redirect once and keeps its query for the command."""
+    """Answers the browser's redirect once and keeps its query for the command.
+
+    With ``on_redirect`` set, the page is only sent once that has run (the code exchanged,
+    the token written): the browser says "authorized" only when it is true.
+    """
 
     expected_path: str = CALLBACK_PATH
     result: dict[str, str] | None = None
+    on_redirect: Callable[[dict[str, str]], tuple[str, str]] | None = None
 
 
 class _CallbackHandler(BaseHTTPRequestHandler):
@@ -308,7 +317,10 @@ class _CallbackHandler(BaseHTTPRequestHandler):
             self._page(404, "Not here", "This is tap-strava-auth's one-time callback.")
             return
         query = dict(parse_qsl(split.query, keep_blank_values=True))
-        if query.get("error"):
+        if self.server.on_redirect is not None:
+            title, text = self.server.on_redirect(query)
+            self._page(200, title, text)
+        elif query.get("error"):
             self._page(
                 200,
                 "Access not granted",
@@ -555,12 +567,6 @@ def authorize(
     clock: Callable[[], float] = time.time,
 ) -> Outcome:
     """Run one authorization; raise :class:`AuthorizeError` with a one-line reason."""
-    warnings: list[str] = []
-
-    def _warn(message: str) -> None:
-        warnings.append(message)
-        warn(message)
-
     server = open_callback_server(settings.port)
     try:
         port = int(server.server_address[1])
@@ -575,9 +581,51 @@ def authorize(
         say("Opened in your browser; if it did not appear, open:" if opened else "Open:")
         say(f"  {url}")
         say(f"Waiting up to {settings.timeout:.0f} s for Strava's redirect to {redirect_uri}")
-        redirect = wait_for_redirect(server, settings.timeout)
+        done: list[Outcome] = []
+        failed: list[BaseException] = []
+
+        def on_redirect(redirect: dict[str, str]) -> tuple[str, str]:
+            """Finish while the browser waits, so that its page tells the real outcome."""
+            try:
+                done.append(
+                    _complete(
+                        settings, redirect, state, say=say, warn=warn, environ=environ, clock=clock
+                    )
+                )
+            except StravaUserError as exc:
+                failed.append(exc)
+                return "Authorization failed", f"{exc}. Return to the terminal."
+            except BaseException as exc:
+                failed.append(exc)
+                return "Authorization failed", "See the terminal for what went wrong."
+            return "Authorized", "tap-strava can read your activities now. You can close this tab."
+
+        server.on_redirect = on_redirect
+        wait_for_redirect(server, settings.timeout)
     finally:
         server.server_close()
+    if failed:
+        raise failed[0]
+    return done[0]
+
+
+def _complete(
+    settings: Settings,
+    redirect: Mapping[str, str],
+    state: str,
+    *,
+    say: Callable[[str], None],
+    warn: Callable[[str], None],
+    environ: Mapping[str, str],
+    clock: Callable[[], float] = time.time,
+) -> Outcome:
+    """Check the redirect, exchange the code, write .env and the token store."""
+    warnings: list[str] = []
+
+    def _warn(message: str) -> None:
+        warnings.append(message)
+        warn(message)
+
     if redirect.get("state") != state:
         msg = (
             "The redirect did not carry this run's state (a stale browser tab or another "

@@ -40,6 +40,7 @@ class Browser:
         self.act = act
         self.urls: list[str] = []
         self.callback_status: int | None = None
+        self.callback_page = ""  # what the browser tab shows after the redirect
         self.errors: list[BaseException] = []
         self._threads: list[threading.Thread] = []
 
@@ -58,7 +59,9 @@ class Browser:
             location = consent.headers["Location"]
             if self.tamper is not None:
                 location = self.tamper(location)
-            self.callback_status = requests.get(location, timeout=TIMEOUT).status_code
+            page = requests.get(location, timeout=TIMEOUT)
+            self.callback_status = page.status_code
+            self.callback_page = page.text
         except BaseException as exc:  # reported by join()
             self.errors.append(exc)
 
@@ -131,6 +134,7 @@ def test_authorizes_and_the_pipeline_runs_without_copying_anything(
     assert code == 0, err
     assert err == ""
     assert browser.callback_status == 200
+    assert "<h1>Authorized</h1>" in browser.callback_page
     new_token = simulator.refresh_token
     assert new_token != old_token  # a new authorization: a new chain
     # .env: updated in place, other lines kept, 0600; client id/secret already in env.
@@ -243,11 +247,47 @@ def test_user_denies_access(simulator, auth_env, monkeypatch, capsys):
 
 
 def test_wrong_client_secret(simulator, auth_env, monkeypatch, capsys):
-    code, _, err = run_helper(monkeypatch, capsys, Browser(), "--client-secret", "wrong")
+    browser = Browser()
+    code, _, err = run_helper(monkeypatch, capsys, browser, "--client-secret", "wrong")
     assert code == 1
     assert_one_error_line(err, "rejected the client id or secret", "HTTP 401")
     assert "wrong" not in err
     assert_nothing_written(auth_env)
+    # Issue 13.5: the tab said "Authorization received" although the exchange failed.
+    assert "<h1>Authorization failed</h1>" in browser.callback_page
+    assert "rejected the client id or secret" in browser.callback_page
+    assert "received" not in browser.callback_page
+
+
+def test_ctrl_d_at_the_prompt_is_one_line(simulator, tmp_path):
+    """Issue 13.5: Ctrl-D at the Client ID prompt ended in an EOFError traceback."""
+    import pty
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAP_STRAVA_", "MELTANO_"))}
+    env.update(TAP_STRAVA_TOKEN_URL=simulator.token_url)
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [AUTH_SCRIPT, "--no-meltano", "--no-browser", "--env-file", str(tmp_path / "x.env")],
+        cwd=tmp_path,
+        env=env,
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(terminal)
+    try:
+        time.sleep(1.0)  # at the prompt
+        os.write(controller, b"\x04")  # Ctrl-D
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        os.close(controller)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    (line,) = [ln for ln in err.splitlines() if ln.strip()]
+    assert line.startswith("tap-strava-auth: error: No client_id given"), err
+    assert not (tmp_path / "x.env").exists()
 
 
 def test_unknown_client_id(simulator, auth_env, monkeypatch, capsys):
