@@ -42,10 +42,13 @@ class PassThroughReader(SingerReader):
     is the component entitled to reject it.
     """
 
-    def __init__(self, output: t.TextIO | None = None) -> None:
+    def __init__(self, output: t.TextIO | None = None, *, csv_values: bool = False) -> None:
         """Forward to ``output`` (standard output unless a test passes a buffer)."""
         super().__init__()
         self.output = output
+        self.csv_values = csv_values
+        # Per stream: the properties a flattening target expands (objects with properties).
+        self._expanded: dict[str, set[str]] = {}
 
     def process_lines(
         self,
@@ -57,21 +60,66 @@ class PassThroughReader(SingerReader):
         stats: t.Counter[str] = Counter()
         for line in file_input or self.default_input:
             self._current_message = line
-            output.write(line)
-            # Flushed per line like the SDK's own writer: a target sees each message as
-            # soon as the tap sent it, so a slow (rate-paced) tap is not held back here.
-            output.flush()
             try:
                 message = json.loads(line)
             except ValueError:
+                message = None
+            message_type = message.get("type") if isinstance(message, dict) else None
+            output.write(self._csv_line(message, line) if self.csv_values else line)
+            # Flushed per line like the SDK's own writer: a target sees each message as
+            # soon as the tap sent it, so a slow (rate-paced) tap is not held back here.
+            output.flush()
+            if message is None:
                 stats["UNPARSEABLE"] += 1
                 continue
-            message_type = message.get("type") if isinstance(message, dict) else None
             callback = callbacks.get(str(message_type))
             if callback is not None:
                 callback(message)
             stats[str(message_type)] += 1
         return stats
+
+    def _csv_line(self, message: t.Any, line: str) -> str:
+        """A RECORD with its values as a CSV file should hold them; anything else verbatim.
+
+        target-csv writes Python's ``True``/``False`` and, for lists and objects below the
+        flattened level, ``json.dumps`` text with backslash-u escapes, while the rest of the file
+        is plain UTF-8. Here booleans become ``true``/``false`` (what JSON, PostgreSQL's
+        text form, pandas, Excel and LibreOffice read as booleans) and nested values
+        become UTF-8 JSON text, so that target-csv has nothing left to convert.
+        """
+        if not isinstance(message, dict):
+            return line
+        stream = str(message.get("stream"))
+        if message.get("type") == "SCHEMA":
+            properties = (message.get("schema") or {}).get("properties") or {}
+            self._expanded[stream] = {
+                name
+                for name, spec in properties.items()
+                if isinstance(spec, dict) and spec.get("properties")
+            }
+            return line
+        record = message.get("record")
+        if message.get("type") != "RECORD" or not isinstance(record, dict):
+            return line
+        expanded = self._expanded.get(stream, set())
+        converted = {
+            key: (
+                {inner: csv_value(v) for inner, v in value.items()}
+                if isinstance(value, dict) and key in expanded
+                else csv_value(value)
+            )
+            for key, value in record.items()
+        }
+        return json.dumps({**message, "record": converted}, ensure_ascii=False) + "\n"
+
+
+def csv_value(value: t.Any) -> t.Any:
+    """One value as target-csv should write it (see :meth:`PassThroughReader._csv_line`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return value
 
 
 class TallyMapper(InlineMapper):
@@ -105,11 +153,23 @@ class TallyMapper(InlineMapper):
             default=10,
             description="How many new activities are described; the rest are only counted.",
         ),
+        th.Property(
+            "csv_values",
+            th.BooleanType,
+            default=False,
+            description=(
+                "In front of target-csv (flattening one level): records are rewritten with "
+                "booleans as true/false and nested lists and objects as UTF-8 JSON text. "
+                "Off: every line passes byte for byte."
+            ),
+        ),
     ).to_dict()
 
     def __init__(self, **kwargs: t.Any) -> None:
         """Set up the pass-through reader and an empty tally."""
         super().__init__(**kwargs)
+        if isinstance(self.message_reader, PassThroughReader):
+            self.message_reader.csv_values = bool(self.config.get("csv_values"))
         self.tally = RunTally(
             target_label=str(self.config.get("target_label") or ""),
             new_activities_cap=int(self.config.get("new_activities_cap", 10)),

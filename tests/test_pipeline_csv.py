@@ -1,4 +1,8 @@
-"""`meltano run tap-strava target-csv`: one CSV file per stream per run, read back intact."""
+"""`meltano run tap-strava tally-csv target-csv`: one CSV file per stream per run, read back.
+
+`tally-csv` (the job's CSV block) also writes values the CSV way (issue 13.7): booleans as
+`true`/`false`, nested lists and objects as UTF-8 JSON text.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +21,14 @@ def _csv_value(value) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
-        return str(value)
+        return "true" if value else "false"
     if isinstance(value, (list, dict)):
-        return json.dumps(value, separators=(",", ":"))
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     return str(value)
 
 
 def test_csv_files_round_trip_every_activity_and_awkward_name(meltano_project):
-    meltano_project.run("tap-strava", "target-csv", run_stamp="run-1")
+    meltano_project.run("tap-strava", "tally-csv", "target-csv", run_stamp="run-1")
     folder = meltano_project.output_root / "run-1"
     (activities_file,) = folder.glob("activities-*.csv")
     rows = read_csv(activities_file)
@@ -48,8 +52,17 @@ def test_csv_files_round_trip_every_activity_and_awkward_name(meltano_project):
         assert row["gear_id"] == _csv_value(activity.get("gear_id"))
         assert float(row["distance"]) == pytest.approx(activity["distance"])
         assert "{'" not in "".join(row.values()), "a Python repr leaked into the CSV"
+        for flag in ("trainer", "commute", "private"):
+            assert row[flag] == _csv_value(activity.get(flag)), (flag, row[flag])
     assert awkward, "the account has names with quotes, commas, backslashes or newlines"
-    assert list(folder.glob("athlete-*.csv"))
+    (athlete_file,) = folder.glob("athlete-*.csv")
+    (athlete,) = read_csv(athlete_file)
+    profile = meltano_project.sim.athlete
+    assert athlete["premium"] == _csv_value(profile["premium"])
+    # Nested JSON is UTF-8 like the rest of the file ("Café", not "Caf\u00e9").
+    assert athlete["clubs"] == _csv_value(profile["clubs"])
+    assert "Café" in athlete["clubs"]
+    assert json.loads(athlete["clubs"]) == profile["clubs"]
     (stats_file,) = folder.glob("athlete_stats-*.csv")
     (stats,) = read_csv(stats_file)
     assert "all_run_totals__count" in stats
