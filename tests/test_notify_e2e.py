@@ -137,6 +137,10 @@ def test_cron_line_posts_success_then_no_new_then_failure(deployed, simulator):
     assert tokens_seen
     stamp = re.search(r"strava-daily-(\d{8}T\d{6}Z)\.log", message["body"]).group(1)
     assert list((deployed.root / "output" / stamp).glob("activities-*.csv"))
+    marker = json.loads((deployed.root / "output" / stamp / "_SUCCESS").read_text())
+    assert marker["run"] == stamp
+    assert marker["rows"]["activities"] == total  # counted in the files themselves
+    assert marker["records_sent"]["activities"] == total
 
     # 2. Nothing new: the look-back re-read is neither new nor updated.
     assert deployed.cron().returncode == 0, cron_log.read_text()[-3000:]
@@ -177,6 +181,8 @@ def test_cron_line_posts_success_then_no_new_then_failure(deployed, simulator):
     log_path = Path(re.search(r"Full log: (\S+)", message["body"]).group(1))
     assert log_path.parent == deployed.root / "logs"
     assert log_path.exists()
+    failed_stamp = re.search(r"strava-daily-(\d{8}T\d{6}Z)\.log", message["body"]).group(1)
+    assert not (deployed.root / "output" / failed_stamp / "_SUCCESS").exists()
 
     # Exactly one post per run, although a second, dead URL was configured too.
     assert len(deployed.posts()) == 4
@@ -206,6 +212,8 @@ def test_postgres_down_is_reported_as_the_postgres_step(deployed):
     assert re.search(r"connection (failed|refused)", message["body"], re.IGNORECASE)
     assert "Committed before the failure: CSV target (target-csv)." in message["body"]
     assert "(state prod:tap-strava-to-target-postgres)" in message["body"]
+    # The CSV block finished: its folder is marked, although the run failed later.
+    assert list((deployed.root / "output").glob("*/_SUCCESS"))
     for text in [json.dumps(message), deployed.log_text()]:
         assert password not in text
 
