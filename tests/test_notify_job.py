@@ -181,6 +181,25 @@ def test_partial_is_not_a_failure(project):
     assert "daily quota spent" in message["body"]
 
 
+def test_one_stop_is_told_once_although_each_block_words_it_with_its_own_times(project):
+    """Issue 13.8: the partial reason was repeated once per block."""
+    csv_stop = (
+        "the 15-minute quota is spent (100/100); the next window opens in 461 s, more than "
+        "max_rate_limit_wait_seconds=5; Strava's quota allows going on after 09:15:00 UTC"
+    )
+    pg_stop = csv_stop.replace("461 s", "455 s")
+    csv_tally, pg_tally = tally("CSV", new=4), tally("Postgres", new=4)
+    csv_tally["streams"]["activity_details"] = {"records": 0}  # off in the daily job
+    for one, reason in ((csv_tally, csv_stop), (pg_tally, pg_stop)):
+        one["partial"] = {"reason": reason, "stops": [{"stream": "activities", "reason": reason}]}
+    project.play({"tallies": {"csv.json": csv_tally, "postgres.json": pg_tally}})
+    assert project.job().returncode == 0
+    body = only_post(project)["body"]
+    assert body.count("the 15-minute quota is spent") == 1, body
+    assert pg_stop in body, "the latest wording is kept"
+    assert "activity_details" not in body, "a stream without records is not listed"
+
+
 def test_tap_failure_names_the_tap_and_its_error_line(project):
     error = "tap-strava: error: Strava rejected the refresh token (401): authorize again"
     project.play(
