@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import typing as t
 
 from singer_sdk.exceptions import FatalAPIError
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.pagination import PageNumberPaginator
 
 from tap_strava.client import MAX_PAGE_SIZE, StravaStream
 from tap_strava.conform import conform_to_schema
@@ -37,6 +39,8 @@ def _epoch(value: str | datetime.datetime) -> int:
 RESUME_KEY = "resume_from"
 # A reconcile pass: its table version (stream state) and the athletes it has finished.
 RECONCILE_VERSION_KEY = "reconcile_version"
+# A newest-first backfill under way (see Cursor); authoritative while present.
+BACKFILL_KEY = "backfill"
 RECONCILE_DONE_KEY = "reconcile_done"
 
 
@@ -79,6 +83,37 @@ def clamp_to(value: t.Any, ceiling: datetime.datetime) -> str:
     return str(value)
 
 
+@dataclasses.dataclass
+class Cursor:
+    """Where a newest-first backfill of the list stands (``backfill`` in the state).
+
+    ``before`` is the next request's exclusive upper bound (None: now and beyond),
+    ``seen`` the ids already emitted at second ``before - 1`` (equal start times across a
+    page boundary), ``page`` the page number at that bound (above 1 only when more than a
+    page of activities share one second), ``newest`` the newest start emitted (the
+    bookmark once the backfill completes) and ``sure_of_end``: the last page was short, so
+    the next empty answer ends the list.
+    """
+
+    before: int | None = None
+    seen: list[int] = dataclasses.field(default_factory=list)
+    page: int = 1
+    newest: str | None = None
+
+    @classmethod
+    def load(cls, value: t.Any) -> Cursor:
+        """From the state (anything unreadable starts over: the upsert makes that harmless)."""
+        if not isinstance(value, dict):
+            return cls()
+        before = value.get("before")
+        return cls(
+            before=int(before) if isinstance(before, int) else None,
+            seen=[int(i) for i in value.get("seen") or [] if isinstance(i, int)],
+            page=max(1, int(value.get("page") or 1)),
+            newest=str(value["newest"]) if value.get("newest") else None,
+        )
+
+
 class ActivityListStream(StravaStream):
     """Reads ``GET /athlete/activities`` in bounded time windows (see tap_strava.windows).
 
@@ -101,7 +136,7 @@ class ActivityListStream(StravaStream):
 
     _window: TimeWindow | None = None
 
-    def is_future(self, activity: dict[str, t.Any]) -> bool:
+    def is_future(self, activity: dict[str, t.Any], *, warn: bool = True) -> bool:
         """Whether an activity starts after this run started: a device clock set wrong.
 
         Such an activity is loaded like any other, but must never become the bookmark: a
@@ -111,6 +146,8 @@ class ActivityListStream(StravaStream):
         started_at = int(self.strava_tap.run_started_at.timestamp())
         if _epoch(activity["start_date"]) <= started_at:
             return False
+        if not warn:
+            return True
         self.logger.warning(
             "%s: activity %s starts at %s, after this run started (%s): a device clock set "
             "wrong? It is loaded, but the bookmark stays before the run's start",
@@ -121,12 +158,26 @@ class ActivityListStream(StravaStream):
         )
         return True
 
+    # The newest-first backfill (see ActivitiesStream): one request per call, no ``after``.
+    _cursor: Cursor | None = None
+
+    def get_new_paginator(self) -> PageNumberPaginator | None:  # type: ignore[override]
+        """Windows page until an empty page; the backfill asks one page at a time."""
+        if self._cursor is not None:
+            return None
+        return super().get_new_paginator()
+
     def get_url_params(
         self,
         context: Context | None,  # noqa: ARG002
         next_page_token: int | None,
     ) -> dict[str, t.Any]:
         """Page through the current window, 200 per page (Strava's maximum)."""
+        if self._cursor is not None:
+            cursor_params: dict[str, t.Any] = {"per_page": MAX_PAGE_SIZE, "page": self._cursor.page}
+            if self._cursor.before is not None:
+                cursor_params["before"] = self._cursor.before
+            return cursor_params
         window = self._window
         params: dict[str, t.Any] = {"per_page": MAX_PAGE_SIZE, "page": next_page_token or 1}
         if window is not None:
@@ -310,53 +361,173 @@ class ActivitiesStream(ActivityListStream):
         self._write_state_message()
 
     def _activities(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
-        emitted: set[int] = set()
         partition_state = self.get_context_state(context)
-        digests: dict[str, list[str]] = dict(partition_state.get(DIGESTS_KEY) or {})
-        properties = list(self.schema["properties"])
-        gear_ids = self.strava_tap.gear_ids_seen.setdefault(self.account.athlete_id, set())
+        self._emitted: set[int] = set()
+        self._digests: dict[str, list[str]] = dict(partition_state.get(DIGESTS_KEY) or {})
         if partition_state.get("replication_key_value"):
             partition_state["replication_key_value"] = self._sane_bookmark(
                 str(partition_state["replication_key_value"]), partition_state
             )
+        if self._backfill_due(partition_state):
+            yield from self._backfill(context, partition_state)
+            return
         high_water = (
             partition_state.get("replication_key_value") if self.config.get("end_date") else None
         )
         for batch in self.sorted_windows(context, self.starting_epoch(context)):
             for record in batch:
-                activity_id = int(record["id"])
-                if activity_id in emitted:
-                    continue
-                emitted.add(activity_id)
-                future = self.is_future(record)
-                if future and not self.reconciling:
-                    # Listed again by every run (the last window is open-ended): emit it
-                    # only when it changed. A reconcile emits it, or it would be flagged.
-                    known = digests.get(str(activity_id))
-                    conformed = self.post_process(copy.deepcopy(record), context)
-                    if known and conformed and known[1] == record_digest(conformed, properties):
-                        continue
-                bookmark = partition_state.get("replication_key_value")
-                yield record
-                if future:
-                    partition_state["replication_key_value"] = clamp_to(
-                        bookmark, self.strava_tap.run_started_at
-                    )
-                elif high_water and _epoch(record["start_date"]) < _epoch(high_water):
-                    # A date-range backfill never moves a later bookmark back.
-                    partition_state["replication_key_value"] = high_water
-                # `record` is now conformed and emitted: remember what the target got.
-                digests[str(activity_id)] = [
-                    record["start_date"],
-                    record_digest(record, properties),
-                ]
-                if record.get("gear_id"):
-                    gear_ids.add(str(record["gear_id"]))
+                yield from self._emit(record, context, partition_state, high_water)
             # Pruned per window: the state written after each window stays small, however
             # long the history of a first sync.
-            digests = self._digests_to_keep(digests, partition_state)
-            partition_state[DIGESTS_KEY] = digests
-        partition_state[DIGESTS_KEY] = self._digests_to_keep(digests, partition_state)
+            self._digests = self._digests_to_keep(self._digests, partition_state)
+            partition_state[DIGESTS_KEY] = self._digests
+        partition_state[DIGESTS_KEY] = self._digests_to_keep(self._digests, partition_state)
+
+    def _backfill_due(self, partition_state: dict[str, t.Any]) -> bool:
+        """Whether this partition reads its history newest first (see :meth:`_backfill`).
+
+        A history with no bookmark yet, and every reconcile pass; a window reading of an
+        earlier version that was interrupted (``resume_from``) finishes as it began.
+        """
+        if partition_state.get(BACKFILL_KEY) is not None:
+            return True
+        if partition_state.get(RESUME_KEY):
+            return False
+        return self.reconciling or not partition_state.get("replication_key_value")
+
+    def _backfill(
+        self, context: Context | None, partition_state: dict[str, t.Any]
+    ) -> Iterable[dict[str, t.Any]]:
+        """Read the whole history newest first, one page per request, checkpointing each.
+
+        Without ``after`` Strava's list is newest first (its documented default), so a
+        ``before`` cursor walks the history in exactly its pages plus one closing empty
+        answer, never reads an empty stretch of years, and every page is progress however
+        little quota a run has. The records come newest first, which the SDK's bookmark
+        cannot follow: the cursor in the state is authoritative while it is there, and
+        ``replication_key_value`` (the newest start, never after the run's start) is set
+        only when the backfill completes. Activities uploaded meanwhile arrive with the
+        next incremental run, which starts ``lookback_days`` before that bookmark.
+        """
+        start_date = self.config.get("start_date")
+        floor = _epoch(start_date) if start_date else None
+        end_date = self.config.get("end_date")
+        cursor = Cursor.load(partition_state.get(BACKFILL_KEY))
+        if partition_state.get(BACKFILL_KEY) is None and end_date:
+            cursor.before = _epoch(end_date) + 1
+        high_water = partition_state.get("replication_key_value")
+        self.logger.info(
+            "%s: reading the history newest first, before %s",
+            self.name,
+            _iso(cursor.before) if cursor.before is not None else "now",
+        )
+        while True:
+            partition_state[BACKFILL_KEY] = dataclasses.asdict(cursor)
+            self.state_manager.is_flushed = False
+            self._write_state_message()
+            self._cursor = cursor
+            try:
+                page = {_activity_key(item): item for item in self.request_records(context)}
+            finally:
+                self._cursor = None
+            fresh = [
+                item
+                for activity_id, item in page.items()
+                if not (
+                    cursor.before is not None
+                    and _epoch(item["start_date"]) == cursor.before - 1
+                    and activity_id in cursor.seen
+                )
+            ]
+            in_range = [i for i in fresh if floor is None or _epoch(i["start_date"]) >= floor]
+            in_range.sort(key=lambda r: (_epoch(r["start_date"]), int(r["id"])), reverse=True)
+            for record in in_range:
+                newer = cursor.newest is None or _epoch(record["start_date"]) > _epoch(
+                    cursor.newest
+                )
+                if newer and not self.is_future(record, warn=False):
+                    cursor.newest = str(record["start_date"])
+                yield from self._emit(record, context, partition_state, None)
+                # The SDK moved the bookmark to this (older) record: not while backfilling.
+                if high_water:
+                    partition_state["replication_key_value"] = high_water
+                else:
+                    partition_state.pop("replication_key_value", None)
+            self._prune_backfill_digests(cursor, partition_state)
+            if not page or (floor is not None and len(in_range) < len(fresh)):
+                break  # an empty answer (or the start_date passed): the history is read
+            oldest = min(_epoch(item["start_date"]) for item in page.values())
+            if not fresh and len(page) >= MAX_PAGE_SIZE:
+                cursor.page += 1  # a full page of one second: page on at that bound
+                continue
+            if not fresh:
+                # Only equal start times seen already: ask strictly older, to the end.
+                cursor.before, cursor.seen, cursor.page = oldest, [], 1
+                continue
+            at_oldest = [int(i["id"]) for i in page.values() if _epoch(i["start_date"]) == oldest]
+            if len(page) >= MAX_PAGE_SIZE:
+                # A full page may cut a group of equal start times: ask that second again.
+                seen = cursor.seen if cursor.before == oldest + 1 else []
+                cursor.before, cursor.seen, cursor.page = oldest + 1, sorted({*seen, *at_oldest}), 1
+            else:
+                # A short page holds every activity of its oldest second: ask strictly older.
+                cursor.before, cursor.seen, cursor.page = oldest, [], 1
+        partition_state.pop(BACKFILL_KEY, None)
+        run_start = self.strava_tap.run_started_at
+        newest = [v for v in (cursor.newest, high_water) if v]
+        partition_state["replication_key"] = self.replication_key
+        partition_state["replication_key_value"] = clamp_to(
+            max(newest, key=_epoch) if newest else None, run_start
+        )
+        partition_state[DIGESTS_KEY] = self._digests_to_keep(self._digests, partition_state)
+        self.state_manager.is_flushed = False
+
+    def _prune_backfill_digests(self, cursor: Cursor, partition_state: dict[str, t.Any]) -> None:
+        """During a backfill only the newest look-back window's digests are worth keeping."""
+        if cursor.newest:
+            floor = _epoch(cursor.newest) - int(self.config.get("lookback_days", 7)) * DAY - 1
+            self._digests = {
+                key: value
+                for key, value in self._digests.items()
+                if _epoch(value[0]) >= floor or _epoch(value[0]) > _epoch(cursor.newest)
+            }
+        partition_state[DIGESTS_KEY] = self._digests
+
+    def _emit(
+        self,
+        record: dict[str, t.Any],
+        context: Context | None,
+        partition_state: dict[str, t.Any],
+        high_water: str | None,
+    ) -> Iterable[dict[str, t.Any]]:
+        """Emit one listed activity (at most once per run); keep its digest and gear id."""
+        activity_id = int(record["id"])
+        if activity_id in self._emitted:
+            return
+        self._emitted.add(activity_id)
+        properties = list(self.schema["properties"])
+        future = self.is_future(record)
+        if future and not self.reconciling:
+            # Listed again by every run (the last window is open-ended): emit it only when
+            # it changed. A reconcile emits it, or it would be flagged as deleted.
+            known = self._digests.get(str(activity_id))
+            conformed = self.post_process(copy.deepcopy(record), context)
+            if known and conformed and known[1] == record_digest(conformed, properties):
+                return
+        bookmark = partition_state.get("replication_key_value")
+        yield record
+        if future:
+            partition_state["replication_key_value"] = clamp_to(
+                bookmark, self.strava_tap.run_started_at
+            )
+        elif high_water and _epoch(record["start_date"]) < _epoch(high_water):
+            # A date-range backfill never moves a later bookmark back.
+            partition_state["replication_key_value"] = high_water
+        # `record` is now conformed and emitted: remember what the target got.
+        self._digests[str(activity_id)] = [record["start_date"], record_digest(record, properties)]
+        if record.get("gear_id"):
+            gear_ids = self.strava_tap.gear_ids_seen.setdefault(self.account.athlete_id, set())
+            gear_ids.add(str(record["gear_id"]))
 
     def _digests_to_keep(
         self, digests: dict[str, list[str]], partition_state: dict[str, t.Any]

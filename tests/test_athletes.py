@@ -171,9 +171,9 @@ def test_the_per_run_budget_is_shared_across_athletes(two_athletes, tmp_path):
 
 
 def test_the_athlete_the_quota_left_out_goes_first_next_run(tmp_path):
-    # 12 reads per window: two profiles, then ann's first sync is cut by the quota and
+    # 6 reads per window: two profiles, then ann's first sync is cut by the quota and
     # bob gets nothing. Next run bob goes first; over the runs both complete exactly.
-    with StravaSimulator(seed=7, activity_count=1500, read_limit_15min=12) as sim:
+    with StravaSimulator(seed=7, activity_count=1500, read_limit_15min=6) as sim:
         bob = sim.add_athlete(seed=99, activity_count=40)
         config = athletes_config(
             sim, tmp_path, max_rate_limit_wait_seconds=0, start_date="2020-01-01T00:00:00Z"

@@ -33,9 +33,33 @@ def test_first_sync_emits_every_activity_exactly_once(simulator, tap_config):
     assert bookmark(result.final_state) == max(a["start_date"] for a in simulator.activities)
 
 
-def test_records_are_emitted_in_start_date_order_so_the_bookmark_is_safe(simulator, tap_config):
-    records = run_tap(tap_config).records("activities")
+def test_the_first_sync_goes_newest_first_and_sets_the_bookmark_only_at_its_end(
+    simulator, tap_config
+):
+    first = run_tap(tap_config)
+    keys = [(_utc(r["start_date"]), r["id"]) for r in first.records("activities")]
+    assert keys == sorted(keys, reverse=True)
+    partitions = [
+        p
+        for state in first.states[:-1]
+        for p in state.get("bookmarks", {}).get("activities", {}).get("partitions", [])
+    ]
+    assert partitions, "checkpointed page by page"
+    backfilling = [p for p in partitions if "backfill" in p]
+    assert len(backfilling) >= 2, "a checkpoint before each request"
+    assert all("replication_key_value" not in p for p in backfilling), "no bookmark mid-way"
+    assert "backfill" not in first.final_state["bookmarks"]["activities"]["partitions"][0]
+
+
+def test_incremental_runs_emit_in_start_date_order_so_the_bookmark_is_safe(simulator, tap_config):
+    state = run_tap(tap_config).final_state
+    for days in (1, 2, 3):
+        simulator.add_activity(
+            start_date=_iso(_utc(bookmark(state)) - datetime.timedelta(days=days))
+        )
+    records = run_tap(tap_config, state=state).records("activities")
     keys = [(_utc(r["start_date"]), r["id"]) for r in records]
+    assert len(keys) > 3
     assert keys == sorted(keys)
 
 
@@ -111,7 +135,7 @@ def test_start_date_limits_the_first_sync(simulator, tmp_path):
 
 
 def test_an_interrupted_sync_resumes_where_its_last_state_stopped(tmp_path):
-    """A failure mid-backfill keeps the state of the finished windows; the re-run completes."""
+    """A failure mid-backfill keeps the state of the finished pages; the re-run completes."""
     from tap_strava.simulator import StravaSimulator
 
     with StravaSimulator(seed=8, activity_count=900) as simulator:
@@ -123,23 +147,25 @@ def _interrupt_and_resume(simulator, tmp_path):
 
     oldest = min(a["start_date"] for a in simulator.activities)
     config = tap_config_for(simulator, tmp_path, window_days=15, start_date=oldest)
-    # Let some windows succeed, then make the list endpoint fail past the retries.
-    simulator.inject_fault(r"/athlete/activities", "slow", count=6, delay=0.0)
+    # Let two pages succeed, then make the list endpoint fail past the retries.
+    simulator.inject_fault(r"/athlete/activities", "slow", count=2, delay=0.0)
     simulator.inject_fault(r"/athlete/activities", "status", count=5, status=503)
     first = run_tap(config, streams=["activities"], allow_failure=True)
     assert first.error is not None
     emitted_first = first.ids()
-    assert emitted_first, "some windows finished before the failure"
-    saved = bookmark(first.final_state)
-    assert saved is not None
-    # State never runs ahead of what was emitted.
-    assert saved <= max(r["start_date"] for r in first.records("activities"))
+    assert len(emitted_first) == 399, "two pages (the second repeats one) before the failure"
+    (partition,) = first.final_state["bookmarks"]["activities"]["partitions"]
+    assert "replication_key_value" not in partition, "no bookmark before the history is read"
+    # The cursor never runs ahead of what was emitted: it is the oldest start emitted.
+    oldest_emitted = min(r["start_date"] for r in first.records("activities"))
+    assert partition["backfill"]["before"] - 1 == _utc(oldest_emitted).timestamp()
 
     simulator.clear_faults()
     second = run_tap(config, state=first.final_state, streams=["activities"])
     assert set(emitted_first) | set(second.ids()) == {a["id"] for a in simulator.activities}
-    # Only the lookback window before the saved bookmark is read twice.
-    assert len(set(emitted_first) & set(second.ids())) < len(emitted_first)
+    # At most the equal start times at the cursor are read twice.
+    assert len(set(emitted_first) & set(second.ids())) <= 2
+    assert bookmark(second.final_state) == max(a["start_date"] for a in simulator.activities)
 
 
 def test_athlete_and_stats_streams(simulator, tap_config):

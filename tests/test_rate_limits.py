@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
 from tap_strava import ratelimit
@@ -65,8 +67,11 @@ def test_a_window_too_far_away_stops_cleanly_and_the_next_run_resumes(tmp_path, 
         assert first.error is None, "a spent quota is a clean stop, not a failure"
         assert 0 < len(first.ids()) < len(sim.activities)
         assert 429 not in _statuses(sim)
-        saved = bookmark(first.final_state)
-        assert saved == max(r["start_date"] for r in first.records("activities"))
+        # Newest first: the cursor is the oldest start emitted; no bookmark until the end.
+        (partition,) = first.final_state["bookmarks"]["activities"]["partitions"]
+        assert bookmark(first.final_state) is None
+        oldest_emitted = min(r["start_date"] for r in first.records("activities"))
+        assert partition["backfill"]["before"] == _epoch(oldest_emitted) + 1
 
         done = set(first.ids())
         state = first.final_state
@@ -78,6 +83,10 @@ def test_a_window_too_far_away_stops_cleanly_and_the_next_run_resumes(tmp_path, 
             if done == {a["id"] for a in sim.activities}:
                 break
         assert done == {a["id"] for a in sim.activities}
+
+
+def _epoch(value: str) -> int:
+    return int(datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
 
 
 def _list_answers(sim: StravaSimulator) -> list[tuple[dict[str, str], list[int]]]:

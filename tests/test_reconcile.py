@@ -73,7 +73,7 @@ def test_a_complete_pass_activates_its_version_after_the_last_record(simulator, 
 
 
 def test_an_interrupted_pass_activates_nothing_and_resumes_under_the_same_version(tmp_path):
-    with StravaSimulator(seed=3, activity_count=1200, read_limit_15min=8) as sim:
+    with StravaSimulator(seed=3, activity_count=1200, read_limit_15min=3) as sim:
         config = reconcile_config(sim, tmp_path, max_rate_limit_wait_seconds=0)
         seen: dict[int, int] = {}
         state: dict[str, t.Any] = {}
