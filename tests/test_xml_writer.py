@@ -382,3 +382,36 @@ def test_record_metadata_columns_validate_and_read_back(tmp_path):
     assert read["_sdc_extracted_at"] == datetime.datetime(2026, 12, 1, 6, 0, 0, 123456, UTC)
     assert isinstance(read["_sdc_received_at"], datetime.datetime)
     assert isinstance(read["_sdc_sequence"], int)
+
+
+def test_sigterm_finishes_the_documents_then_passes_the_state_on(tmp_path):
+    """The SDK drains and exits 0 on SIGTERM: the documents must be finished first."""
+    import signal
+    import time
+
+    config = tmp_path / "config.json"
+    out = tmp_path / "out"
+    config.write_text(json.dumps({"output_path": str(out)}))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "target_xml.target", "--config", str(config)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdin is not None
+    lines = [_schema_message(), _record(1), _record(2), {"type": "STATE", "value": {"n": 2}}]
+    proc.stdin.write(_messages(*lines))
+    proc.stdin.flush()
+    deadline = time.monotonic() + 60
+    while not list(out.glob("*.xml.part")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # the records after the SCHEMA are read too
+    proc.send_signal(signal.SIGTERM)
+    stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert json.loads(stdout.splitlines()[-1]) == {"n": 2}
+    assert not list(out.glob("*.part"))
+    (path,) = out.glob("things-*.xml")
+    reader.validate(path)
+    assert [r["id"] for r in reader.read_records(path)] == [1, 2]
