@@ -92,10 +92,10 @@ def _same(read: t.Any, sent: t.Any, spec: dict[str, t.Any] | None) -> bool:
 def _prepare_awkward_account(sim) -> dict[int, str]:
     """Awkward names on some activities, unknown fields on one; returns id -> name."""
     names = {}
-    for activity, name in zip(sim.activities[:4], AWKWARD_NAMES, strict=True):
+    for activity, name in zip(sim.activities[: len(AWKWARD_NAMES)], AWKWARD_NAMES, strict=True):
         sim.update_activity(activity["id"], name=name)
         names[activity["id"]] = name
-    first = sim.activities[5]
+    first = sim.activities[len(AWKWARD_NAMES) + 1]
     sim.update_activity(first["id"], **NEW_FIELDS, map={**first["map"], "brand new": {"a": 1}})
     return names
 
@@ -132,7 +132,7 @@ def test_an_account_is_written_validates_and_reads_back_equal(destination_projec
     _assert_equal_to_strava(activities, project.sim)
     for activity_id, name in names.items():
         assert activities[activity_id]["name"] == name
-    unknown = activities[project.sim.activities[5]["id"]]["_unknown_fields"]
+    unknown = activities[project.sim.activities[len(AWKWARD_NAMES) + 1]["id"]]["_unknown_fields"]
     assert unknown == _decimal({**NEW_FIELDS, "map.brand new": {"a": 1}})
     values = [v for r in activities.values() for v in r.values()]
     assert None in values, "the account has nulls"
@@ -208,3 +208,37 @@ def test_the_settings_meltano_yml_declares_are_the_plugins(destination_project):
     assert declared <= set(known), declared - set(known)
     assert {"output_path", "file_naming_scheme"} <= declared
     assert loader["config"]["output_path"] == "$MELTANO_PROJECT_ROOT/output/$STRAVA_RUN_STAMP"
+
+
+def test_lone_surrogates_reach_the_file_escaped_through_meltano_invoke(destination_project):
+    """The simulator cannot serve a lone surrogate (it is no UTF-8), a Singer line can."""
+    from tap_strava.schemas import ACTIVITY_SCHEMA
+
+    source = json.loads(json.dumps(destination_project.sim.activities[0]))
+    record = {key: source.get(key) for key in ACTIVITY_SCHEMA["properties"] if key != "athlete_id"}
+    record |= {"athlete_id": 1, "name": "lone \ud800 and \udfff", "_unknown_fields": {"\udc00": 1}}
+    lines = [
+        {
+            "type": "SCHEMA",
+            "stream": "activities",
+            "schema": ACTIVITY_SCHEMA,
+            "key_properties": ["id"],
+        },
+        {"type": "RECORD", "stream": "activities", "record": record},
+        {"type": "STATE", "value": {"bookmarks": {}}},
+    ]
+    folder = destination_project.output_root / "invoke"
+    proc = destination_project.meltano(
+        "invoke",
+        "target-xml",
+        input="".join(json.dumps(line) + "\n" for line in lines),
+        TARGET_XML_OUTPUT_PATH=str(folder),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (xml_file,) = folder.glob("activities-*.xml")
+    reader.validate(xml_file)
+    assert "lone \u241bD800 and \u241bDFFF" in xml_file.read_text(encoding="utf-8")
+    (read,) = reader.read_records(xml_file)
+    assert read["name"] == record["name"]
+    assert read["_unknown_fields"] == {"\udc00": 1}
+    assert _same(read["start_date"], record["start_date"], None)
