@@ -415,3 +415,18 @@ def test_sigterm_finishes_the_documents_then_passes_the_state_on(tmp_path):
     (path,) = out.glob("things-*.xml")
     reader.validate(path)
     assert [r["id"] for r in reader.read_records(path)] == [1, 2]
+
+
+def test_a_taken_name_gets_a_number_and_nothing_is_overwritten(tmp_path):
+    """Without {timestamp} every run wants the same name: none may replace another."""
+    for run in range(3):
+        target = TargetXML(config={"output_path": str(tmp_path), "file_naming_scheme": "x"})
+        target.process_lines(io.StringIO(_messages(_schema_message(), _record(run))))
+        target.process_endofpipe()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["x-2.xml", "x-2.xsd", "x-3.xml", "x-3.xsd", "x.xml", "x.xsd"]
+    ids = {p.name: [r["id"] for r in reader.read_records(p)] for p in tmp_path.glob("*.xml")}
+    assert ids == {"x.xml": [0], "x-2.xml": [1], "x-3.xml": [2]}
+    bad = TargetXML(config={"output_path": str(tmp_path), "file_naming_scheme": "{date}"})
+    with pytest.raises(ValueError, match="file_naming_scheme"):
+        bad.process_lines(io.StringIO(_messages(_schema_message(), _record(9))))

@@ -36,12 +36,18 @@ class DocumentSet:
         self.logger = logger
         self.timestamp = started.astimezone(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         self._open: dict[str, list[XMLDocument]] = {}
-        self.finished: list[Path] = []
         atexit.register(_close_at_exit, weakref.ref(self))
 
     def _stem(self, stream_name: str) -> str:
         safe = _UNSAFE_IN_FILE_NAMES.sub("_", stream_name)
-        return self.naming_scheme.format(stream_name=safe, timestamp=self.timestamp)
+        try:
+            return self.naming_scheme.format(stream_name=safe, timestamp=self.timestamp)
+        except (KeyError, IndexError, ValueError) as exc:
+            msg = (
+                f"file_naming_scheme {self.naming_scheme!r}: only {{stream_name}} and "
+                f"{{timestamp}} can be used ({exc!r})"
+            )
+            raise ValueError(msg) from None
 
     def open(self, stream_name: str, schema: dict[str, t.Any], node: Node) -> XMLDocument:
         """A new document for the stream, under a name no earlier run or sink has used.
@@ -76,7 +82,7 @@ class DocumentSet:
     def finish(self, document: XMLDocument) -> None:
         """Close one document under its final name."""
         if document.is_open:
-            self.finished.append(document.finish())
+            document.finish()
             self.logger.info("Wrote %d records to %s", document.records, document.final)
         for documents in self._open.values():
             if document in documents:
