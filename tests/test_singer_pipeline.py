@@ -77,3 +77,36 @@ def test_a_whole_state_message_is_accepted_as_state(simulator, tmp_path):
     second = _tap(config, tmp_path, "--state", str(tmp_path / "state.json"))
     assert second.returncode == 0, second.stderr[-2000:]
     assert _assert_ends_with_a_state(_messages(second.stdout)) == json.loads(last_line)["value"]
+
+
+TARGET_JSONL = (
+    Path(__file__).resolve().parents[1] / ".meltano/loaders/target-jsonl/venv/bin/target-jsonl"
+)
+
+
+@pytest.mark.extras
+@pytest.mark.skipif(not TARGET_JSONL.exists(), reason="target-jsonl: make setup-extras")
+def test_the_readme_round_trip_with_target_jsonl_keeps_a_state(simulator, tmp_path):
+    """Issue 13.4: with target-jsonl no state survived a run whose state had not changed."""
+    config = tap_config_for(simulator, tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    catalog = _tap(config, tmp_path, "--discover")
+    (tmp_path / "catalog.json").write_text(catalog.stdout)
+    (tmp_path / "state.json").write_text("{}")
+    script = (
+        f"{sys.executable} -m tap_strava.tap --config config.json --catalog catalog.json "
+        f"--state state.json | {TARGET_JSONL} > states.out && "
+        "[ -s states.out ] && tail -n 1 states.out > state.json"
+    )
+    for _ in range(2):  # the second run's state equals its input: still one to keep
+        proc = subprocess.run(
+            ["/bin/sh", "-c", script],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        state = json.loads((tmp_path / "state.json").read_text())
+        assert state["bookmarks"]["activities"]["partitions"], state
