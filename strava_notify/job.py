@@ -73,6 +73,32 @@ def default_meltano() -> str:
     return shutil.which("meltano") or "meltano"
 
 
+class JobSettingError(Exception):
+    """A malformed setting of the job itself: one line naming it, exit code 2."""
+
+
+def number_setting(
+    settings: t.Mapping[str, str], name: str, default: float, *, whole: bool = True
+) -> float:
+    """``settings[name]`` as a number, or :class:`JobSettingError` naming the variable.
+
+    ``int("seven")`` ended the job in a ValueError traceback that named no setting.
+    """
+    raw = (settings.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw) if whole else float(raw)
+    except ValueError:
+        kind = "a whole number" if whole else "a number"
+        msg = f"{name} must be {kind} of at least 0, got {raw!r}"
+        raise JobSettingError(msg) from None
+    if value < 0:
+        msg = f"{name} must be at least 0, got {raw!r}"
+        raise JobSettingError(msg)
+    return value
+
+
 def parse_args(argv: t.Sequence[str] | None, environ: t.Mapping[str, str]) -> argparse.Namespace:
     """Options; each has an environment default so that cron lines stay short."""
     parser = argparse.ArgumentParser(
@@ -108,7 +134,7 @@ def parse_args(argv: t.Sequence[str] | None, environ: t.Mapping[str, str]) -> ar
     parser.add_argument(
         "--keep-logs",
         type=int,
-        default=int(environ.get("STRAVA_KEEP_LOGS") or DEFAULT_KEEP_LOGS),
+        default=int(number_setting(environ, "STRAVA_KEEP_LOGS", DEFAULT_KEEP_LOGS)),
         help=f"How many per-run logs to keep (default: {DEFAULT_KEEP_LOGS}).",
     )
     parser.add_argument(
@@ -134,6 +160,11 @@ class StravaJob:
         urls = options.notify_url or notify.split_urls(self.settings.get("STRAVA_NOTIFY_URLS"))
         self.notify_urls: list[str] = [u for item in urls for u in notify.split_urls(item)]
         self.redact = Redactor.from_environment(self.settings, extra=self._url_secrets())
+        # Checked now, before anything runs: a typo must not surface after the load.
+        self.notify_tries = max(1, int(number_setting(self.settings, "STRAVA_NOTIFY_TRIES", 3)))
+        self.notify_backoff = number_setting(
+            self.settings, "STRAVA_NOTIFY_BACKOFF", 1.0, whole=False
+        )
         self.stamp = run_stamp()
         self.log_path = self.log_dir / f"{options.job}-{self.stamp}.log"
         self.lock_path = self.project_dir / ".meltano" / "run" / "strava-job.lock"
@@ -454,8 +485,8 @@ class StravaJob:
                 message.body,
                 message.notify_type,
                 self.notify_urls,
-                tries=int(self.settings.get("STRAVA_NOTIFY_TRIES") or 3),
-                backoff=float(self.settings.get("STRAVA_NOTIFY_BACKOFF") or 1.0),
+                tries=self.notify_tries,
+                backoff=self.notify_backoff,
             )
         else:
             logger.info("No STRAVA_NOTIFY_URLS configured: the outcome is not posted")
@@ -495,9 +526,12 @@ class StravaJob:
 
 def main(argv: t.Sequence[str] | None = None) -> None:
     """Console entry point ``strava-job``."""
-    options = parse_args(argv, os.environ)
     try:
+        options = parse_args(argv, os.environ)
         code = StravaJob(options, os.environ).run()
+    except JobSettingError as exc:
+        print(f"strava-job: error: {exc}; nothing was run", file=sys.stderr)
+        code = EXIT_DID_NOT_RUN
     except KeyboardInterrupt:
         # Only before the lock (nothing started yet) or after the message was sent.
         print("strava-job: interrupted", file=sys.stderr)

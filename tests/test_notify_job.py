@@ -453,3 +453,22 @@ def test_meltano_killed_by_a_signal(project):
     message = only_post(project)
     assert message["title"] == "Strava sync (dev) FAILED: meltano itself"
     assert "Cause: meltano was killed by SIGKILL" in message["body"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("STRAVA_KEEP_LOGS", "seven"),
+        ("STRAVA_NOTIFY_TRIES", "many"),
+        ("STRAVA_NOTIFY_BACKOFF", "x"),
+    ],
+)
+def test_a_malformed_job_setting_is_one_line_naming_it(project, variable, value):
+    """Issue 13.6: `ValueError: invalid literal for int()` named no setting."""
+    project.play({"tallies": {"csv.json": tally("CSV", new=1)}})
+    proc = project.job(**{variable: value})
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"strava-job: error: {variable} must be a")
+    assert repr(value) in line
+    assert not project.calls(), "meltano was not started"
