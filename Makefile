@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PLUGINS := .meltano/.plugins-installed
 # The core suite's plugins; the rest of meltano.yml (more loaders, dbt) is for the extras.
-CORE_PLUGINS := tap-strava tap-strava-details tap-strava-reconcile target-csv target-postgres mapper-strava-tally
+CORE_PLUGINS := tap-strava tap-strava-details tap-strava-reconcile target-csv target-postgres mapper-strava-tally target-strava-spool tap-strava-replay
 EXTRAS := $(VENV)/.extras-installed
 
 .PHONY: setup demo test test-e2e lint format clean settings-doc setup-extras test-extras dashboard bench

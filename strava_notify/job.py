@@ -47,6 +47,8 @@ from strava_notify.messages import FAILURE, INTERRUPTED, Notification, RunReport
 from strava_notify.processes import pipeline_processes
 from strava_notify.redact import RedactingFilter, Redactor, read_dotenv, url_secrets
 from strava_notify.tally import read_tally
+from strava_spool import status as spool_status
+from strava_spool.folder import SpoolFolder
 from tap_strava.files import write_atomically
 from tap_strava.ratelimit import WAIT_MARKER
 
@@ -246,8 +248,11 @@ class StravaJob:
                 self.project_dir,
                 self.log_path,
             )
-            code, log = self._meltano(tally_dir, force=False, file_handler=file_handler)
             notes: list[str] = []
+            upgraded = self._migrate_daily_state()
+            if upgraded:
+                notes.append(upgraded)
+            code, log = self._meltano(tally_dir, force=False, file_handler=file_handler)
             if code != 0 and log.already_running and not self.interrupted:
                 alive = pipeline_processes(self.project_dir)
                 if alive:
@@ -297,6 +302,11 @@ class StravaJob:
                 report.committed = [step_label("target", name) for name in log.completed_loaders()]
             if "target-csv" in log.completed_loaders():
                 self._mark_csv_folder(report.tallies)
+            if spool_status.CONSUMER_LOADERS["csv"] in log.completed_loaders():
+                self._mark_replayed_csv_folders(report.tallies)
+            report.notes.extend(
+                spool_status.behind_lines(self.spool_folder(), log.completed_loaders())
+            )
             return self._finish(report)
         finally:
             shutil.rmtree(tally_dir, ignore_errors=True)
@@ -403,7 +413,62 @@ class StravaJob:
         expanded = expanded.replace("$MELTANO_PROJECT_ROOT", str(self.project_dir))
         return Path(expanded).expanduser()
 
-    def _mark_csv_folder(self, tallies: t.Mapping[str, t.Mapping[str, t.Any]]) -> None:
+    def spool_folder(self) -> SpoolFolder:
+        """The daily job's spool folder (``STRAVA_SPOOL_DIR``, else ``spool/<env>``)."""
+        return SpoolFolder(
+            spool_status.spool_dir_from(self.settings, self.project_dir, self.options.environment)
+        )
+
+    def _migrate_daily_state(self) -> str | None:
+        """Once per environment: the old daily state becomes the spool's (strava_spool.status).
+
+        Only for a project whose meltano.yml spools; a failure is logged (one line) and the
+        run goes on: without the copy the spool's first run reads the whole history, which
+        costs requests but loses nothing.
+        """
+        if not spool_status.project_spools(self.project_dir):
+            return None
+
+        def meltano(args: list[str]) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [self.options.meltano, f"--environment={self.options.environment}", *args],
+                cwd=self.project_dir,
+                env=self.environ,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+
+        try:
+            done = spool_status.migrate_daily_state(
+                meltano, self.options.environment, self.spool_folder()
+            )
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            logger.warning("Daily state not upgraded: %s", self.redact(str(exc)))
+            return None
+        if done:
+            logger.info("%s", done)
+        return done
+
+    def _mark_replayed_csv_folders(self, tallies: t.Mapping[str, t.Mapping[str, t.Any]]) -> None:
+        """``_SUCCESS`` in every spool folder target-csv-replay wrote in this run."""
+        configured = self.settings.get("TARGET_CSV_REPLAY_OUTPUT_PATH") or str(
+            self.project_dir / "output"
+        )
+        root = Path(configured.replace("$MELTANO_PROJECT_ROOT", str(self.project_dir)))
+        folders = (tallies.get("CSV") or {}).get("folders") or {}
+        for label, counts in sorted(folders.items()):
+            records = {name: {"records": n} for name, n in counts.items()}
+            self._mark_csv_folder(tallies, folder=root.expanduser() / label, counts=records)
+
+    def _mark_csv_folder(
+        self,
+        tallies: t.Mapping[str, t.Mapping[str, t.Any]],
+        *,
+        folder: Path | None = None,
+        counts: t.Mapping[str, t.Mapping[str, t.Any]] | None = None,
+    ) -> None:
         """Write ``_SUCCESS`` (JSON: files and their rows) once target-csv has committed.
 
         A failed or interrupted run leaves a folder too (target-csv creates its files with
@@ -411,7 +476,8 @@ class StravaJob:
         the newest folder that has ``_SUCCESS``. The rows are counted in the files
         themselves (what a reader will find), the records in the tally (what arrived).
         """
-        folder = self.csv_folder()
+        run = folder.name if folder is not None else self.stamp
+        folder = folder or self.csv_folder()
         if not folder.is_dir():
             logger.warning("No CSV folder %s: no _SUCCESS marker written", folder)
             return
@@ -422,9 +488,10 @@ class StravaJob:
                 files[path.name] = max(0, sum(1 for _ in csv.reader(handle)) - 1)
             stream = path.name.rsplit("-", 1)[0]
             streams[stream] = streams.get(stream, 0) + files[path.name]
-        counts = (tallies.get("CSV") or {}).get("streams") or {}
+        if counts is None:
+            counts = (tallies.get("CSV") or {}).get("streams") or {}
         marker = {
-            "run": self.stamp,
+            "run": run,
             "job": self.options.job,
             "environment": self.options.environment,
             "finished_at": datetime.datetime.now(datetime.timezone.utc).strftime(

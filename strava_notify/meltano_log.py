@@ -74,7 +74,12 @@ class FailedStep:
 def step_label(kind: str, plugin: str) -> str:
     """How a notification names a step: ``Postgres target (target-postgres)``."""
     if kind == "target":
-        known = {"target-csv": "CSV target", "target-postgres": "Postgres target"}
+        known = {
+            "target-csv": "CSV target",
+            "target-csv-replay": "CSV target",
+            "target-postgres": "Postgres target",
+            "target-strava-spool": "spool target",
+        }
         return f"{known.get(plugin, 'target')} ({plugin})"
     if kind == "tap":
         return f"tap ({plugin})"

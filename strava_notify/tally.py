@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import re
 import typing as t
 from pathlib import Path
 
@@ -20,6 +21,19 @@ from tap_strava.files import write_atomically
 
 TALLY_VERSION = 1
 ACTIVITIES_STREAM = "activities"
+#: How tap-strava-replay-csv names a spool's stream for target-csv-replay:
+#: ``<label>/<stream>-<label>`` (the file ``output/<label>/<stream>-<label>.csv``).
+_FOLDER_STREAM = re.compile(r"^(?P<folder>[^/]+)/(?P<stream>.+)-(?P=folder)$")
+
+
+def split_folder(stream: str) -> tuple[str, str | None]:
+    """``20261201T061500Z/activities-20261201T061500Z`` -> ``("activities", "20261201T061500Z")``.
+
+    The CSV replay puts each spool in its own folder through the stream name; the tally
+    counts the Strava stream, and remembers the folder (strava-job marks it ``_SUCCESS``).
+    """
+    match = _FOLDER_STREAM.match(stream)
+    return (match["stream"], match["folder"]) if match else (stream, None)
 
 
 def _utc_now() -> str:
@@ -120,23 +134,30 @@ class RunTally:
         self._last_state: t.Mapping[str, t.Any] | None = None
         self._previous: dict[str, t.Any] | None = None
         self._classified: set[str] = set()
+        # CSV replay: records per stream per spool folder (output/<folder>/).
+        self.folders: dict[str, dict[str, int]] = {}
 
     def _stream(self, name: str) -> StreamTally:
         return self.streams.setdefault(name, StreamTally())
 
     def on_schema(self, message: t.Mapping[str, t.Any]) -> None:
         """Remember the stream's schema fields: digests are taken over exactly these."""
-        stream = str(message.get("stream"))
+        stream, folder = split_folder(str(message.get("stream")))
         properties = (message.get("schema") or {}).get("properties") or {}
         self.properties[stream] = list(properties)
         self._stream(stream)
+        if folder is not None:
+            self.folders.setdefault(folder, {}).setdefault(stream, 0)
 
     def on_record(self, message: t.Mapping[str, t.Any]) -> None:
         """Count a record; classify an activity against the previous run's digests."""
-        stream = str(message.get("stream"))
+        stream, folder = split_folder(str(message.get("stream")))
         record = message.get("record") or {}
         counts = self._stream(stream)
         counts.records += 1
+        if folder is not None:
+            per_folder = self.folders.setdefault(folder, {})
+            per_folder[stream] = per_folder.get(stream, 0) + 1
         if stream != ACTIVITIES_STREAM:
             return
         if self._previous is None:
@@ -186,6 +207,7 @@ class RunTally:
             "new_activities_more": self.new_activities_more,
             "partial": {"reason": stops[0]["reason"], "stops": stops} if stops else None,
             "tally_errors": self.tally_errors,
+            "folders": self.folders,
         }
 
 

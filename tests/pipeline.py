@@ -58,6 +58,11 @@ class MeltanoProject:
         return self.workdir / "output"
 
     @property
+    def spool_dir(self) -> Path:
+        """The daily job's spool folder (README "One extraction, two targets")."""
+        return self.workdir / "spool"
+
+    @property
     def duckdb_path(self) -> Path:
         return self.workdir / "strava.duckdb"
 
@@ -84,6 +89,9 @@ class MeltanoProject:
                 "TARGET_POSTGRES_SQLALCHEMY_URL": self.postgres_url,
                 "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": self.schema,
                 "TARGET_CSV_OUTPUT_PATH": str(self.output_root / (run_stamp or "")),
+                # The daily job's CSV side: one folder per spool under output/.
+                "TARGET_CSV_REPLAY_OUTPUT_PATH": str(self.output_root),
+                "STRAVA_SPOOL_DIR": str(self.spool_dir),
                 "TARGET_JSONL_DESTINATION_PATH": str(self.output_root / (run_stamp or "")),
                 "TARGET_MYSQL_SQLALCHEMY_URL": MYSQL_URL,
                 "TARGET_MYSQL_DEFAULT_TARGET_SCHEMA": self.schema,
