@@ -191,10 +191,23 @@ class StravaAccount:
             self.authenticator.token_store.remember_athlete(int(profile["id"]))
         return profile
 
-    @property
+    @cached_property
     def athlete_id(self) -> int:
-        """The authorized athlete's id."""
+        """The authorized athlete's id: from the token store if known, else the profile's.
+
+        The token store records whose chain it is once a profile said so, so that a run
+        that does not need the profile today (it is loaded once a day) does not fetch it
+        just to learn the id.
+        """
+        stored = self.authenticator.token_store.load()
+        if stored is not None and isinstance(stored.athlete_id, int):
+            return stored.athlete_id
         return int(self.profile["id"])
+
+    @property
+    def profile_fetched(self) -> bool:
+        """Whether this run has fetched the profile already (no request to ask)."""
+        return "profile" in self.__dict__
 
     def get_json(self, path: str) -> t.Any:
         """GET one API path with the account's token, retrying transient failures."""
@@ -347,6 +360,7 @@ class StravaStream(RESTStream[int]):
         finally:
             self._mark_quota_stop(context, stopped, starved=starved)
             self.logger.info(rate_limits.summary())
+            tap.save_quota_reading()
 
     def finalize_state_progress_markers(self, state: dict | None = None) -> None:
         """After the stream: also record athletes skipped so far (see the tap)."""

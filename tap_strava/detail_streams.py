@@ -289,10 +289,14 @@ class ActivityStreamsStream(PerActivityStream):
 
 
 class GearStream(StravaStream):
-    """``GET /gear/{id}``: bikes and shoes, once per run per gear.
+    """``GET /gear/{id}``: bikes and shoes, each only when it may have changed.
 
-    The ids are the athlete's bikes and shoes plus every gear id the ``activities``
-    stream saw in this run (retired gear may only appear there).
+    The ids are the athlete's bikes and shoes (from the profile, or the shared facts file
+    on days the profile is not fetched) plus every gear id the ``activities`` stream saw
+    in this run (retired gear may only appear there). An item is fetched when it is new or
+    its last fetch is older than ``gear_max_age_days`` (default 7): its distance grows with
+    every activity, but a week-old figure costs nothing while a daily one costs a read per
+    item per day.
     """
 
     name = "gear"
@@ -303,12 +307,23 @@ class GearStream(StravaStream):
 
     @override
     def get_partition_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
-        profile = self.account.profile
-        ids = {str(g["id"]) for kind in ("bikes", "shoes") for g in profile.get(kind) or []}
-        ids |= self.strava_tap.gear_ids_seen.get(self.account.athlete_id, set())
+        tap, account = self.strava_tap, self.account
+        athlete_id = account.athlete_id
+        facts = tap.shared_facts.athlete(athlete_id)
+        ids = {str(gear_id) for gear_id in facts.get("gear_ids") or []}
+        if account.profile_fetched:
+            profile = account.profile
+            ids |= {str(g["id"]) for kind in ("bikes", "shoes") for g in profile.get(kind) or []}
+        ids |= tap.gear_ids_seen.get(athlete_id, set())
+        fetched = dict(facts.get("gear") or {})
+        now = int(tap.run_started_at.timestamp())
+        max_age = int(self.config.get("gear_max_age_days", 7)) * DAY
         for gear_id in sorted(ids):
+            last = fetched.get(gear_id)
+            if isinstance(last, int) and now - last < max_age:
+                continue
             try:
-                body = self.account.get_json(f"/gear/{gear_id}")
+                body = account.get_json(f"/gear/{gear_id}")
             except StravaNotFound:
                 self.logger.warning("Gear %s is not readable; skipped", gear_id)
                 continue
@@ -316,3 +331,5 @@ class GearStream(StravaStream):
                 yield conform_to_schema(
                     dict(body), self.schema, logger=self.logger, label=f"gear {gear_id}"
                 )
+            fetched[gear_id] = now
+            tap.shared_facts.update_athlete(athlete_id, gear=fetched)

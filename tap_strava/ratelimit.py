@@ -141,6 +141,64 @@ class RateLimitTracker:
         self._last_seen_at = self._monotonic()
         self._window_spent = False
 
+    def reading(self) -> dict[str, t.Any] | None:
+        """The last answer's quota, to be saved for the next run (see :meth:`restore`)."""
+        last = self.last
+        if last is None or last.server_time is None or self._last_seen_at is None:
+            return None
+        age = self._monotonic() - self._last_seen_at
+        pairs = {
+            name: [pair.short, pair.daily]
+            for name, pair in (
+                ("limit", last.limit),
+                ("usage", last.usage),
+                ("read_limit", last.read_limit),
+                ("read_usage", last.read_usage),
+            )
+            if pair is not None
+        }
+        return {"server_time": last.server_time + age, "observed_at": time.time(), **pairs}
+
+    def restore(self, reading: t.Mapping[str, t.Any], now: float | None = None) -> None:
+        """Start from an earlier run's last quota reading, if it still tells anything.
+
+        Usage of the same daily window carries over (of the same 15-minute window too), so a
+        run that starts while the quota is known to be spent waits or stops before its first
+        request instead of provoking a 429. Other users of the app may have spent more
+        since: the reading is a lower bound, and the first answer replaces it.
+        """
+        now = time.time() if now is None else now
+        try:
+            server_then = float(reading["server_time"])
+            elapsed = now - float(reading["observed_at"])
+            pairs = {
+                name: WindowPair(int(reading[name][0]), int(reading[name][1]))
+                for name in ("limit", "usage", "read_limit", "read_usage")
+                if name in reading
+            }
+        except (KeyError, TypeError, ValueError, IndexError):
+            return
+        if elapsed < 0 or self.last is not None:
+            return
+        server_now = server_then + elapsed
+        if server_now // self.day_seconds != server_then // self.day_seconds:
+            return  # a new day: the whole quota is back
+        same_window = server_now // self.window_seconds == server_then // self.window_seconds
+
+        def carried(pair: WindowPair | None) -> WindowPair | None:
+            if pair is None:
+                return None
+            return pair if same_window else WindowPair(0, pair.daily)
+
+        self.last = RateLimitSnapshot(
+            limit=pairs.get("limit"),
+            usage=carried(pairs.get("usage")),
+            read_limit=pairs.get("read_limit"),
+            read_usage=carried(pairs.get("read_usage")),
+            server_time=server_now,
+        )
+        self._last_seen_at = self._monotonic()
+
     def before_request(self) -> None:
         """Wait for quota, or raise :class:`QuotaExhausted`; never provoke a 429 ourselves."""
         if self.exhausted:

@@ -551,7 +551,11 @@ class ActivitiesStream(ActivityListStream):
 
 
 class AthleteStream(StravaStream):
-    """``GET /athlete``: the authorized athlete's profile (one row per athlete)."""
+    """``GET /athlete``: the authorized athlete's profile (one row per athlete).
+
+    Loaded at most once per UTC day (the shared facts file says when it last was): it
+    hardly changes, and every block of every run asking again cost a read each time.
+    """
 
     name = "athlete"
     path = "/athlete"
@@ -564,10 +568,26 @@ class AthleteStream(StravaStream):
         self,
         context: Context | None,  # noqa: ARG002
     ) -> Iterable[dict[str, t.Any]]:
-        """The profile the account already fetched: no second request."""
+        """The profile (fetched once per run at most, and loaded once per UTC day)."""
+        tap, account = self.strava_tap, self.account
+        today = tap.run_started_at.date().isoformat()
+        athlete_id = account.athlete_id
+        if tap.shared_facts.athlete(athlete_id).get("profile_on") == today and not (
+            account.profile_fetched
+        ):
+            self.logger.info("athlete: %s's profile was loaded today already", account.label)
+            return
+        profile = account.profile
         yield conform_to_schema(
-            copy.deepcopy(self.account.profile), self.schema, logger=self.logger, label="athlete"
+            copy.deepcopy(profile), self.schema, logger=self.logger, label="athlete"
         )
+        gear_ids = sorted(
+            str(gear["id"])
+            for kind in ("bikes", "shoes")
+            for gear in profile.get(kind) or []
+            if isinstance(gear, dict) and gear.get("id")
+        )
+        tap.shared_facts.update_athlete(athlete_id, profile_on=today, gear_ids=gear_ids)
 
 
 class AthleteStatsStream(StravaStream):
@@ -587,6 +607,17 @@ class AthleteStatsStream(StravaStream):
     def get_new_paginator(self) -> None:  # type: ignore[override]
         """One object, one request: no paging."""
         return
+
+    def get_partition_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        """Today's snapshot, unless a run loaded it already today (a daily history)."""
+        tap = self.strava_tap
+        today = tap.run_started_at.date().isoformat()
+        athlete_id = self.account.athlete_id
+        if tap.shared_facts.athlete(athlete_id).get("stats_on") == today:
+            self.logger.info("athlete_stats: today's snapshot was loaded already")
+            return
+        yield from super().get_partition_records(context)
+        tap.shared_facts.update_athlete(athlete_id, stats_on=today)
 
     def post_process(
         self,

@@ -29,6 +29,7 @@ from tap_strava.detail_streams import (
 )
 from tap_strava.errors import StravaConfigError, StravaUserError, one_line
 from tap_strava.ratelimit import RateLimitTracker
+from tap_strava.shared_facts import SharedFacts
 from tap_strava.streams import ActivitiesStream, AthleteStatsStream, AthleteStream
 from tap_strava.token_store import TokenStore, default_token_store_path
 
@@ -221,6 +222,14 @@ class TapStrava(Tap):
             "the first one). 0: never.",
         ),
         th.Property(
+            "gear_max_age_days",
+            th.IntegerType(minimum=0),
+            default=7,
+            title="Gear Max Age Days",
+            description="A bike or shoe is fetched again (one read each) when its last fetch "
+            "is older than this many days; new gear ids are fetched at once. 0: every run.",
+        ),
+        th.Property(
             "window_days",
             th.IntegerType(minimum=1),
             default=30,
@@ -395,6 +404,27 @@ class TapStrava(Tap):
         return {}
 
     @cached_property
+    def shared_facts(self) -> SharedFacts:
+        """The facts file beside the token store (see :mod:`tap_strava.shared_facts`)."""
+        store_path = Path(self.config.get("token_store_path") or default_token_store_path())
+        return SharedFacts.beside(store_path)
+
+    def save_quota_reading(self) -> None:
+        """Keep the last quota reading for the next run of any block (best effort).
+
+        Called while a stream ends, also when it fails: a facts file that cannot be
+        written must not hide the real error, and costs only a possible 429 next run.
+        """
+        accounts = self.__dict__.get("accounts")
+        reading = accounts[0].rate_limits.reading() if accounts else None
+        if not reading:
+            return
+        try:
+            self.shared_facts.save_quota(reading)
+        except StravaConfigError as exc:
+            self.logger.warning("The quota reading is not kept for the next run: %s", exc)
+
+    @cached_property
     def run_started_at(self) -> datetime.datetime:
         """The moment this sync started (UTC), shared by every stream."""
         return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
@@ -422,6 +452,8 @@ class TapStrava(Tap):
             window_seconds=int(config.get("rate_limit_window_seconds", 900)),
             max_wait_seconds=float(config.get("max_rate_limit_wait_seconds", 900)),
         )
+        # The quota belongs to the app: start from what the last run of any block saw.
+        rate_limits.restore(self.shared_facts.quota())
         session = requests.Session()
         accounts = []
         for label, refresh_token in self.configured_athletes():

@@ -183,6 +183,8 @@ class TokenStore:
         except FileNotFoundError:
             return {}
         except OSError as exc:
+            if isinstance(exc, NotADirectoryError):
+                self._ensure_folder()  # its own line: the folder is a file
             msg = (
                 f"Cannot read the token store {self.path} ({exc.strerror}): it must be a "
                 "file readable and writable by the user running the tap; fix it or set "

@@ -72,3 +72,18 @@ def bookmark(state: dict[str, t.Any], stream: str = "activities") -> str | None:
         if "replication_key_value" in partition:
             return t.cast("str", partition["replication_key_value"])
     return None
+
+
+def next_quota_window(sim: t.Any, config: t.Mapping[str, t.Any]) -> None:
+    """Strava's next window (or day) for a test: the simulator's counts reset, and the tap's
+    saved quota reading (facts.json beside the token store) is forgotten, as the clock
+    would have made it: a run must not ask while it knows the quota is spent.
+    """
+    import pathlib
+
+    sim.reset_rate_limits()
+    facts = pathlib.Path(config["token_store_path"]).with_name("facts.json")
+    if facts.exists():
+        document = json.loads(facts.read_text(encoding="utf-8"))
+        document.pop("quota", None)
+        facts.write_text(json.dumps(document), encoding="utf-8")

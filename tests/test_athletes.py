@@ -13,7 +13,7 @@ from tap_strava.errors import StravaUserError
 from tap_strava.simulator import StravaSimulator
 from tap_strava.simulator.athlete import SimulatedAthlete
 from tests.conftest import tap_config_for
-from tests.support import run_tap
+from tests.support import next_quota_window, run_tap
 
 CORE_STREAMS = ("activities", "athlete")
 
@@ -187,7 +187,7 @@ def test_the_athlete_the_quota_left_out_goes_first_next_run(tmp_path):
 
         emitted = list(first.records("activities"))
         for run in range(30):
-            sim.reset_rate_limits()
+            next_quota_window(sim, config)
             result = run_tap(config, state=state, streams=("activities",))
             if run == 0:
                 assert result.records("activities")[0]["athlete_id"] == bob.athlete_id

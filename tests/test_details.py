@@ -12,7 +12,7 @@ import pytest
 from tap_strava.simulator import StravaSimulator
 from tap_strava.simulator import details as sim_details
 from tests.conftest import tap_config_for
-from tests.support import bookmark, run_tap
+from tests.support import bookmark, next_quota_window, run_tap
 
 
 def parse(value: str) -> int:
@@ -114,7 +114,7 @@ def test_a_quota_stop_of_details_does_not_hold_back_activities(tmp_path):
         assert 0 < len(done) < 60
         state = first.final_state
         for _ in range(10):
-            sim.reset_rate_limits()
+            next_quota_window(sim, config)
             run = run_tap(config, state=state, streams=["activity_details"])
             done |= {d["id"] for d in run.records("activity_details")}
             state = run.final_state
@@ -199,7 +199,7 @@ def test_everything_enabled_completes_over_several_quota_limited_runs(tmp_path):
             zones |= {(r["activity_id"], r["type"]) for r in result.records("activity_zones")}
             gear |= {g["id"] for g in result.records("gear")}
             state = result.final_state
-            sim.reset_rate_limits()  # the next day
+            next_quota_window(sim, config)  # the next day
         activity_ids = {a["id"] for a in sim.activities}
         assert runs > 3, "the quota cut the work into several runs"
         # Every activity has its details and streams; laps and zones where Strava has any.

@@ -10,7 +10,7 @@ import pytest
 from tap_strava import ratelimit
 from tap_strava.simulator import StravaSimulator
 from tests.conftest import tap_config_for
-from tests.support import run_tap
+from tests.support import next_quota_window, run_tap
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_a_429_before_any_partition_is_cleared_by_the_next_clean_run(tmp_path, w
         assert stopped.error is None
         assert _quota_stops(stopped.final_state), "the stop is recorded"
         sim.clear_faults()
-        sim.reset_rate_limits()
+        next_quota_window(sim, config)
         clean = run_tap(config, state=stopped.final_state)
         assert len(clean.ids()) == len(sim.activities)
         assert not _quota_stops(clean.final_state), clean.final_state

@@ -9,7 +9,7 @@ import pytest
 from tap_strava import ratelimit
 from tap_strava.simulator import StravaSimulator
 from tests.conftest import tap_config_for
-from tests.support import bookmark, run_tap
+from tests.support import bookmark, next_quota_window, run_tap
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_a_window_too_far_away_stops_cleanly_and_the_next_run_resumes(tmp_path, 
         done = set(first.ids())
         state = first.final_state
         for _ in range(30):
-            sim.reset_rate_limits()
+            next_quota_window(sim, config)
             run = run_tap(config, state=state, streams=["activities"])
             done |= set(run.ids())
             state = run.final_state
@@ -175,7 +175,7 @@ def test_a_quota_stop_is_recorded_in_the_state_and_cleared_by_a_complete_run(tmp
         assert run.ids(), "some activities arrived before the stop"
         emitted = list(run.ids())
         for _ in range(40):
-            sim.reset_rate_limits()
+            next_quota_window(sim, config)
             sim.clear_requests()
             run = run_tap(config, state=run.final_state, streams=["activities"])
             assert run.error is None
@@ -191,7 +191,7 @@ def test_a_quota_stop_is_recorded_in_the_state_and_cleared_by_a_complete_run(tmp
         partition = _partition(run.final_state)
         assert partition.get("resume_from") is None
         assert partition.get("backfill") is None
-        sim.reset_rate_limits()
+        next_quota_window(sim, config)
         later = run_tap(config, state=run.final_state, streams=["activities"])
         assert later.error is None
         assert not _quota_stops(later.final_state), "a later complete run stays clear"

@@ -11,7 +11,7 @@ from tap_strava.errors import StravaConfigError
 from tap_strava.simulator import StravaSimulator
 from tap_strava.token_store import StoredTokens, TokenStore
 from tests.conftest import tap_config_for
-from tests.support import SyncResult, run_tap
+from tests.support import SyncResult, next_quota_window, run_tap
 
 FULL_SCOPE = "read,activity:read_all,profile:read_all"
 
@@ -87,7 +87,7 @@ def test_an_interrupted_pass_activates_nothing_and_resumes_under_the_same_versio
             state = result.final_state
             if activations(result):
                 break
-            sim.reset_rate_limits()
+            next_quota_window(sim, config)
 
     assert len(runs) > 2, "the quota cut the pass into several runs"
     assert all(activations(r) == [] for r in runs[:-1])

@@ -32,9 +32,9 @@ def test_rotated_refresh_token_is_kept_and_used_by_the_next_runs(tmp_path):
         config = tap_config_for(sim, tmp_path)
         configured = config["refresh_token"]
         for _ in range(3):
-            run_tap(config, streams=["athlete"])
+            run_tap(config, streams=["activities"])
         assert sim.refresh_token != configured, "the simulator rotated the token"
-        assert _token_calls(sim) == 3
+        assert _token_calls(sim) >= 3, "every run refreshed (tokens shorter than the margin)"
         store = tmp_path / "tokens" / "tokens.json"
         assert stat.S_IMODE(store.stat().st_mode) == 0o600
         assert stat.S_IMODE(store.parent.stat().st_mode) == 0o700
