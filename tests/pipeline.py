@@ -215,6 +215,38 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def csv_last_records(output_root: Path, stream: str = "activities") -> dict[int, dict[str, str]]:
+    """The last CSV row per ``id`` over every finished folder, oldest folder first.
+
+    Folders are named by their run's UTC stamp, so name order is extraction order; what a
+    consumer of the folders ends up with is the last row per key.
+    """
+    rows: dict[int, dict[str, str]] = {}
+    for folder in sorted(p for p in output_root.iterdir() if (p / "_SUCCESS").exists()):
+        for path in sorted(folder.glob(f"{stream}-*.csv")):
+            rows.update({int(row["id"]): row for row in read_csv(path)})
+    return rows
+
+
+def assert_csv_matches_postgres(project: MeltanoProject, output_root: Path) -> None:
+    """CSV and Postgres hold the same last record per key (ids, names, distances)."""
+    csv_rows = csv_last_records(output_root)
+    pg_rows = {r["id"]: r for r in project.rows("activities")}
+    assert set(csv_rows) == set(pg_rows)
+    for key, row in pg_rows.items():
+        assert csv_rows[key]["name"] == (row["name"] or ""), key
+        assert float(csv_rows[key]["distance"]) == float(row["distance"]), key
+
+
+def list_requests(sim: StravaSimulator, since: int = 0) -> list[tuple[tuple[str, str], ...]]:
+    """The activity-list pages requested since request number ``since`` (query, sorted)."""
+    return [
+        tuple(sorted(r.query.items()))
+        for r in sim.requests[since:]
+        if r.path == "/api/v3/athlete/activities"
+    ]
+
+
 def read_jsonl(path: Path) -> list[dict[str, t.Any]]:
     with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle]

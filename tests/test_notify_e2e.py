@@ -20,7 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline import PROJECT_ROOT, MeltanoProject
+from strava_spool.folder import SpoolFolder
+from tests.pipeline import (
+    PROJECT_ROOT,
+    MeltanoProject,
+    assert_csv_matches_postgres,
+    list_requests,
+)
 from tests.test_notify_helpers import WebhookServer, closed_port
 
 pytestmark = pytest.mark.e2e
@@ -73,6 +79,9 @@ class CronProject:
     def cron(self, job: str | None = None, **extra: str) -> subprocess.CompletedProcess[str]:
         env = self.meltano.env(STRAVA_NOTIFY_TRIES="2", STRAVA_NOTIFY_BACKOFF="0.2", **extra)
         env.pop("TARGET_CSV_OUTPUT_PATH")  # meltano.yml's output/$STRAVA_RUN_STAMP applies
+        # meltano.yml's output/ and the default spool folder, spool/prod, apply.
+        env.pop("TARGET_CSV_REPLAY_OUTPUT_PATH")
+        env.pop("STRAVA_SPOOL_DIR")
         command = self.command
         if job:
             command = documented_cron_command(job).replace(DOCUMENTED_DIR, str(self.root))
@@ -112,11 +121,21 @@ def _iso(moment: datetime.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def assert_one_extraction(simulator, since: int) -> list[tuple[tuple[str, str], ...]]:
+    """Since request ``since``: every list page once, the profile at most once (one tap run)."""
+    pages = list_requests(simulator, since)
+    assert pages, "the run read the activity list"
+    assert len(pages) == len(set(pages)), f"a list page was requested twice: {pages}"
+    profile = [r for r in simulator.requests[since:] if r.path == "/api/v3/athlete"]
+    assert len(profile) <= 1, "the tap ran more than once"
+    return pages
+
+
 def test_cron_line_posts_success_then_no_new_then_failure(deployed, simulator):
     total = len(simulator.activities)
     cron_log = deployed.root / "logs" / "cron.log"
 
-    # 1. First sync: everything is new, in both targets.
+    # 1. First sync: everything is new, in both targets, from one extraction.
     first = deployed.cron()
     assert first.returncode == 0, cron_log.read_text()[-3000:]
     (message,) = deployed.posts()
@@ -141,6 +160,8 @@ def test_cron_line_posts_success_then_no_new_then_failure(deployed, simulator):
     assert marker["run"] == stamp
     assert marker["rows"]["activities"] == total  # counted in the files themselves
     assert marker["records_sent"]["activities"] == total
+    assert_one_extraction(simulator, 0)
+    seen = len(simulator.requests)
 
     # 2. Nothing new: the look-back re-read is neither new nor updated.
     assert deployed.cron().returncode == 0, cron_log.read_text()[-3000:]
@@ -149,6 +170,8 @@ def test_cron_line_posts_success_then_no_new_then_failure(deployed, simulator):
     assert message["title"] == "Strava sync (prod): no new activities"
     assert "CSV: activities 0 new, 0 updated" in message["body"]
     assert "Postgres: activities 0 new, 0 updated" in message["body"]
+    assert_one_extraction(simulator, seen)
+    seen = len(simulator.requests)
 
     # 3. An edit, a new and a late upload; and a killed earlier run still "running".
     newest = max(simulator.activities, key=lambda a: a["start_date"])
@@ -156,7 +179,7 @@ def test_cron_line_posts_success_then_no_new_then_failure(deployed, simulator):
     simulator.update_activity(newest["id"], name="Renamed, after the run")
     simulator.add_activity(start_date=_iso(mark + datetime.timedelta(hours=1)), name="Fresh")
     simulator.add_activity(start_date=_iso(mark - datetime.timedelta(days=2)), name="Late")
-    deployed.mark_running("prod:tap-strava-to-target-csv")
+    deployed.mark_running("prod:tap-strava-to-target-strava-spool")
     assert deployed.cron().returncode == 0, cron_log.read_text()[-3000:]
     message = deployed.posts()[2]
     assert message["type"] == "success"
@@ -169,6 +192,10 @@ def test_cron_line_posts_success_then_no_new_then_failure(deployed, simulator):
     rows = deployed.meltano.rows("activities")
     assert len(rows) == total + 2
     assert {r["name"] for r in rows if r["id"] == newest["id"]} == {"Renamed, after the run"}
+    assert_one_extraction(simulator, seen)
+    assert_csv_matches_postgres(deployed.meltano, deployed.root / "output")
+    # Spools 1 and 2 were applied by both targets: pruned; this run's stays until then.
+    assert [s.seq for s in SpoolFolder(deployed.root / "spool" / "prod").spools()] == [3]
 
     # 4. The athlete revokes the app: the tap fails, and the message says so.
     simulator.revoke_tokens()
@@ -200,7 +227,9 @@ def test_cron_line_posts_success_then_no_new_then_failure(deployed, simulator):
             assert secret not in text
 
 
-def test_postgres_down_is_reported_as_the_postgres_step(deployed):
+def test_postgres_down_is_reported_as_behind_and_caught_up_without_a_second_extraction(
+    deployed, simulator
+):
     password = "pg-secret-pw-31337"
     down = f"postgresql+psycopg://strava:{password}@127.0.0.1:{closed_port()}/strava"
     proc = deployed.cron(TARGET_POSTGRES_SQLALCHEMY_URL=down)
@@ -210,12 +239,34 @@ def test_postgres_down_is_reported_as_the_postgres_step(deployed):
     assert message["title"] == "Strava sync (prod) FAILED: Postgres target (target-postgres)"
     assert "Cause: " in message["body"]
     assert re.search(r"connection (failed|refused)", message["body"], re.IGNORECASE)
-    assert "Committed before the failure: CSV target (target-csv)." in message["body"]
-    assert "(state prod:tap-strava-to-target-postgres)" in message["body"]
+    assert (
+        "Committed before the failure: spool target (target-strava-spool), "
+        "CSV target (target-csv-replay)." in message["body"]
+    )
+    assert "(state prod:tap-strava-replay-to-target-postgres)" in message["body"]
+    assert "Postgres is behind: 1 extraction not loaded yet" in message["body"]
+    assert "CSV is behind" not in message["body"]
     # The CSV block finished: its folder is marked, although the run failed later.
     assert list((deployed.root / "output").glob("*/_SUCCESS"))
     for text in [json.dumps(message), deployed.log_text()]:
         assert password not in text
+    first_pages = assert_one_extraction(simulator, 0)
+    seen = len(simulator.requests)
+
+    # Postgres is back: the next run loads the first run's records from the spool.
+    late = simulator.add_activity(name="Uploaded while Postgres was down")
+    assert deployed.cron().returncode == 0, (deployed.root / "logs" / "cron.log").read_text()
+    message = deployed.posts()[1]
+    assert message["type"] == "success", message
+    assert "is behind" not in message["body"]
+    pages = assert_one_extraction(simulator, seen)
+    # Incremental from the spooled bookmark: not the first run's history again.
+    assert all(dict(page).get("after") for page in pages), pages
+    assert len(pages) < len(first_pages) + 1
+    rows = deployed.meltano.rows("activities")
+    assert len(rows) == len(simulator.activities)
+    assert late["id"] in {r["id"] for r in rows}
+    assert_csv_matches_postgres(deployed.meltano, deployed.root / "output")
 
 
 def test_the_weekly_reconcile_cron_line_flags_a_deletion_and_posts_once(deployed, simulator):
