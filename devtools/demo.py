@@ -103,7 +103,7 @@ def report(
     env: dict[str, str],
     *,
     schema: str = "strava",
-    state_id: str = "dev:tap-strava-to-target-postgres",
+    state_id: str | None = None,
 ) -> None:
     """What landed where. Times are UTC (like the bookmark), the athlete's local time after."""
     shown = output.relative_to(PROJECT_ROOT) if output.is_relative_to(PROJECT_ROOT) else output
@@ -126,6 +126,7 @@ def report(
                 f"  {start:%Y-%m-%d %H:%M} UTC (local {local:%H:%M})  {sport:14} {km:>7} km"
                 f"  {name!r}"
             )
+    state_id = state_id or postgres_state_id(env)
     state = subprocess.run(
         [str(BIN / "meltano"), "state", "get", state_id],
         cwd=PROJECT_ROOT,
@@ -135,10 +136,28 @@ def report(
         check=False,
     )
     if state.returncode == 0:
-        value = json.loads(state.stdout)["singer_state"]["bookmarks"]["activities"]
-        mark = value["partitions"][0]["replication_key_value"]
+        value = json.loads(state.stdout).get("singer_state", {})
+        partitions = value.get("bookmarks", {}).get("activities", {}).get("partitions") or [{}]
+        mark = partitions[0].get("replication_key_value", "(none yet)")
         print(f"\nBookmark (start date of the newest loaded activity, UTC): {mark}")
     print(f"\nLogs: {DEMO_DIR / 'meltano.log'}")
+
+
+def postgres_state_id(env: dict[str, str]) -> str:
+    """The state id of the job's Postgres block (``dev:<tap>-to-target-postgres``)."""
+    listed = subprocess.run(
+        [str(BIN / "meltano"), "state", "list"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    ids = [line.strip() for line in listed.stdout.splitlines() if line.strip()]
+    return next(
+        (i for i in ids if i.endswith("-to-target-postgres")),
+        "dev:tap-strava-to-target-postgres",
+    )
 
 
 def keep_or_explain(url: str, *, keep: bool) -> None:
