@@ -69,4 +69,4 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .meltano .embedded-pg .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .meltano .embedded-pg .embedded-pg-* .demo .pytest_cache .mypy_cache .ruff_cache

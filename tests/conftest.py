@@ -53,9 +53,14 @@ def _no_retry_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def postgres_url() -> t.Iterator[str]:
     """A real PostgreSQL: TARGET_POSTGRES_* if set, else an embedded server."""
-    from devtools.postgres import postgres_server
+    import os
 
-    with postgres_server() as url:
+    from devtools.postgres import PROJECT_ROOT, postgres_server
+
+    # One embedded server per pytest-xdist worker: each needs its own data folder.
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    folder = PROJECT_ROOT / (f".embedded-pg-{worker}" if worker else ".embedded-pg")
+    with postgres_server(folder) as url:
         yield url
 
 
