@@ -117,6 +117,13 @@ def coerce_setting_text(config: dict[str, t.Any], schema: dict[str, t.Any]) -> d
             result[name] = int(value)
         elif "boolean" in kinds and value.strip().lower() in _BOOLEAN_TEXT:
             result[name] = _BOOLEAN_TEXT[value.strip().lower()]
+        elif "array" in kinds:
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                continue
+            if isinstance(parsed, list):
+                result[name] = parsed
     return result
 
 
@@ -330,7 +337,8 @@ class TapStrava(Tap):
         # The SDK's "'seven' is not of type 'integer', 'null' in config['lookback_days']"
         # is replaced by a line that says what the setting wants and its variable.
         errors = [e for e in errors if not any(f"config['{name}']" in e for name in typed)]
-        errors = list(typed.values()) + errors + self._semantic_errors()
+        errors = list(typed.values()) + self._without_secret_values(errors)
+        errors += self._semantic_errors()
         if errors and raise_errors:
             msg = (
                 "invalid configuration: " + "; ".join(errors) + ". Fix the setting "
@@ -367,7 +375,37 @@ class TapStrava(Tap):
                 errors[name] = f"{name} ({variable}) must be a whole number{bound}, got {value!r}"
             elif "boolean" in kinds:
                 errors[name] = f"{name} ({variable}) must be true or false, got {value!r}"
+            elif "array" in kinds:
+                # Never the value: the athletes list holds refresh tokens.
+                errors[name] = (
+                    f"{name} ({variable}) must be a JSON list like "
+                    '[{"name": "ann", "refresh_token": "..."}]; its text is not valid JSON'
+                )
         return errors
+
+    def _without_secret_values(self, errors: list[str]) -> list[str]:
+        """The SDK's errors about secret settings, with the offending value left out.
+
+        ``'<token>' is not of type 'object' in config['athletes'][0]`` would print a
+        refresh token; the place is enough to find the mistake.
+        """
+        secret = [
+            name
+            for name, spec in self.config_jsonschema["properties"].items()
+            if spec.get("secret") or spec.get("writeOnly")
+        ]
+        cleaned = []
+        for error in errors:
+            name = next((n for n in secret if f"config['{n}']" in error), None)
+            if name is None:
+                cleaned.append(error)
+                continue
+            place = error[error.index(f"config['{name}']") :].removeprefix("config")
+            cleaned.append(
+                f"{name} (TAP_STRAVA_{name.upper()}) has the wrong shape at {place} (the value "
+                'is not shown; expected [{"name": "ann", "refresh_token": "..."}])'
+            )
+        return list(dict.fromkeys(cleaned))
 
     def _semantic_errors(self) -> list[str]:
         errors = []

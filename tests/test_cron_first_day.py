@@ -141,7 +141,12 @@ def test_ctrl_c_or_sigterm_ends_in_one_interrupted_message(deployed, how):  # no
 
 def test_malformed_settings_are_one_line_naming_each_setting(deployed):  # noqa: F811
     """13.6: `seven` gave 60 lines of Meltano traceback; 13/01/2024 was read as a date."""
-    proc = deployed.cron(TAP_STRAVA_LOOKBACK_DAYS="seven", TAP_STRAVA_START_DATE="13/01/2024")
+    broken = '[{"name": "ann", "refresh_token": "tok-secret-4711"'  # JSON cut short
+    proc = deployed.cron(
+        TAP_STRAVA_LOOKBACK_DAYS="seven",
+        TAP_STRAVA_START_DATE="13/01/2024",
+        TAP_STRAVA_ATHLETES=broken,
+    )
     assert proc.returncode == 1
     (message,) = [post["json"] for post in deployed.hook.posts]
     assert message["title"] == "Strava sync (prod) FAILED: tap (tap-strava)"
@@ -149,6 +154,8 @@ def test_malformed_settings_are_one_line_naming_each_setting(deployed):  # noqa:
     assert cause.startswith("Cause: tap-strava: error: invalid configuration: ")
     assert "lookback_days (TAP_STRAVA_LOOKBACK_DAYS) must be a whole number" in cause
     assert "start_date '13/01/2024' is not an ISO 8601 date-time" in cause
+    assert "athletes (TAP_STRAVA_ATHLETES) must be a JSON list" in cause
+    assert "tok-secret-4711" not in message["body"] + run_log(deployed)
     log = run_log(deployed)
     assert "invalid literal for int()" not in log
     assert "FileNotFoundError" not in log
