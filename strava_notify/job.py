@@ -422,9 +422,9 @@ class StravaJob:
     def _migrate_daily_state(self) -> str | None:
         """Once per environment: the old daily state becomes the spool's (strava_spool.status).
 
-        Only for a project whose meltano.yml spools; a failure is logged (one line) and the
-        run goes on: without the copy the spool's first run reads the whole history, which
-        costs requests but loses nothing.
+        Only for a project whose meltano.yml spools. A failure is one line in the log and
+        in the message, and the run goes on: without the copy the spool's first run reads
+        the whole history, which costs requests but loses nothing. Returns the note.
         """
         if not spool_status.project_spools(self.project_dir):
             return None
@@ -445,8 +445,12 @@ class StravaJob:
                 meltano, self.options.environment, self.spool_folder()
             )
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-            logger.warning("Daily state not upgraded: %s", self.redact(str(exc)))
-            return None
+            note = (
+                f"The daily state could not be upgraded to the spool's state id ({exc}); "
+                "this run read Strava from the start again (nothing is lost)."
+            )
+            logger.warning("%s", self.redact(note))
+            return note
         if done:
             logger.info("%s", done)
         return done

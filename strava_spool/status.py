@@ -103,7 +103,7 @@ def migrate_daily_state(
         for old_target in ("target-postgres", "target-csv"):
             old = f"{environment}:tap-strava-to-{old_target}"
             if old in ids:
-                copied = meltano(["state", "copy", old, new])
+                copied = meltano(["state", "copy", "--force", old, new])
                 if copied.returncode != 0:
                     msg = (
                         f"meltano state copy {old} {new} failed (exit {copied.returncode}): "

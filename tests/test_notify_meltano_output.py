@@ -33,6 +33,8 @@ pytestmark = pytest.mark.e2e
 
 CSV_STATE = "dev:tap-strava-to-target-csv"
 PG_STATE = "dev:tap-strava-to-target-postgres"
+# The daily job's Postgres block replays the spool (issue 14): its own state id.
+DAILY_PG_STATE = "dev:tap-strava-replay-to-target-postgres"
 CSV_BLOCK = ("tap-strava", "tally-csv", "target-csv")
 
 
@@ -122,8 +124,8 @@ def real_runs(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[dict[str, 
 
     * ``success``: the CSV block, complete; then ``already_running``: a killed earlier
       run still looks "running" to Meltano, which refuses;
-    * ``loader``: the daily job with PostgreSQL unreachable: the CSV block commits, then
-      target-postgres dies while the tap and the tally mapper still write to it;
+    * ``loader``: the daily job with PostgreSQL unreachable: the spool and CSV blocks
+      commit, then target-postgres dies while the replay and the mapper still write to it;
     * ``extractor``: the athlete revoked the app: the tap's one-line error;
     * ``killed``: the tap is SIGKILLed mid-sync and leaves no error line.
     """
@@ -182,13 +184,13 @@ def test_a_real_loader_failure_blames_the_loader_not_the_broken_pipes(real_runs)
     assert (step.kind, step.plugin, step.block, step.state_id) == (
         "target",
         "target-postgres",
-        1,
-        PG_STATE,
+        2,
+        DAILY_PG_STATE,
     )
     assert "OperationalError" in step.cause
     assert "Connection refused" in step.cause
-    # The first block committed before the second failed: the notification says so.
-    assert run.log.completed_loaders() == ["target-csv"]
+    # The first blocks committed before the third failed: the notification says so.
+    assert run.log.completed_loaders() == ["target-strava-spool", "target-csv-replay"]
 
 
 def test_a_real_extractor_failure_is_the_taps_one_line(real_runs):

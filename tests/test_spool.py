@@ -203,6 +203,7 @@ def test_the_upgrade_copies_the_old_postgres_state_once(tmp_path):
         [
             "state",
             "copy",
+            "--force",
             "prod:tap-strava-to-target-postgres",
             "prod:tap-strava-to-target-strava-spool",
         ],
