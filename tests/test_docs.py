@@ -126,3 +126,16 @@ def _pyproject() -> dict[str, t.Any]:
     else:  # pragma: no cover
         import tomli as tomllib
     return tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def test_every_make_target_the_docs_name_exists():
+    """Issue 13.8: a meltano.yml comment sent users to `make analytics`, which never existed."""
+    import re
+
+    makefile = (PROJECT_ROOT / "Makefile").read_text(encoding="utf-8")
+    targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, re.MULTILINE))
+    for name in ("README.md", "meltano.yml"):
+        text = (PROJECT_ROOT / name).read_text(encoding="utf-8")
+        named = set(re.findall(r"`make ([a-z][a-z-]*)|\bmake ([a-z][a-z-]*)", text))
+        missing = sorted({a or b for a, b in named} - targets)
+        assert not missing, f"{name} names make targets the Makefile lacks: {missing}"
