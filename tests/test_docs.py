@@ -139,3 +139,16 @@ def test_every_make_target_the_docs_name_exists():
         named = set(re.findall(r"`make ([a-z][a-z-]*)|\bmake ([a-z][a-z-]*)", text))
         missing = sorted({a or b for a, b in named} - targets)
         assert not missing, f"{name} names make targets the Makefile lacks: {missing}"
+
+
+def test_the_readme_documents_the_simulators_fault_interface():
+    """Issue 13.8: `/_sim/faults` and its kinds were documented only in the code."""
+    from tap_strava.simulator.faults import KINDS
+
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## The Strava simulator") : readme.index("## Troubleshooting")]
+    assert "/_sim/faults" in section
+    for kind in KINDS:
+        assert f"`{kind}`" in section, kind
+    for field in ("path_pattern", "count", "status", "delay"):
+        assert f"`{field}`" in section or f'"{field}"' in section, field
