@@ -31,6 +31,7 @@ from tap_strava.errors import (
     strava_error_summary,
 )
 from tap_strava.ratelimit import QuotaExhausted, RateLimited, RateLimitTracker
+from tap_strava.sdk_adapter import EndOfStreamHook, mark_state_changed, owning_tap
 
 if t.TYPE_CHECKING:
     from collections.abc import Generator, Iterable
@@ -228,7 +229,7 @@ class StravaAccount:
         return with_rate_limit_waits(_get, self.rate_limits)()
 
 
-class StravaStream(RESTStream[int]):
+class StravaStream(EndOfStreamHook, RESTStream[int]):
     """Base of every Strava stream: URL, auth, error sorting, paging, partitions."""
 
     records_jsonpath = "$[*]"
@@ -238,7 +239,7 @@ class StravaStream(RESTStream[int]):
     @property
     def strava_tap(self) -> TapStrava:
         """The tap that owns this stream (typed)."""
-        return t.cast("TapStrava", self._tap)
+        return t.cast("TapStrava", owning_tap(self))
 
     _account: StravaAccount | None = None
 
@@ -362,11 +363,9 @@ class StravaStream(RESTStream[int]):
             self.logger.info(rate_limits.summary())
             tap.save_quota_reading()
 
-    def finalize_state_progress_markers(self, state: dict | None = None) -> None:
+    def after_stream(self) -> None:
         """After the stream: also record athletes skipped so far (see the tap)."""
-        super().finalize_state_progress_markers(state)
-        if state is None:
-            self.strava_tap.report_skipped_athletes()
+        self.strava_tap.report_skipped_athletes()
 
     def _mark_quota_stop(
         self, context: Context | None, reason: str | None, *, starved: bool = False
@@ -394,7 +393,7 @@ class StravaStream(RESTStream[int]):
                     stream_level.pop(key)
                     changed = True
         if changed:
-            self.state_manager.is_flushed = False  # make the SDK emit the changed state
+            mark_state_changed(self)  # make the SDK emit the changed state
 
     def get_partition_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """Records of one partition (the SDK adds ``athlete_id`` from the context)."""

@@ -34,6 +34,7 @@ from tap_strava.schemas.details import (
     STREAM_KEYS,
     ZONE_SCHEMA,
 )
+from tap_strava.sdk_adapter import mark_state_changed
 from tap_strava.streams import RESUME_KEY, ActivityListStream, _epoch, clamp_to
 from tap_strava.windows import DAY
 
@@ -205,7 +206,7 @@ class PerActivityStream(ActivityListStream):
             state["replication_key_value"] = bookmark
         state[FETCHED_KEY] = fetched
         state.pop(DONE_AT_BOOKMARK_KEY, None)
-        self.state_manager.is_flushed = False
+        mark_state_changed(self)
 
     def _fetch(self, activity: dict[str, t.Any], started: str) -> Iterable[dict[str, t.Any]]:
         """The records of one per-activity request (none if the activity vanished)."""

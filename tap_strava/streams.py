@@ -8,7 +8,6 @@ import datetime
 import typing as t
 
 from singer_sdk.exceptions import FatalAPIError
-from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import PageNumberPaginator
 
@@ -16,6 +15,12 @@ from tap_strava.client import MAX_PAGE_SIZE, StravaStream
 from tap_strava.conform import conform_to_schema
 from tap_strava.digest import DIGESTS_KEY, record_digest
 from tap_strava.schemas import ACTIVITY_SCHEMA, ATHLETE_SCHEMA, ATHLETE_STATS_SCHEMA
+from tap_strava.sdk_adapter import (
+    mark_state_changed,
+    set_table_version,
+    write_activate_version,
+    write_state_now,
+)
 from tap_strava.windows import DAY, TimeWindow, WindowPlanner, page_cap, pages_for
 
 if t.TYPE_CHECKING:
@@ -193,7 +198,7 @@ class ActivityListStream(StravaStream):
         end_date = self.config.get("end_date")
         planner = WindowPlanner(
             start=start,
-            now=int(utc_now().timestamp()),
+            now=int(datetime.datetime.now(datetime.timezone.utc).timestamp()),
             initial_span=int(self.config.get("window_days", 30)) * DAY,
             end=_epoch(end_date) if end_date else None,
         )
@@ -202,8 +207,7 @@ class ActivityListStream(StravaStream):
         for index, window in enumerate(planner):
             if index:
                 partition_state[RESUME_KEY] = window.first
-                self.state_manager.is_flushed = False
-                self._write_state_message()
+                write_state_now(self)
             self._window = window
             reads_left = self.account.rate_limits.reads_left()
             planner.pages = pages_for(reads_left)
@@ -312,7 +316,7 @@ class ActivitiesStream(ActivityListStream):
 
     def get_partition_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """Emit each finished window; keep digests of what the targets received."""
-        self._stream_version = self.table_version()
+        set_table_version(self, self.table_version())
         partition_state = self.get_context_state(context)
         if self.reconciling and partition_state.get(RECONCILE_DONE_KEY):
             self.logger.info("%s: this reconcile pass is done for this athlete", self.name)
@@ -321,10 +325,10 @@ class ActivitiesStream(ActivityListStream):
         if self.reconciling:
             partition_state[RECONCILE_DONE_KEY] = True
 
-    def finalize_state_progress_markers(self, state: dict | None = None) -> None:
+    def after_stream(self) -> None:
         """After the stream: a reconcile pass complete for every athlete is activated."""
-        super().finalize_state_progress_markers(state)
-        if state is None and self.reconciling:
+        super().after_stream()
+        if self.reconciling:
             self._activate_complete_pass()
 
     def _activate_complete_pass(self) -> None:
@@ -353,12 +357,11 @@ class ActivitiesStream(ActivityListStream):
             "activities that are no longer on Strava)",
             version,
         )
-        self._write_activate_version_message(int(version))
+        write_activate_version(self, int(version))
         stream_state.pop(RECONCILE_VERSION_KEY, None)
         for partition in partitions:
             partition.pop(RECONCILE_DONE_KEY, None)
-        self.state_manager.is_flushed = False
-        self._write_state_message()
+        write_state_now(self)
 
     def _activities(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         partition_state = self.get_context_state(context)
@@ -423,8 +426,7 @@ class ActivitiesStream(ActivityListStream):
         )
         while True:
             partition_state[BACKFILL_KEY] = dataclasses.asdict(cursor)
-            self.state_manager.is_flushed = False
-            self._write_state_message()
+            write_state_now(self)
             self._cursor = cursor
             try:
                 page = {_activity_key(item): item for item in self.request_records(context)}
@@ -480,7 +482,7 @@ class ActivitiesStream(ActivityListStream):
             max(newest, key=_epoch) if newest else None, run_start
         )
         partition_state[DIGESTS_KEY] = self._digests_to_keep(self._digests, partition_state)
-        self.state_manager.is_flushed = False
+        mark_state_changed(self)
 
     def _prune_backfill_digests(self, cursor: Cursor, partition_state: dict[str, t.Any]) -> None:
         """During a backfill only the newest look-back window's digests are worth keeping."""
