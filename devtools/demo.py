@@ -68,13 +68,15 @@ def main() -> None:
                 "TAP_STRAVA_API_URL": info["api_url"],
                 "TAP_STRAVA_TOKEN_URL": info["token_url"],
                 "TAP_STRAVA_TOKEN_STORE_PATH": str(DEMO_DIR / "tokens.json"),
+                # The demo's own spool folder, fresh like its meltano.db (issue 14).
+                "STRAVA_SPOOL_DIR": str(DEMO_DIR / "spool"),
                 "TARGET_POSTGRES_SQLALCHEMY_URL": url,
                 "STRAVA_RUN_STAMP": stamp,
             }
             print(f"demo: simulator at {info['api_url']} ({info['activity_count']} activities)")
             print(
                 "demo: meltano run strava-daily"
-                "  (tap-strava -> target-csv, then tap-strava -> target-postgres)"
+                "  (tap-strava -> spool once, then the spool -> target-csv and -> target-postgres)"
             )
             proc = subprocess.run(
                 [str(BIN / "meltano"), "run", "strava-daily"],
