@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import typing as t
 
+from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.mapper import RemoveRecordTransform
 from singer_sdk.singerlib import ActivateVersionMessage
 
@@ -81,3 +82,25 @@ class EndOfStreamHook:
 
     def after_stream(self) -> None:
         """What to do once the whole stream is synced (nothing by default)."""
+
+
+class ConfigValidationHook:
+    """A mixin for the tap: :meth:`config_errors` extends the SDK's config validation.
+
+    The SDK validates the configuration against the JSON schema in the private
+    ``Tap._validate_config`` and has no public hook to add checks or to word its errors;
+    this is the one override of it. ``config_errors`` gets the SDK's errors and returns
+    the ones to report (an empty list: valid).
+    """
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        try:
+            errors = super()._validate_config(raise_errors=raise_errors)  # type: ignore[misc]
+        except ConfigValidationError as exc:
+            errors = list(exc.errors)
+        return self.config_errors(list(errors), raise_errors=raise_errors)
+
+    def config_errors(self, sdk_errors: list[str], *, raise_errors: bool) -> list[str]:
+        """The errors to report (the SDK's, by default)."""
+        del raise_errors
+        return sdk_errors

@@ -15,7 +15,7 @@ import psutil
 import requests
 from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.singerlib import StateMessage
 
 from tap_strava.auth import StravaAuthenticator
@@ -29,6 +29,7 @@ from tap_strava.detail_streams import (
 )
 from tap_strava.errors import StravaConfigError, StravaUserError, one_line
 from tap_strava.ratelimit import RateLimitTracker
+from tap_strava.sdk_adapter import ConfigValidationHook
 from tap_strava.shared_facts import SharedFacts
 from tap_strava.streams import ActivitiesStream, AthleteStatsStream, AthleteStream
 from tap_strava.token_store import TokenStore, default_token_store_path
@@ -127,7 +128,7 @@ def coerce_setting_text(config: dict[str, t.Any], schema: dict[str, t.Any]) -> d
     return result
 
 
-class TapStrava(Tap):
+class TapStrava(ConfigValidationHook, Tap):
     """Singer tap for a Strava athlete's activities, profile and totals."""
 
     name = "tap-strava"
@@ -327,12 +328,9 @@ class TapStrava(Tap):
         ),
     ).to_dict()
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+    def config_errors(self, sdk_errors: list[str], *, raise_errors: bool) -> list[str]:
         """The SDK's JSON-schema checks plus the ones it skips, as one actionable line."""
-        try:
-            errors = super()._validate_config(raise_errors=raise_errors)
-        except ConfigValidationError as exc:
-            errors = list(exc.errors)
+        errors = sdk_errors
         typed = self._type_errors()
         # The SDK's "'seven' is not of type 'integer', 'null' in config['lookback_days']"
         # is replaced by a line that says what the setting wants and its variable.
@@ -661,7 +659,7 @@ class TapStrava(Tap):
             activities_state[SKIPPED_ATHLETES_KEY] = skipped
         else:
             activities_state.pop(SKIPPED_ATHLETES_KEY, None)
-        self._state_writer.write_state(self.state)
+        self.state_writer.write_state(self.state)
 
     @classmethod
     def invoke(  # type: ignore[override]

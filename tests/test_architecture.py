@@ -1,0 +1,31 @@
+"""The code's shape: private SDK names in one adapter module only."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# A private SDK name: `singer_sdk.<...>._x` imports, or `._x` attributes the SDK defines
+# that the tap has used (state writing, versions, config validation, the owning tap).
+PRIVATE = re.compile(
+    r"singer_sdk(\.\w+)*\._\w+|\._write_state_message|\.is_flushed|"
+    r"\._write_activate_version_message|\._stream_version|\._state_writer|"
+    r"\._validate_config|\._tap\b|\._sync_records|\._increment_stream_state"
+)
+
+
+def test_private_sdk_names_live_in_the_adapter_only():
+    offenders = []
+    for path in sorted((ROOT / "tap_strava").rglob("*.py")):
+        if path.name == "sdk_adapter.py":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if PRIVATE.search(line.split("#", 1)[0]):
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert offenders == []
+
+
+def test_the_adapter_is_where_they_are():
+    text = (ROOT / "tap_strava" / "sdk_adapter.py").read_text()
+    assert PRIVATE.search(text), "the pattern still finds the private names it guards"
