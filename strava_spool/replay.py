@@ -15,7 +15,7 @@ Why this order and these rules:
 * a spool the target committed only **partly** (a target that printed a STATE mid-load,
   then failed) is replayed **whole**: a CSV file of a spool is written whole by each
   replay (``output/<label>/<stream>-<label>.csv``, overwritten, never added to), and
-  Postgres upserts make a repeated record a no-op;
+  a repeated record is a no-op for Postgres upserts;
 * the position the target had committed when this run started (the input state, which
   Meltano saved only after the target printed it) goes to ``consumers/<name>.json``, and
   spools every configured consumer has applied are deleted: the folder stays bounded
