@@ -157,6 +157,11 @@ def test_spools_are_pruned_only_once_every_consumer_has_applied_them(tmp_path):
     assert [s.label for s in folder.spools()] == ["R1", "R2", "R3"]
     replay(folder, "postgres", pg_done)
     assert [s.label for s in folder.spools()] == ["R3"]
+    # A consumer that never ran (no recorded position) keeps every spool.
+    alone = SpoolFolder(tmp_path / "alone")
+    spool_messages(iter(run_messages(1, [1])), alone, "R1", io.BytesIO())
+    replay(alone, "csv", last_state(replay(alone, "csv", {})))
+    assert [s.label for s in alone.spools()] == ["R1"]
     # The numbers go on after every old file is gone: the next spool is 4, never 1 again.
     spool_messages(iter(run_messages(4, [4])), folder, "R4", io.BytesIO())
     assert [s.seq for s in folder.spools()] == [3, 4]
