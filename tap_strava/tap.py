@@ -90,7 +90,7 @@ def started_by_meltano_config_test() -> bool:
         cmdline = parent.cmdline() if parent is not None else []
     except (psutil.Error, OSError):
         return False
-    for position, arg in enumerate(cmdline[:2]):
+    for position, arg in enumerate(cmdline[:3]):  # meltano, python meltano, python -m meltano
         if Path(arg).name == "meltano":
             words = [a for a in cmdline[position + 1 :] if not a.startswith("-")]
             return any(words[i : i + 2] == ["config", "test"] for i in range(min(len(words), 3)))
