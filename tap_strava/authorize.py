@@ -59,6 +59,8 @@ REQUIRED_SCOPE = "read,activity:read_all,profile:read_all"
 DEFAULT_TOKEN_URL = "https://www.strava.com/oauth/token"  # noqa: S105 - a URL, not a secret
 DEFAULT_PORT = 8799
 DEFAULT_TIMEOUT_SECONDS = 300.0
+# While waiting for the browser, a reminder this often (a silent terminal looks hung).
+WAIT_REMINDER_SECONDS = 60.0
 CALLBACK_HOST = "127.0.0.1"
 CALLBACK_PATH = "/exchange_token"
 ENV_PREFIX = "TAP_STRAVA_"
@@ -361,12 +363,23 @@ def open_callback_server(port: int) -> _CallbackServer:
 
 
 def wait_for_redirect(
-    server: _CallbackServer, timeout: float, clock: Callable[[], float] = time.monotonic
+    server: _CallbackServer,
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+    say: Callable[[str], None] | None = None,
 ) -> dict[str, str]:
-    """Serve requests until the redirect arrives or ``timeout`` seconds have passed."""
+    """Serve requests until the redirect arrives or ``timeout`` seconds have passed.
+
+    With ``say``, a reminder every ``WAIT_REMINDER_SECONDS``: a terminal that shows
+    nothing for minutes looks hung.
+    """
     deadline = clock() + timeout
+    next_reminder = clock() + WAIT_REMINDER_SECONDS
     while server.result is None:
         remaining = deadline - clock()
+        if say is not None and clock() >= next_reminder and remaining > 0:
+            say(f"Still waiting for Strava's redirect ({remaining:.0f} s left)")
+            next_reminder += WAIT_REMINDER_SECONDS
         if remaining <= 0:
             msg = (
                 f"No redirect from Strava within {timeout:.0f} s: open the URL above in a "
@@ -601,7 +614,7 @@ def authorize(
             return "Authorized", "tap-strava can read your activities now. You can close this tab."
 
         server.on_redirect = on_redirect
-        wait_for_redirect(server, settings.timeout)
+        wait_for_redirect(server, settings.timeout, say=say)
     finally:
         server.server_close()
     if failed:

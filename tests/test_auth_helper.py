@@ -323,6 +323,16 @@ def test_timeout_waiting_for_the_redirect(simulator, auth_env, monkeypatch, caps
     assert_nothing_written(auth_env)
 
 
+def test_a_long_wait_for_the_browser_is_reminded(simulator, auth_env, monkeypatch, capsys):
+    """Issue 13.2: a wait shows a line at least every minute (here every 0.4 s)."""
+    monkeypatch.setattr(authorize, "WAIT_REMINDER_SECONDS", 0.4)
+    code, out, err = run_helper(monkeypatch, capsys, Browser(act=False), "--timeout", "1.5")
+    assert code == 1
+    assert_one_error_line(err, "No redirect from Strava within")
+    reminders = [line for line in out.splitlines() if "Still waiting for Strava's redirect" in line]
+    assert len(reminders) >= 2, out
+
+
 def test_redirect_with_a_foreign_state_is_refused(simulator, auth_env, monkeypatch, capsys):
     def forge(location: str) -> str:
         parts = urlsplit(location)
