@@ -206,13 +206,25 @@ def test_every_stream_declares_the_catch_all_column_as_a_bare_object():
         assert stream.schema["properties"]["_unknown_fields"] == {"type": ["object", "null"]}, name
 
 
-def test_persistent_server_errors_end_in_one_line_with_a_hint(simulator, tmp_path):
+def test_persistent_server_errors_end_in_one_line_with_a_hint(
+    simulator, tmp_path, monkeypatch, capsys
+):
     """Issue 13.6: 503 on every try ended in a raw RetriableAPIError and no hint."""
+    import backoff._sync
+
+    from tap_strava import tap
+
+    monkeypatch.setattr(backoff._sync.time, "sleep", lambda _seconds: None)  # 1+2+4+8 s
     simulator.inject_fault(r"/athlete$", "status", count=-1, status=503)
-    proc = _run_cli(tap_config_for(simulator, tmp_path), tmp_path)
-    assert proc.returncode == 1
-    last = proc.stderr.strip().splitlines()[-1]
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(tap_config_for(simulator, tmp_path)))
+    monkeypatch.setattr(sys, "argv", ["tap-strava", "--config", str(config_path)])
+    with pytest.raises(SystemExit) as exited:
+        tap.main()
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
     assert last.startswith("tap-strava: error: Strava server error on /api/v3/athlete: HTTP 503")
     assert "status.strava.com" in last
     assert "run again later" in last
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in err
