@@ -10,6 +10,7 @@ as its (short) window.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools import demo
 from tap_strava.ratelimit import WAIT_MARKER
 from tap_strava.simulator import StravaSimulator
 from tests.test_notify_e2e import CronProject, deployed  # noqa: F401 - a fixture
@@ -83,8 +85,11 @@ def wait_for(condition: t.Callable[[], bool], proc: subprocess.Popen[str], secon
     return False
 
 
-def test_a_quota_wait_is_in_both_logs_while_it_lasts(deployed):  # noqa: F811
-    """13.2: cron.log and the per-run log (buffered until the end) were silent."""
+def test_a_quota_wait_is_in_both_logs_while_it_lasts(deployed, capsys, monkeypatch):  # noqa: F811
+    """13.2: cron.log and the per-run log (buffered until the end) were silent.
+
+    The same run also serves the demo's report (13.8), instead of a run of its own.
+    """
     simulator = deployed.meltano.sim
     cron_log = deployed.root / "logs" / "cron.log"
     proc = start_job(deployed, simulator)
@@ -108,6 +113,21 @@ def test_a_quota_wait_is_in_both_logs_while_it_lasts(deployed):  # noqa: F811
     # 13.7: every finished CSV folder has its marker with the counts.
     (marker,) = success_markers(deployed)
     assert f'"activities": {len(simulator.activities)}' in marker.read_text()
+
+    # 13.8: `make demo`'s report: UTC beside the UTC bookmark, gear, how to look later.
+    capsys.readouterr()
+    project = deployed.meltano
+    demo.report(project.postgres_url, marker.parent, project.env(), schema=project.schema)
+    monkeypatch.setattr(demo, "configured_url", lambda: None)  # the embedded server's case
+    demo.keep_or_explain("postgresql+psycopg://postgres@/postgres?host=/x", keep=False)
+    out = capsys.readouterr().out
+    assert re.search(rf"{project.schema}\.gear +\d+ rows", out), out
+    newest = max(simulator.activities, key=lambda a: a["start_date"])
+    assert newest["start_date"][:16].replace("T", " ") + " UTC (local " in out, out
+    (bookmark,) = re.findall(r"Bookmark \(.*UTC\): (\S+)", out)
+    assert bookmark == newest["start_date"]
+    assert "--keep" in out
+    assert "psql" in out
 
 
 @pytest.mark.parametrize("how", ["ctrl_c", "sigterm"])
