@@ -669,6 +669,10 @@ class SizeBench:
                 "TARGET_POSTGRES_SQLALCHEMY_URL": self.postgres_url,
                 "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
                 "TARGET_CSV_OUTPUT_PATH": str(self.workdir / "output" / stamp),
+                # The daily job's spool and CSV folders, one spool folder per system database
+                # (its replay states are there): never the project's own spool/ (issue 14).
+                "TARGET_CSV_REPLAY_OUTPUT_PATH": str(self.workdir / "output"),
+                "STRAVA_SPOOL_DIR": str(self.workdir / "spool" / database),
                 "STRAVA_RUN_STAMP": stamp,
                 "STRAVA_TALLY_DIR": str(self.workdir / "tally"),
             }
