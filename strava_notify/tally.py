@@ -15,9 +15,9 @@ import re
 import typing as t
 from pathlib import Path
 
-from tap_strava.client import QUOTA_STOP_KEY, SKIPPED_ATHLETES_KEY
 from tap_strava.digest import DIGESTS_KEY, classify
 from tap_strava.files import write_atomically
+from tap_strava.state_keys import QUOTA_STOP_KEY, SKIPPED_ATHLETES_KEY
 
 TALLY_VERSION = 1
 ACTIVITIES_STREAM = "activities"

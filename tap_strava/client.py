@@ -1,4 +1,4 @@
-"""Talking to Strava's REST API: the base stream, the per-athlete account, error sorting.
+"""The base of every Strava stream: URL, auth, answers sorted by :mod:`tap_strava.responses`.
 
 Every answer goes through :func:`check_strava_response`, which sorts it:
 
@@ -13,220 +13,30 @@ Every answer goes through :func:`check_strava_response`, which sorts it:
 from __future__ import annotations
 
 import typing as t
-from functools import cached_property
-from http import HTTPStatus
-from urllib.parse import urlparse
 
 import backoff
-import requests
-from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.pagination import PageNumberPaginator
 from singer_sdk.streams import RESTStream
 
-from tap_strava.auth import StravaAuthenticator
-from tap_strava.errors import (
-    StravaAuthError,
-    StravaScopeError,
-    strava_error_fields,
-    strava_error_summary,
+from tap_strava.ratelimit import QuotaExhausted
+from tap_strava.responses import (
+    ATHLETE_FAILURES,
+    check_strava_response,
+    json_body,
+    with_rate_limit_waits,
 )
-from tap_strava.ratelimit import QuotaExhausted, RateLimited, RateLimitTracker
+from tap_strava.run import RunOwner, SyncRun
 from tap_strava.sdk_adapter import EndOfStreamHook, mark_state_changed, owning_tap
+from tap_strava.state_keys import QUOTA_STARVED_KEY, QUOTA_STOP_KEY
 
 if t.TYPE_CHECKING:
     from collections.abc import Generator, Iterable
 
+    import requests
     from singer_sdk.helpers.types import Context
 
-    from tap_strava.tap import TapStrava
-
-MAX_PAGE_SIZE = 200
-UNAUTHORIZED_RETRIES = 1
-# Set in a stream's (partition) state when a spent quota ended it early; removed when a
-# later run completes it. Downstream (the run-tally mapper) reports such a run as partial.
-QUOTA_STOP_KEY = "quota_stop"
-# Set in the ``activities`` stream state when some athletes were skipped (several athletes):
-# label -> reason. The run-tally mapper reports such a run as partial too.
-SKIPPED_ATHLETES_KEY = "skipped_athletes"
-# With a quota stop: the partition got no request at all in that run (it goes first next).
-QUOTA_STARVED_KEY = "quota_starved"
-
-
-# What Strava answers about one athlete (revoked or rejected token, missing scope, a 403,
-# 5xx that outlasted every retry): with several athletes only these skip the athlete.
-# Anything else (a bug, a spent quota, the network, the token store) concerns the run.
-ATHLETE_FAILURES: tuple[type[BaseException], ...] = (
-    StravaAuthError,
-    StravaScopeError,
-    RetriableAPIError,
-)
-
-
-class StravaNotFound(FatalAPIError):
-    """404: the record is gone (e.g. an activity deleted between listing and fetching)."""
-
-
-_BODY_ATTRIBUTE = "_strava_json_body"
-
-
-def _json_body(response: requests.Response) -> t.Any:
-    """The decoded JSON of an answer (None if it is not JSON), decoded once per answer.
-
-    Both the error sorting and the record parsing need it; decoding a 200-activity page
-    twice was a tenth of the tap's time.
-    """
-    if _BODY_ATTRIBUTE in response.__dict__:
-        return response.__dict__[_BODY_ATTRIBUTE]
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    response.__dict__[_BODY_ATTRIBUTE] = body
-    return body
-
-
-def check_strava_response(response: requests.Response, account: StravaAccount) -> None:
-    """Raise the right exception for a Strava answer; return for a usable one."""
-    account.rate_limits.observe(response)
-    status = response.status_code
-    body = _json_body(response)
-    summary = strava_error_summary(status, body, response.text)
-    path = urlparse(response.url).path
-
-    if status == HTTPStatus.TOO_MANY_REQUESTS:
-        raise RateLimited(f"Strava rate limit reached on {path} ({summary})")
-    if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-        raise RetriableAPIError(f"Strava server error on {path}: {summary}", response)
-    if status == HTTPStatus.UNAUTHORIZED:
-        fields = {field for _, field, _ in strava_error_fields(body)}
-        if any(field.endswith("_permission") for field in fields):
-            msg = (
-                f"The Strava token lacks a required scope ({summary}): authorize the app "
-                "again granting read,activity:read_all,profile:read_all with "
-                "`tap-strava-auth` (it sets the new refresh token in .env)"
-            )
-            raise StravaScopeError(msg)
-        if account.unauthorized_retries < UNAUTHORIZED_RETRIES:
-            account.unauthorized_retries += 1
-            account.authenticator.invalidate_access_token()
-            msg = f"Strava rejected the access token on {path}; refreshing it once"
-            raise RetriableAPIError(msg, response)
-        hint = account.authenticator.reauthorize_hint
-        msg = f"Strava rejects this athlete's tokens ({summary}): {hint}"
-        raise StravaAuthError(msg)
-    if status == HTTPStatus.FORBIDDEN:
-        if "inactive" in response.text.lower():
-            msg = (
-                "Strava answered 403 Application Status Inactive: the Strava API app needs an "
-                "active developer subscription (https://www.strava.com/settings/api)"
-            )
-            raise StravaAuthError(msg)
-        msg = f"Strava refused access to {path} ({summary}): the token's athlete may not read it"
-        raise StravaAuthError(msg)
-    if status == HTTPStatus.NOT_FOUND:
-        raise StravaNotFound(f"Strava has no {path}: {summary}")
-    if status >= HTTPStatus.BAD_REQUEST:
-        raise FatalAPIError(f"Strava refused {path}: {summary}")
-    if body is None:
-        # A 200 whose body is not JSON: a truncated answer or a proxy page. Retry.
-        msg = f"Strava answered {path} with a body that is not valid JSON ({summary})"
-        raise RetriableAPIError(msg, response)
-    account.unauthorized_retries = 0
-
-
-_F = t.TypeVar("_F", bound=t.Callable[..., t.Any])
-
-
-def with_rate_limit_waits(func: _F, rate_limits: RateLimitTracker) -> _F:
-    """Call ``func``; after a 429, wait for the next quota window and call it again."""
-
-    def call(*args: t.Any, **kwargs: t.Any) -> t.Any:
-        attempt = 0
-        while True:
-            try:
-                return func(*args, **kwargs)
-            except RateLimited:
-                attempt += 1
-                rate_limits.after_rate_limited(attempt)
-
-    return t.cast("_F", call)
-
-
-class StravaAccount:
-    """One authorized athlete: its authenticator, quota view and cached profile.
-
-    The tap has one account per configured refresh token; streams are partitioned by
-    ``athlete_id`` and each partition uses its athlete's account. Accounts share the
-    app's :class:`RateLimitTracker`.
-    """
-
-    def __init__(
-        self,
-        *,
-        label: str = "refresh_token",
-        authenticator: StravaAuthenticator,
-        api_url: str,
-        rate_limits: RateLimitTracker,
-        session: requests.Session,
-        timeout: float,
-    ) -> None:
-        self.label = label
-        self.authenticator = authenticator
-        # Why this athlete is skipped for the rest of the run (several athletes), if it is.
-        self.failure: str | None = None
-        self.api_url = api_url.rstrip("/")
-        self.rate_limits = rate_limits
-        self.unauthorized_retries = 0
-        self._session = session
-        self._timeout = timeout
-
-    @cached_property
-    def profile(self) -> dict[str, t.Any]:
-        """``GET /athlete``, fetched once per run and shared by every stream.
-
-        The athlete's id goes into the token store: a reconcile needs to know every
-        athlete that ever loaded rows (see ``TapStrava.check_reconcile_coverage``).
-        """
-        profile = t.cast("dict[str, t.Any]", self.get_json("/athlete"))
-        if isinstance(profile.get("id"), int):
-            self.authenticator.token_store.remember_athlete(int(profile["id"]))
-        return profile
-
-    @cached_property
-    def athlete_id(self) -> int:
-        """The authorized athlete's id: from the token store if known, else the profile's.
-
-        The token store records whose chain it is once a profile said so, so that a run
-        that does not need the profile today (it is loaded once a day) does not fetch it
-        just to learn the id.
-        """
-        stored = self.authenticator.token_store.load()
-        if stored is not None and isinstance(stored.athlete_id, int):
-            return stored.athlete_id
-        return int(self.profile["id"])
-
-    @property
-    def profile_fetched(self) -> bool:
-        """Whether this run has fetched the profile already (no request to ask)."""
-        return "profile" in self.__dict__
-
-    def get_json(self, path: str) -> t.Any:
-        """GET one API path with the account's token, retrying transient failures."""
-
-        @backoff.on_exception(
-            backoff.expo,
-            (RetriableAPIError, requests.exceptions.ConnectionError, requests.exceptions.Timeout),
-            max_tries=5,
-            factor=1,
-        )
-        def _get() -> t.Any:
-            self.rate_limits.before_request()
-            request = requests.Request("GET", f"{self.api_url}{path}").prepare()
-            response = self._session.send(self.authenticator(request), timeout=self._timeout)
-            check_strava_response(response, self)
-            return _json_body(response)
-
-        return with_rate_limit_waits(_get, self.rate_limits)()
+    from tap_strava.athletes import StravaAccount
+    from tap_strava.auth import StravaAuthenticator
 
 
 class StravaStream(EndOfStreamHook, RESTStream[int]):
@@ -237,16 +47,16 @@ class StravaStream(EndOfStreamHook, RESTStream[int]):
     state_partitioning_keys: t.ClassVar[list[str] | None] = None
 
     @property
-    def strava_tap(self) -> TapStrava:
-        """The tap that owns this stream (typed)."""
-        return t.cast("TapStrava", owning_tap(self))
+    def sync_run(self) -> SyncRun:
+        """The sync under way: athletes, start, shared facts (owned by the tap)."""
+        return t.cast("RunOwner", owning_tap(self)).sync_run
 
     _account: StravaAccount | None = None
 
     @property
     def account(self) -> StravaAccount:
         """The account of the partition being synced (its athlete's token)."""
-        return self._account or self.strava_tap.account
+        return self._account or self.sync_run.athletes.first
 
     @property
     def enabled(self) -> bool:
@@ -277,7 +87,7 @@ class StravaStream(EndOfStreamHook, RESTStream[int]):
         short, then the others.
         """
         try:
-            athlete_ids = list(self.strava_tap.athlete_accounts)
+            athlete_ids = list(self.sync_run.athletes.resolved)
         except QuotaExhausted:
             return None  # get_records then stops at once; nothing is lost
         # 0: got nothing last run, 1: cut short, 2: served in full (stable within each).
@@ -322,7 +132,7 @@ class StravaStream(EndOfStreamHook, RESTStream[int]):
 
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
         """A JSON list of records, or one object (``/athlete``, stats)."""
-        body = _json_body(response)
+        body = json_body(response)
         if isinstance(body, list):
             yield from (item for item in body if isinstance(item, dict))
         elif isinstance(body, dict):
@@ -334,8 +144,8 @@ class StravaStream(EndOfStreamHook, RESTStream[int]):
         "Cleanly" means: what was fetched is emitted, the state stays at the last finished
         window, the reason lands in the state (``quota_stop``) and the tap exits 0.
         """
-        tap = self.strava_tap
-        self._account = tap.account_for(context)
+        athletes = self.sync_run.athletes
+        self._account = athletes.account_for(context)
         rate_limits = self.account.rate_limits
         stopped: str | None = None
         starved = False
@@ -353,19 +163,19 @@ class StravaStream(EndOfStreamHook, RESTStream[int]):
                 "Stopping %s early; the next run resumes from the state: %s", self.name, stopped
             )
         except ATHLETE_FAILURES as exc:
-            if not tap.several_athletes:
+            if not athletes.several:
                 raise
             # One athlete's failure must not cost the others their sync: what this
             # partition emitted stays, with its state; the athlete is skipped from here on.
-            tap.skip_athlete(self.account, exc)
+            athletes.skip(self.account, exc)
         finally:
             self._mark_quota_stop(context, stopped, starved=starved)
             self.logger.info(rate_limits.summary())
-            tap.save_quota_reading()
+            athletes.save_quota_reading()
 
     def after_stream(self) -> None:
         """After the stream: also record athletes skipped so far (see the tap)."""
-        self.strava_tap.report_skipped_athletes()
+        self.sync_run.report_skipped()
 
     def _mark_quota_stop(
         self, context: Context | None, reason: str | None, *, starved: bool = False

@@ -23,9 +23,11 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
-from tap_strava.client import StravaNotFound, StravaStream
+from tap_strava.client import StravaStream
 from tap_strava.conform import conform_to_schema
+from tap_strava.dates import clamp_to, epoch
 from tap_strava.digest import record_digest
+from tap_strava.responses import StravaNotFound
 from tap_strava.schemas.details import (
     ACTIVITY_DETAIL_SCHEMA,
     ACTIVITY_STREAMS_SCHEMA,
@@ -35,7 +37,7 @@ from tap_strava.schemas.details import (
     ZONE_SCHEMA,
 )
 from tap_strava.sdk_adapter import mark_state_changed
-from tap_strava.streams import RESUME_KEY, ActivityListStream, _epoch, clamp_to
+from tap_strava.streams import RESUME_KEY, ActivityListStream
 from tap_strava.windows import DAY
 
 if t.TYPE_CHECKING:
@@ -134,20 +136,20 @@ class PerActivityStream(ActivityListStream):
         does, so late uploads and recent edits are.
         """
         start_date = self.config.get("start_date")
-        floor = _epoch(start_date) if start_date else 0
+        floor = epoch(start_date) if start_date else 0
         if state.get(FULL_PASS_KEY) is not None:
             return max(int(state[FULL_PASS_KEY]), floor), True
         every = int(self.config.get("details_full_pass_days", 7)) * DAY
         last_pass = int(state.get(FULL_PASS_AT_KEY) or 0)
-        now = int(self.strava_tap.run_started_at.timestamp())
+        now = int(self.sync_run.started_at.timestamp())
         if not bookmark or (every and now - last_pass >= every):
             return floor, True
         lookback = int(self.config.get("lookback_days", 7)) * DAY
-        return max(_epoch(bookmark) - lookback, floor), False
+        return max(epoch(bookmark) - lookback, floor), False
 
     def _details_within(self, context: Context | None, budget: int) -> Iterable[dict[str, t.Any]]:
         state = self.get_context_state(context)
-        run_start = self.strava_tap.run_started_at
+        run_start = self.sync_run.started_at
         bookmark = state.get("replication_key_value")
         if bookmark:
             bookmark = clamp_to(bookmark, run_start)
@@ -163,11 +165,7 @@ class PerActivityStream(ActivityListStream):
                 started = str(activity["start_date"])
                 key = str(activity["id"])
                 digest = summary_digest(activity)
-                if (
-                    legacy
-                    and bookmark
-                    and (_epoch(started) < _epoch(bookmark) or key in legacy_done)
-                ):
+                if legacy and bookmark and (epoch(started) < epoch(bookmark) or key in legacy_done):
                     fetched[key] = digest
                 elif fetched.get(key) != digest:
                     if self._spent >= budget:
@@ -188,10 +186,10 @@ class PerActivityStream(ActivityListStream):
                 # the run's start (a future-dated activity must not stop later runs).
                 if self.is_future(activity):
                     started = clamp_to(started, run_start)
-                if not bookmark or _epoch(started) > _epoch(bookmark):
+                if not bookmark or epoch(started) > epoch(bookmark):
                     bookmark = started
                 if full_pass:
-                    state[FULL_PASS_KEY] = _epoch(started)
+                    state[FULL_PASS_KEY] = epoch(started)
                 self._save(state, bookmark, fetched)
         if full_pass:
             state[FULL_PASS_AT_KEY] = int(run_start.timestamp())
@@ -308,16 +306,16 @@ class GearStream(StravaStream):
 
     @override
     def get_partition_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
-        tap, account = self.strava_tap, self.account
+        run, account = self.sync_run, self.account
         athlete_id = account.athlete_id
-        facts = tap.shared_facts.athlete(athlete_id)
+        facts = run.shared_facts.athlete(athlete_id)
         ids = {str(gear_id) for gear_id in facts.get("gear_ids") or []}
         if account.profile_fetched:
             profile = account.profile
             ids |= {str(g["id"]) for kind in ("bikes", "shoes") for g in profile.get(kind) or []}
-        ids |= tap.gear_ids_seen.get(athlete_id, set())
+        ids |= run.gear_ids_seen.get(athlete_id, set())
         fetched = dict(facts.get("gear") or {})
-        now = int(tap.run_started_at.timestamp())
+        now = int(run.started_at.timestamp())
         max_age = int(self.config.get("gear_max_age_days", 7)) * DAY
         for gear_id in sorted(ids):
             last = fetched.get(gear_id)
@@ -333,4 +331,4 @@ class GearStream(StravaStream):
                     dict(body), self.schema, logger=self.logger, label=f"gear {gear_id}"
                 )
             fetched[gear_id] = now
-            tap.shared_facts.update_athlete(athlete_id, gear=fetched)
+            run.shared_facts.update_athlete(athlete_id, gear=fetched)

@@ -11,8 +11,9 @@ from singer_sdk.exceptions import FatalAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import PageNumberPaginator
 
-from tap_strava.client import MAX_PAGE_SIZE, StravaStream
+from tap_strava.client import StravaStream
 from tap_strava.conform import conform_to_schema
+from tap_strava.dates import clamp_to, epoch, iso
 from tap_strava.digest import DIGESTS_KEY, record_digest
 from tap_strava.schemas import ACTIVITY_SCHEMA, ATHLETE_SCHEMA, ATHLETE_STATS_SCHEMA
 from tap_strava.sdk_adapter import (
@@ -21,23 +22,19 @@ from tap_strava.sdk_adapter import (
     write_activate_version,
     write_state_now,
 )
-from tap_strava.windows import DAY, TimeWindow, WindowPlanner, page_cap, pages_for
+from tap_strava.windows import (
+    DAY,
+    MAX_PAGE_SIZE,
+    TimeWindow,
+    WindowPlanner,
+    page_cap,
+    pages_for,
+)
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     from singer_sdk.helpers.types import Context
-
-
-def _epoch(value: str | datetime.datetime) -> int:
-    moment = (
-        value
-        if isinstance(value, datetime.datetime)
-        else datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    )
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return int(moment.timestamp())
 
 
 # Epoch second where an interrupted or quota-stopped run goes on (state, per partition).
@@ -47,14 +44,6 @@ RECONCILE_VERSION_KEY = "reconcile_version"
 # A newest-first backfill under way (see Cursor); authoritative while present.
 BACKFILL_KEY = "backfill"
 RECONCILE_DONE_KEY = "reconcile_done"
-
-
-def _iso(epoch: int) -> str:
-    return (
-        datetime.datetime.fromtimestamp(max(0, epoch), tz=datetime.timezone.utc)
-        .isoformat()
-        .replace("+00:00", "Z")
-    )
 
 
 def _activity_key(summary: dict[str, t.Any]) -> int:
@@ -71,7 +60,7 @@ def _activity_key(summary: dict[str, t.Any]) -> int:
             )
             raise FatalAPIError(msg)
     try:
-        _epoch(summary["start_date"])
+        epoch(summary["start_date"])
         return int(summary["id"])
     except (TypeError, ValueError):
         msg = (
@@ -79,13 +68,6 @@ def _activity_key(summary: dict[str, t.Any]) -> int:
             f"({str(summary)[:200]}): report it, the run stops here to lose nothing"
         )
         raise FatalAPIError(msg) from None
-
-
-def clamp_to(value: t.Any, ceiling: datetime.datetime) -> str:
-    """A bookmark value, never later than ``ceiling`` (the run's start)."""
-    if value is None or _epoch(str(value)) > int(ceiling.timestamp()):
-        return ceiling.isoformat().replace("+00:00", "Z")
-    return str(value)
 
 
 @dataclasses.dataclass
@@ -148,8 +130,8 @@ class ActivityListStream(StravaStream):
         bookmark in 2031 would make every later run start in 2031 and find nothing, with
         every notification saying "no new activities".
         """
-        started_at = int(self.strava_tap.run_started_at.timestamp())
-        if _epoch(activity["start_date"]) <= started_at:
+        started_at = int(self.sync_run.started_at.timestamp())
+        if epoch(activity["start_date"]) <= started_at:
             return False
         if not warn:
             return True
@@ -159,7 +141,7 @@ class ActivityListStream(StravaStream):
             self.name,
             activity["id"],
             activity["start_date"],
-            _iso(started_at),
+            iso(started_at),
         )
         return True
 
@@ -200,9 +182,9 @@ class ActivityListStream(StravaStream):
             start=start,
             now=int(datetime.datetime.now(datetime.timezone.utc).timestamp()),
             initial_span=int(self.config.get("window_days", 30)) * DAY,
-            end=_epoch(end_date) if end_date else None,
+            end=epoch(end_date) if end_date else None,
         )
-        self.logger.info("%s: reading activities that started after %s", self.name, _iso(start - 1))
+        self.logger.info("%s: reading activities that started after %s", self.name, iso(start - 1))
         partition_state = self.get_context_state(context)
         for index, window in enumerate(planner):
             if index:
@@ -224,7 +206,7 @@ class ActivityListStream(StravaStream):
                 planner.split(window)
                 continue
             planner.report(len(by_id))
-            yield sorted(by_id.values(), key=lambda r: (_epoch(r["start_date"]), int(r["id"])))
+            yield sorted(by_id.values(), key=lambda r: (epoch(r["start_date"]), int(r["id"])))
         self._window = None
         partition_state.pop(RESUME_KEY, None)  # complete: no unread second left
 
@@ -259,7 +241,7 @@ class ActivitiesStream(ActivityListStream):
 
     def table_version(self) -> int:
         """The version stamped on every record of this run (kept for a whole reconcile pass)."""
-        started = int(self.strava_tap.run_started_at.timestamp())
+        started = int(self.sync_run.started_at.timestamp())
         if not self.reconciling:
             return started
         stream_state = self.stream_state
@@ -278,14 +260,14 @@ class ActivitiesStream(ActivityListStream):
         bookmark = state.get("replication_key_value")
         start_date = self.config.get("start_date")
         end_date = self.config.get("end_date")
-        floor = _epoch(start_date) if start_date else 0
+        floor = epoch(start_date) if start_date else 0
         if state.get(RESUME_KEY):
             return max(int(state[RESUME_KEY]), floor)
-        if bookmark and end_date and _epoch(bookmark) > _epoch(end_date):
+        if bookmark and end_date and epoch(bookmark) > epoch(end_date):
             return floor
         if bookmark and not self.reconciling:
             lookback = int(self.config.get("lookback_days", 7)) * DAY
-            return max(_epoch(bookmark) - lookback, floor)
+            return max(epoch(bookmark) - lookback, floor)
         return floor
 
     def _sane_bookmark(self, bookmark: str, state: dict[str, t.Any]) -> str:
@@ -296,15 +278,15 @@ class ActivitiesStream(ActivityListStream):
         run's start among the remembered digests, or (none known) the whole history again
         (the targets' upsert makes that harmless).
         """
-        started_at = int(self.strava_tap.run_started_at.timestamp())
-        if _epoch(bookmark) <= started_at:
+        started_at = int(self.sync_run.started_at.timestamp())
+        if epoch(bookmark) <= started_at:
             return bookmark
         real = [
             entry[0]
             for entry in (state.get(DIGESTS_KEY) or {}).values()
-            if _epoch(entry[0]) <= started_at
+            if epoch(entry[0]) <= started_at
         ]
-        healed = max(real, key=_epoch) if real else _iso(0)
+        healed = max(real, key=epoch) if real else iso(0)
         self.logger.warning(
             "%s: the bookmark %s is after this run's start (a future-dated activity moved it "
             "there); reading again from %s",
@@ -340,15 +322,15 @@ class ActivitiesStream(ActivityListStream):
             for p in partitions
             if p.get(RECONCILE_DONE_KEY)
         }
-        tap = self.strava_tap
-        wanted = set(tap.athlete_accounts)
-        skipped = [account.label for account in tap.accounts if account.failure]
+        athletes = self.sync_run.athletes
+        wanted = set(athletes.resolved)
+        skipped = [account.label for account in athletes.accounts if account.failure]
         if not version or skipped or not wanted or not wanted <= done:
             self.logger.warning(
                 "Reconcile pass not complete (%d of %d athletes done%s): deletions are applied "
                 "when a later run completes it",
                 len(wanted & done),
-                len(tap.accounts),
+                len(athletes.accounts),
                 f"; skipped: {', '.join(skipped)}" if skipped else "",
             )
             return
@@ -413,16 +395,16 @@ class ActivitiesStream(ActivityListStream):
         next incremental run, which starts ``lookback_days`` before that bookmark.
         """
         start_date = self.config.get("start_date")
-        floor = _epoch(start_date) if start_date else None
+        floor = epoch(start_date) if start_date else None
         end_date = self.config.get("end_date")
         cursor = Cursor.load(partition_state.get(BACKFILL_KEY))
         if partition_state.get(BACKFILL_KEY) is None and end_date:
-            cursor.before = _epoch(end_date) + 1
+            cursor.before = epoch(end_date) + 1
         high_water = partition_state.get("replication_key_value")
         self.logger.info(
             "%s: reading the history newest first, before %s",
             self.name,
-            _iso(cursor.before) if cursor.before is not None else "now",
+            iso(cursor.before) if cursor.before is not None else "now",
         )
         while True:
             partition_state[BACKFILL_KEY] = dataclasses.asdict(cursor)
@@ -437,16 +419,14 @@ class ActivitiesStream(ActivityListStream):
                 for activity_id, item in page.items()
                 if not (
                     cursor.before is not None
-                    and _epoch(item["start_date"]) == cursor.before - 1
+                    and epoch(item["start_date"]) == cursor.before - 1
                     and activity_id in cursor.seen
                 )
             ]
-            in_range = [i for i in fresh if floor is None or _epoch(i["start_date"]) >= floor]
-            in_range.sort(key=lambda r: (_epoch(r["start_date"]), int(r["id"])), reverse=True)
+            in_range = [i for i in fresh if floor is None or epoch(i["start_date"]) >= floor]
+            in_range.sort(key=lambda r: (epoch(r["start_date"]), int(r["id"])), reverse=True)
             for record in in_range:
-                newer = cursor.newest is None or _epoch(record["start_date"]) > _epoch(
-                    cursor.newest
-                )
+                newer = cursor.newest is None or epoch(record["start_date"]) > epoch(cursor.newest)
                 if newer and not self.is_future(record, warn=False):
                     cursor.newest = str(record["start_date"])
                 yield from self._emit(record, context, partition_state, None)
@@ -458,7 +438,7 @@ class ActivitiesStream(ActivityListStream):
             self._prune_backfill_digests(cursor, partition_state)
             if not page or (floor is not None and len(in_range) < len(fresh)):
                 break  # an empty answer (or the start_date passed): the history is read
-            oldest = min(_epoch(item["start_date"]) for item in page.values())
+            oldest = min(epoch(item["start_date"]) for item in page.values())
             if not fresh and len(page) >= MAX_PAGE_SIZE:
                 cursor.page += 1  # a full page of one second: page on at that bound
                 continue
@@ -466,7 +446,7 @@ class ActivitiesStream(ActivityListStream):
                 # Only equal start times seen already: ask strictly older, to the end.
                 cursor.before, cursor.seen, cursor.page = oldest, [], 1
                 continue
-            at_oldest = [int(i["id"]) for i in page.values() if _epoch(i["start_date"]) == oldest]
+            at_oldest = [int(i["id"]) for i in page.values() if epoch(i["start_date"]) == oldest]
             if len(page) >= MAX_PAGE_SIZE:
                 # A full page may cut a group of equal start times: ask that second again.
                 seen = cursor.seen if cursor.before == oldest + 1 else []
@@ -475,11 +455,11 @@ class ActivitiesStream(ActivityListStream):
                 # A short page holds every activity of its oldest second: ask strictly older.
                 cursor.before, cursor.seen, cursor.page = oldest, [], 1
         partition_state.pop(BACKFILL_KEY, None)
-        run_start = self.strava_tap.run_started_at
+        run_start = self.sync_run.started_at
         newest = [v for v in (cursor.newest, high_water) if v]
         partition_state["replication_key"] = self.replication_key
         partition_state["replication_key_value"] = clamp_to(
-            max(newest, key=_epoch) if newest else None, run_start
+            max(newest, key=epoch) if newest else None, run_start
         )
         partition_state[DIGESTS_KEY] = self._digests_to_keep(self._digests, partition_state)
         mark_state_changed(self)
@@ -487,11 +467,11 @@ class ActivitiesStream(ActivityListStream):
     def _prune_backfill_digests(self, cursor: Cursor, partition_state: dict[str, t.Any]) -> None:
         """During a backfill only the newest look-back window's digests are worth keeping."""
         if cursor.newest:
-            floor = _epoch(cursor.newest) - int(self.config.get("lookback_days", 7)) * DAY - 1
+            floor = epoch(cursor.newest) - int(self.config.get("lookback_days", 7)) * DAY - 1
             self._digests = {
                 key: value
                 for key, value in self._digests.items()
-                if _epoch(value[0]) >= floor or _epoch(value[0]) > _epoch(cursor.newest)
+                if epoch(value[0]) >= floor or epoch(value[0]) > epoch(cursor.newest)
             }
         partition_state[DIGESTS_KEY] = self._digests
 
@@ -519,16 +499,14 @@ class ActivitiesStream(ActivityListStream):
         bookmark = partition_state.get("replication_key_value")
         yield record
         if future:
-            partition_state["replication_key_value"] = clamp_to(
-                bookmark, self.strava_tap.run_started_at
-            )
-        elif high_water and _epoch(record["start_date"]) < _epoch(high_water):
+            partition_state["replication_key_value"] = clamp_to(bookmark, self.sync_run.started_at)
+        elif high_water and epoch(record["start_date"]) < epoch(high_water):
             # A date-range backfill never moves a later bookmark back.
             partition_state["replication_key_value"] = high_water
         # `record` is now conformed and emitted: remember what the target got.
         self._digests[str(activity_id)] = [record["start_date"], record_digest(record, properties)]
         if record.get("gear_id"):
-            gear_ids = self.strava_tap.gear_ids_seen.setdefault(self.account.athlete_id, set())
+            gear_ids = self.sync_run.gear_ids_seen.setdefault(self.account.athlete_id, set())
             gear_ids.add(str(record["gear_id"]))
 
     def _digests_to_keep(
@@ -538,8 +516,8 @@ class ActivitiesStream(ActivityListStream):
         bookmark = partition_state.get("replication_key_value")
         if not bookmark:
             return digests
-        floor = _epoch(bookmark) - int(self.config.get("lookback_days", 7)) * DAY - 1
-        return {key: value for key, value in digests.items() if _epoch(value[0]) >= floor}
+        floor = epoch(bookmark) - int(self.config.get("lookback_days", 7)) * DAY - 1
+        return {key: value for key, value in digests.items() if epoch(value[0]) >= floor}
 
     def post_process(
         self,
@@ -571,10 +549,10 @@ class AthleteStream(StravaStream):
         context: Context | None,  # noqa: ARG002
     ) -> Iterable[dict[str, t.Any]]:
         """The profile (fetched once per run at most, and loaded once per UTC day)."""
-        tap, account = self.strava_tap, self.account
-        today = tap.run_started_at.date().isoformat()
+        run, account = self.sync_run, self.account
+        today = run.started_at.date().isoformat()
         athlete_id = account.athlete_id
-        if tap.shared_facts.athlete(athlete_id).get("profile_on") == today and not (
+        if run.shared_facts.athlete(athlete_id).get("profile_on") == today and not (
             account.profile_fetched
         ):
             self.logger.info("athlete: %s's profile was loaded today already", account.label)
@@ -589,7 +567,7 @@ class AthleteStream(StravaStream):
             for gear in profile.get(kind) or []
             if isinstance(gear, dict) and gear.get("id")
         )
-        tap.shared_facts.update_athlete(athlete_id, profile_on=today, gear_ids=gear_ids)
+        run.shared_facts.update_athlete(athlete_id, profile_on=today, gear_ids=gear_ids)
 
 
 class AthleteStatsStream(StravaStream):
@@ -612,14 +590,14 @@ class AthleteStatsStream(StravaStream):
 
     def get_partition_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """Today's snapshot, unless a run loaded it already today (a daily history)."""
-        tap = self.strava_tap
-        today = tap.run_started_at.date().isoformat()
+        run = self.sync_run
+        today = run.started_at.date().isoformat()
         athlete_id = self.account.athlete_id
-        if tap.shared_facts.athlete(athlete_id).get("stats_on") == today:
+        if run.shared_facts.athlete(athlete_id).get("stats_on") == today:
             self.logger.info("athlete_stats: today's snapshot was loaded already")
             return
         yield from super().get_partition_records(context)
-        tap.shared_facts.update_athlete(athlete_id, stats_on=today)
+        run.shared_facts.update_athlete(athlete_id, stats_on=today)
 
     def post_process(
         self,
@@ -627,7 +605,7 @@ class AthleteStatsStream(StravaStream):
         context: Context | None = None,  # noqa: ARG002
     ) -> dict[str, t.Any] | None:
         """Stamp the snapshot with the sync's UTC date and time."""
-        fetched_at = self.strava_tap.run_started_at
+        fetched_at = self.sync_run.started_at
         row["snapshot_date"] = fetched_at.date().isoformat()
         row["fetched_at"] = fetched_at.isoformat().replace("+00:00", "Z")
         return conform_to_schema(row, self.schema, logger=self.logger, label="athlete stats")

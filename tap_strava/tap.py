@@ -18,8 +18,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.singerlib import StateMessage
 
-from tap_strava.auth import StravaAuthenticator
-from tap_strava.client import ATHLETE_FAILURES, SKIPPED_ATHLETES_KEY, StravaAccount
+from tap_strava.athletes import DEFAULT_API_URL, DEFAULT_TOKEN_URL, Athletes
 from tap_strava.detail_streams import (
     ActivityDetailsStream,
     ActivityStreamsStream,
@@ -27,18 +26,17 @@ from tap_strava.detail_streams import (
     LapsStream,
     ZonesStream,
 )
-from tap_strava.errors import StravaConfigError, StravaUserError, one_line
-from tap_strava.ratelimit import RateLimitTracker
+from tap_strava.errors import StravaConfigError, StravaUserError
+from tap_strava.run import SyncRun
 from tap_strava.sdk_adapter import ConfigValidationHook
 from tap_strava.shared_facts import SharedFacts
+from tap_strava.state_keys import SKIPPED_ATHLETES_KEY
 from tap_strava.streams import ActivitiesStream, AthleteStatsStream, AthleteStream
-from tap_strava.token_store import TokenStore, default_token_store_path
+from tap_strava.token_store import default_token_store_path
 
 if t.TYPE_CHECKING:
     from tap_strava.client import StravaStream
 
-DEFAULT_API_URL = "https://www.strava.com/api/v3"
-DEFAULT_TOKEN_URL = "https://www.strava.com/oauth/token"  # noqa: S105
 STATE_FILE_HINT = (
     "pass the value of the last STATE message of the previous run (a JSON object; {} or "
     "no --state at all for a first run)"
@@ -435,208 +433,26 @@ class TapStrava(ConfigValidationHook, Tap):
         return errors
 
     @cached_property
-    def gear_ids_seen(self) -> dict[int, set[str]]:
-        """Gear ids of the activities emitted in this run, per athlete (from ``activities``)."""
-        return {}
-
-    @cached_property
-    def shared_facts(self) -> SharedFacts:
-        """The facts file beside the token store (see :mod:`tap_strava.shared_facts`)."""
+    def sync_run(self) -> SyncRun:
+        """What every stream of this sync shares (see :mod:`tap_strava.run`)."""
         store_path = Path(self.config.get("token_store_path") or default_token_store_path())
-        return SharedFacts.beside(store_path)
+        facts = SharedFacts.beside(store_path)
+        return SyncRun(
+            athletes=Athletes(self.config, facts, self.logger),
+            started_at=self.run_started_at,
+            shared_facts=facts,
+            report_skipped=self.report_skipped_athletes,
+        )
 
-    def save_quota_reading(self) -> None:
-        """Keep the last quota reading for the next run of any block (best effort).
-
-        Called while a stream ends, also when it fails: a facts file that cannot be
-        written must not hide the real error, and costs only a possible 429 next run.
-        """
-        accounts = self.__dict__.get("accounts")
-        reading = accounts[0].rate_limits.reading() if accounts else None
-        if not reading:
-            return
-        try:
-            self.shared_facts.save_quota(reading)
-        except StravaConfigError as exc:
-            self.logger.warning("The quota reading is not kept for the next run: %s", exc)
+    @property
+    def athletes(self) -> Athletes:
+        """The athletes of this sync (built on first use, not at discovery)."""
+        return self.sync_run.athletes
 
     @cached_property
     def run_started_at(self) -> datetime.datetime:
         """The moment this sync started (UTC), shared by every stream."""
         return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-
-    def configured_athletes(self) -> list[tuple[str, str]]:
-        """``(label, refresh token)`` of every configured athlete, in configuration order."""
-        entries = []
-        if self.config.get("refresh_token"):
-            entries.append(("refresh_token", str(self.config["refresh_token"])))
-        for index, item in enumerate(self.config.get("athletes") or []):
-            label = str(item.get("name") or "").strip() or f"athletes[{index}]"
-            entries.append((label, str(item["refresh_token"])))
-        return entries
-
-    @cached_property
-    def accounts(self) -> list[StravaAccount]:
-        """One account per configured athlete, built on first use (not at discovery).
-
-        They share one rate-limit view and one HTTP session: the quota belongs to the app.
-        """
-        config = self.config
-        store_path = Path(config.get("token_store_path") or default_token_store_path())
-        timeout = float(config.get("request_timeout", 60))
-        rate_limits = RateLimitTracker(
-            window_seconds=int(config.get("rate_limit_window_seconds", 900)),
-            max_wait_seconds=float(config.get("max_rate_limit_wait_seconds", 900)),
-        )
-        # The quota belongs to the app: start from what the last run of any block saw.
-        rate_limits.restore(self.shared_facts.quota())
-        session = requests.Session()
-        accounts = []
-        for label, refresh_token in self.configured_athletes():
-            store = TokenStore(
-                store_path,
-                client_id=str(config["client_id"]),
-                configured_refresh_token=refresh_token,
-            )
-            authenticator = StravaAuthenticator(
-                client_id=str(config["client_id"]),
-                client_secret=str(config["client_secret"]),
-                refresh_token=refresh_token,
-                token_url=str(config.get("token_url") or DEFAULT_TOKEN_URL),
-                token_store=store,
-                timeout=timeout,
-                athlete=None if label == "refresh_token" else label,
-            )
-            accounts.append(
-                StravaAccount(
-                    label=label,
-                    authenticator=authenticator,
-                    api_url=str(config.get("api_url") or DEFAULT_API_URL),
-                    rate_limits=rate_limits,
-                    session=session,
-                    timeout=timeout,
-                )
-            )
-        return accounts
-
-    @property
-    def account(self) -> StravaAccount:
-        """The first configured athlete's account (the only one in a single-athlete setup)."""
-        return self.accounts[0]
-
-    @property
-    def several_athletes(self) -> bool:
-        """Whether athletes are isolated from each other's failures (more than one)."""
-        return len(self.accounts) > 1
-
-    @cached_property
-    def athlete_accounts(self) -> dict[int, StravaAccount]:
-        """Athlete id to account, for every account whose profile could be read.
-
-        With one athlete an error propagates as it always did (the run fails with one
-        line). With several, the failing athlete is skipped and reported at the end.
-        """
-        if self.config.get("reconcile"):
-            self.check_reconcile_coverage()
-            self.check_reconcile_scopes()
-        resolved: dict[int, StravaAccount] = {}
-        for account in self.accounts:
-            if account.failure:
-                continue
-            try:
-                athlete_id = account.athlete_id
-            except ATHLETE_FAILURES as exc:
-                if not self.several_athletes:
-                    raise
-                self.skip_athlete(account, exc)
-                continue
-            if athlete_id in resolved:
-                self.logger.warning(
-                    "Athletes %s and %s are the same Strava athlete; syncing it once",
-                    resolved[athlete_id].label,
-                    account.label,
-                )
-                continue
-            resolved[athlete_id] = account
-        if self.config.get("reconcile"):
-            self.check_reconcile_coverage(resolved)
-        return resolved
-
-    def check_reconcile_coverage(self, resolved: t.Iterable[int] | None = None) -> None:
-        """Refuse, before any request, a reconcile that would not read what it deletes.
-
-        ACTIVATE_VERSION covers the whole ``activities`` table, every athlete and every
-        date: target-postgres flags (or with ``hard_delete`` deletes) each row that the
-        pass did not stamp. A pass limited by ``start_date``/``end_date``, or missing an
-        athlete who has rows there, would flag rows it never re-read. An athlete with an
-        entry in the token store (so synced at some point) that is not configured now
-        counts as having rows. Checked before any request, and, if a configured token's
-        athlete is not known yet, again with ``resolved`` (the ids the profiles gave)
-        before any activity is listed.
-        """
-        limits = [name for name in ("start_date", "end_date") if self.config.get(name)]
-        if limits:
-            msg = (
-                f"reconcile refused: {' and '.join(limits)} limit the pass to part of the "
-                "history, but it flags or deletes every row of the activities table it did "
-                f"not read; unset {' and '.join(limits)} for the reconcile (for Meltano: "
-                "TAP_STRAVA_RECONCILE_START_DATE= / _END_DATE= override the inherited value)"
-            )
-            raise StravaConfigError(msg)
-        if not self.accounts:
-            return
-        configured: set[int] = set(resolved or ())
-        for account in self.accounts:
-            stored = account.authenticator.token_store.load()
-            if stored and stored.athlete_id is not None:
-                configured.add(int(stored.athlete_id))
-            elif resolved is None:
-                return  # whose chain this is shows with its profile: checked again then
-        missing = self.accounts[0].authenticator.token_store.athlete_ids() - configured
-        if missing:
-            ids = ", ".join(str(athlete_id) for athlete_id in sorted(missing))
-            msg = (
-                f"reconcile refused: athlete {ids} has tokens in the token store but is not "
-                "configured, so its rows would be flagged as deleted; configure it again, or "
-                "remove its rows and its entry (tap-strava-auth --forget-athlete ID)"
-            )
-            raise StravaConfigError(msg)
-
-    def check_reconcile_scopes(self) -> None:
-        """Refuse a reconcile unless every athlete is known to have granted activity:read_all.
-
-        Without it Strava leaves out "Only You" activities, which a reconcile would then
-        flag as deleted. Refresh answers do not carry the scope: tap-strava-auth records
-        what Strava granted in the token store.
-        """
-        for account in self.accounts:
-            stored = account.authenticator.token_store.load()
-            scope = set(re.split(r"[ ,]+", (stored.scope if stored else None) or ""))
-            if "activity:read_all" in scope:
-                continue
-            option = "" if account.label == "refresh_token" else f" --athlete {account.label}"
-            known = f"granted only {stored.scope}" if stored and stored.scope else "is not known"
-            msg = (
-                f"reconcile refused: the scope of {account.label} {known}, and without "
-                "activity:read_all private activities would be flagged as deleted; run "
-                f"`tap-strava-auth{option}` (it records the granted scope) and grant private "
-                "activities"
-            )
-            raise StravaConfigError(msg)
-
-    def account_for(self, context: t.Mapping[str, t.Any] | None) -> StravaAccount:
-        """The account of a stream partition (the first account without a partition)."""
-        athlete_id = (context or {}).get("athlete_id")
-        if athlete_id is None:
-            return self.account
-        return self.athlete_accounts[int(athlete_id)]
-
-    def skip_athlete(self, account: StravaAccount, exc: BaseException) -> None:
-        """Record why an athlete is skipped for the rest of this run, and say so."""
-        account.failure = one_line(exc)
-        self.logger.error(
-            "Skipping athlete %s for the rest of this run: %s", account.label, account.failure
-        )
 
     def report_skipped_athletes(self) -> None:
         """Put the skipped athletes' reasons in the state; fail if every athlete failed.
@@ -645,8 +461,9 @@ class TapStrava(ConfigValidationHook, Tap):
         ``activities``), so the run is reported as partial; the key goes away once every
         athlete syncs again. If no athlete could be synced, the run fails with one line.
         """
-        failed = [account for account in self.accounts if account.failure]
-        if failed and len(failed) == len(self.accounts):
+        accounts = self.athletes.accounts
+        failed = [account for account in accounts if account.failure]
+        if failed and len(failed) == len(accounts):
             msg = "no athlete could be synced: " + "; ".join(
                 f"{account.label}: {account.failure}" for account in failed
             )
@@ -710,7 +527,7 @@ class TapStrava(ConfigValidationHook, Tap):
         15-minute window: it stops at once (see :meth:`report_quota_for_config_test`).
         """
         self.logger.info("meltano config test: checking client_id and client_secret with Strava")
-        for account in self.accounts:
+        for account in self.athletes.accounts:
             account.authenticator.invalidate_access_token()
             account.authenticator.update_access_token()
             account.rate_limits.max_wait_seconds = 0
@@ -722,7 +539,7 @@ class TapStrava(ConfigValidationHook, Tap):
         Meltano's own verdict would be "no RECORD message received, check the selection",
         which sends the user the wrong way; the credentials were fine.
         """
-        reason = self.account.rate_limits.exhausted
+        reason = self.athletes.first.rate_limits.exhausted
         if reason:
             msg = (
                 "Strava accepted the credentials, but the app's rate-limit quota is spent, "

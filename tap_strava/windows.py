@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from tap_strava.client import MAX_PAGE_SIZE
-
 DAY = 86400
+# Strava's largest page (``per_page``) of a list endpoint.
+MAX_PAGE_SIZE = 200
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,314 @@
+"""The athletes of a run: one account each (tokens, profile, quota view, failures).
+
+The tap creates one :class:`Athletes` per sync and hands it to every stream (through
+:class:`tap_strava.run.SyncRun`): it builds a :class:`StravaAccount` per configured refresh
+token, resolves which Strava athlete each one is, isolates one athlete's failures from the
+others', and refuses a reconcile that would flag rows it cannot re-read. The accounts share
+one rate-limit view and one HTTP session, because Strava's quota belongs to the app.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import typing as t
+from functools import cached_property
+from pathlib import Path
+
+import backoff
+import requests
+from singer_sdk.exceptions import RetriableAPIError
+
+from tap_strava.auth import StravaAuthenticator
+from tap_strava.errors import StravaConfigError, one_line
+from tap_strava.ratelimit import RateLimitTracker
+from tap_strava.responses import (
+    ATHLETE_FAILURES,
+    check_strava_response,
+    json_body,
+    with_rate_limit_waits,
+)
+from tap_strava.shared_facts import SharedFacts
+from tap_strava.token_store import TokenStore, default_token_store_path
+
+DEFAULT_API_URL = "https://www.strava.com/api/v3"
+DEFAULT_TOKEN_URL = "https://www.strava.com/oauth/token"  # noqa: S105
+
+
+class StravaAccount:
+    """One authorized athlete: its authenticator, quota view and cached profile.
+
+    The tap has one account per configured refresh token; streams are partitioned by
+    ``athlete_id`` and each partition uses its athlete's account. Accounts share the
+    app's :class:`RateLimitTracker`.
+    """
+
+    def __init__(
+        self,
+        *,
+        label: str = "refresh_token",
+        authenticator: StravaAuthenticator,
+        api_url: str,
+        rate_limits: RateLimitTracker,
+        session: requests.Session,
+        timeout: float,
+    ) -> None:
+        self.label = label
+        self.authenticator = authenticator
+        # Why this athlete is skipped for the rest of the run (several athletes), if it is.
+        self.failure: str | None = None
+        self.api_url = api_url.rstrip("/")
+        self.rate_limits = rate_limits
+        self.unauthorized_retries = 0
+        self._session = session
+        self._timeout = timeout
+
+    @cached_property
+    def profile(self) -> dict[str, t.Any]:
+        """``GET /athlete``, fetched once per run and shared by every stream.
+
+        The athlete's id goes into the token store: a reconcile needs to know every
+        athlete that ever loaded rows (see ``TapStrava.check_reconcile_coverage``).
+        """
+        profile = t.cast("dict[str, t.Any]", self.get_json("/athlete"))
+        if isinstance(profile.get("id"), int):
+            self.authenticator.token_store.remember_athlete(int(profile["id"]))
+        return profile
+
+    @cached_property
+    def athlete_id(self) -> int:
+        """The authorized athlete's id: from the token store if known, else the profile's.
+
+        The token store records whose chain it is once a profile said so, so that a run
+        that does not need the profile today (it is loaded once a day) does not fetch it
+        just to learn the id.
+        """
+        stored = self.authenticator.token_store.load()
+        if stored is not None and isinstance(stored.athlete_id, int):
+            return stored.athlete_id
+        return int(self.profile["id"])
+
+    @property
+    def profile_fetched(self) -> bool:
+        """Whether this run has fetched the profile already (no request to ask)."""
+        return "profile" in self.__dict__
+
+    def get_json(self, path: str) -> t.Any:
+        """GET one API path with the account's token, retrying transient failures."""
+
+        @backoff.on_exception(
+            backoff.expo,
+            (RetriableAPIError, requests.exceptions.ConnectionError, requests.exceptions.Timeout),
+            max_tries=5,
+            factor=1,
+        )
+        def _get() -> t.Any:
+            self.rate_limits.before_request()
+            request = requests.Request("GET", f"{self.api_url}{path}").prepare()
+            response = self._session.send(self.authenticator(request), timeout=self._timeout)
+            check_strava_response(response, self)
+            return json_body(response)
+
+        return with_rate_limit_waits(_get, self.rate_limits)()
+
+
+class Athletes:
+    """Every configured athlete of this sync, built on first use (not at discovery)."""
+
+    def __init__(
+        self,
+        config: t.Mapping[str, t.Any],
+        shared_facts: SharedFacts,
+        logger: logging.Logger,
+    ) -> None:
+        self.config = config
+        self.shared_facts = shared_facts
+        self.logger = logger
+
+    def save_quota_reading(self) -> None:
+        """Keep the last quota reading for the next run of any block (best effort).
+
+        Called while a stream ends, also when it fails: a facts file that cannot be
+        written must not hide the real error, and costs only a possible 429 next run.
+        """
+        accounts = self.__dict__.get("accounts")
+        reading = accounts[0].rate_limits.reading() if accounts else None
+        if not reading:
+            return
+        try:
+            self.shared_facts.save_quota(reading)
+        except StravaConfigError as exc:
+            self.logger.warning("The quota reading is not kept for the next run: %s", exc)
+
+    def configured(self) -> list[tuple[str, str]]:
+        """``(label, refresh token)`` of every configured athlete, in configuration order."""
+        entries = []
+        if self.config.get("refresh_token"):
+            entries.append(("refresh_token", str(self.config["refresh_token"])))
+        for index, item in enumerate(self.config.get("athletes") or []):
+            label = str(item.get("name") or "").strip() or f"athletes[{index}]"
+            entries.append((label, str(item["refresh_token"])))
+        return entries
+
+    @cached_property
+    def accounts(self) -> list[StravaAccount]:
+        """One account per configured athlete, built on first use (not at discovery).
+
+        They share one rate-limit view and one HTTP session: the quota belongs to the app.
+        """
+        config = self.config
+        store_path = Path(config.get("token_store_path") or default_token_store_path())
+        timeout = float(config.get("request_timeout", 60))
+        rate_limits = RateLimitTracker(
+            window_seconds=int(config.get("rate_limit_window_seconds", 900)),
+            max_wait_seconds=float(config.get("max_rate_limit_wait_seconds", 900)),
+        )
+        # The quota belongs to the app: start from what the last run of any block saw.
+        rate_limits.restore(self.shared_facts.quota())
+        session = requests.Session()
+        accounts = []
+        for label, refresh_token in self.configured():
+            store = TokenStore(
+                store_path,
+                client_id=str(config["client_id"]),
+                configured_refresh_token=refresh_token,
+            )
+            authenticator = StravaAuthenticator(
+                client_id=str(config["client_id"]),
+                client_secret=str(config["client_secret"]),
+                refresh_token=refresh_token,
+                token_url=str(config.get("token_url") or DEFAULT_TOKEN_URL),
+                token_store=store,
+                timeout=timeout,
+                athlete=None if label == "refresh_token" else label,
+            )
+            accounts.append(
+                StravaAccount(
+                    label=label,
+                    authenticator=authenticator,
+                    api_url=str(config.get("api_url") or DEFAULT_API_URL),
+                    rate_limits=rate_limits,
+                    session=session,
+                    timeout=timeout,
+                )
+            )
+        return accounts
+
+    @property
+    def first(self) -> StravaAccount:
+        """The first configured athlete's account (the only one in a single-athlete setup)."""
+        return self.accounts[0]
+
+    @property
+    def several(self) -> bool:
+        """Whether athletes are isolated from each other's failures (more than one)."""
+        return len(self.accounts) > 1
+
+    @cached_property
+    def resolved(self) -> dict[int, StravaAccount]:
+        """Athlete id to account, for every account whose profile could be read.
+
+        With one athlete an error propagates as it always did (the run fails with one
+        line). With several, the failing athlete is skipped and reported at the end.
+        """
+        if self.config.get("reconcile"):
+            self.check_reconcile_coverage()
+            self.check_reconcile_scopes()
+        resolved: dict[int, StravaAccount] = {}
+        for account in self.accounts:
+            if account.failure:
+                continue
+            try:
+                athlete_id = account.athlete_id
+            except ATHLETE_FAILURES as exc:
+                if not self.several:
+                    raise
+                self.skip(account, exc)
+                continue
+            if athlete_id in resolved:
+                self.logger.warning(
+                    "Athletes %s and %s are the same Strava athlete; syncing it once",
+                    resolved[athlete_id].label,
+                    account.label,
+                )
+                continue
+            resolved[athlete_id] = account
+        if self.config.get("reconcile"):
+            self.check_reconcile_coverage(resolved)
+        return resolved
+
+    def check_reconcile_coverage(self, resolved: t.Iterable[int] | None = None) -> None:
+        """Refuse, before any request, a reconcile that would not read what it deletes.
+
+        ACTIVATE_VERSION covers the whole ``activities`` table, every athlete and every
+        date: target-postgres flags (or with ``hard_delete`` deletes) each row that the
+        pass did not stamp. A pass limited by ``start_date``/``end_date``, or missing an
+        athlete who has rows there, would flag rows it never re-read. An athlete with an
+        entry in the token store (so synced at some point) that is not configured now
+        counts as having rows. Checked before any request, and, if a configured token's
+        athlete is not known yet, again with ``resolved`` (the ids the profiles gave)
+        before any activity is listed.
+        """
+        limits = [name for name in ("start_date", "end_date") if self.config.get(name)]
+        if limits:
+            msg = (
+                f"reconcile refused: {' and '.join(limits)} limit the pass to part of the "
+                "history, but it flags or deletes every row of the activities table it did "
+                f"not read; unset {' and '.join(limits)} for the reconcile (for Meltano: "
+                "TAP_STRAVA_RECONCILE_START_DATE= / _END_DATE= override the inherited value)"
+            )
+            raise StravaConfigError(msg)
+        if not self.accounts:
+            return
+        configured: set[int] = set(resolved or ())
+        for account in self.accounts:
+            stored = account.authenticator.token_store.load()
+            if stored and stored.athlete_id is not None:
+                configured.add(int(stored.athlete_id))
+            elif resolved is None:
+                return  # whose chain this is shows with its profile: checked again then
+        missing = self.accounts[0].authenticator.token_store.athlete_ids() - configured
+        if missing:
+            ids = ", ".join(str(athlete_id) for athlete_id in sorted(missing))
+            msg = (
+                f"reconcile refused: athlete {ids} has tokens in the token store but is not "
+                "configured, so its rows would be flagged as deleted; configure it again, or "
+                "remove its rows and its entry (tap-strava-auth --forget-athlete ID)"
+            )
+            raise StravaConfigError(msg)
+
+    def check_reconcile_scopes(self) -> None:
+        """Refuse a reconcile unless every athlete is known to have granted activity:read_all.
+
+        Without it Strava leaves out "Only You" activities, which a reconcile would then
+        flag as deleted. Refresh answers do not carry the scope: tap-strava-auth records
+        what Strava granted in the token store.
+        """
+        for account in self.accounts:
+            stored = account.authenticator.token_store.load()
+            scope = set(re.split(r"[ ,]+", (stored.scope if stored else None) or ""))
+            if "activity:read_all" in scope:
+                continue
+            option = "" if account.label == "refresh_token" else f" --athlete {account.label}"
+            known = f"granted only {stored.scope}" if stored and stored.scope else "is not known"
+            msg = (
+                f"reconcile refused: the scope of {account.label} {known}, and without "
+                "activity:read_all private activities would be flagged as deleted; run "
+                f"`tap-strava-auth{option}` (it records the granted scope) and grant private "
+                "activities"
+            )
+            raise StravaConfigError(msg)
+
+    def account_for(self, context: t.Mapping[str, t.Any] | None) -> StravaAccount:
+        """The account of a stream partition (the first account without a partition)."""
+        athlete_id = (context or {}).get("athlete_id")
+        if athlete_id is None:
+            return self.first
+        return self.resolved[int(athlete_id)]
+
+    def skip(self, account: StravaAccount, exc: BaseException) -> None:
+        """Record why an athlete is skipped for the rest of this run, and say so."""
+        account.failure = one_line(exc)
+        self.logger.error(
+            "Skipping athlete %s for the rest of this run: %s", account.label, account.failure
+        )
