@@ -29,3 +29,21 @@ def test_private_sdk_names_live_in_the_adapter_only():
 def test_the_adapter_is_where_they_are():
     text = (ROOT / "tap_strava" / "sdk_adapter.py").read_text()
     assert PRIVATE.search(text), "the pattern still finds the private names it guards"
+
+
+def test_the_import_contracts_hold():
+    """No cycle, nothing imports the tap's entry module, the simulator stands alone."""
+    import subprocess
+    import sys
+
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    proc = subprocess.run(
+        [str(lint_imports), "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-1000:]
+    assert "0 broken" in proc.stdout
