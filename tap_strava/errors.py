@@ -24,6 +24,14 @@ class StravaConfigError(StravaUserError):
     """A setting is missing or malformed."""
 
 
+class AuthorizeError(StravaUserError):
+    """A failure of ``tap-strava-auth`` the user can act on (printed as one line).
+
+    Here rather than with the command, because its flow, callback server and ``.env``
+    writer all raise it and none of them should import another to do so.
+    """
+
+
 def strava_error_fields(body: object) -> list[tuple[str, str, str]]:
     """The ``(resource, field, code)`` triples of a Strava error body, if it has any.
 

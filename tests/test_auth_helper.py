@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import pytest
 import requests
 
-from tap_strava import authorize
+from tap_strava import authorize, callback_server
 from tap_strava.simulator import StravaSimulator
 from tap_strava.token_store import TokenStore
 from tests.conftest import tap_config_for
@@ -325,7 +325,7 @@ def test_timeout_waiting_for_the_redirect(simulator, auth_env, monkeypatch, caps
 
 def test_a_long_wait_for_the_browser_is_reminded(simulator, auth_env, monkeypatch, capsys):
     """Issue 13.2: a wait shows a line at least every minute (here every 0.4 s)."""
-    monkeypatch.setattr(authorize, "WAIT_REMINDER_SECONDS", 0.4)
+    monkeypatch.setattr(callback_server, "WAIT_REMINDER_SECONDS", 0.4)
     code, out, err = run_helper(monkeypatch, capsys, Browser(act=False), "--timeout", "1.5")
     assert code == 1
     assert_one_error_line(err, "No redirect from Strava within")
@@ -442,6 +442,84 @@ def test_env_file_update_keeps_lines_and_drops_duplicates(tmp_path):
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
 
 
+AWKWARD_VALUES = {
+    "TAP_STRAVA_REFRESH_TOKEN": "0123abcdef",  # what Strava issues: written bare
+    "TAP_STRAVA_CLIENT_SECRET": "s p a c e s  # not a comment",
+    "QUOTES": """it's "double" and 'single'""",
+    "BACKSLASHES": r"C:\new\table \" \\ \'",
+    "HASH": "#starts-with-hash",
+    "MULTILINE": "line one\nline two\r\n",
+    "UNICODE": "Caf\u00e9 \U0001f6b4 \u2014 ok",
+    "EMPTY": "",
+    "DOLLAR": "$HOME and $ alone",
+    "TAP_STRAVA_ATHLETES": json.dumps(
+        [
+            {"name": "ann", "refresh_token": "a'b\"c"},
+            {"name": "bo b#1", "refresh_token": "x\\y", "client_id": "7"},
+        ],
+        separators=(",", ":"),
+    ),
+}
+
+
+def test_env_file_round_trip_through_python_dotenv(tmp_path):
+    """What is written reads back identically with `dotenv_values`, as Meltano reads .env.
+
+    Awkward values (quotes, `#`, spaces, backslashes, newlines, a JSON list) next to lines
+    the user wrote: those stay exactly as they were, byte for byte.
+    """
+    from dotenv import dotenv_values
+
+    env_file = tmp_path / ".env"
+    kept = (
+        "# my project\n"
+        "export UNRELATED='keep me # as is'\n"
+        'OTHER="two\n'
+        'lines"\n'
+        "\n"
+        "TAP_STRAVA_REFRESH_TOKEN=old  # replaced below\n"
+        "LAST=no-newline-at-end"
+    )
+    env_file.write_text(kept, encoding="utf-8")
+    env_file.chmod(0o644)
+    authorize.update_env_file(env_file, AWKWARD_VALUES)
+
+    values = dotenv_values(env_file)
+    assert {key: values[key] for key in AWKWARD_VALUES} == AWKWARD_VALUES
+    assert values["UNRELATED"] == "keep me # as is"
+    assert values["OTHER"] == "two\nlines"
+    assert values["LAST"] == "no-newline-at-end"
+    assert authorize.read_env_file(env_file) == values
+    athletes = json.loads(values["TAP_STRAVA_ATHLETES"] or "")
+    assert [a["name"] for a in athletes] == ["ann", "bo b#1"]
+    text = env_file.read_text(encoding="utf-8")
+    assert text.startswith(
+        "# my project\nexport UNRELATED='keep me # as is'\nOTHER=\"two\nlines\"\n\n"
+        "TAP_STRAVA_REFRESH_TOKEN=0123abcdef\nLAST=no-newline-at-end\n"
+    ), text
+    assert text.count("TAP_STRAVA_REFRESH_TOKEN") == 1
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600  # even if it was 0644
+
+    # Updating again changes nothing: the written form is stable.
+    authorize.update_env_file(env_file, AWKWARD_VALUES)
+    assert env_file.read_text(encoding="utf-8") == text
+
+
+def test_env_file_update_refuses_what_would_not_read_back(tmp_path):
+    """`${...}` is expanded by python-dotenv; a key on an unparsable line would be lost."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("A=1\n")
+    with pytest.raises(authorize.AuthorizeError, match=r"contains '\$\{'"):
+        authorize.update_env_file(env_file, {"B": "x${HOME}y"})
+    broken = 'TAP_STRAVA_ATHLETES=\'[{"name": "ann\'s"}]\'\n'
+    env_file.write_text(f"A=1\n{broken}")
+    with pytest.raises(authorize.AuthorizeError, match=r"Line 2 of .* is not valid dotenv"):
+        authorize.update_env_file(env_file, {"TAP_STRAVA_ATHLETES": "[]"})
+    assert env_file.read_text() == f"A=1\n{broken}"  # nothing written
+    authorize.update_env_file(env_file, {"C": "3"})  # a broken line of another key is kept
+    assert env_file.read_text() == f"A=1\n{broken}C=3\n"
+
+
 def test_no_console_browser_on_a_headless_machine(monkeypatch):
     monkeypatch.setattr(authorize.sys, "platform", "linux")
     assert not authorize.can_open_browser({})
@@ -492,7 +570,10 @@ def test_athlete_option_sets_that_entry_of_athletes_and_keeps_the_others(
     from dotenv import dotenv_values  # what Meltano reads .env with
 
     ann = {"name": "ann", "refresh_token": 'ann\'s-token, "quoted"'}
-    (auth_env / ".env").write_text(f"TAP_STRAVA_ATHLETES='{json.dumps([ann])}'\n")
+    # Single-quoted as python-dotenv (Meltano) reads it: the quote inside escaped.
+    quoted = json.dumps([ann]).replace("'", "\\'")
+    (auth_env / ".env").write_text(f"TAP_STRAVA_ATHLETES='{quoted}'\n")
+    assert json.loads(dotenv_values(auth_env / ".env")["TAP_STRAVA_ATHLETES"] or "") == [ann]
     code, out, err = run_helper(monkeypatch, capsys, Browser(), "--athlete", "bob")
     assert code == 0, err
     athletes = json.loads(dotenv_values(auth_env / ".env")["TAP_STRAVA_ATHLETES"] or "")
