@@ -393,193 +393,89 @@ class ActivityFactory:
         name: str | None = None,
         upload_delay: int | None = None,
     ) -> StoredActivity:
-        """Build one activity (id 0 until :meth:`assign_id`)."""
+        """Build one activity (id 0 until :meth:`assign_id`).
+
+        Each step below is a helper that draws from the one ``rng`` in a fixed order: the
+        order of the calls here *is* the data of a seed, so a step may be rewritten but
+        never moved or skipped (``tests/test_simulator.py`` pins the output of a few seeds).
+        """
         rng = self.rng
-        indoor = (not sport.gps) or (sport.indoor_share > 0 and rng.random() < sport.indoor_share)
-        if manual:
-            indoor = True
-        virtual = sport.sport_type == "VirtualRide"
-        if virtual:
-            indoor = False
-        trainer = sport.trainer or (indoor and sport.sport_type == "Run")
-
-        # Distance, time, speed.
-        if sport.distance_km[1] > 0:
-            distance = rng.uniform(*sport.distance_km) * 1000
-            speed = rng.uniform(*sport.speed)
-            moving_time = max(int(distance / speed), 60)
-        else:
-            distance = 0.0
-            moving_time = int(rng.uniform(*sport.duration_min) * 60)
-            speed = 0.0
-        elapsed_time = moving_time if manual else moving_time + int(rng.expovariate(1 / 120))
-        distance = _r1(distance)
-        average_speed = round(distance / moving_time, 3) if distance > 0 else 0.0
-        no_speed = manual or distance == 0
-        max_speed = 0.0 if no_speed else _r1(average_speed * rng.uniform(1.3, 2.2))
-
-        # Where: GPS track, or nothing.
-        gps = not indoor
-        start_latlng: list[float] = []
-        end_latlng: list[float] = []
-        polyline: str | None = None if manual else ""
-        track_points = 0
-        if gps:
-            base = WATOPIA if virtual else (place.lat, place.lng)
-            start = (
-                round(base[0] + rng.uniform(-0.04, 0.04), 6),
-                round(base[1] + rng.uniform(-0.04, 0.04), 6),
-            )
-            track_points = rng.randint(20, 48)
-            track = make_track(rng, start, distance, track_points)
-            polyline = encode_polyline(track)
-            start_latlng = [track[0][0], track[0][1]]
-            end_latlng = [track[-1][0], track[-1][1]]
-
-        # Elevation: an int 0 without elevation data, floats (or ints for Zwift) otherwise.
-        total_elevation_gain: int | float = 0
-        elev: tuple[float, float] | None = None
-        if gps and distance > 0:
-            gain = distance / 1000 * rng.uniform(*sport.climb_per_km)
-            total_elevation_gain = int(gain) if virtual else _r1(gain)
-            low = _r1(rng.uniform(-8, 450))
-            elev = (low + _r1(gain * rng.uniform(0.2, 0.7)) + 1.0, low)
-
-        # Sensors.
-        device_kind = "virtual" if virtual else ("bike" if sport.power else "watch")
-        device_name = None if manual else rng.choice(DEVICES[device_kind])
-        has_hr = (not manual) and rng.random() < 0.85
-        has_cadence = (not manual) and sport.cadence is not None and rng.random() < 0.85
-        has_temp = (not manual) and (not virtual) and rng.random() < 0.35
-        avg_hr = _r1(rng.uniform(*sport.hr)) if has_hr else 0.0
-        max_hr = float(int(avg_hr + rng.uniform(8, 30))) if has_hr else 0.0
-
-        # Visibility and social counts.
-        if visibility is None:
-            roll = rng.random()
-            visibility = (
-                "only_me" if roll < 0.07 else "followers_only" if roll < 0.15 else ("everyone")
-            )
-        athlete_count = 1 if rng.random() < 0.88 else rng.randint(2, 6)
-        kudos = 0 if visibility == "only_me" else int(rng.expovariate(1 / 6))
-        achievements = 0
-        prs = 0
-        if not manual and sport.legacy_type in ("Run", "Ride") and visibility == "everyone":
-            achievements = int(rng.expovariate(1 / 3))
-            prs = min(achievements, int(rng.expovariate(1 / 1.2)))
-        total_photos = 0 if rng.random() < 0.85 else rng.randint(1, 6)
-
-        gear_id: str | None = None
-        if sport.gear == "shoe" and self.gear_ids["shoes"] and rng.random() < 0.9:
-            gear_id = rng.choice(self.gear_ids["shoes"])
-        elif sport.gear == "bike" and self.gear_ids["bikes"] and rng.random() < 0.95:
-            gear_id = rng.choice(self.gear_ids["bikes"])
-
+        setting = _setting(rng, sport, manual)
+        motion = _motion(rng, sport, manual)
+        route = _route(rng, place, motion.distance, setting)
+        climb = _climb(rng, sport, motion.distance, setting)
+        sensors = _sensors(rng, sport, setting)
+        social = _social(rng, sport, setting.manual, visibility)
+        gear_id = self._gear_for(sport)
         utc_offset = timeutil.utc_offset_at(place.tz_name, place.std_offset, start_ts)
         local_hour = int(((start_ts + utc_offset) % DAY) // 3600)
         if name is None:
             name = self.default_name(sport, local_hour)
-
-        if manual:
-            external_id: str | None = None
-        elif virtual:
-            external_id = f"zwift-activity-{rng.randint(10**17, 10**18)}.fit"
-        elif device_name == "Strava App":
-            external_id = f"{rng.getrandbits(64):016x}"
-        elif rng.random() < 0.6:
-            external_id = f"garmin_ping_{rng.randint(10**11, 10**12)}"
-        else:
-            external_id = f"{rng.randint(10**10, 10**11)}.{rng.choice(('fit', 'tcx', 'gpx'))}"
-
+        external_id = _external_id(rng, setting, sensors.device_name)
         summary: JSONDict = {
             "resource_state": 2,
             "athlete": {"id": self.athlete_id, "resource_state": 1},
             "name": name,
-            "distance": distance,
-            "moving_time": moving_time,
-            "elapsed_time": elapsed_time,
-            "total_elevation_gain": total_elevation_gain,
-            "type": sport.legacy_type,
-            "sport_type": sport.sport_type,
-            "workout_type": rng.choice(sport.workout_types),
-            "id": 0,
-            "start_date": timeutil.iso_utc(start_ts),
-            "start_date_local": timeutil.iso_local(start_ts, utc_offset),
-            "timezone": timeutil.timezone_label(place.tz_name, place.std_offset),
-            "utc_offset": utc_offset,
-            "location_city": None,
-            "location_state": None,
-            "location_country": None,
-            "achievement_count": achievements,
-            "kudos_count": kudos,
-            "comment_count": 0 if kudos == 0 else int(rng.expovariate(1 / 1.0)),
-            "athlete_count": athlete_count,
-            "photo_count": 0,
-            "map": {"id": "a0", "summary_polyline": polyline, "resource_state": 2},
-            "trainer": trainer,
-            "commute": sport.legacy_type == "Ride" and not trainer and rng.random() < 0.15,
+            **_timing_fields(rng, sport, motion, climb, start_ts, place, utc_offset),
+            **_social_fields(rng, social),
+            "map": {"id": "a0", "summary_polyline": route.polyline, "resource_state": 2},
+            "trainer": setting.trainer,
+            "commute": (
+                sport.legacy_type == "Ride" and not setting.trainer and rng.random() < 0.15
+            ),
             "manual": manual,
-            "private": visibility == "only_me",
-            "visibility": visibility,
+            "private": social.visibility == "only_me",
+            "visibility": social.visibility,
             "flagged": False,
             "gear_id": gear_id,
-            "start_latlng": start_latlng,
-            "end_latlng": end_latlng,
-            "average_speed": average_speed,
-            "max_speed": max_speed,
+            "start_latlng": route.start_latlng,
+            "end_latlng": route.end_latlng,
+            "average_speed": motion.average_speed,
+            "max_speed": motion.max_speed,
         }
-        if has_cadence and sport.cadence is not None:
-            summary["average_cadence"] = _r1(rng.uniform(*sport.cadence))
-        if sport.power and not manual:
-            device_watts = virtual or rng.random() < 0.5
-            avg_w = _r1(rng.uniform(140, 260))
-            summary["average_watts"] = avg_w
-            if device_watts:
-                summary["max_watts"] = int(avg_w * rng.uniform(2.5, 4.5))
-                summary["weighted_average_watts"] = int(avg_w * rng.uniform(1.02, 1.12))
-            summary["kilojoules"] = _r1(avg_w * moving_time / 1000)
-            summary["device_watts"] = device_watts
-        if has_temp:
-            summary["average_temp"] = rng.randint(2, 31)
-        summary["has_heartrate"] = has_hr
-        if has_hr:
-            summary["average_heartrate"] = avg_hr
-            summary["max_heartrate"] = max_hr
-        summary["heartrate_opt_out"] = False
-        summary["display_hide_heartrate_option"] = has_hr
-        if elev is not None:
-            summary["elev_high"] = _r1(elev[0])
-            summary["elev_low"] = _r1(elev[1])
-        summary["upload_id"] = None
-        if not manual:
-            summary["upload_id_str"] = ""
-        summary["external_id"] = external_id
-        summary["from_accepted_tag"] = athlete_count > 1 and rng.random() < 0.2
-        summary["pr_count"] = prs
-        summary["total_photo_count"] = total_photos
-        summary["has_kudoed"] = False
-        summary["suffer_score"] = (
-            float(max(1, int(moving_time / 60 * max(avg_hr - 95, 5) / 40))) if has_hr else None
-        )
-        summary["device_name"] = device_name
-        summary["hide_from_home"] = bool(summary["commute"]) and rng.random() < 0.5
+        _add_device_fields(rng, summary, sport, setting, sensors, motion.moving_time)
+        _add_upload_fields(rng, summary, setting, sensors, social, climb, external_id)
+        return self._stored(summary, start_ts, place, motion, route, upload_delay)
 
+    def _gear_for(self, sport: Sport) -> str | None:
+        """Mostly the athlete's shoes or bikes, as a sport uses them; sometimes none."""
+        rng = self.rng
+        if sport.gear == "shoe" and self.gear_ids["shoes"] and rng.random() < 0.9:
+            return rng.choice(self.gear_ids["shoes"])
+        if sport.gear == "bike" and self.gear_ids["bikes"] and rng.random() < 0.95:
+            return rng.choice(self.gear_ids["bikes"])
+        return None
+
+    def _stored(
+        self,
+        summary: JSONDict,
+        start_ts: int,
+        place: Place,
+        motion: _Motion,
+        route: _Route,
+        upload_delay: int | None,
+    ) -> StoredActivity:
+        """Wrap a summary with what only the detail has and when it was uploaded."""
+        rng = self.rng
+        manual = bool(summary["manual"])
         if upload_delay is None:
             upload_delay = (
                 int(rng.uniform(60, 3600)) if not manual else int(rng.uniform(3600, 5 * DAY))
             )
-        calories = _r1(summary.get("kilojoules", moving_time / 60 * rng.uniform(6, 12)))
+        # The default is drawn even when kilojoules exist: one draw per activity, always.
+        estimate = motion.moving_time / 60 * rng.uniform(6, 12)
+        calories = _r1(summary.get("kilojoules", estimate))
         extra: JSONDict = {
             "description": self._description(),
             "calories": calories,
             "perceived_exertion": rng.choice((None, None, None, 3.0, 5.0, 7.0, 9.0)),
-            "track_points": track_points,
+            "track_points": route.track_points,
         }
         return StoredActivity(
             summary=summary,
             start_ts=start_ts,
             tie=rng.getrandbits(31),
-            upload_ts=start_ts + elapsed_time + upload_delay,
+            upload_ts=start_ts + motion.elapsed_time + upload_delay,
             detail_seed=rng.getrandbits(32),
             place=place,
             extra=extra,
@@ -609,6 +505,284 @@ class ActivityFactory:
         if not summary["manual"]:
             summary["upload_id"] = upload_id
             summary["upload_id_str"] = str(upload_id)
+
+
+@dataclass(frozen=True)
+class _Setting:
+    """Where an activity happens: outdoors with GPS, indoors, on a trainer, in Zwift."""
+
+    manual: bool
+    indoor: bool
+    virtual: bool
+    trainer: bool
+
+    @property
+    def gps(self) -> bool:
+        """Whether the activity has a GPS track (Zwift's virtual one included)."""
+        return not self.indoor
+
+
+@dataclass(frozen=True)
+class _Motion:
+    """Distance, times and speeds, as Strava rounds them."""
+
+    distance: float
+    moving_time: int
+    elapsed_time: int
+    average_speed: float
+    max_speed: float
+
+
+@dataclass(frozen=True)
+class _Route:
+    """The GPS part of a summary: end points and polyline, or nothing indoors."""
+
+    start_latlng: list[float]
+    end_latlng: list[float]
+    polyline: str | None
+    track_points: int
+
+
+@dataclass(frozen=True)
+class _Climb:
+    """Elevation gain (an int 0 without data) and the high and low points if known."""
+
+    total_elevation_gain: int | float
+    high_low: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class _Sensors:
+    """The recording device and which sensors it had (no sensor: no field)."""
+
+    device_name: str | None
+    has_hr: bool
+    has_cadence: bool
+    has_temp: bool
+    avg_hr: float
+    max_hr: float
+
+
+@dataclass(frozen=True)
+class _Social:
+    """Who sees the activity and what they did with it."""
+
+    visibility: str
+    athlete_count: int
+    kudos: int
+    achievements: int
+    prs: int
+    total_photos: int
+
+
+def _setting(rng: random.Random, sport: Sport, manual: bool) -> _Setting:
+    """Indoors without GPS, sometimes indoors for a GPS sport; Zwift rides are outdoors."""
+    indoor = (not sport.gps) or (sport.indoor_share > 0 and rng.random() < sport.indoor_share)
+    if manual:
+        indoor = True
+    virtual = sport.sport_type == "VirtualRide"
+    if virtual:
+        indoor = False
+    trainer = sport.trainer or (indoor and sport.sport_type == "Run")
+    return _Setting(manual=manual, indoor=indoor, virtual=virtual, trainer=trainer)
+
+
+def _motion(rng: random.Random, sport: Sport, manual: bool) -> _Motion:
+    """Distance and speed for distance sports, a duration for the others.
+
+    A manual entry has no pauses (elapsed equals moving time) and no speed sensor.
+    """
+    if sport.distance_km[1] > 0:
+        distance = rng.uniform(*sport.distance_km) * 1000
+        speed = rng.uniform(*sport.speed)
+        moving_time = max(int(distance / speed), 60)
+    else:
+        distance = 0.0
+        moving_time = int(rng.uniform(*sport.duration_min) * 60)
+    elapsed_time = moving_time if manual else moving_time + int(rng.expovariate(1 / 120))
+    distance = _r1(distance)
+    average_speed = round(distance / moving_time, 3) if distance > 0 else 0.0
+    no_speed = manual or distance == 0
+    max_speed = 0.0 if no_speed else _r1(average_speed * rng.uniform(1.3, 2.2))
+    return _Motion(distance, moving_time, elapsed_time, average_speed, max_speed)
+
+
+def _route(rng: random.Random, place: Place, distance: float, setting: _Setting) -> _Route:
+    """A GPS track near the place (Watopia for Zwift), or ``[]`` and an empty polyline.
+
+    A manual activity has ``null`` as its polyline, an indoor recording ``""``: real
+    Strava data has both.
+    """
+    if not setting.gps:
+        return _Route([], [], None if setting.manual else "", 0)
+    base = WATOPIA if setting.virtual else (place.lat, place.lng)
+    start = (
+        round(base[0] + rng.uniform(-0.04, 0.04), 6),
+        round(base[1] + rng.uniform(-0.04, 0.04), 6),
+    )
+    track_points = rng.randint(20, 48)
+    track = make_track(rng, start, distance, track_points)
+    return _Route(
+        start_latlng=[track[0][0], track[0][1]],
+        end_latlng=[track[-1][0], track[-1][1]],
+        polyline=encode_polyline(track),
+        track_points=track_points,
+    )
+
+
+def _climb(rng: random.Random, sport: Sport, distance: float, setting: _Setting) -> _Climb:
+    """Elevation: an int 0 without elevation data, floats (or ints for Zwift) otherwise."""
+    if not (setting.gps and distance > 0):
+        return _Climb(0, None)
+    gain = distance / 1000 * rng.uniform(*sport.climb_per_km)
+    total = int(gain) if setting.virtual else _r1(gain)
+    low = _r1(rng.uniform(-8, 450))
+    return _Climb(total, (low + _r1(gain * rng.uniform(0.2, 0.7)) + 1.0, low))
+
+
+def _sensors(rng: random.Random, sport: Sport, setting: _Setting) -> _Sensors:
+    """The device and sensors: none for a manual entry, no thermometer in Zwift."""
+    manual = setting.manual
+    device_kind = "virtual" if setting.virtual else ("bike" if sport.power else "watch")
+    device_name = None if manual else rng.choice(DEVICES[device_kind])
+    has_hr = (not manual) and rng.random() < 0.85
+    has_cadence = (not manual) and sport.cadence is not None and rng.random() < 0.85
+    has_temp = (not manual) and (not setting.virtual) and rng.random() < 0.35
+    avg_hr = _r1(rng.uniform(*sport.hr)) if has_hr else 0.0
+    max_hr = float(int(avg_hr + rng.uniform(8, 30))) if has_hr else 0.0
+    return _Sensors(device_name, has_hr, has_cadence, has_temp, avg_hr, max_hr)
+
+
+def _social(rng: random.Random, sport: Sport, manual: bool, visibility: str | None) -> _Social:
+    """Visibility (drawn unless given), group size, kudos, achievements and photos.
+
+    Only public runs and rides earn achievements; nobody gives kudos to ``only_me``.
+    """
+    if visibility is None:
+        roll = rng.random()
+        visibility = "only_me" if roll < 0.07 else "followers_only" if roll < 0.15 else "everyone"
+    athlete_count = 1 if rng.random() < 0.88 else rng.randint(2, 6)
+    kudos = 0 if visibility == "only_me" else int(rng.expovariate(1 / 6))
+    achievements = 0
+    prs = 0
+    if not manual and sport.legacy_type in ("Run", "Ride") and visibility == "everyone":
+        achievements = int(rng.expovariate(1 / 3))
+        prs = min(achievements, int(rng.expovariate(1 / 1.2)))
+    total_photos = 0 if rng.random() < 0.85 else rng.randint(1, 6)
+    return _Social(visibility, athlete_count, kudos, achievements, prs, total_photos)
+
+
+def _external_id(rng: random.Random, setting: _Setting, device_name: str | None) -> str | None:
+    """The uploaded file's name as each source names it (none for a manual entry)."""
+    if setting.manual:
+        return None
+    if setting.virtual:
+        return f"zwift-activity-{rng.randint(10**17, 10**18)}.fit"
+    if device_name == "Strava App":
+        return f"{rng.getrandbits(64):016x}"
+    if rng.random() < 0.6:
+        return f"garmin_ping_{rng.randint(10**11, 10**12)}"
+    return f"{rng.randint(10**10, 10**11)}.{rng.choice(('fit', 'tcx', 'gpx'))}"
+
+
+def _timing_fields(
+    rng: random.Random,
+    sport: Sport,
+    motion: _Motion,
+    climb: _Climb,
+    start_ts: int,
+    place: Place,
+    utc_offset: float,
+) -> JSONDict:
+    """The summary's fields from ``distance`` to ``location_country``, in Strava's order."""
+    return {
+        "distance": motion.distance,
+        "moving_time": motion.moving_time,
+        "elapsed_time": motion.elapsed_time,
+        "total_elevation_gain": climb.total_elevation_gain,
+        "type": sport.legacy_type,
+        "sport_type": sport.sport_type,
+        "workout_type": rng.choice(sport.workout_types),
+        "id": 0,
+        "start_date": timeutil.iso_utc(start_ts),
+        "start_date_local": timeutil.iso_local(start_ts, utc_offset),
+        "timezone": timeutil.timezone_label(place.tz_name, place.std_offset),
+        "utc_offset": utc_offset,
+        "location_city": None,
+        "location_state": None,
+        "location_country": None,
+    }
+
+
+def _social_fields(rng: random.Random, social: _Social) -> JSONDict:
+    """The summary's counts, from ``achievement_count`` to ``photo_count``."""
+    return {
+        "achievement_count": social.achievements,
+        "kudos_count": social.kudos,
+        "comment_count": 0 if social.kudos == 0 else int(rng.expovariate(1 / 1.0)),
+        "athlete_count": social.athlete_count,
+        "photo_count": 0,
+    }
+
+
+def _add_device_fields(
+    rng: random.Random,
+    summary: JSONDict,
+    sport: Sport,
+    setting: _Setting,
+    sensors: _Sensors,
+    moving_time: int,
+) -> None:
+    """Cadence, power and temperature: each field only with its sensor, as Strava does."""
+    if sensors.has_cadence and sport.cadence is not None:
+        summary["average_cadence"] = _r1(rng.uniform(*sport.cadence))
+    if sport.power and not setting.manual:
+        device_watts = setting.virtual or rng.random() < 0.5
+        avg_w = _r1(rng.uniform(140, 260))
+        summary["average_watts"] = avg_w
+        if device_watts:
+            summary["max_watts"] = int(avg_w * rng.uniform(2.5, 4.5))
+            summary["weighted_average_watts"] = int(avg_w * rng.uniform(1.02, 1.12))
+        summary["kilojoules"] = _r1(avg_w * moving_time / 1000)
+        summary["device_watts"] = device_watts
+    if sensors.has_temp:
+        summary["average_temp"] = rng.randint(2, 31)
+
+
+def _add_upload_fields(
+    rng: random.Random,
+    summary: JSONDict,
+    setting: _Setting,
+    sensors: _Sensors,
+    social: _Social,
+    climb: _Climb,
+    external_id: str | None,
+) -> None:
+    """Heart rate, elevation extremes, upload and device fields, to the end of a summary."""
+    summary["has_heartrate"] = sensors.has_hr
+    if sensors.has_hr:
+        summary["average_heartrate"] = sensors.avg_hr
+        summary["max_heartrate"] = sensors.max_hr
+    summary["heartrate_opt_out"] = False
+    summary["display_hide_heartrate_option"] = sensors.has_hr
+    if climb.high_low is not None:
+        summary["elev_high"] = _r1(climb.high_low[0])
+        summary["elev_low"] = _r1(climb.high_low[1])
+    summary["upload_id"] = None
+    if not setting.manual:
+        summary["upload_id_str"] = ""
+    summary["external_id"] = external_id
+    summary["from_accepted_tag"] = social.athlete_count > 1 and rng.random() < 0.2
+    summary["pr_count"] = social.prs
+    summary["total_photo_count"] = social.total_photos
+    summary["has_kudoed"] = False
+    summary["suffer_score"] = (
+        float(max(1, int(summary["moving_time"] / 60 * max(sensors.avg_hr - 95, 5) / 40)))
+        if sensors.has_hr
+        else None
+    )
+    summary["device_name"] = sensors.device_name
+    summary["hide_from_home"] = bool(summary["commute"]) and rng.random() < 0.5
 
 
 def _local_start(rng: random.Random, anchor: date, days_ago: int, place: Place) -> int:
@@ -768,17 +942,29 @@ def gear_summary(gear: JSONDict) -> JSONDict:
     }
 
 
+#: The awkward cases every history of 12 activities or more has once (see `generate`).
+SPECIAL_CASES = (
+    "padel",
+    "manual",
+    "only_me",
+    "followers_only",
+    "injection",
+    "multiline",
+    "unicode",
+    "late_upload",
+)
+
+
 def generate(seed: int, activity_count: int, now: float) -> Dataset:
     """Generate the athlete, gear and ``activity_count`` activities before ``now``.
 
     Activities all end before midnight UTC of ``now``'s day (so the data only changes once a
-    day for a given seed); the newest is one to three days old.
+    day for a given seed); the newest is one to three days old. The steps draw from one
+    ``rng`` in a fixed order, which is what makes a seed reproducible: keep that order.
     """
     rng = random.Random(seed)  # noqa: S311 - deterministic test data, not security
     anchor_ts = int(now) - int(now) % DAY
-    anchor_date = datetime.fromtimestamp(anchor_ts, timezone.utc).date()
     home = rng.choice(PLACES[:6])
-    span_days = int(min(max(45, activity_count * 1.6), 12 * 365))
     gear = _make_gear(rng)
     ids = IdSequence(rng, FIRST_ACTIVITY_ID + rng.randint(0, 10**8))
     athlete_id_rng = random.Random(seed * 7919 + 1)  # noqa: S311 - deterministic test data
@@ -793,8 +979,37 @@ def generate(seed: int, activity_count: int, now: float) -> Dataset:
         },
         ids,
     )
+    slots = _start_slots(rng, factory, activity_count, anchor_ts)
+    _share_start_seconds(rng, slots)
+    special = _special_cases(rng, activity_count)
+    activities = [
+        _history_activity(rng, factory, start, place, special.get(index), anchor_ts)
+        for index, (start, place) in enumerate(slots)
+    ]
+    # Ids grow with upload order: a late upload of an old activity gets a high id.
+    for activity in sorted(activities, key=lambda a: (a.upload_ts, a.start_ts)):
+        factory.assign_id(activity)
+    _count_gear_mileage(athlete, gear, activities)
+    clubs = _make_clubs(rng, home)
+    athlete["clubs"] = clubs
+    athlete["postable_clubs_count"] = len(clubs)
+    if activities:
+        created = timeutil.parse_iso(athlete["created_at"])
+        athlete["created_at"] = timeutil.iso_utc(min(created, activities[0].start_ts - 90 * DAY))
+    return Dataset(athlete, gear, clubs, activities, home, factory)
 
-    # 1. When and where: sorted start times, the newest one to three days ago.
+
+def _start_slots(
+    rng: random.Random, factory: ActivityFactory, activity_count: int, anchor_ts: int
+) -> list[tuple[int, Place]]:
+    """When and where, oldest first: the newest one to three days ago.
+
+    Every start is at least 14 hours before midnight UTC of ``now``'s day, so that the
+    activity ends before it and the data of a seed change only once a day. The history
+    spans about 1.6 days per activity (at least 45 days, at most 12 years).
+    """
+    anchor_date = datetime.fromtimestamp(anchor_ts, timezone.utc).date()
+    span_days = int(min(max(45, activity_count * 1.6), 12 * 365))
     slots: list[tuple[int, Place]] = []
     latest_allowed = anchor_ts - 14 * 3600
     for i in range(activity_count):
@@ -805,10 +1020,18 @@ def generate(seed: int, activity_count: int, now: float) -> Dataset:
             start -= DAY
         slots.append((start, place))
     slots.sort(key=lambda slot: slot[0])
+    return slots
 
-    # 2. Activities that start at the very same second (two devices, or a copy).
-    pairs = 0 if activity_count < 2 else 1 + activity_count // 150
-    candidates = list(range(activity_count - 1))
+
+def _share_start_seconds(rng: random.Random, slots: list[tuple[int, Place]]) -> None:
+    """Make some neighbours start at the very same second (two devices, or a copy).
+
+    One pair per 150 activities (at least one): a client must not key activities on their
+    start time.
+    """
+    count = len(slots)
+    pairs = 0 if count < 2 else 1 + count // 150
+    candidates = list(range(count - 1))
     rng.shuffle(candidates)
     used: set[int] = set()
     for i in candidates:
@@ -820,63 +1043,68 @@ def generate(seed: int, activity_count: int, now: float) -> Dataset:
         used.update((i, i + 1))
         pairs -= 1
 
-    # 3. Guarantee the awkward cases exist once the history is big enough to hold them.
-    special: dict[int, str] = {}
-    wanted = [
-        "padel",
-        "manual",
-        "only_me",
-        "followers_only",
-        "injection",
-        "multiline",
-        "unicode",
-        "late_upload",
-    ]
-    if activity_count >= 12:
-        indexes = rng.sample(range(activity_count - 1), len(wanted))
-        special = dict(zip(indexes, wanted, strict=True))
 
-    activities: list[StoredActivity] = []
-    for index, (start, place) in enumerate(slots):
-        what: str | None = special.get(index)
-        sport = SPORTS["Padel"] if what == "padel" else factory.random_sport()
-        manual = what == "manual" or (what is None and rng.random() < 0.04)
-        if sport.sport_type == "VirtualRide":
-            manual = False
-        visibility = what if what in ("only_me", "followers_only") else None
-        name: str | None = None
-        if what == "injection":
-            name = AWKWARD_NAMES[0]
-        elif what == "multiline":
-            name = AWKWARD_NAMES[6]
-        elif what == "unicode":
-            name = AWKWARD_NAMES[1]
-        elif what is None:
-            roll = rng.random()
-            if roll < 0.22:
-                name = rng.choice(AWKWARD_NAMES)
-            elif roll < 0.32:
-                name = rng.choice(CUSTOM_NAMES)
-        delay = None
-        if what == "late_upload" or (what is None and rng.random() < 0.02):
-            delay = rng.randint(20, 400) * DAY
-        activity = factory.build(
-            sport,
-            start,
-            place,
-            manual=manual,
-            visibility=visibility,
-            name=name,
-            upload_delay=delay,
-        )
-        activity.upload_ts = min(activity.upload_ts, anchor_ts - 60)
-        activities.append(activity)
+def _special_cases(rng: random.Random, activity_count: int) -> dict[int, str]:
+    """Which activities are the guaranteed awkward cases, once a history can hold them."""
+    if activity_count < 12:
+        return {}
+    indexes = rng.sample(range(activity_count - 1), len(SPECIAL_CASES))
+    return dict(zip(indexes, SPECIAL_CASES, strict=True))
 
-    # 4. Ids grow with upload order: a late upload of an old activity gets a high id.
-    for activity in sorted(activities, key=lambda a: (a.upload_ts, a.start_ts)):
-        factory.assign_id(activity)
 
-    # 5. Gear mileage and the athlete's gear lists.
+def _history_activity(
+    rng: random.Random,
+    factory: ActivityFactory,
+    start: int,
+    place: Place,
+    what: str | None,
+    anchor_ts: int,
+) -> StoredActivity:
+    """One activity of the history: a special case, or a random one with random quirks."""
+    sport = SPORTS["Padel"] if what == "padel" else factory.random_sport()
+    manual = what == "manual" or (what is None and rng.random() < 0.04)
+    if sport.sport_type == "VirtualRide":
+        manual = False
+    visibility = what if what in ("only_me", "followers_only") else None
+    name = _history_name(rng, what)
+    delay = None
+    if what == "late_upload" or (what is None and rng.random() < 0.02):
+        delay = rng.randint(20, 400) * DAY
+    activity = factory.build(
+        sport,
+        start,
+        place,
+        manual=manual,
+        visibility=visibility,
+        name=name,
+        upload_delay=delay,
+    )
+    activity.upload_ts = min(activity.upload_ts, anchor_ts - 60)
+    return activity
+
+
+def _history_name(rng: random.Random, what: str | None) -> str | None:
+    """An awkward or custom title for about a third of the history (None: Strava's own)."""
+    if what == "injection":
+        return AWKWARD_NAMES[0]
+    if what == "multiline":
+        return AWKWARD_NAMES[6]
+    if what == "unicode":
+        return AWKWARD_NAMES[1]
+    if what is not None:
+        return None
+    roll = rng.random()
+    if roll < 0.22:
+        return rng.choice(AWKWARD_NAMES)
+    if roll < 0.32:
+        return rng.choice(CUSTOM_NAMES)
+    return None
+
+
+def _count_gear_mileage(
+    athlete: JSONDict, gear: dict[str, JSONDict], activities: list[StoredActivity]
+) -> None:
+    """Each gear's distance from its activities, and the athlete's bike and shoe lists."""
     for activity in activities:
         gear_id = activity.summary.get("gear_id")
         if gear_id in gear:
@@ -885,10 +1113,3 @@ def generate(seed: int, activity_count: int, now: float) -> Dataset:
         item["converted_distance"] = _r1(item["distance"] / 1000)
         key = "bikes" if item["id"].startswith("b") else "shoes"
         athlete[key].append(gear_summary(item))
-    clubs = _make_clubs(rng, home)
-    athlete["clubs"] = clubs
-    athlete["postable_clubs_count"] = len(clubs)
-    if activities:
-        created = timeutil.parse_iso(athlete["created_at"])
-        athlete["created_at"] = timeutil.iso_utc(min(created, activities[0].start_ts - 90 * DAY))
-    return Dataset(athlete, gear, clubs, activities, home, factory)
