@@ -4,7 +4,8 @@ The tap creates one :class:`Athletes` per sync and hands it to every stream (thr
 :class:`tap_strava.run.SyncRun`): it builds a :class:`StravaAccount` per configured refresh
 token, resolves which Strava athlete each one is, isolates one athlete's failures from the
 others', and refuses a reconcile that would flag rows it cannot re-read. The accounts share
-one rate-limit view and one HTTP session, because Strava's quota belongs to the app.
+one rate-limit view, because Strava's quota belongs to the app; their requests go through
+the streams' SDK request machinery (``StravaStream.get_one``).
 """
 
 from __future__ import annotations
@@ -15,23 +16,18 @@ import typing as t
 from functools import cached_property
 from pathlib import Path
 
-import backoff
-import requests
-from singer_sdk.exceptions import RetriableAPIError
-
 from tap_strava.auth import StravaAuthenticator
 from tap_strava.errors import StravaConfigError, one_line
 from tap_strava.ratelimit import RateLimitTracker
 from tap_strava.responses import (
     ATHLETE_FAILURES,
-    check_strava_response,
-    json_body,
-    with_rate_limit_waits,
 )
 from tap_strava.shared_facts import SharedFacts
 from tap_strava.token_store import TokenStore, default_token_store_path
 
 DEFAULT_API_URL = "https://www.strava.com/api/v3"
+# One GET of an API path for an account, returning the JSON body (StravaStream.get_one).
+Getter = t.Callable[["StravaAccount", str], t.Any]
 DEFAULT_TOKEN_URL = "https://www.strava.com/oauth/token"  # noqa: S105
 
 
@@ -48,20 +44,16 @@ class StravaAccount:
         *,
         label: str = "refresh_token",
         authenticator: StravaAuthenticator,
-        api_url: str,
         rate_limits: RateLimitTracker,
-        session: requests.Session,
-        timeout: float,
+        get: Getter,
     ) -> None:
         self.label = label
         self.authenticator = authenticator
         # Why this athlete is skipped for the rest of the run (several athletes), if it is.
         self.failure: str | None = None
-        self.api_url = api_url.rstrip("/")
         self.rate_limits = rate_limits
         self.unauthorized_retries = 0
-        self._session = session
-        self._timeout = timeout
+        self._get = get
 
     @cached_property
     def profile(self) -> dict[str, t.Any]:
@@ -70,7 +62,7 @@ class StravaAccount:
         The athlete's id goes into the token store: a reconcile needs to know every
         athlete that ever loaded rows (see ``TapStrava.check_reconcile_coverage``).
         """
-        profile = t.cast("dict[str, t.Any]", self.get_json("/athlete"))
+        profile = t.cast("dict[str, t.Any]", self._get(self, "/athlete"))
         if isinstance(profile.get("id"), int):
             self.authenticator.token_store.remember_athlete(int(profile["id"]))
         return profile
@@ -93,24 +85,6 @@ class StravaAccount:
         """Whether this run has fetched the profile already (no request to ask)."""
         return "profile" in self.__dict__
 
-    def get_json(self, path: str) -> t.Any:
-        """GET one API path with the account's token, retrying transient failures."""
-
-        @backoff.on_exception(
-            backoff.expo,
-            (RetriableAPIError, requests.exceptions.ConnectionError, requests.exceptions.Timeout),
-            max_tries=5,
-            factor=1,
-        )
-        def _get() -> t.Any:
-            self.rate_limits.before_request()
-            request = requests.Request("GET", f"{self.api_url}{path}").prepare()
-            response = self._session.send(self.authenticator(request), timeout=self._timeout)
-            check_strava_response(response, self)
-            return json_body(response)
-
-        return with_rate_limit_waits(_get, self.rate_limits)()
-
 
 class Athletes:
     """Every configured athlete of this sync, built on first use (not at discovery)."""
@@ -120,10 +94,13 @@ class Athletes:
         config: t.Mapping[str, t.Any],
         shared_facts: SharedFacts,
         logger: logging.Logger,
+        get: Getter,
     ) -> None:
         self.config = config
         self.shared_facts = shared_facts
         self.logger = logger
+        # One GET through a stream's SDK request machinery (see StravaStream.get_one).
+        self._get = get
 
     def save_quota_reading(self) -> None:
         """Keep the last quota reading for the next run of any block (best effort).
@@ -154,7 +131,7 @@ class Athletes:
     def accounts(self) -> list[StravaAccount]:
         """One account per configured athlete, built on first use (not at discovery).
 
-        They share one rate-limit view and one HTTP session: the quota belongs to the app.
+        They share one rate-limit view: the quota belongs to the app.
         """
         config = self.config
         store_path = Path(config.get("token_store_path") or default_token_store_path())
@@ -165,7 +142,6 @@ class Athletes:
         )
         # The quota belongs to the app: start from what the last run of any block saw.
         rate_limits.restore(self.shared_facts.quota())
-        session = requests.Session()
         accounts = []
         for label, refresh_token in self.configured():
             store = TokenStore(
@@ -186,10 +162,8 @@ class Athletes:
                 StravaAccount(
                     label=label,
                     authenticator=authenticator,
-                    api_url=str(config.get("api_url") or DEFAULT_API_URL),
                     rate_limits=rate_limits,
-                    session=session,
-                    timeout=timeout,
+                    get=self._get,
                 )
             )
         return accounts

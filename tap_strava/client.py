@@ -12,9 +12,11 @@ Every answer goes through :func:`check_strava_response`, which sorts it:
 
 from __future__ import annotations
 
+import re
 import typing as t
 
 import backoff
+from singer_sdk import metrics
 from singer_sdk.pagination import PageNumberPaginator
 from singer_sdk.streams import RESTStream
 
@@ -126,13 +128,77 @@ class StravaStream(EndOfStreamHook, RESTStream[int]):
         """Five tries, then the error ends the run (its state stays at the last window)."""
         return 5
 
-    def get_new_paginator(self) -> PageNumberPaginator:
-        """Strava pages from 1 and has no total: stop at the first empty page."""
+    def get_new_paginator(self) -> PageNumberPaginator | None:
+        """Strava pages from 1 and has no total: stop at the first empty page.
+
+        A single GET (:meth:`get_one`) has no paginator: ``PageNumberPaginator`` stops only
+        on an empty page, so a single object would be asked for again and again.
+        """
+        if self._single is not None:
+            return None
         return PageNumberPaginator(start_value=1)
+
+    # The path and query of the single GET under way (see get_one), and its answer.
+    _single: tuple[str, dict[str, t.Any]] | None = None
+    _single_body: t.Any = None
+
+    def get_one(
+        self, path: str, account: StravaAccount, params: dict[str, t.Any] | None = None
+    ) -> t.Any:
+        """GET one API path for ``account`` and return its JSON body.
+
+        It goes through the SDK's request machinery like every list page: the same
+        retries and backoff, the tap's rate-limit pacing and 429 waits
+        (:meth:`request_decorator`), the same answer sorting (:meth:`validate_response`)
+        and the SDK's request metrics under this stream's name. A 404 raises
+        :class:`~tap_strava.responses.StravaNotFound`.
+        """
+        saved = self._account, self._single, self._single_body
+        self._account, self._single, self._single_body = account, (path, params or {}), None
+        try:
+            for _ in self.request_records(None):
+                pass
+            return self._single_body
+        finally:
+            self._account, self._single, self._single_body = saved
+
+    def get_http_request_counter(self) -> metrics.Counter:
+        """The SDK's request counter, tagged with the single GET's endpoint when there is one.
+
+        The endpoint is a template (``/activities/{id}/laps``), as the SDK's own tag is
+        (``self.path``), so that metrics group by endpoint, not by activity.
+        """
+        if self._single is not None:
+            endpoint = re.sub(r"^/(activities|gear)/[^/]+", r"/\1/{id}", self._single[0])
+            return metrics.http_request_counter(self.name, endpoint=endpoint)
+        return super().get_http_request_counter()
+
+    def get_url(self, context: Context | None) -> str:
+        """The stream's URL, or that of the single GET under way."""
+        if self._single is not None:
+            return f"{self.url_base}{self._single[0]}"
+        return super().get_url(context)
+
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
+        """The single GET's query, else the stream's (see subclasses)."""
+        if self._single is not None:
+            return dict(self._single[1])
+        return self.stream_url_params(context, next_page_token)
+
+    def stream_url_params(
+        self,
+        context: Context | None,  # noqa: ARG002
+        next_page_token: t.Any,  # noqa: ARG002
+    ) -> dict[str, t.Any]:
+        """Query parameters of the stream's own requests (none by default)."""
+        return {}
 
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
         """A JSON list of records, or one object (``/athlete``, stats)."""
         body = json_body(response)
+        if self._single is not None:
+            self._single_body = body  # get_one returns the whole body
+            return
         if isinstance(body, list):
             yield from (item for item in body if isinstance(item, dict))
         elif isinstance(body, dict):

@@ -81,6 +81,10 @@ class PerActivityStream(ActivityListStream):
         """The per-activity API path."""
         return f"/activities/{activity['id']}{self.path_suffix}"
 
+    def detail_params(self) -> dict[str, t.Any]:
+        """The per-activity request's query (none but for the time-series)."""
+        return {}
+
     def detail_records(
         self,
         activity: dict[str, t.Any],  # noqa: ARG002
@@ -209,7 +213,7 @@ class PerActivityStream(ActivityListStream):
     def _fetch(self, activity: dict[str, t.Any], started: str) -> Iterable[dict[str, t.Any]]:
         """The records of one per-activity request (none if the activity vanished)."""
         try:
-            body = self.account.get_json(self.detail_path(activity))
+            body = self.get_one(self.detail_path(activity), self.account, self.detail_params())
         except StravaNotFound:
             self.logger.warning("Activity %s vanished; skipped", activity["id"])
             return
@@ -265,10 +269,11 @@ class ActivityStreamsStream(PerActivityStream):
     schema = ACTIVITY_STREAMS_SCHEMA
     budget_setting = "streams_per_run"
 
+    path_suffix = "/streams"
+
     @override
-    def detail_path(self, activity: dict[str, t.Any]) -> str:
-        keys = ",".join(["latlng", *STREAM_KEYS])
-        return f"/activities/{activity['id']}/streams?keys={keys}&key_by_type=true"
+    def detail_params(self) -> dict[str, t.Any]:
+        return {"keys": ",".join(["latlng", *STREAM_KEYS]), "key_by_type": "true"}
 
     @override
     def detail_records(self, activity: dict[str, t.Any], body: t.Any) -> Iterable[dict]:
@@ -299,6 +304,7 @@ class GearStream(StravaStream):
     """
 
     name = "gear"
+    path = "/gear/{id}"  # one GET per item (get_one); the template names the endpoint
     primary_keys = ("id",)
     replication_key = None
     schema = GEAR_SCHEMA
@@ -322,7 +328,7 @@ class GearStream(StravaStream):
             if isinstance(last, int) and now - last < max_age:
                 continue
             try:
-                body = account.get_json(f"/gear/{gear_id}")
+                body = self.get_one(f"/gear/{gear_id}", account)
             except StravaNotFound:
                 self.logger.warning("Gear %s is not readable; skipped", gear_id)
                 continue

@@ -154,10 +154,10 @@ class ActivityListStream(StravaStream):
             return None
         return super().get_new_paginator()
 
-    def get_url_params(
+    def stream_url_params(
         self,
         context: Context | None,  # noqa: ARG002
-        next_page_token: int | None,
+        next_page_token: t.Any,
     ) -> dict[str, t.Any]:
         """Page through the current window, 200 per page (Strava's maximum)."""
         if self._cursor is not None:

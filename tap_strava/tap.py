@@ -438,11 +438,16 @@ class TapStrava(ConfigValidationHook, Tap):
         store_path = Path(self.config.get("token_store_path") or default_token_store_path())
         facts = SharedFacts.beside(store_path)
         return SyncRun(
-            athletes=Athletes(self.config, facts, self.logger),
+            athletes=Athletes(self.config, facts, self.logger, get=self._get_profile_path),
             started_at=self.run_started_at,
             shared_facts=facts,
             report_skipped=self.report_skipped_athletes,
         )
+
+    def _get_profile_path(self, account: t.Any, path: str) -> t.Any:
+        """An account's own GET (its profile) through the ``athlete`` stream's machinery."""
+        stream = t.cast("AthleteStream", self.streams["athlete"])
+        return stream.get_one(path, account)
 
     @property
     def athletes(self) -> Athletes:

@@ -47,3 +47,33 @@ def test_the_import_contracts_hold():
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-1000:]
     assert "0 broken" in proc.stdout
+
+
+def test_every_strava_request_is_in_the_sdks_request_metrics(tmp_path, caplog):
+    """One request path: profile, lists, stats, gear and per-activity GETs all through the SDK."""
+    import json
+
+    from tap_strava.simulator import StravaSimulator
+    from tests.conftest import tap_config_for
+    from tests.support import run_tap
+
+    budgets = {f"{n}_per_run": 5 for n in ("activity_details", "laps", "zones", "streams")}
+    with StravaSimulator(seed=12, activity_count=40, read_limit_15min=1000) as sim:
+        config = tap_config_for(sim, tmp_path, **budgets)
+        with caplog.at_level("INFO", logger="singer_sdk.metrics"):
+            run_tap(config)
+        api_calls = [r for r in sim.requests if r.path.startswith("/api/v3/")]
+    counted = 0
+    endpoints = set()
+    for record in caplog.records:
+        message = record.getMessage()
+        if "METRIC: " not in message:
+            continue
+        point = json.loads(message.split("METRIC: ", 1)[1])
+        if point["metric"] == "http_request_count":
+            counted += point["value"]
+            endpoints.add(point["tags"]["endpoint"])
+    kinds = {r.path.split("/")[3] for r in api_calls}
+    assert {"athlete", "athletes", "gear", "activities"} <= kinds, "every kind of GET ran"
+    assert counted == len(api_calls)
+    assert {"/athlete", "/gear/{id}", "/activities/{id}/laps"} <= endpoints
