@@ -9,6 +9,11 @@ never runs ahead of what is safely on disk: a crash before the rename leaves onl
 ``.part`` (removed by the next run) and no saved state, and the next run extracts that
 stretch again. The replay tap (:mod:`strava_spool.replay`) then loads the spool into each
 target. Memory stays flat: lines are streamed, only the last STATE line is kept.
+
+SIGTERM keeps its default (the target ends, nothing is committed, no state is saved):
+tried the other way, a target that went on reading for the tap's last STATE was left
+waiting when strava-job stopped Meltano, its input never closed (the SIGTERM test of
+tests/test_cron_first_day.py hung). The next run reads that stretch again.
 """
 
 from __future__ import annotations
