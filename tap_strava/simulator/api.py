@@ -11,7 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from tap_strava.simulator import details, errors
-from tap_strava.simulator.data import Dataset, StoredActivity
+from tap_strava.simulator.activity_factory import StoredActivity
+from tap_strava.simulator.data import Dataset
 from tap_strava.simulator.messages import Request, Response, json_response
 from tap_strava.simulator.oauth import TokenAuthority
 from tap_strava.simulator.stats import athlete_stats

@@ -15,7 +15,8 @@ import random
 from typing import Any
 
 from tap_strava.simulator import timeutil
-from tap_strava.simulator.data import StoredActivity, gear_summary
+from tap_strava.simulator.activity_factory import StoredActivity
+from tap_strava.simulator.data import gear_summary
 from tap_strava.simulator.geo import LatLng, decode_polyline, encode_polyline
 
 JSONDict = dict[str, Any]

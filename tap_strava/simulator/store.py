@@ -21,7 +21,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from tap_strava.simulator import timeutil
-from tap_strava.simulator.data import PLACES, SPORTS, Place, StoredActivity
+from tap_strava.simulator.activity_factory import StoredActivity
+from tap_strava.simulator.catalog import PLACES, SPORTS, Place
 
 JSONDict = dict[str, Any]
 
