@@ -16,6 +16,11 @@ command does the whole dance:
 
 No token value is ever printed or logged. Every failure the user can fix ends in one line
 ``tap-strava-auth: error: ...`` and exit status 1.
+
+This module is the command line: it finds the settings (step 1) and prints. Steps 2 to 4
+are :mod:`tap_strava.oauth_flow`, the listener :mod:`tap_strava.callback_server` and the
+``.env`` update :mod:`tap_strava.dotenv_file` (python-dotenv, as Meltano reads it); their
+public names stay importable from here, as when this was one module.
 """
 
 from __future__ import annotations
