@@ -1,13 +1,16 @@
-"""Documentation that must not drift from the code: settings table, plugin definitions.
+"""Documentation that must not drift from the code: settings table, plugin definitions, links.
 
 When you add or change a setting of the tap, these fail and say what to regenerate or
 add: `make settings-doc` for README.md, and the setting's entry in meltano.yml and in
-hub/extractors/tap-strava--strava-pipeline.yml.
+hub/extractors/tap-strava--strava-pipeline.yml. README.md is the front door; the rest is
+in docs/*.md: every relative link and anchor there must resolve, every page must be linked
+from the README, and every path docs/architecture.md names must exist.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import typing as t
@@ -19,6 +22,10 @@ import yaml
 from devtools import settings_doc
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+README = PROJECT_ROOT / "README.md"
+DOCS = PROJECT_ROOT / "docs"
+DOC_PAGES = sorted(DOCS.glob("*.md"))
+MARKDOWN_FILES = [README, *DOC_PAGES]
 HUB_DEFINITION = PROJECT_ROOT / "hub" / "extractors" / "tap-strava--strava-pipeline.yml"
 # Settings every SDK tap has (stream maps, flattening, batches): Meltano knows them.
 SDK_SETTINGS = {
@@ -130,25 +137,139 @@ def _pyproject() -> dict[str, t.Any]:
 
 def test_every_make_target_the_docs_name_exists():
     """Issue 13.8: a meltano.yml comment sent users to `make analytics`, which never existed."""
-    import re
-
     makefile = (PROJECT_ROOT / "Makefile").read_text(encoding="utf-8")
     targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, re.MULTILINE))
-    for name in ("README.md", "meltano.yml"):
-        text = (PROJECT_ROOT / name).read_text(encoding="utf-8")
+    for path in (*MARKDOWN_FILES, PROJECT_ROOT / "meltano.yml"):
+        text = path.read_text(encoding="utf-8")
         named = set(re.findall(r"`make ([a-z][a-z-]*)|\bmake ([a-z][a-z-]*)", text))
         missing = sorted({a or b for a, b in named} - targets)
+        name = path.relative_to(PROJECT_ROOT)
         assert not missing, f"{name} names make targets the Makefile lacks: {missing}"
 
 
-def test_the_readme_documents_the_simulators_fault_interface():
+def test_the_simulator_page_documents_the_fault_interface():
     """Issue 13.8: `/_sim/faults` and its kinds were documented only in the code."""
     from tap_strava.simulator.faults import KINDS
 
-    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## The Strava simulator") : readme.index("## Troubleshooting")]
+    section = (DOCS / "simulator.md").read_text(encoding="utf-8")
     assert "/_sim/faults" in section
     for kind in KINDS:
         assert f"`{kind}`" in section, kind
     for field in ("path_pattern", "count", "status", "delay"):
         assert f"`{field}`" in section or f'"{field}"' in section, field
+
+
+# -- Links between the README and docs/ --------------------------------------------------
+
+FENCED_CODE = re.compile(r"^```.*?^```[^\n]*$", re.MULTILINE | re.DOTALL)
+INLINE_CODE = re.compile(r"`[^`\n]*`")
+# [text](target) and ![alt](target), an optional "title" after the target.
+LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+EXTERNAL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")  # https:, mailto:, ...
+
+
+def links(text: str) -> list[str]:
+    """Link targets in Markdown prose (code blocks and code spans are not links)."""
+    prose = INLINE_CODE.sub("", FENCED_CODE.sub("", text))
+    return LINK.findall(prose)
+
+
+def heading_anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a page's headings (lower case, punctuation dropped)."""
+    anchors: set[str] = set()
+    seen: dict[str, int] = {}
+    for match in re.finditer(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", FENCED_CODE.sub("", text), re.M):
+        slug = re.sub(r"[^\w\- ]", "", match.group(1).strip().lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        anchors.add(slug if count == 0 else f"{slug}-{count}")
+    return anchors
+
+
+def broken_links(page: Path) -> list[str]:
+    """Every relative link of ``page`` whose file, or heading, does not exist."""
+    broken = []
+    for target in links(page.read_text(encoding="utf-8")):
+        if EXTERNAL.match(target):
+            continue
+        file_part, _, anchor = target.partition("#")
+        linked = (page.parent / file_part).resolve() if file_part else page
+        if not linked.exists():
+            broken.append(f"{target}: no file {linked}")
+        elif (
+            anchor
+            and linked.suffix == ".md"
+            and anchor not in heading_anchors(linked.read_text(encoding="utf-8"))
+        ):
+            broken.append(f"{target}: no heading #{anchor} in {linked.name}")
+    return broken
+
+
+def test_the_link_checker_sees_links_anchors_and_code():
+    """The checker itself: a link in code is no link, anchors follow GitHub's rule."""
+    text = (
+        "# Strava's 2027 `API` change\n\n## Past runs, and the bookmark\n\n## Past runs, and the "
+        "bookmark\n\n[a](b.md#x) ![pic](p.png) `[no](c.md)` <https://x.y>\n\n"
+        "```sh\n[no](d.md)\n# not a heading\n```\n"
+    )
+    assert links(text) == ["b.md#x", "p.png"]
+    assert heading_anchors(text) == {
+        "stravas-2027-api-change",
+        "past-runs-and-the-bookmark",
+        "past-runs-and-the-bookmark-1",
+    }
+
+
+@pytest.mark.parametrize("page", MARKDOWN_FILES, ids=lambda p: p.relative_to(PROJECT_ROOT).name)
+def test_every_relative_link_resolves(page):
+    """A moved section leaves no link behind: files exist, anchors name a real heading."""
+    assert not broken_links(page), f"{page.relative_to(PROJECT_ROOT)}: {broken_links(page)}"
+
+
+def test_every_docs_page_is_linked_from_the_readme():
+    linked = {
+        (README.parent / target.partition("#")[0]).resolve()
+        for target in links(README.read_text(encoding="utf-8"))
+        if not EXTERNAL.match(target) and target.partition("#")[0]
+    }
+    unlinked = [page.name for page in DOC_PAGES if page.resolve() not in linked]
+    assert not unlinked, f"docs pages the README does not link to: {unlinked}"
+
+
+def test_the_cron_lines_are_only_in_the_readme():
+    """The e2e tests run the README's cron lines; a copy elsewhere would drift untested."""
+    assert "```cron" in README.read_text(encoding="utf-8")
+    for page in DOC_PAGES:
+        assert "```cron" not in page.read_text(encoding="utf-8"), (
+            f"{page.name} has cron lines: keep them in the README (tests/test_notify_e2e.py)"
+        )
+
+
+# -- docs/architecture.md ----------------------------------------------------------------
+
+# A path in code spans: folders end in "/", modules in ".py" (run-time files are not named
+# this way: they do not exist in a fresh clone).
+NAMED_PATH = re.compile(r"`((?:[\w.-]+/)+(?:[\w.-]+\.py)?)`")
+# Packages whose every module docs/architecture.md must name (the simulator's are summed up).
+DESCRIBED_PACKAGES = ("tap_strava", "strava_notify", "strava_spool")
+
+
+def test_every_path_the_architecture_page_names_exists():
+    text = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    named = NAMED_PATH.findall(text)
+    assert len(named) > 40, named
+    missing = sorted(name for name in set(named) if not (PROJECT_ROOT / name).exists())
+    assert not missing, f"docs/architecture.md names paths that do not exist: {missing}"
+
+
+def test_the_architecture_page_names_every_module():
+    named = set(NAMED_PATH.findall((DOCS / "architecture.md").read_text(encoding="utf-8")))
+    modules = [
+        path.relative_to(PROJECT_ROOT).as_posix()
+        for package in DESCRIBED_PACKAGES
+        for path in sorted((PROJECT_ROOT / package).glob("*.py"))
+        if path.name not in {"__init__.py", "__main__.py"}
+    ]
+    assert modules
+    unnamed = [module for module in modules if module not in named]
+    assert not unnamed, f"docs/architecture.md does not say what these modules own: {unnamed}"
