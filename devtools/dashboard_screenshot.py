@@ -1,4 +1,4 @@
-"""docs/dashboard.png: the README's picture of the training dashboard.
+"""docs/dashboard.png: the picture of the training dashboard in docs/destinations.md.
 
 Renders the report from a database (the demo's: `make dashboard` leaves it in .demo/),
 takes a headless-Chromium screenshot and stores it as a 256-colour PNG, small enough

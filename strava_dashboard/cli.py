@@ -23,7 +23,7 @@ def _default_url() -> str | None:
 
 
 def parser() -> argparse.ArgumentParser:
-    """The command line (documented in the README's Analytics section)."""
+    """The command line (documented in docs/destinations.md, "Analytics")."""
     cli = argparse.ArgumentParser(
         prog="tap-strava-dashboard",
         description="Render a self-contained HTML training report (and a PNG of each "

@@ -3,5 +3,5 @@
 ``tap-strava target-strava-spool`` writes a run's Singer messages verbatim to one file
 per run (fsynced and renamed before the tap's state is passed on); ``tap-strava-replay``
 applies the pending files in order into each target, with a state of its own per target.
-See README "One extraction, two targets".
+See docs/operations.md, "One extraction, two targets".
 """

@@ -51,7 +51,8 @@ STREAM_MESSAGES = {"SCHEMA", "RECORD", "ACTIVATE_VERSION", "BATCH"}
 ABOUT = {
     "name": PROG,
     "description": "Replays the pending spools of target-strava-spool, in order, into "
-    "one target, with that target's own state (see README 'One extraction, two targets').",
+    "one target, with that target's own state "
+    "(see docs/operations.md, 'One extraction, two targets').",
     "capabilities": ["state", "about"],
     "settings": [
         {"name": "spool_dir", "description": "The spool folder (one per environment)."},

@@ -43,7 +43,7 @@ STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 ABOUT = {
     "name": PROG,
     "description": "Writes a run's Singer messages verbatim to one fsynced spool file, "
-    "then passes the last STATE on (see README 'One extraction, two targets').",
+    "then passes the last STATE on (see docs/operations.md, 'One extraction, two targets').",
     "capabilities": ["about"],
     "settings": [
         {"name": "spool_dir", "description": "The spool folder (one per environment)."},

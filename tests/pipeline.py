@@ -59,7 +59,7 @@ class MeltanoProject:
 
     @property
     def spool_dir(self) -> Path:
-        """The daily job's spool folder (README "One extraction, two targets")."""
+        """The daily job's spool folder (docs/operations.md "One extraction, two targets")."""
         return self.workdir / "spool"
 
     @property

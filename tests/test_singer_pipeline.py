@@ -37,7 +37,7 @@ def _assert_ends_with_a_state(messages: list[dict]) -> dict:
 
 
 def test_the_last_message_is_a_state_and_it_round_trips(simulator, tmp_path):
-    """Issue 13.4: the README's `--state state.json | target-jsonl` round trip."""
+    """Issue 13.4: docs/singer.md's `--state state.json | target-jsonl` round trip."""
     config = tap_config_for(simulator, tmp_path)
     first = _tap(config, tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]

@@ -1,7 +1,7 @@
 """Token trouble in the middle of real work: expiry mid-sync, lost answers, a bad store.
 
 Each test drives the simulator over real HTTP; none mocks a server. They guard what the
-README's "Tokens and rotation" and "Troubleshooting" promise.
+docs' "Tokens and rotation" (operations.md) and troubleshooting.md promise.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def test_a_token_answer_lost_after_the_rotation_says_so_in_one_line(tmp_path):
         assert configured not in proc.stderr
         assert str(sim.refresh_token) not in proc.stderr
 
-        # What the README says to do: authorize again; the new token syncs.
+        # What docs/troubleshooting.md says to do: authorize again; the new token syncs.
         fresh = sim.issue_refresh_token()
         again = _tap_process({**config, "refresh_token": fresh}, tmp_path)
         assert again.returncode == 0, _last_line(again)
