@@ -270,13 +270,18 @@ def test_postgres_down_is_reported_as_behind_and_caught_up_without_a_second_extr
 
 
 def test_the_weekly_reconcile_cron_line_flags_a_deletion_and_posts_once(deployed, simulator):
-    from tests.test_pipeline_reconcile import record_granted_scope
+    """Also one order for every writer (issue 14): a spool Postgres missed is applied by
+    the reconcile job before it writes, so a later daily run cannot revert the reconcile."""
+    from tests.test_pipeline_reconcile import old_activities, record_granted_scope
 
     cron_log = deployed.root / "logs" / "cron.log"
-    assert deployed.cron().returncode == 0, cron_log.read_text()[-3000:]
+    down = f"postgresql+psycopg://strava@127.0.0.1:{closed_port()}/strava"
+    # The daily run's spool holds the whole history; Postgres is down and lacks it.
+    assert deployed.cron(TARGET_POSTGRES_SQLALCHEMY_URL=down).returncode == 1
     record_granted_scope(deployed.meltano, deployed.meltano.refresh_token)
-    gone = min(simulator.activities, key=lambda a: a["start_date"])
+    gone, edited = old_activities(simulator, 2)  # far outside any daily look-back
     simulator.delete_activity(gone["id"])
+    simulator.update_activity(edited["id"], name="Renamed after the spool was written")
 
     proc = deployed.cron("strava-reconcile")
     assert proc.returncode == 0, cron_log.read_text()[-3000:]
@@ -285,3 +290,8 @@ def test_the_weekly_reconcile_cron_line_flags_a_deletion_and_posts_once(deployed
     assert message["title"] == "Strava sync (prod): strava-reconcile finished"
     flagged = {r["id"] for r in deployed.meltano.rows("activities") if r["_sdc_deleted_at"]}
     assert flagged == {gone["id"]}
+
+    assert deployed.cron().returncode == 0, cron_log.read_text()[-3000:]
+    rows = {r["id"]: r for r in deployed.meltano.rows("activities")}
+    assert {i for i, r in rows.items() if r["_sdc_deleted_at"]} == {gone["id"]}
+    assert rows[edited["id"]]["name"] == "Renamed after the spool was written"

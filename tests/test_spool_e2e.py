@@ -3,8 +3,9 @@
 The daily job spools the tap's output once and replays it into CSV and Postgres. Here:
 a CSV load that fails is caught up by the next run from the spool (its folder rewritten,
 not added to), and an install whose daily bookmark is under the old state id upgrades
-without reading its history again. Postgres down for a run, and the request count per
-run, are in ``test_notify_e2e.py`` (the cron line's own tests).
+without reading its history again. Postgres down for a run, the request count per run
+and the writer order with the weekly reconcile are in ``test_notify_e2e.py`` (the cron
+line's own tests).
 """
 
 from __future__ import annotations
@@ -74,30 +75,3 @@ def test_an_install_with_the_old_daily_state_upgrades_without_a_new_first_sync(
     rows = deployed.meltano.rows("activities")
     assert len(rows) == total
     assert len({r["id"] for r in rows}) == total
-
-
-def test_a_spool_left_behind_never_reverts_what_the_reconcile_wrote_later(
-    meltano_project, simulator
-):
-    """One order for every writer: strava-reconcile applies pending spools before it writes."""
-    from tests.test_notify_helpers import closed_port
-    from tests.test_pipeline_reconcile import old_activities, record_granted_scope
-
-    down = f"postgresql+psycopg://strava@127.0.0.1:{closed_port()}/strava"
-    failed = meltano_project.meltano(
-        "run", "strava-daily", STRAVA_RUN_STAMP="R1", TARGET_POSTGRES_SQLALCHEMY_URL=down
-    )
-    assert failed.returncode == 1, failed.stderr[-3000:]
-    # R1's spool holds the whole history, Postgres lacks it. Then an old activity (far
-    # outside any later daily look-back) is edited, and the weekly reconcile reads it.
-    record_granted_scope(meltano_project, meltano_project.refresh_token)
-    (edited,) = old_activities(simulator, 1)
-    simulator.update_activity(edited["id"], name="Renamed after R1 was spooled")
-    meltano_project.run("strava-reconcile")
-    daily = meltano_project.meltano("run", "strava-daily", STRAVA_RUN_STAMP="R2")
-    assert daily.returncode == 0, daily.stderr[-3000:]
-
-    rows = {r["id"]: r for r in meltano_project.rows("activities")}
-    assert len(rows) == len(simulator.activities)
-    assert rows[edited["id"]]["name"] == "Renamed after R1 was spooled"
-    assert rows[edited["id"]]["_sdc_deleted_at"] is None
