@@ -37,11 +37,15 @@ setup: $(INSTALLED) $(PLUGINS)
 demo: setup
 	$(BIN)/python -m devtools.demo
 
+# Three pytest-xdist workers: most tests wait on Meltano's start-up and the simulator, so
+# three keep two cores busy (each worker has its own embedded PostgreSQL).
+PYTEST_WORKERS ?= 3
+
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 test-e2e: setup
-	$(BIN)/pytest -m e2e
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -m e2e
 
 test-extras: setup-extras
 	$(BIN)/pytest -m extras
