@@ -1,13 +1,8 @@
-"""The base of every Strava stream: URL, auth, answers sorted by :mod:`tap_strava.responses`.
+"""The base of every Strava stream: URL, auth, paging, partitions, one request path.
 
-Every answer goes through :func:`check_strava_response`, which sorts it:
-
-* 2xx with a JSON body: fine (its rate-limit headers are recorded);
-* 5xx, HTML from a proxy, malformed or truncated JSON: retriable with backoff;
-* 429: wait for Strava's next quota window (see :mod:`tap_strava.ratelimit`);
-* 401 with a bad access token: refresh once, then a one-line :class:`StravaAuthError`;
-* 401 for a missing scope, 403: one-line errors that name the fix;
-* other 4xx: fatal, with Strava's own message.
+Every request, list page or single GET (:meth:`StravaStream.get_one`), goes through the
+SDK's request machinery with the tap's quota pacing around it, and every answer through
+:func:`tap_strava.responses.check_strava_response`.
 """
 
 from __future__ import annotations
