@@ -14,12 +14,14 @@ Requests (the scarce resource: 100 reads per 15 minutes, 1,000 a day per app)
     can return the account: ``floor(N / 200) + 1`` for a first sync (pages of 200 until a
     short or empty one), 1 for an incremental run; ``fixed`` the other calls (``/athlete``,
     the stats, one ``/gear/{id}`` per gear); token calls are not counted by Strava.
-    ``windows`` are the resumable time windows the tap finished (it may spend one extra
-    request per window, its closing empty page), ``empty`` the list pages that came back
-    empty, ``re-read`` the activities fetched more than once (a full first page read
-    again as smaller windows). Rows: the tap alone (first sync, nothing new, 10 new
-    uploads) and the project's two-target job ``strava-daily`` (CSV, then Postgres),
-    whose blocks extract separately.
+    ``windows`` are the (after, before) ranges whose last page was not full (a first sync
+    reads newest first, one ``before`` cursor per page: 1 there, its closing page),
+    ``empty`` the list pages that came back empty, ``re-read`` the activities fetched more
+    than once (there: the activities of the cursor's second, about one per page). Rows:
+    the tap alone (first sync, nothing new, 10 new uploads), ``meltano run tap-strava
+    target-csv`` and ``... target-postgres`` (two extractions), and the project's job
+    ``strava-daily`` (one extraction into a spool, then CSV and Postgres from it): its first
+    run, nothing new, 10 new.
 Tap throughput
     ``tap``: records/s of a first sync by ``tap-strava --config ...`` alone, output to
     /dev/null, whole process (start-up included). ``baseline``: a minimal process that
@@ -733,7 +735,9 @@ class SizeBench:
         pg = self.meltano("pg", "run", "tap-strava", "target-postgres", database="job", schema=main)
         both = csv_requests + self.sim.requests()
         min_list = result.activities // PAGE + 1
-        result.requests.append(count_requests("job: first sync (both blocks)", both, min_list))
+        result.requests.append(
+            count_requests("meltano run: first sync, CSV and Postgres blocks", both, min_list)
+        )
         result.loads["meltano run -> target-postgres"] = pg.seconds if pg.ok else None
         result.loads["meltano run -> target-csv"] = csv_run.seconds if csv_run.ok else None
         for role, peak in pg.peaks_mb.items():
@@ -763,20 +767,23 @@ class SizeBench:
             self.log(f"meltano run, {loader} {name}: {run.seconds:.1f}s")
 
     def job(self) -> None:
-        """The two-target job on the state the single blocks left: nothing new, then new."""
-        self.sim.clear_requests()
-        self.meltano(
-            "job-nothing-new", "run", "strava-daily", database="job", schema=self.main_schema
-        )
-        self.result.requests.append(
-            count_requests("job: nothing new (both blocks)", self.sim.requests(), 2)
-        )
+        """``strava-daily`` (one extraction into the spool, then CSV and Postgres from it):
+        its first run (its state id is the spool's, not the single blocks'), nothing new,
+        then new uploads. Fixed calls are once a UTC day: the blocks above had them."""
+        min_list = self.result.activities // PAGE + 1
+        for label, minimum in (("first sync", min_list), ("nothing new", 2)):
+            self.sim.clear_requests()
+            name = f"job-{label.replace(' ', '-')}"
+            self.meltano(name, "run", "strava-daily", database="job", schema=self.main_schema)
+            self.result.requests.append(
+                count_requests(f"strava-daily: {label}", self.sim.requests(), minimum)
+            )
         self.sim.upload(NEW_UPLOADS)
         self.incremental(f"{NEW_UPLOADS} new", self.state2)
         self.sim.clear_requests()
         self.meltano("job-new", "run", "strava-daily", database="job", schema=self.main_schema)
         self.result.requests.append(
-            count_requests(f"job: {NEW_UPLOADS} new (both blocks)", self.sim.requests(), 2)
+            count_requests(f"strava-daily: {NEW_UPLOADS} new", self.sim.requests(), 2)
         )
 
     # -- loaders fed from the file, and the COPY floor -----------------------------------
@@ -1440,7 +1447,7 @@ class RequestsBench:
                 self.result.ten_first_sync.append(
                     (len(_api_reads(run.records)), statuses.count(429))
                 )
-                if self._bookmarks(folder) == ATHLETES:
+                if self._first_sync_done(folder):
                     break
                 _forget_quota(sim, {"token_store_path": str(folder / "tokens.json")})
             self.log(
@@ -1513,12 +1520,30 @@ class RequestsBench:
         state = self._spool_state(folder)
         return list(state.get("bookmarks", {}).get("activities", {}).get("partitions", []))
 
-    def _bookmarks(self, folder: Path) -> int:
-        """Athletes whose first sync is complete (a bookmark, no backfill cursor left)."""
-        return sum(1 for p in self._partitions(folder) if "replication_key_value" in p)
+    def _first_sync_done(self, folder: Path) -> bool:
+        """Every athlete's history read (a bookmark each) and no stream cut short by the
+        quota: the profile, stats and gear of a stopped run come in the next one, and
+        would otherwise be counted as the next day's."""
+        state = self._spool_state(folder)
+        partitions = self._partitions(folder)
+        stopped = [
+            part
+            for stream in state.get("bookmarks", {}).values()
+            for part in [stream, *stream.get("partitions", [])]
+            if part.get("quota_stop")
+        ]
+        booked = sum(1 for p in partitions if "replication_key_value" in p)
+        return booked == ATHLETES and not stopped
 
     def _quota_stops(self, folder: Path) -> int:
-        return sum(1 for p in self._partitions(folder) if p.get("quota_stop"))
+        """Streams or athletes the last run left cut short by the quota (a wait is one)."""
+        state = self._spool_state(folder)
+        return sum(
+            1
+            for stream in state.get("bookmarks", {}).values()
+            for part in [stream, *stream.get("partitions", [])]
+            if part.get("quota_stop")
+        )
 
     def _drop(self, schema: str) -> None:
         with connect(str(self.postgres_url)) as conn:
@@ -1556,7 +1581,7 @@ def requests_report(result: RequestsResult) -> str:
         provoked = sum(n for _, n in result.ten_first_sync)
         lines.append(
             f"\nThe {ATHLETES} athletes' first sync ({ATHLETES} x {DAILY_ACTIVITIES} activities, "
-            f"{STRAVA_WINDOW_READS} reads per window): {len(result.ten_first_sync)} runs of "
+            f"{STRAVA_WINDOW_READS} reads per window): {len(result.ten_first_sync)} run(s) of "
             f"strava-daily, one per window, reads {reads}; 429s: {provoked}."
         )
     if result.failures:
