@@ -53,14 +53,15 @@ def test_a_429_from_other_users_waits_for_the_next_window(tmp_path, waits):
 
 
 def test_a_window_too_far_away_stops_cleanly_and_the_next_run_resumes(tmp_path, waits):
-    with StravaSimulator(seed=5, activity_count=900, read_limit_15min=5, window_seconds=3) as sim:
+    # A whole 15-minute window: the next one is "too far away" however slow the machine
+    # (a window of a few seconds could roll over between two requests of a loaded run).
+    with StravaSimulator(seed=5, activity_count=900, read_limit_15min=3) as sim:
         oldest = min(a["start_date"] for a in sim.activities)
         config = tap_config_for(
             sim,
             tmp_path,
             window_days=60,
             start_date=oldest,
-            rate_limit_window_seconds=3,
             max_rate_limit_wait_seconds=0,
         )
         first = run_tap(config, streams=["activities"])
