@@ -281,9 +281,10 @@ class TapStrava(ConfigValidationHook, Tap):
             th.StringType,
             default=DEFAULT_API_URL,
             title="API URL",
-            description="Base URL of the Strava API (a simulator's URL for tests). From "
-            "2027-06-01 Strava serves it at https://www.api-v3.strava.com: set that here "
-            "(no automatic switch by date).",
+            description="Base URL of the Strava API (a simulator's URL for tests). For "
+            "2027 Strava's own sources name two new bases, https://api-v3.strava.com and "
+            "https://www.api-v3.strava.com (both without /api/v3): set the one Strava "
+            "confirms here (no automatic switch by date).",
         ),
         th.Property(
             "token_url",
@@ -581,8 +582,8 @@ def main() -> None:
         url = str(getattr(request, "url", "") or "").split("?", 1)[0] or "Strava"
         print(
             f"tap-strava: error: cannot reach {url} ({type(exc).__name__}) after several "
-            "tries: check api_url (https://www.strava.com/api/v3, from 2027-06-01 "
-            "https://www.api-v3.strava.com) and the network",
+            "tries: check api_url (https://www.strava.com/api/v3; for 2027 Strava names "
+            "https://api-v3.strava.com and https://www.api-v3.strava.com) and the network",
             file=sys.stderr,
         )
         sys.exit(1)

@@ -1,8 +1,10 @@
 """Bounded time windows for reading Strava's activity list without ever skipping one.
 
 Strava's list has no "updated since" filter, no total, and its order is undocumented
-(``after``+``before`` answers come newest first). So the activities stream reads the
-time range to sync in windows: each window is read whole (all its pages), deduplicated
+(``after``+``before`` answers come newest first). So the incremental runs (from the
+look-back before the bookmark to now) and the per-activity streams read the time range to
+sync in windows (a history with no bookmark yet is read newest first with a ``before``
+cursor instead: see ``ActivitiesStream._backfill``): each window is read whole (all its pages), deduplicated
 by id, sorted by ``(start_date, id)`` and only then emitted. The bookmark can therefore
 advance after each finished window, and a run that stops anywhere resumes at a window
 boundary.
@@ -13,8 +15,8 @@ big; but a window is only progress once finished, so it must fit in the quota th
 left. Hence the window's page allowance follows the quota (:func:`pages_for`): up to
 ``MAX_PAGES_PER_WINDOW`` pages when there is plenty, one page when only a few requests
 remain. Sizes adapt to the athlete's density, aiming at three quarters of half the
-allowance: an empty window doubles the next one (a full-history backfill from 1970 costs
-a dozen requests, not hundreds), others scale by the density they showed. A window that
+allowance: an empty window doubles the next one (a walk from 1970 to a first activity costs a
+dozen requests, not hundreds), others scale by the density they showed. A window that
 outgrows what the quota left allows (:func:`page_cap`, also a memory bound) is
 abandoned and read as smaller windows, so a run that Strava's quota allows only a few
 requests still finishes windows and makes progress; with quota to spare an overgrown
