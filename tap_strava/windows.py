@@ -4,10 +4,10 @@ Strava's list has no "updated since" filter, no total, and its order is undocume
 (``after``+``before`` answers come newest first). So the incremental runs (from the
 look-back before the bookmark to now) and the per-activity streams read the time range to
 sync in windows (a history with no bookmark yet is read newest first with a ``before``
-cursor instead: see ``ActivitiesStream._backfill``): each window is read whole (all its pages), deduplicated
-by id, sorted by ``(start_date, id)`` and only then emitted. The bookmark can therefore
-advance after each finished window, and a run that stops anywhere resumes at a window
-boundary.
+cursor instead: see ``ActivitiesStream._backfill``): each window is read whole (all its
+pages), deduplicated by id, sorted by ``(start_date, id)`` and only then emitted. The
+bookmark can therefore advance after each finished window, and a run that stops anywhere
+resumes at a window boundary.
 
 Every window costs its pages plus Strava's closing empty page (a short page does not
 prove the end: Strava documents "stop at the first empty page"), so windows should be
