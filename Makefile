@@ -55,7 +55,8 @@ dashboard: setup-extras
 	$(BIN)/python -m devtools.demo --dashboard
 
 # API requests, throughput and peak memory against the simulator (docs/benchmarks.md);
-# BENCH_ARGS="--sizes 1000,10000,100000" for the full table, "--quick" for 1,000 only.
+# BENCH_ARGS="--sizes 1000,10000,100000" for the full table, "--quick" for 1,000 only,
+# "--requests-only" for issue 14's requests against Strava's minimum alone.
 bench: setup
 	$(BIN)/python -m devtools.bench $(BENCH_ARGS)
 
