@@ -1005,6 +1005,7 @@ class Figure:
 
     @property
     def met(self) -> bool | None:
+        """Against the bar; without a bar only a failed side condition gives a verdict."""
         if self.bar is None:
             return None if self.ok else False
         return self.ok and self.measured <= self.bar
@@ -1054,9 +1055,11 @@ class _Capture(io.TextIOBase):
         self._partial = ""
 
     def writable(self) -> bool:
+        """``redirect_stdout`` targets must say so (print checks it on some paths)."""
         return True
 
     def write(self, text: str) -> int:
+        """Split into whole lines (the SDK may write a message in pieces) and keep ours."""
         lines = (self._partial + text).split("\n")
         self._partial = lines.pop()
         for line in lines:
@@ -1093,6 +1096,8 @@ def run_tap_in_process(
 
 
 def _tap_config(sim: StravaSimulator, folder: Path, **overrides: Any) -> JSONDict:
+    """The tap's config for ``sim``, with a token store (and facts file) of its own per
+    scenario: a shared one would carry one scenario's "fetched today" into the next."""
     folder.mkdir(parents=True, exist_ok=True)
     return {
         "client_id": sim.client_id,
@@ -1112,6 +1117,7 @@ def _api_reads(records: list[RequestRecord]) -> list[RequestRecord]:
 
 
 def _list_pages(records: list[RequestRecord]) -> list[RequestRecord]:
+    """The activity-list reads: the figure the issue's first-sync bar counts."""
     return [r for r in _api_reads(records) if r.path.rstrip("/").endswith("/athlete/activities")]
 
 
@@ -1124,6 +1130,8 @@ def _extractions(records: list[RequestRecord]) -> int:
 
 
 def _unlimited_simulator(seed: int, activities: int) -> StravaSimulator:
+    """A simulator whose quota never stops a first sync: the figure is the requests
+    themselves, not how a quota spreads them over runs (that is the 2,010 scenario)."""
     return StravaSimulator(
         seed=seed,
         activity_count=activities,
@@ -1179,6 +1187,7 @@ class RequestsBench:
         self.result.failures.append(message)
 
     def run(self) -> RequestsResult:
+        """Every scenario; the daily-job ones only with a Postgres (not ``--no-meltano``)."""
         for size in REQUEST_SIZES:
             self.first_sync(size)
         self.quota_limited()
@@ -1340,6 +1349,8 @@ class RequestsBench:
         return JobRun(records, ok)
 
     def _schema(self, name: str) -> str:
+        """A fresh ``bench_requests_*`` schema: a leftover would make the first sync's
+        Postgres rows look exact or not for reasons of an earlier run."""
         schema = f"bench_requests_{name}"
         with connect(str(self.postgres_url)) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
@@ -1510,6 +1521,8 @@ class RequestsBench:
         return dict(state.get("value", state)) if state.get("type") == "STATE" else dict(state)
 
     def job_env_for_state(self, folder: Path) -> dict[str, str]:
+        """Enough of the scenario's environment for ``meltano state get``: its own system
+        database, never the project's (the bench must not read or touch real state)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("MELTANO_")}
         env["MELTANO_DATABASE_URI"] = f"sqlite:///{folder / 'meltano.db'}"
         env["MELTANO_SYS_DIR_ROOT"] = str(private_meltano_dir(folder))
@@ -1517,6 +1530,7 @@ class RequestsBench:
         return env
 
     def _partitions(self, folder: Path) -> list[JSONDict]:
+        """The activities stream's per-athlete partitions of the spool block's state."""
         state = self._spool_state(folder)
         return list(state.get("bookmarks", {}).get("activities", {}).get("partitions", []))
 
@@ -1546,6 +1560,7 @@ class RequestsBench:
         )
 
     def _drop(self, schema: str) -> None:
+        """Leave the bench database as found (the bench runs beside the tests)."""
         with connect(str(self.postgres_url)) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
