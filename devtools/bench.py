@@ -1517,7 +1517,7 @@ class RequestsBench:
         if proc.returncode != 0:
             return {}
         state: JSONDict = json.loads(proc.stdout).get("singer_state", {})
-        # The spool target saves the tap's STATE message whole: its value is the state.
+        # An earlier spool target saved the whole STATE message: its value is the state.
         return dict(state.get("value", state)) if state.get("type") == "STATE" else dict(state)
 
     def job_env_for_state(self, folder: Path) -> dict[str, str]:

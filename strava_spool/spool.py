@@ -127,7 +127,10 @@ def spool_messages(
     )
     if last_state is not None:
         # Only now may Meltano save the tap's state: the spool that it covers is durable.
-        output.write(last_state if last_state.endswith(b"\n") else last_state + b"\n")
+        # A target prints the state's value (what Meltano keeps and hands back to the tap
+        # as --state), not the tap's whole STATE message.
+        value = json.loads(last_state).get("value")
+        output.write(json.dumps(value, separators=(",", ":")).encode() + b"\n")
         output.flush()
     else:
         logger.warning("the input had no STATE message: the tap's state does not move")

