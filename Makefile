@@ -8,7 +8,7 @@ PLUGINS := .meltano/.plugins-installed
 CORE_PLUGINS := tap-strava tap-strava-details tap-strava-reconcile target-csv target-postgres mapper-strava-tally target-strava-spool tap-strava-replay
 EXTRAS := $(VENV)/.extras-installed
 
-.PHONY: setup demo test test-e2e lint format clean settings-doc setup-extras test-extras dashboard bench
+.PHONY: setup demo test test-e2e test-sdk-range lint format clean settings-doc setup-extras test-extras dashboard bench
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,19 @@ test: setup
 test-e2e: setup
 	$(BIN)/pytest -n $(PYTEST_WORKERS) -m e2e
 
+# The tap's in-process tests on the lowest singer-sdk of its range (pyproject.toml); the
+# newest the range admits is what `make setup` installed, which `make test` used.
+SDK_LOWEST := 0.54.2
+SDK_VENV := .venv-sdk-lowest
+
+test-sdk-range: setup
+	$(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/pip install --quiet --upgrade pip
+	$(SDK_VENV)/bin/pip install --quiet -e '.[dev]' 'singer-sdk==$(SDK_LOWEST)'
+	$(SDK_VENV)/bin/python -c "import importlib.metadata as m; print('lowest singer-sdk:', m.version('singer-sdk'))"
+	$(BIN)/python -c "import importlib.metadata as m; print('newest singer-sdk:', m.version('singer-sdk'))"
+	$(SDK_VENV)/bin/pytest -n $(PYTEST_WORKERS) -p no:cacheprovider -m "not e2e and not extras"
+
 test-extras: setup-extras
 	$(BIN)/pytest -m extras
 
@@ -74,4 +87,4 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .meltano .embedded-pg .embedded-pg-* .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SDK_VENV) .meltano .embedded-pg .embedded-pg-* .demo .pytest_cache .mypy_cache .ruff_cache
