@@ -349,6 +349,7 @@ class ActivitiesStream(ActivityListStream):
         partition_state = self.get_context_state(context)
         self._emitted: set[int] = set()
         self._digests: dict[str, list[str]] = dict(partition_state.get(DIGESTS_KEY) or {})
+        self._properties = list(self.schema["properties"])  # what a digest covers
         if partition_state.get("replication_key_value"):
             partition_state["replication_key_value"] = self._sane_bookmark(
                 str(partition_state["replication_key_value"]), partition_state
@@ -487,7 +488,7 @@ class ActivitiesStream(ActivityListStream):
         if activity_id in self._emitted:
             return
         self._emitted.add(activity_id)
-        properties = list(self.schema["properties"])
+        properties = self._properties
         future = self.is_future(record)
         if future and not self.reconciling:
             # Listed again by every run (the last window is open-ended): emit it only when
