@@ -19,16 +19,14 @@ from pathlib import Path
 from tap_strava.auth import StravaAuthenticator
 from tap_strava.errors import StravaConfigError, one_line
 from tap_strava.ratelimit import RateLimitTracker
-from tap_strava.responses import (
-    ATHLETE_FAILURES,
-)
+from tap_strava.responses import ATHLETE_FAILURES
 from tap_strava.shared_facts import SharedFacts
 from tap_strava.token_store import TokenStore, default_token_store_path
 
 DEFAULT_API_URL = "https://www.strava.com/api/v3"
+DEFAULT_TOKEN_URL = "https://www.strava.com/oauth/token"  # noqa: S105
 # One GET of an API path for an account, returning the JSON body (StravaStream.get_one).
 Getter = t.Callable[["StravaAccount", str], t.Any]
-DEFAULT_TOKEN_URL = "https://www.strava.com/oauth/token"  # noqa: S105
 
 
 class StravaAccount:
@@ -60,7 +58,7 @@ class StravaAccount:
         """``GET /athlete``, fetched once per run and shared by every stream.
 
         The athlete's id goes into the token store: a reconcile needs to know every
-        athlete that ever loaded rows (see ``TapStrava.check_reconcile_coverage``).
+        athlete that ever loaded rows (see ``Athletes.check_reconcile_coverage``).
         """
         profile = t.cast("dict[str, t.Any]", self._get(self, "/athlete"))
         if isinstance(profile.get("id"), int):

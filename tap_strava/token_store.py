@@ -213,7 +213,7 @@ def forget_athlete(path: Path, athlete_id: int) -> int:
     """Remove every chain of one athlete from the store file; the number removed.
 
     For an athlete who left (or revoked the app): their tokens are of no further use,
-    and a reconcile refuses while they are here (see ``TapStrava.check_reconcile_coverage``).
+    and a reconcile refuses while they are here (see ``Athletes.check_reconcile_coverage``).
     """
     store = TokenStore(path, client_id="", configured_refresh_token="")
     with store.locked():
