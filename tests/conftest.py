@@ -97,3 +97,19 @@ def destination_project(simulator, tmp_path):
         workdir=tmp_path,
         refresh_token=simulator.refresh_token,
     )
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the tap's quota waits and really sleep them (the simulator's windows are short)."""
+    from tap_strava import ratelimit
+
+    seen: list[float] = []
+    real_sleep = ratelimit.time.sleep
+
+    def sleep(seconds: float) -> None:
+        seen.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(ratelimit.time, "sleep", sleep)
+    return seen

@@ -4,26 +4,10 @@ from __future__ import annotations
 
 import datetime
 
-import pytest
-
 from tap_strava import ratelimit
 from tap_strava.simulator import StravaSimulator
 from tests.conftest import tap_config_for
 from tests.support import bookmark, next_quota_window, run_tap
-
-
-@pytest.fixture
-def waits(monkeypatch):
-    """Record the tap's waits and really sleep them (the simulator's windows are short)."""
-    seen: list[float] = []
-    real_sleep = ratelimit.time.sleep
-
-    def sleep(seconds: float) -> None:
-        seen.append(seconds)
-        real_sleep(seconds)
-
-    monkeypatch.setattr(ratelimit.time, "sleep", sleep)
-    return seen
 
 
 def _statuses(sim: StravaSimulator) -> list[int | None]:
