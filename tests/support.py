@@ -87,3 +87,29 @@ def next_quota_window(sim: t.Any, config: t.Mapping[str, t.Any]) -> None:
         document = json.loads(facts.read_text(encoding="utf-8"))
         document.pop("quota", None)
         facts.write_text(json.dumps(document), encoding="utf-8")
+
+
+def quota_stops(state: t.Mapping[str, t.Any]) -> list[str]:
+    """Every quota stop of a state, at stream and partition level."""
+    return [
+        part["quota_stop"]
+        for stream in state.get("bookmarks", {}).values()
+        for part in [stream, *stream.get("partitions", [])]
+        if part.get("quota_stop")
+    ]
+
+
+def run_tap_cli(config: t.Mapping[str, t.Any], tmp_path: t.Any, *args: str) -> t.Any:
+    """``python -m tap_strava.tap --config ...`` as a process: its exit code and last lines."""
+    import subprocess
+    import sys
+
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    return subprocess.run(
+        [sys.executable, "-m", "tap_strava.tap", "--config", str(config_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

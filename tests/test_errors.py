@@ -10,19 +10,7 @@ import pytest
 
 from tap_strava.errors import StravaAuthError, StravaScopeError
 from tests.conftest import tap_config_for
-from tests.support import run_tap
-
-
-def _run_cli(config: dict, tmp_path, *args: str) -> subprocess.CompletedProcess:
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
-    return subprocess.run(
-        [sys.executable, "-m", "tap_strava.tap", "--config", str(config_path), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from tests.support import run_tap, run_tap_cli
 
 
 def test_wrong_client_secret_names_the_app_credentials(simulator, tmp_path):
@@ -56,14 +44,14 @@ def test_broken_answers_are_retried_not_loaded(simulator, tap_config, kind):
 def test_missing_setting_fails_at_start_without_a_traceback(simulator, tmp_path):
     config = tap_config_for(simulator, tmp_path)
     del config["client_id"]
-    proc = _run_cli(config, tmp_path)
+    proc = run_tap_cli(config, tmp_path)
     assert proc.returncode != 0
     assert "client_id" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 def test_bad_url_setting_is_one_line(simulator, tmp_path):
-    proc = _run_cli(tap_config_for(simulator, tmp_path, api_url="strava.example"), tmp_path)
+    proc = run_tap_cli(tap_config_for(simulator, tmp_path, api_url="strava.example"), tmp_path)
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("tap-strava: error: invalid configuration: api_url must be an http")
@@ -72,7 +60,7 @@ def test_bad_url_setting_is_one_line(simulator, tmp_path):
 
 def test_wrong_token_url_is_named(simulator, tmp_path):
     config = tap_config_for(simulator, tmp_path, token_url=simulator.base_url + "/nope")
-    proc = _run_cli(config, tmp_path)
+    proc = run_tap_cli(config, tmp_path)
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
     assert "token_url" in last
@@ -99,7 +87,7 @@ def test_no_secret_in_the_output_of_a_debug_run(simulator, tmp_path):
 
 def test_bad_settings_are_named_in_one_line(simulator, tmp_path):
     config = tap_config_for(simulator, tmp_path, start_date="last tuesday", lookback_days=-3)
-    proc = _run_cli(config, tmp_path)
+    proc = run_tap_cli(config, tmp_path)
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("tap-strava: error: invalid configuration:")

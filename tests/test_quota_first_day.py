@@ -8,17 +8,7 @@ from __future__ import annotations
 from tap_strava import ratelimit
 from tap_strava.simulator import StravaSimulator
 from tests.conftest import tap_config_for
-from tests.support import next_quota_window, run_tap
-
-
-def _quota_stops(state: dict) -> list[str]:
-    """Every quota stop of a state, at stream and partition level."""
-    return [
-        part["quota_stop"]
-        for stream in state.get("bookmarks", {}).values()
-        for part in [stream, *stream.get("partitions", [])]
-        if part.get("quota_stop")
-    ]
+from tests.support import next_quota_window, quota_stops, run_tap
 
 
 def test_a_429_before_any_partition_is_cleared_by_the_next_clean_run(tmp_path, waits):
@@ -32,12 +22,12 @@ def test_a_429_before_any_partition_is_cleared_by_the_next_clean_run(tmp_path, w
         sim.inject_fault(r"^/api/v3/athlete$", "rate_limit", count=1)
         stopped = run_tap(config)
         assert stopped.error is None
-        assert _quota_stops(stopped.final_state), "the stop is recorded"
+        assert quota_stops(stopped.final_state), "the stop is recorded"
         sim.clear_faults()
         next_quota_window(sim, config)
         clean = run_tap(config, state=stopped.final_state)
         assert len(clean.ids()) == len(sim.activities)
-        assert not _quota_stops(clean.final_state), clean.final_state
+        assert not quota_stops(clean.final_state), clean.final_state
         for stream in clean.final_state["bookmarks"].values():
             assert "quota_starved" not in stream
 

@@ -7,7 +7,7 @@ import datetime
 from tap_strava import ratelimit
 from tap_strava.simulator import StravaSimulator
 from tests.conftest import tap_config_for
-from tests.support import bookmark, next_quota_window, run_tap
+from tests.support import bookmark, next_quota_window, quota_stops, run_tap
 
 
 def _statuses(sim: StravaSimulator) -> list[int | None]:
@@ -124,10 +124,10 @@ def test_a_spent_daily_quota_stops_cleanly(tmp_path, waits):
         stopped = {
             name
             for name, stream in result.final_state["bookmarks"].items()
-            if _quota_stops({"bookmarks": {name: stream}})
+            if quota_stops({"bookmarks": {name: stream}})
         }
         assert "activities" in stopped
-        assert all("daily quota is spent" in s for s in _quota_stops(result.final_state))
+        assert all("daily quota is spent" in s for s in quota_stops(result.final_state))
         assert_emitted_what_was_fetched_before_the_stop(sim, result)
 
 
@@ -138,22 +138,13 @@ def test_quota_headers_are_parsed_from_real_answers():
     assert ratelimit.WindowPair.parse(None) is None
 
 
-def _quota_stops(state: dict) -> list[str]:
-    return [
-        part["quota_stop"]
-        for stream in state.get("bookmarks", {}).values()
-        for part in [stream, *stream.get("partitions", [])]
-        if part.get("quota_stop")
-    ]
-
-
 def test_a_quota_stop_is_recorded_in_the_state_and_cleared_by_a_complete_run(tmp_path, waits):
     with StravaSimulator(seed=5, activity_count=450, read_limit_daily=3) as sim:
         oldest = min(a["start_date"] for a in sim.activities)
         config = tap_config_for(sim, tmp_path, window_days=30, start_date=oldest)
         run = run_tap(config, streams=["activities"])
         assert run.error is None
-        stops = _quota_stops(run.final_state)
+        stops = quota_stops(run.final_state)
         assert len(stops) == 1, "the state says the run stopped early"
         assert "daily quota is spent" in stops[0]
         held_back = assert_emitted_what_was_fetched_before_the_stop(sim, run)
@@ -165,21 +156,21 @@ def test_a_quota_stop_is_recorded_in_the_state_and_cleared_by_a_complete_run(tmp
             run = run_tap(config, state=run.final_state, streams=["activities"])
             assert run.error is None
             emitted += run.ids()
-            if not _quota_stops(run.final_state):
+            if not quota_stops(run.final_state):
                 break
             held_back |= assert_emitted_what_was_fetched_before_the_stop(sim, run)
         # None lost across the stops, none emitted twice (a stopped run goes on where it
         # stopped, not a look-back earlier), and the run that finished cleared the stop.
         assert sorted(emitted) == sorted(a["id"] for a in sim.activities)
         assert held_back <= set(emitted)
-        assert not _quota_stops(run.final_state)
+        assert not quota_stops(run.final_state)
         partition = _partition(run.final_state)
         assert partition.get("resume_from") is None
         assert partition.get("backfill") is None
         next_quota_window(sim, config)
         later = run_tap(config, state=run.final_state, streams=["activities"])
         assert later.error is None
-        assert not _quota_stops(later.final_state), "a later complete run stays clear"
+        assert not quota_stops(later.final_state), "a later complete run stays clear"
 
 
 def test_four_reads_per_window_finish_a_2010_activity_history_in_few_runs(tmp_path):

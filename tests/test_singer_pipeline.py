@@ -10,18 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import tap_config_for
-
-
-def _tap(config: dict, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
-    return subprocess.run(
-        [sys.executable, "-m", "tap_strava.tap", "--config", str(config_path), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from tests.support import run_tap_cli
 
 
 def _messages(stdout: str) -> list[dict]:
@@ -39,12 +28,12 @@ def _assert_ends_with_a_state(messages: list[dict]) -> dict:
 def test_the_last_message_is_a_state_and_it_round_trips(simulator, tmp_path):
     """Issue 13.4: docs/singer.md's `--state state.json | target-jsonl` round trip."""
     config = tap_config_for(simulator, tmp_path)
-    first = _tap(config, tmp_path)
+    first = run_tap_cli(config, tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     state = _assert_ends_with_a_state(_messages(first.stdout))
     (tmp_path / "state.json").write_text(json.dumps(state))
     # Unchanged since its start: the SDK alone would end this run on an athlete record.
-    second = _tap(config, tmp_path, "--state", str(tmp_path / "state.json"))
+    second = run_tap_cli(config, tmp_path, "--state", str(tmp_path / "state.json"))
     assert second.returncode == 0, second.stderr[-2000:]
     messages = _messages(second.stdout)
     assert _assert_ends_with_a_state(messages) == state
@@ -58,7 +47,7 @@ def test_the_last_message_is_a_state_and_it_round_trips(simulator, tmp_path):
 )
 def test_an_empty_or_broken_state_file_is_one_line(simulator, tmp_path, content, says):
     (tmp_path / "state.json").write_text(content)
-    proc = _tap(
+    proc = run_tap_cli(
         tap_config_for(simulator, tmp_path), tmp_path, "--state", str(tmp_path / "state.json")
     )
     assert proc.returncode == 1
@@ -71,10 +60,10 @@ def test_an_empty_or_broken_state_file_is_one_line(simulator, tmp_path, content,
 
 def test_a_whole_state_message_is_accepted_as_state(simulator, tmp_path):
     config = tap_config_for(simulator, tmp_path)
-    first = _tap(config, tmp_path)
+    first = run_tap_cli(config, tmp_path)
     last_line = first.stdout.strip().splitlines()[-1]
     (tmp_path / "state.json").write_text(last_line)  # `tail -1` of a tap's output
-    second = _tap(config, tmp_path, "--state", str(tmp_path / "state.json"))
+    second = run_tap_cli(config, tmp_path, "--state", str(tmp_path / "state.json"))
     assert second.returncode == 0, second.stderr[-2000:]
     assert _assert_ends_with_a_state(_messages(second.stdout)) == json.loads(last_line)["value"]
 
@@ -90,7 +79,7 @@ def test_the_readme_round_trip_with_target_jsonl_keeps_a_state(simulator, tmp_pa
     """Issue 13.4: with target-jsonl no state survived a run whose state had not changed."""
     config = tap_config_for(simulator, tmp_path)
     (tmp_path / "config.json").write_text(json.dumps(config))
-    catalog = _tap(config, tmp_path, "--discover")
+    catalog = run_tap_cli(config, tmp_path, "--discover")
     (tmp_path / "catalog.json").write_text(catalog.stdout)
     (tmp_path / "state.json").write_text("{}")
     script = (
