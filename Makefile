@@ -10,10 +10,16 @@ EXTRAS := $(VENV)/.extras-installed
 
 .PHONY: setup demo test test-e2e test-sdk-range lint format clean settings-doc setup-extras test-extras dashboard bench
 
-$(INSTALLED): pyproject.toml
+# The three distributions of packages/ (the tap, the simulator, the pipeline around them),
+# editable, and the tools of the suite.
+PACKAGES := -e ./packages/tap-strava -e ./packages/strava-simulator -e ./packages/strava-pipeline
+PACKAGE_FILES := packages/tap-strava/pyproject.toml packages/strava-simulator/pyproject.toml \
+	packages/strava-pipeline/pyproject.toml requirements-dev.txt
+
+$(INSTALLED): $(PACKAGE_FILES)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet $(PACKAGES) -r requirements-dev.txt
 	touch $@
 
 $(PLUGINS): meltano.yml $(INSTALLED)
@@ -24,8 +30,9 @@ $(PLUGINS): meltano.yml $(INSTALLED)
 # dbt transformer), the Python extras (dashboard, drivers) and Debian's chromium for the
 # dashboard's browser test (apt-get needs root, as in CI).
 # target-xml also into the project's environment: its writer's unit tests import it.
-$(EXTRAS): pyproject.toml meltano.yml loaders/target-xml/pyproject.toml $(INSTALLED)
-	$(BIN)/pip install --quiet -e '.[dev,destinations,analytics]' -e ./loaders/target-xml
+$(EXTRAS): $(PACKAGE_FILES) requirements-extras.txt meltano.yml loaders/target-xml/pyproject.toml $(INSTALLED)
+	$(BIN)/pip install --quiet $(PACKAGES) -e './packages/strava-pipeline[dashboard]' \
+		-r requirements-dev.txt -r requirements-extras.txt -e ./loaders/target-xml
 	$(BIN)/meltano install
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	touch $@
@@ -55,7 +62,7 @@ SDK_VENV := .venv-sdk-lowest
 test-sdk-range: setup
 	$(PYTHON) -m venv $(SDK_VENV)
 	$(SDK_VENV)/bin/pip install --quiet --upgrade pip
-	$(SDK_VENV)/bin/pip install --quiet -e '.[dev]' 'singer-sdk==$(SDK_LOWEST)'
+	$(SDK_VENV)/bin/pip install --quiet $(PACKAGES) -r requirements-dev.txt 'singer-sdk==$(SDK_LOWEST)'
 	$(SDK_VENV)/bin/python -c "import importlib.metadata as m; print('lowest singer-sdk:', m.version('singer-sdk'))"
 	$(BIN)/python -c "import importlib.metadata as m; print('newest singer-sdk:', m.version('singer-sdk'))"
 	$(SDK_VENV)/bin/pytest -n $(PYTEST_WORKERS) -p no:cacheprovider -m "not e2e and not extras"

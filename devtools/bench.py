@@ -106,9 +106,9 @@ from typing import Any
 import psutil
 
 from devtools.postgres import PROJECT_ROOT, configured_url, connect, postgres_server
+from strava_simulator import StravaSimulator
+from strava_simulator.records import RequestRecord
 from tap_strava.ratelimit import WAIT_MARKER
-from tap_strava.simulator import StravaSimulator
-from tap_strava.simulator.records import RequestRecord
 
 JSONDict = dict[str, Any]
 BIN = Path(sys.executable).parent

@@ -6,7 +6,7 @@ import typing as t
 
 import pytest
 
-from tap_strava.simulator import StravaSimulator
+from strava_simulator import StravaSimulator
 
 
 @pytest.fixture

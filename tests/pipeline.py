@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 from devtools.postgres import connect
-from tap_strava.simulator import StravaSimulator
+from strava_simulator import StravaSimulator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MELTANO = str(Path(sys.executable).with_name("meltano"))

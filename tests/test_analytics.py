@@ -26,7 +26,7 @@ import pytest
 
 from devtools import browser
 from devtools.postgres import connect
-from tap_strava.simulator import StravaSimulator
+from strava_simulator import StravaSimulator
 from tests.pipeline import MeltanoProject
 
 pytestmark = pytest.mark.extras

@@ -17,7 +17,7 @@ PRIVATE = re.compile(
 
 def test_private_sdk_names_live_in_the_adapter_only():
     offenders = []
-    for path in sorted((ROOT / "tap_strava").rglob("*.py")):
+    for path in sorted((ROOT / "packages" / "tap-strava" / "tap_strava").rglob("*.py")):
         if path.name == "sdk_adapter.py":
             continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
@@ -27,7 +27,7 @@ def test_private_sdk_names_live_in_the_adapter_only():
 
 
 def test_the_adapter_is_where_they_are():
-    text = (ROOT / "tap_strava" / "sdk_adapter.py").read_text()
+    text = (ROOT / "packages" / "tap-strava" / "tap_strava" / "sdk_adapter.py").read_text()
     assert PRIVATE.search(text), "the pattern still finds the private names it guards"
 
 
@@ -53,7 +53,7 @@ def test_every_strava_request_is_in_the_sdks_request_metrics(tmp_path, caplog):
     """One request path: profile, lists, stats, gear and per-activity GETs all through the SDK."""
     import json
 
-    from tap_strava.simulator import StravaSimulator
+    from strava_simulator import StravaSimulator
     from tests.conftest import tap_config_for
     from tests.support import run_tap
 

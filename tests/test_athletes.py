@@ -9,9 +9,9 @@ import typing as t
 
 import pytest
 
+from strava_simulator import StravaSimulator
+from strava_simulator.athlete import SimulatedAthlete
 from tap_strava.errors import StravaUserError
-from tap_strava.simulator import StravaSimulator
-from tap_strava.simulator.athlete import SimulatedAthlete
 from tests.conftest import tap_config_for
 from tests.support import next_quota_window, run_tap
 

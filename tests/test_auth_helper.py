@@ -22,8 +22,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import pytest
 import requests
 
+from strava_simulator import StravaSimulator
 from tap_strava import authorize, callback_server
-from tap_strava.simulator import StravaSimulator
 from tap_strava.token_store import TokenStore
 from tests.conftest import tap_config_for
 from tests.support import run_tap

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
-from tap_strava.simulator import StravaSimulator
+from strava_simulator import StravaSimulator
 from tap_strava.tap import TapStrava
 
 _SIMULATOR = StravaSimulator(

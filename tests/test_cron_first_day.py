@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from devtools import demo
+from strava_simulator import StravaSimulator
 from tap_strava.ratelimit import WAIT_MARKER
-from tap_strava.simulator import StravaSimulator
 from tests.test_notify_e2e import CronProject, deployed  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.e2e

@@ -9,8 +9,8 @@ import typing as t
 
 import pytest
 
-from tap_strava.simulator import StravaSimulator
-from tap_strava.simulator import details as sim_details
+from strava_simulator import StravaSimulator
+from strava_simulator import details as sim_details
 from tests.conftest import tap_config_for
 from tests.support import bookmark, next_quota_window, run_tap
 

@@ -108,7 +108,10 @@ def test_hub_definition_matches_the_tap(tap_settings, about):
     assert HUB_DEFINITION.name == f"tap-strava--{definition['variant']}.yml"
     # Never the package index's unrelated `tap-strava`: a git URL pinned to a release.
     assert definition["pip_url"].startswith("git+https://")
-    assert definition["pip_url"].endswith(f"@v{about['version']}")
+    # The tap's own distribution alone: its folder of the repository, not the pipeline.
+    url, _, fragment = definition["pip_url"].partition("#")
+    assert url.endswith(f"@v{about['version']}")
+    assert fragment == "subdirectory=packages/tap-strava"
     assert set(definition["capabilities"]) <= set(about["capabilities"])
     for name, spec in tap_settings.items():
         if spec.get("default") is not None and name != "token_store_path":
@@ -132,7 +135,8 @@ def _pyproject() -> dict[str, t.Any]:
         import tomllib
     else:  # pragma: no cover
         import tomli as tomllib
-    return tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    tap_project = PROJECT_ROOT / "packages" / "tap-strava" / "pyproject.toml"
+    return tomllib.loads(tap_project.read_text(encoding="utf-8"))
 
 
 def test_every_make_target_the_docs_name_exists():
@@ -149,7 +153,7 @@ def test_every_make_target_the_docs_name_exists():
 
 def test_the_simulator_page_documents_the_fault_interface():
     """Issue 13.8: `/_sim/faults` and its kinds were documented only in the code."""
-    from tap_strava.simulator.faults import KINDS
+    from strava_simulator.faults import KINDS
 
     section = (DOCS / "simulator.md").read_text(encoding="utf-8")
     assert "/_sim/faults" in section
@@ -251,7 +255,11 @@ def test_the_cron_lines_are_only_in_the_readme():
 # this way: they do not exist in a fresh clone).
 NAMED_PATH = re.compile(r"`((?:[\w.-]+/)+(?:[\w.-]+\.py)?)`")
 # Packages whose every module docs/architecture.md must name (the simulator's are summed up).
-DESCRIBED_PACKAGES = ("tap_strava", "strava_notify", "strava_spool")
+DESCRIBED_PACKAGES = (
+    "packages/tap-strava/tap_strava",
+    "packages/strava-pipeline/strava_notify",
+    "packages/strava-pipeline/strava_spool",
+)
 
 
 def test_every_path_the_architecture_page_names_exists():

@@ -12,7 +12,7 @@ import json
 import typing as t
 from pathlib import Path
 
-from tap_strava.simulator import StravaSimulator
+from strava_simulator import StravaSimulator
 from tests.conftest import tap_config_for
 from tests.support import run_tap
 

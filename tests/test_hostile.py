@@ -15,8 +15,8 @@ import urllib.request
 
 import pytest
 
-from tap_strava.simulator import StravaSimulator
-from tap_strava.simulator.athlete import HOSTILE_FUTURE, HOSTILE_ROLLOVER
+from strava_simulator import StravaSimulator
+from strava_simulator.athlete import HOSTILE_FUTURE, HOSTILE_ROLLOVER
 from tests.conftest import tap_config_for
 from tests.support import bookmark, run_tap
 

@@ -136,7 +136,7 @@ def test_start_date_limits_the_first_sync(simulator, tmp_path):
 
 def test_an_interrupted_sync_resumes_where_its_last_state_stopped(tmp_path):
     """A failure mid-backfill keeps the state of the finished pages; the re-run completes."""
-    from tap_strava.simulator import StravaSimulator
+    from strava_simulator import StravaSimulator
 
     with StravaSimulator(seed=8, activity_count=900) as simulator:
         _interrupt_and_resume(simulator, tmp_path)

@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from tap_strava.simulator import StravaSimulator
+from strava_simulator import StravaSimulator
 from tests.pipeline import MeltanoProject
 from tests.support import next_quota_window
 

@@ -25,7 +25,7 @@ import psutil
 import pytest
 
 from strava_notify.meltano_log import MeltanoLog
-from tap_strava.simulator import StravaSimulator
+from strava_simulator import StravaSimulator
 from tests.pipeline import MELTANO, PROJECT_ROOT, MeltanoProject
 from tests.test_notify_helpers import closed_port
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from strava_simulator import StravaSimulator
 from tap_strava.errors import StravaAuthError
-from tap_strava.simulator import StravaSimulator
 from tap_strava.token_store import StoredTokens, TokenStore
 from tests.conftest import tap_config_for
 from tests.pipeline import MELTANO, PROJECT_ROOT, private_meltano_dir

@@ -13,8 +13,8 @@ import typing as t
 
 import pytest
 
-from tap_strava.simulator import StravaSimulator
-from tap_strava.simulator.athlete import HOSTILE_FUTURE, HOSTILE_ROLLOVER
+from strava_simulator import StravaSimulator
+from strava_simulator.athlete import HOSTILE_FUTURE, HOSTILE_ROLLOVER
 from tests.pipeline import MeltanoProject, read_csv
 from tests.test_pipeline_reconcile import record_granted_scope
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from strava_simulator import StravaSimulator
 from tap_strava.schemas import ACTIVITY_SCHEMA
-from tap_strava.simulator import StravaSimulator
 from tests.pipeline import MeltanoProject, assert_table_equals_source, utc
 
 pytestmark = pytest.mark.e2e

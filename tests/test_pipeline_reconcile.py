@@ -7,7 +7,7 @@ import typing as t
 
 import pytest
 
-from tap_strava.simulator import StravaSimulator
+from strava_simulator import StravaSimulator
 from tap_strava.token_store import TokenStore
 from tests.pipeline import MeltanoProject
 from tests.support import bookmark

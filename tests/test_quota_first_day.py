@@ -5,8 +5,8 @@ Kept apart from test_rate_limits.py, which the lead engineer is reworking.
 
 from __future__ import annotations
 
+from strava_simulator import StravaSimulator
 from tap_strava import ratelimit
-from tap_strava.simulator import StravaSimulator
 from tests.conftest import tap_config_for
 from tests.support import next_quota_window, quota_stops, run_tap
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime
 
+from strava_simulator import StravaSimulator
 from tap_strava import ratelimit
-from tap_strava.simulator import StravaSimulator
 from tests.conftest import tap_config_for
 from tests.support import bookmark, next_quota_window, quota_stops, run_tap
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from strava_simulator import StravaSimulator
 from tap_strava.errors import StravaConfigError
-from tap_strava.simulator import StravaSimulator
 from tap_strava.token_store import StoredTokens, TokenStore
 from tests.conftest import tap_config_for
 from tests.support import SyncResult, next_quota_window, run_tap

@@ -19,9 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tap_strava.simulator import StravaSimulator
-from tap_strava.simulator.data import generate
-from tap_strava.simulator.geo import decode_polyline, encode_polyline
+from strava_simulator import StravaSimulator
+from strava_simulator.data import generate
+from strava_simulator.geo import decode_polyline, encode_polyline
 
 SAMPLES_DIR = Path(
     os.environ.get("STRAVA_SAMPLES_DIR")

@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pytest
 
-from tap_strava.simulator import details
-from tap_strava.simulator.catalog import PLACES
-from tap_strava.simulator.data import generate
+from strava_simulator import details
+from strava_simulator.catalog import PLACES
+from strava_simulator.data import generate
 
 NOW = 1_780_000_000.0  # 2026-05-28, as in tests/test_simulator.py
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tap_strava.simulator import StravaSimulator
+from strava_simulator import StravaSimulator
 
 REPO = Path(__file__).resolve().parents[1]
 #: The real sleep, taken at import: a conftest may stub ``time.sleep`` during tests.
@@ -306,7 +306,7 @@ def test_cli_serves_writes_info_and_stops_cleanly(tmp_path):
         [
             sys.executable,
             "-m",
-            "tap_strava.simulator",
+            "strava_simulator",
             "--port",
             "0",
             "--info-file",

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tap_strava.simulator import StravaSimulator
-from tap_strava.simulator.records import RequestRecord
+from strava_simulator import StravaSimulator
+from strava_simulator.records import RequestRecord
 from tests.conftest import tap_config_for
 from tests.support import run_tap
 

@@ -9,8 +9,8 @@ import subprocess
 import sys
 import threading
 
-from tap_strava.simulator import StravaSimulator
-from tap_strava.simulator.oauth import token_fingerprint
+from strava_simulator import StravaSimulator
+from strava_simulator.oauth import token_fingerprint
 from tests.conftest import tap_config_for
 from tests.support import run_tap
 

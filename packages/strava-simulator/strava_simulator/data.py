@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from tap_strava.simulator import timeutil
-from tap_strava.simulator.activity_factory import (
+from strava_simulator import timeutil
+from strava_simulator.activity_factory import (
     DAY,
     ActivityFactory,
     IdSequence,
     StoredActivity,
     round1,
 )
-from tap_strava.simulator.catalog import (
+from strava_simulator.catalog import (
     AWKWARD_NAMES,
     CUSTOM_NAMES,
     FIRSTNAMES,

@@ -1,6 +1,6 @@
 """One activity at a time: how the simulator builds a realistic Strava activity.
 
-:class:`ActivityFactory` builds the history (:func:`tap_strava.simulator.data.generate`)
+:class:`ActivityFactory` builds the history (:func:`strava_simulator.data.generate`)
 and every later upload of a running simulator from the same ``random.Random``, so a seed
 gives the same activities and the same uploads after them. Each step of
 :meth:`ActivityFactory.build` is a helper here that draws from that generator in a fixed
@@ -13,9 +13,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from tap_strava.simulator import timeutil
-from tap_strava.simulator.catalog import DEVICES, PLACES, SPORTS, WATOPIA, Place, Sport
-from tap_strava.simulator.geo import encode_polyline, make_track
+from strava_simulator import timeutil
+from strava_simulator.catalog import DEVICES, PLACES, SPORTS, WATOPIA, Place, Sport
+from strava_simulator.geo import encode_polyline, make_track
 
 JSONDict = dict[str, Any]
 

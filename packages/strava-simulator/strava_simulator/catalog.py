@@ -1,6 +1,6 @@
 """The simulator's world: sports, places, devices and names real Strava data has.
 
-Static tables only, no randomness: the generator (:mod:`tap_strava.simulator.data`)
+Static tables only, no randomness: the generator (:mod:`strava_simulator.data`)
 draws from them, the store maps an edited ``timezone`` or ``sport_type`` back to them and
 the stats group sport types as Strava's totals do.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tap_strava.simulator.geo import LatLng
+from strava_simulator.geo import LatLng
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from tap_strava.simulator import timeutil
-from tap_strava.simulator.activity_factory import StoredActivity
-from tap_strava.simulator.catalog import PLACES, SPORTS, Place
+from strava_simulator import timeutil
+from strava_simulator.activity_factory import StoredActivity
+from strava_simulator.catalog import PLACES, SPORTS, Place
 
 JSONDict = dict[str, Any]
 

@@ -36,10 +36,10 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from tap_strava.simulator.messages import Request, Response, json_response
+from strava_simulator.messages import Request, Response, json_response
 
 if TYPE_CHECKING:
-    from tap_strava.simulator.simulator import StravaSimulator
+    from strava_simulator.simulator import StravaSimulator
 
 JSONDict = dict[str, Any]
 _ACTIVITY = re.compile(r"^/_sim/activities/(\d+)/?$")

@@ -14,10 +14,10 @@ import math
 import random
 from typing import Any
 
-from tap_strava.simulator import timeutil
-from tap_strava.simulator.activity_factory import StoredActivity
-from tap_strava.simulator.data import gear_summary
-from tap_strava.simulator.geo import LatLng, decode_polyline, encode_polyline
+from strava_simulator import timeutil
+from strava_simulator.activity_factory import StoredActivity
+from strava_simulator.data import gear_summary
+from strava_simulator.geo import LatLng, decode_polyline, encode_polyline
 
 JSONDict = dict[str, Any]
 

@@ -19,20 +19,20 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from tap_strava.simulator import admin, errors
-from tap_strava.simulator.athlete import SimulatedAthlete
-from tap_strava.simulator.faults import Fault, FaultInjector
-from tap_strava.simulator.messages import (
+from strava_simulator import admin, errors
+from strava_simulator.athlete import SimulatedAthlete
+from strava_simulator.faults import Fault, FaultInjector
+from strava_simulator.messages import (
     API_JSON,
     OAUTH_JSON,
     Request,
     Response,
     json_response,
 )
-from tap_strava.simulator.oauth import RefreshGrant, TokenAuthority, parse_scope
-from tap_strava.simulator.ratelimits import Limits, RateLimiter
-from tap_strava.simulator.records import REDACTED, RequestLog, RequestRecord
-from tap_strava.simulator.server import make_server
+from strava_simulator.oauth import RefreshGrant, TokenAuthority, parse_scope
+from strava_simulator.ratelimits import Limits, RateLimiter
+from strava_simulator.records import REDACTED, RequestLog, RequestRecord
+from strava_simulator.server import make_server
 
 JSONDict = dict[str, Any]
 API_PREFIX = "/api/v3"

@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tap_strava.simulator.api import StravaApi
-from tap_strava.simulator.data import generate
-from tap_strava.simulator.oauth import TokenAuthority
-from tap_strava.simulator.store import ActivityStore, apply_fields
+from strava_simulator.api import StravaApi
+from strava_simulator.data import generate
+from strava_simulator.oauth import TokenAuthority
+from strava_simulator.store import ActivityStore, apply_fields
 
 JSONDict = dict[str, Any]
 #: A watch whose clock is years ahead, and a GPS week rollover (1024 weeks back).

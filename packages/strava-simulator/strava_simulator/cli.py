@@ -17,8 +17,8 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlencode
 
-from tap_strava.simulator.records import RequestRecord
-from tap_strava.simulator.simulator import StravaSimulator
+from strava_simulator.records import RequestRecord
+from strava_simulator.simulator import StravaSimulator
 
 
 def build_parser() -> argparse.ArgumentParser:

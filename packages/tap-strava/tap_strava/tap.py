@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import re
+import subprocess
 import sys
 import traceback
 import typing as t
 from functools import cached_property
 from pathlib import Path
 
-import psutil
 import requests
 from singer_sdk import Tap
 from singer_sdk import typing as th
@@ -75,6 +76,30 @@ def read_state_input(handle: t.IO[str] | None) -> dict[str, t.Any]:
     return value
 
 
+def parent_command_line() -> list[str]:
+    """The parent process's arguments, or ``[]`` when they cannot be read.
+
+    Linux's ``/proc`` first (no dependency, no subprocess); elsewhere ``ps``, which every
+    POSIX system has. A tap must not pull psutil's compiled wheel for this one question.
+    """
+    parent = os.getppid()
+    try:
+        raw = Path(f"/proc/{parent}/cmdline").read_bytes()
+    except OSError:
+        try:
+            proc = subprocess.run(
+                ["ps", "-o", "args=", "-p", str(parent)],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return []
+        return proc.stdout.split() if proc.returncode == 0 else []
+    return [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
+
+
 def started_by_meltano_config_test() -> bool:
     """Whether ``meltano config test`` started this tap (its parent's command line says).
 
@@ -83,11 +108,7 @@ def started_by_meltano_config_test() -> bool:
     neither wait out a spent quota (up to 15 minutes of silence) nor pass on a stored
     access token while the client secret is wrong, so the tap looks at its parent.
     """
-    try:
-        parent = psutil.Process().parent()
-        cmdline = parent.cmdline() if parent is not None else []
-    except (psutil.Error, OSError):
-        return False
+    cmdline = parent_command_line()
     for position, arg in enumerate(cmdline[:3]):  # meltano, python meltano, python -m meltano
         if Path(arg).name == "meltano":
             words = [a for a in cmdline[position + 1 :] if not a.startswith("-")]

@@ -10,13 +10,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from tap_strava.simulator import details, errors
-from tap_strava.simulator.activity_factory import StoredActivity
-from tap_strava.simulator.data import Dataset
-from tap_strava.simulator.messages import Request, Response, json_response
-from tap_strava.simulator.oauth import TokenAuthority
-from tap_strava.simulator.stats import athlete_stats
-from tap_strava.simulator.store import ActivityStore
+from strava_simulator import details, errors
+from strava_simulator.activity_factory import StoredActivity
+from strava_simulator.data import Dataset
+from strava_simulator.messages import Request, Response, json_response
+from strava_simulator.oauth import TokenAuthority
+from strava_simulator.stats import athlete_stats
+from strava_simulator.store import ActivityStore
 
 JSONDict = dict[str, Any]
 DEFAULT_PER_PAGE = 30

@@ -8,15 +8,15 @@ injectable network and server faults. Data come from a seeded generator.
 
 Quick start::
 
-    from tap_strava.simulator import StravaSimulator
+    from strava_simulator import StravaSimulator
 
     with StravaSimulator(seed=1, activity_count=300) as sim:
         ...  # point a client at sim.api_url and sim.token_url
 """
 
-from tap_strava.simulator.faults import Fault
-from tap_strava.simulator.ratelimits import Limits
-from tap_strava.simulator.records import RequestRecord
-from tap_strava.simulator.simulator import StravaSimulator
+from strava_simulator.faults import Fault
+from strava_simulator.ratelimits import Limits
+from strava_simulator.records import RequestRecord
+from strava_simulator.simulator import StravaSimulator
 
 __all__ = ["Fault", "Limits", "RequestRecord", "StravaSimulator"]

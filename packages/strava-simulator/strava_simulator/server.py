@@ -15,11 +15,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
-from tap_strava.simulator import timeutil
-from tap_strava.simulator.messages import Request
+from strava_simulator import timeutil
+from strava_simulator.messages import Request
 
 if TYPE_CHECKING:
-    from tap_strava.simulator.simulator import StravaSimulator
+    from strava_simulator.simulator import StravaSimulator
 
 MAX_BODY = 1 << 20
 

@@ -13,8 +13,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from tap_strava.simulator.activity_factory import StoredActivity
-from tap_strava.simulator.catalog import RIDE_TYPES, RUN_TYPES, SWIM_TYPES
+from strava_simulator.activity_factory import StoredActivity
+from strava_simulator.catalog import RIDE_TYPES, RUN_TYPES, SWIM_TYPES
 
 JSONDict = dict[str, Any]
 RECENT_SECONDS = 28 * 86_400

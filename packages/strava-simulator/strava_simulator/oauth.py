@@ -26,7 +26,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from tap_strava.simulator import errors
+from strava_simulator import errors
 
 JSONDict = dict[str, Any]
 KNOWN_SCOPES = (
