@@ -27,6 +27,15 @@ GET      /_sim/token_grants          refresh grants (token fingerprints, accepte
 GET      /_sim/rate_usage            current usage
 POST     /_sim/rate_limits/reset     forget usage
 POST     /_sim/clock                 {"advance": seconds}
+GET      /_sim/push                  push subscription, verify token, settings, counts
+POST     /_sim/push/settings         {"retry_delay", "timeout", "loopback_only"}
+GET      /_sim/push/events           events handed to the deliverer (with event_id)
+GET      /_sim/push/deliveries       every attempt: event, status, latency, ok
+DELETE   /_sim/push/deliveries       forget events, deliveries and validations
+GET      /_sim/push/validations      validation GETs against callbacks, with reasons
+POST     /_sim/push/forge            {"event": {...}, "template": true, "url", "attempts"}
+POST     /_sim/push/duplicate        {"event_id": N} (default: the latest event)
+POST     /_sim/push/wait             {"timeout": 30}: until the delivery queue is idle
 =======  ==========================  ===============================================
 """
 
@@ -108,6 +117,21 @@ def _route(sim: StravaSimulator, request: Request) -> Response:
         ("GET", "/_sim/rate_usage"): lambda: (200, _usage(sim)),
         ("POST", "/_sim/rate_limits/reset"): lambda: (200, _reset_limits(sim)),
         ("POST", "/_sim/clock"): lambda: (200, _clock(sim, _body(request))),
+        ("GET", "/_sim/push"): lambda: (200, sim.push.status()),
+        ("POST", "/_sim/push/settings"): lambda: (200, _push_settings(sim, _body(request))),
+        ("GET", "/_sim/push/events"): lambda: (200, [e.as_dict() for e in sim.push.events]),
+        ("GET", "/_sim/push/deliveries"): lambda: (
+            200,
+            [d.as_dict() for d in sim.push.deliveries],
+        ),
+        ("DELETE", "/_sim/push/deliveries"): lambda: (200, _clear_push_log(sim)),
+        ("GET", "/_sim/push/validations"): lambda: (
+            200,
+            [v.as_dict() for v in sim.push.validations],
+        ),
+        ("POST", "/_sim/push/forge"): lambda: (201, _forge(sim, _body(request))),
+        ("POST", "/_sim/push/duplicate"): lambda: (201, _duplicate(sim, _body(request))),
+        ("POST", "/_sim/push/wait"): lambda: (200, _push_wait(sim, _body(request))),
     }
     action = routes.get((method, path))
     if action is None:
@@ -191,6 +215,61 @@ def _clock(sim: StravaSimulator, body: JSONDict) -> JSONDict:
     except (TypeError, ValueError):
         raise AdminError(400, 'expected {"advance": seconds}') from None
     return {"now": sim.now()}
+
+
+def _push_settings(sim: StravaSimulator, body: JSONDict) -> JSONDict:
+    try:
+        if "retry_delay" in body:
+            sim.push.retry_delay = float(body["retry_delay"])
+        if "timeout" in body:
+            timeout = float(body["timeout"])
+            if timeout <= 0:
+                raise ValueError
+            sim.push.timeout = sim.push.deliverer.timeout = timeout
+    except (TypeError, ValueError):
+        raise AdminError(400, 'expected {"retry_delay": seconds >= 0, "timeout": s > 0}') from None
+    if "loopback_only" in body:
+        if not isinstance(body["loopback_only"], bool):
+            raise AdminError(400, 'expected {"loopback_only": true} or false')
+        sim.push.loopback_only = body["loopback_only"]
+    return sim.push.status()
+
+
+def _clear_push_log(sim: StravaSimulator) -> JSONDict:
+    sim.push.clear_log()
+    return {"cleared": True}
+
+
+def _forge(sim: StravaSimulator, body: JSONDict) -> JSONDict:
+    event = body.get("event", {})
+    url = body.get("url")
+    if not isinstance(event, dict) or (url is not None and not isinstance(url, str)):
+        raise AdminError(400, 'expected {"event": {...fields}, "template": true, "url": "..."}')
+    event_id = sim.push.forge_event(
+        event,
+        template=bool(body.get("template", True)),
+        url=url,
+        attempts=int(body.get("attempts", 1)),
+    )
+    return sim.push.deliverer.event(event_id).as_dict()
+
+
+def _duplicate(sim: StravaSimulator, body: JSONDict) -> JSONDict:
+    raw = body.get("event_id")
+    try:
+        event_id = sim.push.duplicate_event(None if raw is None else int(raw))
+    except KeyError:
+        missing = f"no push event {raw}" if raw is not None else "no push event yet"
+        raise AdminError(404, missing) from None
+    return sim.push.deliverer.event(event_id).as_dict()
+
+
+def _push_wait(sim: StravaSimulator, body: JSONDict) -> JSONDict:
+    try:
+        timeout = min(float(body.get("timeout", 30.0)), 300.0)
+    except (TypeError, ValueError):
+        raise AdminError(400, 'expected {"timeout": seconds}') from None
+    return {"idle": sim.push.wait_idle(timeout)}
 
 
 def handle(sim: StravaSimulator, request: Request) -> Response:

@@ -1,9 +1,14 @@
 """``StravaSimulator``: the object tests and the CLI use, and the request pipeline.
 
 The pipeline for every request is, in Strava's order: injected fault -> (API only) rate-limit
-counting -> 429 if over a limit -> access token check -> resource. Token endpoints are outside
-the rate limits and carry no rate-limit headers. Control calls under ``/_sim/`` are neither
-counted, nor faulted, nor recorded.
+counting -> 429 if over a limit -> access token check -> resource. Token endpoints and the
+push subscription endpoints (app credentials, no athlete token) are outside the rate limits
+and carry no rate-limit headers. Control calls under ``/_sim/`` are neither counted, nor
+faulted, nor recorded.
+
+Every change of an athlete's activities (whoever makes it: the Python API, ``/_sim/``, the
+API's ``PUT``) and every revocation is also a push event for the app's subscription
+(``push.py``): the activity stores report their changes to :meth:`StravaSimulator._on_change`.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import functools
 import json
 import threading
 import time
@@ -30,6 +36,8 @@ from strava_simulator.messages import (
     json_response,
 )
 from strava_simulator.oauth import RefreshGrant, TokenAuthority, parse_scope
+from strava_simulator.push import PushHub
+from strava_simulator.push_events import DEAUTHORIZED, activity_events
 from strava_simulator.ratelimits import Limits, RateLimiter
 from strava_simulator.records import REDACTED, RequestLog, RequestRecord
 from strava_simulator.server import make_server
@@ -80,6 +88,7 @@ class StravaSimulator:
         clock: Callable[[], float] | None = None,
         request_log: Callable[[RequestRecord], None] | None = None,
         hostile: bool = False,
+        push_retry_delay: float = 1.0,
     ) -> None:
         self._clock: Callable[[], float] = clock or time.time
         self._clock_offset = 0.0
@@ -95,7 +104,15 @@ class StravaSimulator:
         }
         self._generated_at = self.now() if now is None else now
         self.hostile = hostile
+        #: The app's push subscription and its event delivery (``push.py``).
+        self.push = PushHub(
+            client_id=str(client_id),
+            client_secret=client_secret,
+            clock=self.now,
+            retry_delay=push_retry_delay,
+        )
         self.primary = self._new_athlete(seed, activity_count, scope, initial_refresh_token)
+        self.push.default_owner_id = self.primary.athlete_id
         self._athletes = [self.primary]
         # The primary athlete's parts, under the names the single-athlete code uses.
         self._dataset = self.primary.dataset
@@ -127,13 +144,55 @@ class StravaSimulator:
             seed=seed,
             initial_refresh_token=initial_refresh_token,
         )
-        return SimulatedAthlete(
+        athlete = SimulatedAthlete(
             seed=seed,
             activity_count=activity_count,
             now=self._generated_at,
             clock=self.now,
             tokens=tokens,
             hostile=self.hostile,
+        )
+        athlete.store.observer = functools.partial(self._on_change, athlete)
+        return athlete
+
+    # -- push events ---------------------------------------------------------------------
+    def _on_change(
+        self,
+        athlete: SimulatedAthlete,
+        aspect: str,
+        before: JSONDict | None,
+        after: JSONDict | None,
+    ) -> None:
+        """An athlete's activity changed: queue the events the app's subscription gets.
+
+        Called by the store with its lock held, so it only queues (never waits for a
+        callback). A deauthorized athlete's changes reach the app no more.
+        """
+        if self.push.subscription is None or athlete.refresh_token is None:
+            return
+        summary = after if after is not None else before
+        if summary is None:
+            return
+        sees_private = athlete.tokens.has_scope("activity:read_all")
+        for aspect_type, updates in activity_events(
+            aspect, before, after, sees_private=sees_private
+        ):
+            self.push.emit(
+                object_type="activity",
+                object_id=int(summary["id"]),
+                aspect_type=aspect_type,
+                updates=updates,
+                owner_id=athlete.athlete_id,
+            )
+
+    def _deauthorized(self, athlete: SimulatedAthlete) -> None:
+        """The athlete revoked the app: Strava pushes ``{"authorized": "false"}``."""
+        self.push.emit(
+            object_type="athlete",
+            object_id=athlete.athlete_id,
+            aspect_type="update",
+            updates=dict(DEAUTHORIZED),
+            owner_id=athlete.athlete_id,
         )
 
     def add_athlete(
@@ -185,7 +244,8 @@ class StravaSimulator:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
+        """Stop serving and close the socket; pending push deliveries are dropped."""
+        self.push.stop()
         server, self._server = self._server, None
         if server is None:
             return
@@ -291,9 +351,22 @@ class StravaSimulator:
         """Set the scope of the primary athlete's tokens (e.g. ``"read,activity:read"``)."""
         self.primary.set_scope(scope)
 
-    def revoke_tokens(self) -> None:
-        """The primary athlete deauthorizes the app: all its tokens stop working."""
-        self.primary.revoke_tokens()
+    def revoke_tokens(self, athlete_id: int | None = None) -> None:
+        """An athlete (the primary one by default) deauthorizes the app: tokens stop working.
+
+        The app's push subscription gets the athlete's ``{"authorized": "false"}`` event
+        (once: revoking an athlete who has no authorization left sends nothing).
+        """
+        athlete = self.primary
+        if athlete_id is not None:
+            found = [a for a in self._athletes if a.athlete_id == int(athlete_id)]
+            if not found:
+                raise KeyError(athlete_id)
+            athlete = found[0]
+        was_authorized = athlete.refresh_token is not None
+        athlete.revoke_tokens()
+        if was_authorized:
+            self._deauthorized(athlete)
 
     def issue_refresh_token(self) -> str:
         """The primary athlete authorizes the app again (see :class:`SimulatedAthlete`).
@@ -501,6 +574,11 @@ class StravaSimulator:
         now: float,
         token: str | None,
     ) -> Response:
+        if PushHub.serves(path):
+            # App credentials, no athlete token: no athlete's quota, no rate-limit headers.
+            if fault is not None and fault.kind in ("status", "rate_limit"):
+                return json_response(fault.status, errors.for_status(fault.status))
+            return self.push.handle(request, path)
         if fault is not None and fault.kind == "rate_limit":
             self._limiter.spend_by_others(now)
         decision = self._limiter.count(now, is_read=request.method in ("GET", "HEAD"))
@@ -536,10 +614,16 @@ class StravaSimulator:
         if path == "/oauth/deauthorize" and request.method == "POST":
             _, bearer = _access_token(request)
             token = bearer or params.get("access_token")
+            was_authorized = self._tokens.refresh_token is not None
             result = self._tokens.deauthorize(token, now)
+            if was_authorized and self._tokens.refresh_token is None:
+                self._deauthorized(self.primary)
             return json_response(result.status, result.body, OAUTH_JSON)
         if path == "/oauth/revoke" and request.method == "POST":
+            was_authorized = self._tokens.refresh_token is not None
             result = self._tokens.revoke_endpoint(_basic_auth(request), params.get("token", ""))
+            if was_authorized and self._tokens.refresh_token is None:
+                self._deauthorized(self.primary)
             if result.body is None:
                 return Response(result.status, b"", OAUTH_JSON)
             return json_response(result.status, result.body, OAUTH_JSON)

@@ -17,7 +17,7 @@ import copy
 import hashlib
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from strava_simulator import timeutil
@@ -25,6 +25,8 @@ from strava_simulator.activity_factory import StoredActivity
 from strava_simulator.catalog import PLACES, SPORTS, Place
 
 JSONDict = dict[str, Any]
+#: Told of every change: (``create``/``update``/``delete``, summary before, summary after).
+ChangeObserver = Callable[[str, "JSONDict | None", "JSONDict | None"], None]
 
 #: Fields only the detailed representation (``GET /activities/{id}``) has.
 DETAIL_ONLY_FIELDS = frozenset({"description", "calories", "perceived_exertion"})
@@ -40,6 +42,13 @@ class ActivityStore:
         self._by_id: dict[int, StoredActivity] = {a.id: a for a in activities}
         self._asc: list[StoredActivity] | None = None
         self._asc_ts: list[int] = []
+        #: Called with the lock held, in change order (the simulator queues push events);
+        #: it gets the summaries themselves, which are replaced on edit, never mutated.
+        self.observer: ChangeObserver | None = None
+
+    def _notify(self, aspect: str, before: JSONDict | None, after: JSONDict | None) -> None:
+        if self.observer is not None:
+            self.observer(aspect, before, after)
 
     def _sorted(self) -> list[StoredActivity]:
         """Activities by (start, tie) ascending; rebuilt lazily after a change."""
@@ -112,22 +121,26 @@ class ActivityStore:
                 raise ValueError(msg)
             self._by_id[activity.id] = activity
             self._changed()
+            self._notify("create", None, activity.summary)
 
     def update(self, activity_id: int, fields: JSONDict, home: Place) -> JSONDict:
         """Apply an edit and return a copy of the new summary; KeyError if unknown."""
         with self._lock:
             activity = self._by_id[activity_id]
-            new = copy.deepcopy(activity.summary)
+            before = activity.summary
+            new = copy.deepcopy(before)
             apply_fields(activity, new, fields, home)
             activity.summary = new
             self._changed()
+            self._notify("update", before, new)
             return copy.deepcopy(new)
 
     def delete(self, activity_id: int) -> None:
         """Delete an activity; KeyError if unknown."""
         with self._lock:
-            del self._by_id[activity_id]
+            gone = self._by_id.pop(activity_id)
             self._changed()
+            self._notify("delete", gone.summary, None)
 
 
 def _shuffled(activity: StoredActivity) -> str:
@@ -162,6 +175,13 @@ def _place_for_label(label: str, current: Place, home: Place) -> Place:
         if place.tz_name == name:
             return place
     return Place(name, std, "", "", "", current.lat, current.lng)
+
+
+def _flag(value: Any) -> bool:
+    """A boolean field given as a bool or as text (``"false"`` is False, not truthy)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
 
 
 def apply_fields(
@@ -218,7 +238,7 @@ def apply_fields(
             raise ValueError(msg)
         fields["private"] = visibility == "only_me"
     elif "private" in fields:
-        fields["private"] = bool(fields["private"])
+        fields["private"] = _flag(fields["private"])
         fields["visibility"] = "only_me" if fields["private"] else "everyone"
 
     for key, value in fields.items():
