@@ -1,0 +1,148 @@
+"""``strava-events``: serve, manage the push subscription, look at the queue.
+
+Every failure an operator can fix is one line on stderr (``strava-events: ...``) and exit
+code 2; nothing here prints a secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import typing as t
+
+from strava_events import subscriptions
+from strava_events.queue import StoreError, open_store
+from strava_events.settings import SettingsError, load_settings, load_strava_app
+
+if t.TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="strava-events",
+        description="Receiver of Strava push events and the app's push subscription "
+        "(settings: STRAVA_EVENTS_* environment variables, see docs/events.md)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the receiver (uvicorn)")
+    serve.add_argument("--host", help="listen address (default STRAVA_EVENTS_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default STRAVA_EVENTS_PORT, 8787)")
+    subscription = commands.add_parser("subscription", help="the app's push subscription")
+    actions = subscription.add_subparsers(dest="action", required=True)
+    actions.add_parser("create", help="create it (the receiver must be reachable)")
+    actions.add_parser("show", help="show it")
+    delete = actions.add_parser("delete", help="delete it")
+    delete.add_argument(
+        "--id", type=int, help="the subscription id (default: the one `show` finds)"
+    )
+    pending = commands.add_parser("pending", help="print the pending events, one JSON a line")
+    pending.add_argument("--limit", type=int, default=100)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from strava_events.receiver import create_app
+
+    settings = load_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=args.host or settings.host,
+        port=args.port if args.port is not None else settings.port,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        # The access log would print the secret callback path.
+        access_log=False,
+        server_header=False,
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=16 * 1024,
+        limit_concurrency=2000,
+        log_level="info",
+    )
+    return 0
+
+
+def _subscription(args: argparse.Namespace) -> int:
+    app = load_strava_app()
+    if args.action == "create":
+        identifier = subscriptions.create(app)
+        print(f"created push subscription {identifier}")
+        print(f"set STRAVA_EVENTS_SUBSCRIPTION_ID={identifier} for `strava-events serve`")
+        return 0
+    found = subscriptions.show(app)
+    if args.action == "show":
+        if not found:
+            print("no push subscription")
+        for item in found:
+            same = ""
+            if app.callback_url:
+                same = (
+                    " (this receiver)"
+                    if item.callback_url == app.callback_url
+                    else (" (NOT STRAVA_EVENTS_CALLBACK_URL)")
+                )
+            print(
+                f"subscription {item.id}: {subscriptions.mask_url(item.callback_url)}{same}, "
+                f"created {item.created_at or '?'}"
+            )
+        return 0
+    identifier = args.id
+    if identifier is None:
+        if not found:
+            print("no push subscription to delete")
+            return 0
+        identifier = found[0].id
+    subscriptions.delete(app, identifier)
+    print(f"deleted push subscription {identifier}")
+    return 0
+
+
+def _pending(args: argparse.Namespace) -> int:
+    from strava_events.receiver import iso
+
+    settings = load_settings()
+    store = open_store(settings)
+    try:
+        store.setup()
+        for stored in store.pending(max(1, min(args.limit, 10_000))):
+            line = {
+                "key": stored.key,
+                "received_at": iso(stored.received_at),
+                "event": stored.event.as_dict(),
+            }
+            print(json.dumps(line, sort_keys=True))
+    finally:
+        store.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The console script."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "subscription":
+            return _subscription(args)
+        return _pending(args)
+    except (SettingsError, subscriptions.SubscriptionError, StoreError) as exc:
+        print(f"strava-events: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        print(
+            f"strava-events: {exc.name or 'a module'} is not installed: install "
+            "strava-events with its extra (pip install 'strava-events[token-store]') or "
+            "set STRAVA_EVENTS_ATHLETE_IDS instead of STRAVA_EVENTS_TOKEN_STORE",
+            file=sys.stderr,
+        )
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

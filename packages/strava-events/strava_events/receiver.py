@@ -1,0 +1,449 @@
+"""The receiver: Strava's callback (validation GET, event POST) and the tap's interface.
+
+``create_app`` builds the Starlette application:
+
+* ``GET /<callback path>``: the validation handshake. ``hub.verify_token`` is compared in
+  constant time; the answer is ``{"hub.challenge": ...}`` as ``application/json``, or 403.
+* ``POST /<callback path>``: one event. The body is bounded, validated strictly, checked
+  against this app's subscription id and the known athletes, then made durable: in the
+  store when it commits within the deadline, else in the local spool. Only then is it
+  answered 200. Events of another subscription or athlete are answered 200 too (Strava
+  must not retry them) but never stored.
+* ``GET /tap/v1/events/pending``, ``POST /tap/v1/events/ack``, ``GET /tap/v1/status``:
+  the tap's interface, behind a bearer token.
+
+A wrong callback path is a plain 404, and no log line names the path (it is the secret
+that keeps forged events out), so uvicorn's access log is off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import datetime as dt
+import functools
+import hmac
+import json
+import logging
+import re
+import time
+import typing as t
+
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from strava_events.athletes import KnownAthletes
+from strava_events.events import EventError, parse_event
+from strava_events.queue import EventStore, StoredEvent, StoreError, describe, open_store
+from strava_events.ratelimit import RateLimiter
+from strava_events.spool import Spool, SpoolFull
+
+if t.TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+
+    from starlette.requests import Request
+
+    from strava_events.settings import Settings
+
+log = logging.getLogger("strava_events.receiver")
+TAP_PREFIX = "/tap/v1"
+MAX_PENDING_LIMIT = 1000
+DEFAULT_PENDING_LIMIT = 100
+MAX_ACK_KEYS = 1000
+MAX_ACK_BODY_BYTES = 128 * 1024
+#: The tap's calls may wait longer than Strava's: nobody retries them within seconds.
+TAP_STORE_TIMEOUT_SECONDS = 5.0
+#: After a failed or late write, new events go straight to the spool this long (the
+#: drain task probes the store meanwhile), so a hung database does not tie up threads.
+STORE_BACKOFF_SECONDS = 2.0
+DRAIN_INTERVAL_SECONDS = 0.5
+PRUNE_INTERVAL_SECONDS = 3600.0
+_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+class BodyTooLarge(Exception):
+    """The request body is over its bound."""
+
+
+def iso(timestamp: float) -> str:
+    """A receive time as RFC 3339 UTC with microseconds."""
+    moment = dt.datetime.fromtimestamp(timestamp, tz=dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class _Throttled:
+    """A warning logged at most every ``every`` seconds, with the count in between."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warn(self, kind: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last.get(kind, float("-inf")) < self.every:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return
+        self._last[kind] = now
+        extra = self._suppressed.pop(kind, 0)
+        suffix = f" ({extra} more like it not logged)" if extra else ""
+        log.warning(message + suffix, *args)
+
+
+class Receiver:
+    """The state the routes share: store, spool, limits, counters."""
+
+    def __init__(
+        self, settings: Settings, store: EventStore, spool: Spool, athletes: KnownAthletes
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.spool = spool
+        self.athletes = athletes
+        limits = settings.limits
+        self.limiter = RateLimiter(
+            limits.client_rate, limits.client_burst, limits.total_rate, limits.total_burst
+        )
+        self.counters: dict[str, int] = dict.fromkeys(
+            (
+                "stored",
+                "duplicate",
+                "spooled",
+                "drained",
+                "ignored_subscription",
+                "ignored_owner",
+                "invalid",
+                "too_large",
+                "rate_limited",
+                "refused_spool_full",
+                "no_subscription_configured",
+            ),
+            0,
+        )
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=8, thread_name_prefix="strava-events-store"
+        )
+        self._store_ready = False
+        self._store_down_until = 0.0
+        self._wake = asyncio.Event()
+        self._warn = _Throttled()
+
+    async def _in_store(self, call: Callable[[], t.Any], timeout: float) -> t.Any:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, call)
+        return await asyncio.wait_for(future, timeout)
+
+    def _setup_store(self) -> None:
+        if not self._store_ready:
+            self.store.setup()
+            self._store_ready = True
+
+    async def make_durable(self, stored: StoredEvent) -> str:
+        """Put one event in the store, or in the spool; ``stored``/``duplicate``/``spooled``.
+
+        Raises :class:`SpoolFull` when neither can take it (the caller answers 503, so
+        Strava retries).
+        """
+        if self._store_ready and time.monotonic() >= self._store_down_until:
+            try:
+                added = await self._in_store(
+                    lambda: self.store.insert([stored]),
+                    self.settings.limits.store_deadline_seconds,
+                )
+            except (StoreError, asyncio.TimeoutError) as exc:
+                self._store_down_until = time.monotonic() + STORE_BACKOFF_SECONDS
+                reason = "too slow" if isinstance(exc, asyncio.TimeoutError) else describe(exc)
+                self._warn.warn(
+                    "store", "store %s failed (%s): spooling events", self.store.label, reason
+                )
+            else:
+                return "stored" if added else "duplicate"
+        # The write above may still commit after its deadline: the spooled copy then
+        # dedupes to nothing when drained.
+        await asyncio.to_thread(self.spool.append, stored)
+        self._wake.set()
+        return "spooled"
+
+    async def drain_forever(self) -> None:
+        """Background task: set the store up, drain the spool, prune old acknowledged events."""
+        last_prune = float("-inf")
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), DRAIN_INTERVAL_SECONDS)
+            self._wake.clear()
+            try:
+                await self._in_store(self._setup_store, TAP_STORE_TIMEOUT_SECONDS * 2)
+                if len(self.spool):
+                    drained = await self._in_store(
+                        lambda: self.spool.drain(self.store), TAP_STORE_TIMEOUT_SECONDS * 6
+                    )
+                    if drained:
+                        self.counters["drained"] += drained
+                        log.info("drained %d spooled events into %s", drained, self.store.label)
+                self._store_down_until = 0.0
+                if time.monotonic() - last_prune > PRUNE_INTERVAL_SECONDS:
+                    cutoff = time.time() - self.settings.retention_days * 86400
+                    await self._in_store(
+                        functools.partial(self.store.prune, cutoff), TAP_STORE_TIMEOUT_SECONDS
+                    )
+                    last_prune = time.monotonic()
+            except (StoreError, asyncio.TimeoutError) as exc:
+                reason = "too slow" if isinstance(exc, asyncio.TimeoutError) else describe(exc)
+                self._warn.warn(
+                    "drain",
+                    "store %s unavailable (%s): %d events wait in the spool %s",
+                    self.store.label,
+                    reason,
+                    len(self.spool),
+                    self.spool.folder,
+                )
+
+    def close(self) -> None:
+        """Stop the worker threads and the store's connections."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.store.close()
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def read_bounded(request: Request, limit: int) -> bytes:
+    """The body, or :class:`BodyTooLarge` as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _limited(receiver: Receiver, request: Request) -> Response | None:
+    if receiver.limiter.allow(_client(request)):
+        return None
+    receiver.counters["rate_limited"] += 1
+    receiver._warn.warn("rate", "rate limit: answered 429 to %s", _client(request))
+    return _error(429, "too many requests", {"Retry-After": "1"})
+
+
+def create_app(settings: Settings, store: EventStore | None = None) -> Starlette:
+    """The receiver's ASGI application; ``app.state.receiver`` is its :class:`Receiver`."""
+    store = store or open_store(settings)
+    spool = Spool(settings.spool_dir, settings.limits.max_spool_events)
+    athletes = KnownAthletes(settings.athlete_ids, settings.token_store)
+    receiver = Receiver(settings, store, spool, athletes)
+    callback_secret = settings.callback_path.encode("utf-8")
+    verify_token = settings.verify_token.encode("utf-8")
+    tap_token = settings.tap_token.encode("utf-8")
+
+    def is_callback(request: Request) -> bool:
+        segment = str(request.path_params.get("segment", "")).encode("utf-8")
+        return hmac.compare_digest(segment, callback_secret)
+
+    async def callback(request: Request) -> Response:
+        if not is_callback(request):
+            return _error(404, "not found")
+        limited = _limited(receiver, request)
+        if limited is not None:
+            return limited
+        if request.method == "GET":
+            return validation(request)
+        return await event(request)
+
+    def validation(request: Request) -> Response:
+        query = request.query_params
+        # PHP-style proxies turn the dots into underscores; accept both spellings.
+        challenge = query.get("hub.challenge") or query.get("hub_challenge")
+        token = query.get("hub.verify_token") or query.get("hub_verify_token") or ""
+        mode = query.get("hub.mode") or query.get("hub_mode")
+        if not hmac.compare_digest(token.encode("utf-8"), verify_token):
+            log.warning("validation request with a wrong verify token: answered 403")
+            return _error(403, "verify token mismatch")
+        if mode != "subscribe" or not challenge or len(challenge) > 255:
+            return _error(400, "hub.mode=subscribe and a hub.challenge are required")
+        log.info("validation request answered (subscription being created)")
+        return JSONResponse({"hub.challenge": challenge})
+
+    async def event(request: Request) -> Response:
+        try:
+            body = await read_bounded(request, settings.limits.max_body_bytes)
+        except BodyTooLarge:
+            receiver.counters["too_large"] += 1
+            return _error(413, "body too large")
+        try:
+            parsed, unknown = parse_event(body)
+        except EventError as exc:
+            receiver.counters["invalid"] += 1
+            receiver._warn.warn("invalid", "invalid event answered 400: %s", exc)
+            return _error(400, f"not a Strava push event: {exc}")
+        if unknown:
+            receiver._warn.warn(
+                "unknown", "event fields not documented, dropped: %s", ",".join(unknown)
+            )
+        if settings.subscription_id is None:
+            receiver.counters["no_subscription_configured"] += 1
+            receiver._warn.warn(
+                "nosub",
+                "event refused with 503 (Strava retries it): set STRAVA_EVENTS_SUBSCRIPTION_ID "
+                "to the id `strava-events subscription show` prints, then restart",
+            )
+            return _error(503, "receiver not configured yet", {"Retry-After": "60"})
+        if parsed.subscription_id != settings.subscription_id:
+            receiver.counters["ignored_subscription"] += 1
+            receiver._warn.warn(
+                "sub",
+                "event of subscription %d ignored (ours is %d)",
+                parsed.subscription_id,
+                settings.subscription_id,
+            )
+            return JSONResponse({"ok": True})
+        if parsed.owner_id not in receiver.athletes:
+            receiver.counters["ignored_owner"] += 1
+            receiver._warn.warn(
+                "owner", "event of athlete %d ignored: not a configured athlete", parsed.owner_id
+            )
+            return JSONResponse({"ok": True})
+        try:
+            outcome = await receiver.make_durable(StoredEvent(parsed, time.time()))
+        except SpoolFull as exc:
+            receiver.counters["refused_spool_full"] += 1
+            receiver._warn.warn("full", "event refused with 503 (Strava retries it): %s", exc)
+            return _error(503, "cannot store the event now", {"Retry-After": "60"})
+        receiver.counters[outcome] += 1
+        return JSONResponse({"ok": True})
+
+    def authorized(request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(token.strip().encode("utf-8"), tap_token)
+
+    def tap_route(
+        handler: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def guarded(request: Request) -> Response:
+            limited = _limited(receiver, request)
+            if limited is not None:
+                return limited
+            if not authorized(request):
+                return _error(
+                    401,
+                    "a valid bearer token is required",
+                    {"WWW-Authenticate": 'Bearer realm="strava-events"'},
+                )
+            try:
+                return await handler(request)
+            except (StoreError, asyncio.TimeoutError) as exc:
+                reason = "too slow" if isinstance(exc, asyncio.TimeoutError) else describe(exc)
+                log.warning("tap request answered 503: store %s: %s", store.label, reason)
+                return _error(
+                    503, "the event store is unavailable; try again later", {"Retry-After": "30"}
+                )
+
+        return guarded
+
+    async def pending(request: Request) -> Response:
+        raw = request.query_params.get("limit", str(DEFAULT_PENDING_LIMIT))
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_PENDING_LIMIT:
+            return _error(400, f"limit must be a whole number from 1 to {MAX_PENDING_LIMIT}")
+        limit = int(raw)
+        await receiver._in_store(receiver._setup_store, TAP_STORE_TIMEOUT_SECONDS)
+        rows = await receiver._in_store(
+            lambda: receiver.store.pending(limit + 1), TAP_STORE_TIMEOUT_SECONDS
+        )
+        events = [
+            {
+                "key": stored.key,
+                "received_at": iso(stored.received_at),
+                "event": stored.event.as_dict(),
+            }
+            for stored in rows[:limit]
+        ]
+        return JSONResponse(
+            {"events": events, "more": len(rows) > limit, "spooled": len(receiver.spool)}
+        )
+
+    async def ack(request: Request) -> Response:
+        try:
+            body = await read_bounded(request, MAX_ACK_BODY_BYTES)
+        except BodyTooLarge:
+            return _error(413, "body too large")
+        try:
+            document = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return _error(400, 'the body must be JSON: {"keys": ["<64 hex>", ...]}')
+        keys = document.get("keys") if isinstance(document, dict) else None
+        if (
+            not isinstance(keys, list)
+            or len(keys) > MAX_ACK_KEYS
+            or not all(isinstance(key, str) and _KEY_RE.match(key) for key in keys)
+        ):
+            return _error(
+                400,
+                f'the body must be {{"keys": [...]}}, at most {MAX_ACK_KEYS} keys of '
+                "64 lower-case hex digits",
+            )
+        await receiver._in_store(receiver._setup_store, TAP_STORE_TIMEOUT_SECONDS)
+        done = await receiver._in_store(lambda: receiver.store.ack(keys), TAP_STORE_TIMEOUT_SECONDS)
+        return JSONResponse({"acknowledged": done, "ignored": len(set(keys)) - done})
+
+    async def status(_request: Request) -> Response:
+        await receiver._in_store(receiver._setup_store, TAP_STORE_TIMEOUT_SECONDS)
+        counts = await receiver._in_store(receiver.store.counts, TAP_STORE_TIMEOUT_SECONDS)
+        return JSONResponse(
+            {
+                "store": store.label,
+                "pending": counts["pending"],
+                "acknowledged": counts["acknowledged"],
+                "spooled": len(receiver.spool),
+                "oldest_spooled_seconds": receiver.spool.oldest_age(),
+                "counters": dict(receiver.counters),
+            }
+        )
+
+    async def health(_request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(receiver.drain_forever())
+        receiver._wake.set()
+        log.info(
+            "receiving events for subscription %s, %d known athletes; store %s; spool %s",
+            settings.subscription_id if settings.subscription_id is not None else "(not set)",
+            len(athletes),
+            store.label,
+            spool.folder,
+        )
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            receiver.close()
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", health, methods=["GET"]),
+            Route(f"{TAP_PREFIX}/events/pending", tap_route(pending), methods=["GET"]),
+            Route(f"{TAP_PREFIX}/events/ack", tap_route(ack), methods=["POST"]),
+            Route(f"{TAP_PREFIX}/status", tap_route(status), methods=["GET"]),
+            Route("/{segment}", callback, methods=["GET", "POST"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.receiver = receiver
+    return app

@@ -1,0 +1,305 @@
+"""The receiver's settings, from ``STRAVA_EVENTS_*`` environment variables.
+
+Every setting is read and checked here, once, so that a missing or invalid one gives one
+line naming the variable and the fix before anything listens or connects. Secrets (the
+verify token, the callback path, the tap's bearer token, the client secret, the database
+password) are never part of a message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import quote
+
+PREFIX = "STRAVA_EVENTS_"
+DEFAULT_API_BASE = "https://www.strava.com/api/v3"
+DEFAULT_SCHEMA = "strava_events"
+#: Secrets shorter than this are guessable: the callback path is the only thing that
+#: keeps forged events away, the bearer token the only thing that guards the queue.
+MIN_SECRET_LENGTH = 16
+_SECRET_RE = re.compile(r"^[A-Za-z0-9._~-]+$")
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message is one line naming the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Bounds on what a client may send (all of it untrusted)."""
+
+    max_body_bytes: int = 4096
+    #: A client address: sustained requests per second, and the burst it may send at once.
+    client_rate: float = 50.0
+    client_burst: int = 400
+    #: Every client together.
+    total_rate: float = 200.0
+    total_burst: int = 1000
+    #: How long a store write may take before the event goes to the spool instead.
+    store_deadline_seconds: float = 0.5
+    #: Events in the spool beyond which new events are refused (503, Strava retries).
+    max_spool_events: int = 100_000
+
+
+@dataclasses.dataclass(frozen=True)
+class StravaApp:
+    """What the subscription commands need: the app's credentials and the API base."""
+
+    client_id: str
+    client_secret: str
+    api_base: str
+    callback_url: str | None
+    verify_token: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What ``strava-events serve`` needs."""
+
+    verify_token: str
+    callback_path: str
+    tap_token: str
+    subscription_id: int | None
+    athlete_ids: frozenset[int]
+    token_store: Path | None
+    host: str
+    port: int
+    forwarded_allow_ips: str
+    postgres_dsn: str | None
+    postgres_schema: str
+    sqlite_path: Path
+    spool_dir: Path
+    limits: Limits = dataclasses.field(default_factory=Limits)
+    #: Acknowledged events are kept this long (duplicates of them are still recognised).
+    retention_days: int = 30
+
+    @property
+    def store_label(self) -> str:
+        """Which store is used, for a log line (no password)."""
+        if self.postgres_dsn:
+            return f"PostgreSQL schema {self.postgres_schema}"
+        return f"SQLite {self.sqlite_path}"
+
+
+def project_root(env: Mapping[str, str]) -> Path:
+    """The Meltano project (Meltano sets MELTANO_PROJECT_ROOT), else the current folder."""
+    return Path(env.get("MELTANO_PROJECT_ROOT") or Path.cwd())
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(PREFIX + name, "").strip()
+    return value or None
+
+
+def _required(env: Mapping[str, str], name: str, what: str) -> str:
+    value = _get(env, name)
+    if value is None:
+        msg = f"{PREFIX}{name} is not set: set it to {what}"
+        raise SettingsError(msg)
+    return value
+
+
+def _secret(env: Mapping[str, str], name: str, what: str) -> str:
+    value = _required(env, name, what)
+    if len(value) < MIN_SECRET_LENGTH or not _SECRET_RE.match(value):
+        msg = (
+            f"{PREFIX}{name} must be at least {MIN_SECRET_LENGTH} characters of letters, "
+            "digits and ._~- (for example the output of "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(24))'`)"
+        )
+        raise SettingsError(msg)
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int | None, low: int, high: int) -> int:
+    raw = _get(env, name)
+    if raw is None:
+        if default is None:
+            msg = f"{PREFIX}{name} is not set: set it to a whole number"
+            raise SettingsError(msg)
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        msg = f"{PREFIX}{name} must be a whole number from {low} to {high}"
+        raise SettingsError(msg)
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        msg = f"{PREFIX}{name} must be a number from {low:g} to {high:g}"
+        raise SettingsError(msg)
+    return value
+
+
+def parse_athlete_ids(raw: str | None) -> frozenset[int]:
+    """A comma list of athlete ids; a word that is no positive id is an error."""
+    if not raw:
+        return frozenset()
+    ids: set[int] = set()
+    for part in raw.split(","):
+        word = part.strip()
+        if not word:
+            continue
+        if not word.isdigit() or not 0 < int(word) < 2**63:
+            msg = (
+                f"{PREFIX}ATHLETE_IDS must be a comma list of Strava athlete ids "
+                f"(positive numbers); {word[:20]!r} is not one"
+            )
+            raise SettingsError(msg)
+        ids.add(int(word))
+    return frozenset(ids)
+
+
+def postgres_dsn(env: Mapping[str, str]) -> str | None:
+    """The queue's PostgreSQL: STRAVA_EVENTS_POSTGRES_DSN, else the project's TARGET_POSTGRES_*.
+
+    The project's loader is configured by ``TARGET_POSTGRES_SQLALCHEMY_URL`` or by
+    ``TARGET_POSTGRES_HOST`` and its siblings; the receiver uses the same server (in its own
+    schema) so that one database is all a user runs.
+    """
+    dsn = _get(env, "POSTGRES_DSN")
+    if dsn:
+        return to_libpq(dsn)
+    url = env.get("TARGET_POSTGRES_SQLALCHEMY_URL", "").strip()
+    if url:
+        return to_libpq(url)
+    host = env.get("TARGET_POSTGRES_HOST", "").strip()
+    if not host:
+        return None
+    user = quote(env.get("TARGET_POSTGRES_USER", "postgres"))
+    password = env.get("TARGET_POSTGRES_PASSWORD")
+    auth = f"{user}:{quote(password, safe='')}" if password else user
+    port = env.get("TARGET_POSTGRES_PORT", "5432")
+    database = env.get("TARGET_POSTGRES_DATABASE", "strava")
+    return f"postgresql://{auth}@{quote(host)}:{port}/{database}"
+
+
+def to_libpq(url: str) -> str:
+    """A URL in libpq's form (the project's SQLAlchemy URLs say ``+psycopg``)."""
+    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix) :]
+    return url
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Every setting of ``serve``, checked; a bad one raises :class:`SettingsError`."""
+    env = os.environ if env is None else env
+    root = project_root(env)
+    verify_token = _secret(
+        env,
+        "VERIFY_TOKEN",
+        "the secret you give Strava when creating the "
+        "subscription (a random string of 16+ characters)",
+    )
+    callback_path = _secret(
+        env,
+        "CALLBACK_PATH",
+        "a random path segment of 16+ characters (the callback URL is https://<your host>/<it>)",
+    )
+    tap_token = _secret(
+        env,
+        "TAP_TOKEN",
+        "a random bearer token of 16+ characters that tap-strava sends to read the events",
+    )
+    raw_subscription = _get(env, "SUBSCRIPTION_ID")
+    subscription_id = (
+        None if raw_subscription is None else _int(env, "SUBSCRIPTION_ID", None, 1, 2**63 - 1)
+    )
+    athlete_ids = parse_athlete_ids(_get(env, "ATHLETE_IDS"))
+    store_raw = _get(env, "TOKEN_STORE")
+    token_store = Path(store_raw).expanduser() if store_raw else None
+    if not athlete_ids and token_store is None:
+        msg = (
+            f"Neither {PREFIX}ATHLETE_IDS nor {PREFIX}TOKEN_STORE is set: set one so that "
+            "the receiver knows whose events to accept (a comma list of athlete ids, or "
+            "tap-strava's token store file)"
+        )
+        raise SettingsError(msg)
+    schema = _get(env, "POSTGRES_SCHEMA") or DEFAULT_SCHEMA
+    if not _SCHEMA_RE.match(schema):
+        msg = f"{PREFIX}POSTGRES_SCHEMA must be a lower-case SQL name (letters, digits, _)"
+        raise SettingsError(msg)
+    sqlite_raw = _get(env, "SQLITE_PATH")
+    spool_raw = _get(env, "SPOOL_DIR")
+    defaults = Limits()
+    limits = Limits(
+        max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes, 256, 1_000_000),
+        client_rate=_float(env, "CLIENT_RATE", defaults.client_rate, 0.1, 100_000),
+        client_burst=_int(env, "CLIENT_BURST", defaults.client_burst, 1, 1_000_000),
+        total_rate=_float(env, "TOTAL_RATE", defaults.total_rate, 0.1, 1_000_000),
+        total_burst=_int(env, "TOTAL_BURST", defaults.total_burst, 1, 10_000_000),
+        store_deadline_seconds=_float(
+            env, "STORE_DEADLINE_SECONDS", defaults.store_deadline_seconds, 0.05, 1.5
+        ),
+        max_spool_events=_int(env, "MAX_SPOOL_EVENTS", defaults.max_spool_events, 1, 10_000_000),
+    )
+    return Settings(
+        verify_token=verify_token,
+        callback_path=callback_path,
+        tap_token=tap_token,
+        subscription_id=subscription_id,
+        athlete_ids=athlete_ids,
+        token_store=token_store,
+        host=_get(env, "HOST") or "127.0.0.1",
+        port=_int(env, "PORT", 8787, 0, 65535),
+        forwarded_allow_ips=_get(env, "FORWARDED_ALLOW_IPS") or "127.0.0.1",
+        postgres_dsn=postgres_dsn(env),
+        postgres_schema=schema,
+        sqlite_path=Path(sqlite_raw).expanduser()
+        if sqlite_raw
+        else root / ".strava-events" / "events.sqlite3",
+        spool_dir=Path(spool_raw).expanduser() if spool_raw else root / ".strava-events" / "spool",
+        limits=limits,
+        retention_days=_int(env, "RETENTION_DAYS", 30, 1, 3650),
+    )
+
+
+def load_strava_app(env: Mapping[str, str] | None = None) -> StravaApp:
+    """The subscription commands' settings: the app's id and secret, the API base.
+
+    The client id and secret are the tap's (``TAP_STRAVA_CLIENT_ID`` / ``_SECRET``, as
+    Meltano's ``.env`` has them) unless ``STRAVA_EVENTS_CLIENT_ID`` / ``_SECRET`` are set.
+    """
+    env = os.environ if env is None else env
+    client_id = _get(env, "CLIENT_ID") or env.get("TAP_STRAVA_CLIENT_ID", "").strip()
+    client_secret = _get(env, "CLIENT_SECRET") or env.get("TAP_STRAVA_CLIENT_SECRET", "").strip()
+    if not client_id or not client_id.isdigit():
+        msg = (
+            f"{PREFIX}CLIENT_ID (or TAP_STRAVA_CLIENT_ID) must be your Strava application's "
+            "numeric Client ID (strava.com/settings/api)"
+        )
+        raise SettingsError(msg)
+    if not client_secret:
+        msg = (
+            f"{PREFIX}CLIENT_SECRET (or TAP_STRAVA_CLIENT_SECRET) is not set: set it to your "
+            "application's Client Secret (strava.com/settings/api)"
+        )
+        raise SettingsError(msg)
+    api_base = (_get(env, "API_BASE") or DEFAULT_API_BASE).rstrip("/")
+    if not re.match(r"^https?://[^/\s]+(/\S*)?$", api_base):
+        msg = f"{PREFIX}API_BASE must be an http(s) URL such as {DEFAULT_API_BASE}"
+        raise SettingsError(msg)
+    return StravaApp(
+        client_id=client_id,
+        client_secret=client_secret,
+        api_base=api_base,
+        callback_url=_get(env, "CALLBACK_URL"),
+        verify_token=_get(env, "VERIFY_TOKEN"),
+    )
