@@ -14,6 +14,7 @@ if t.TYPE_CHECKING:
     from collections.abc import Callable
 
     from tap_strava.athletes import Athletes
+    from tap_strava.event_handling import EventRun
     from tap_strava.shared_facts import SharedFacts
 
 
@@ -28,6 +29,8 @@ class SyncRun:
     report_skipped: Callable[[], None]
     # Gear ids of the activities emitted in this run, per athlete (from ``activities``).
     gear_ids_seen: dict[int, set[str]] = dataclasses.field(default_factory=dict)
+    # The events mode's push events (``events_url`` set), shared by its four streams.
+    events: EventRun | None = None
 
 
 class RunOwner(t.Protocol):

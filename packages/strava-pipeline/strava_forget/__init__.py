@@ -1,0 +1,1 @@
+"""``strava-forget-athlete``: remove one athlete's data, as Strava's agreement asks on revocation."""

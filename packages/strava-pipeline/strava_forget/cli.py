@@ -1,0 +1,106 @@
+"""``strava-forget-athlete``: list, then remove, everything the pipeline holds of one athlete.
+
+Strava's API agreement asks that a revoking athlete's data be deleted (docs/events.md,
+"Revocations"). The events mode removes the athlete's tokens when it confirms a
+revocation; this command does the rest: the athlete's rows in every PostgreSQL table of
+the target schema, their rows in the CSV output, and their token store entries. Without
+``--apply`` it only lists what it would remove.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+from tap_strava.token_store import default_token_store_path, forget_athlete
+
+from strava_forget.rows import Found, csv_rows, postgres_rows
+
+
+def postgres_dsn() -> str | None:
+    """The project's PostgreSQL, from the same TARGET_POSTGRES_* variables as the loader."""
+    url = os.environ.get("TARGET_POSTGRES_SQLALCHEMY_URL")
+    if url:
+        return url.replace("postgresql+psycopg://", "postgresql://", 1)
+    host = os.environ.get("TARGET_POSTGRES_HOST")
+    if not host:
+        return None
+    user = quote(os.environ.get("TARGET_POSTGRES_USER", "postgres"))
+    password = os.environ.get("TARGET_POSTGRES_PASSWORD")
+    auth = f"{user}:{quote(password)}" if password else user
+    port = os.environ.get("TARGET_POSTGRES_PORT", "5432")
+    database = os.environ.get("TARGET_POSTGRES_DATABASE", "strava")
+    return f"postgresql://{auth}@{host}:{port}/{database}"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="strava-forget-athlete",
+        description="List (or with --apply remove) one athlete's rows in PostgreSQL and the "
+        "CSV output, and their token store entries.",
+    )
+    parser.add_argument("--athlete", type=int, required=True, help="the Strava athlete id")
+    parser.add_argument("--apply", action="store_true", help="remove; without it, only list")
+    parser.add_argument(
+        "--dsn",
+        help="PostgreSQL connection (default: from TARGET_POSTGRES_*; none: skip PostgreSQL)",
+    )
+    parser.add_argument("--schema", default="strava", help="the target schema (strava)")
+    parser.add_argument(
+        "--csv-dir", type=Path, default=Path("output"), help="the CSV output folder (output)"
+    )
+    parser.add_argument(
+        "--token-store-path", type=Path, help="the token store (default: the tap's default)"
+    )
+    return parser
+
+
+def _report(found: list[Found], verb: str) -> None:
+    for item in found:
+        print(f"{verb} {item.rows} row(s) in {item.place}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; one line and exit 1 for what the user can fix."""
+    args = _parser().parse_args(argv)
+    verb = "removed" if args.apply else "would remove"
+    total = 0
+    dsn = args.dsn or postgres_dsn()
+    if dsn:
+        import psycopg
+
+        try:
+            with psycopg.connect(dsn, connect_timeout=10) as connection:
+                found = postgres_rows(connection, args.schema, args.athlete, apply=args.apply)
+        except psycopg.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            print(
+                f"strava-forget-athlete: error: PostgreSQL: {first}; check --dsn or "
+                "TARGET_POSTGRES_*",
+                file=sys.stderr,
+            )
+            return 1
+        _report(found, verb)
+        total += sum(item.rows for item in found)
+    else:
+        print("PostgreSQL: not configured (TARGET_POSTGRES_* or --dsn); skipped")
+    if args.csv_dir.is_dir():
+        found = csv_rows(args.csv_dir, args.athlete, apply=args.apply)
+        _report(found, verb)
+        total += sum(item.rows for item in found)
+    store = args.token_store_path or default_token_store_path()
+    if args.apply and store.exists():
+        entries = forget_athlete(store, args.athlete)
+        print(f"removed {entries} token store entr{'y' if entries == 1 else 'ies'} from {store}")
+    print(
+        f"athlete {args.athlete}: {total} row(s) {verb.replace('would remove', 'to remove')}"
+        + ("" if args.apply else "; run again with --apply to remove them")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
