@@ -9,7 +9,9 @@ app rather than to a block, and every run of every block needs them:
   profile and when each gear item was last fetched (again only after ``gear_max_age_days``);
 * the last quota reading (usage, limits, the server's time), so that a run that starts while
   the quota is known to be spent waits or stops before its first request instead of
-  provoking a 429.
+  provoking a 429;
+* the ids of the activities whose track an export archive import loaded
+  (``archive_track_ids``), so that ``activity_streams`` spends no request on them.
 
 They live in one small JSON file beside the token store (``facts.json``), mode 0600,
 changed under an inter-process lock and written atomically. Losing it costs a few
@@ -33,6 +35,7 @@ if t.TYPE_CHECKING:
 
 FACTS_VERSION = 1
 FACTS_FILE = "facts.json"
+ARCHIVE_TRACKS_KEY = "archive_track_ids"
 
 
 class SharedFacts:
@@ -89,6 +92,18 @@ class SharedFacts:
             entry.update(facts)
 
         self.update(change)
+
+    def archive_track_ids(self, athlete_id: int) -> set[int]:
+        """Ids of the athlete's activities whose track came from an export archive."""
+        ids = self.athlete(athlete_id).get(ARCHIVE_TRACKS_KEY)
+        return {int(i) for i in ids if isinstance(i, int)} if isinstance(ids, list) else set()
+
+    def add_archive_track_ids(self, athlete_id: int, ids: set[int]) -> None:
+        """Add to the athlete's archive track ids (one write; none if nothing is new)."""
+        known = self.archive_track_ids(athlete_id)
+        if ids <= known:
+            return
+        self.update_athlete(athlete_id, **{ARCHIVE_TRACKS_KEY: sorted(known | ids)})
 
     def save_quota(self, reading: dict[str, t.Any]) -> None:
         """Replace the last quota reading."""

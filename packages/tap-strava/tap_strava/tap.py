@@ -28,6 +28,7 @@ from tap_strava.detail_streams import (
     ZonesStream,
 )
 from tap_strava.errors import StravaConfigError, StravaUserError
+from tap_strava.export_streams import export_streams
 from tap_strava.run import SyncRun
 from tap_strava.sdk_adapter import ConfigValidationHook
 from tap_strava.shared_facts import SharedFacts
@@ -212,6 +213,17 @@ class TapStrava(ConfigValidationHook, Tap):
             "by tap-strava-auth in the token store.",
         ),
         th.Property(
+            "export_archive_path",
+            th.StringType,
+            title="Export Archive Path",
+            description="Strava's bulk export (Settings > My Account > Download or Delete "
+            "Your Account > Request your archive): the zip, or the folder it unpacks to. "
+            "When set, a run reads only the archive, with no request and no API app "
+            "(client_id, client_secret and refresh_token are not needed), and emits "
+            "export_activities, export_tracks and export_gear (see docs/export-archive.md). "
+            "Run it under its own state id.",
+        ),
+        th.Property(
             "start_date",
             th.DateTimeType,
             title="Start Date",
@@ -351,6 +363,8 @@ class TapStrava(ConfigValidationHook, Tap):
     def config_errors(self, sdk_errors: list[str], *, raise_errors: bool) -> list[str]:
         """The SDK's JSON-schema checks plus the ones it skips, as one actionable line."""
         errors = sdk_errors
+        if self.config.get("export_archive_path"):  # an archive import needs no API app
+            errors = [e for e in errors if not e.startswith(("'client_id'", "'client_secret'"))]
         typed = self._type_errors()
         # The SDK's "'seven' is not of type 'integer', 'null' in config['lookback_days']"
         # is replaced by a line that says what the setting wants and its variable.
@@ -444,7 +458,7 @@ class TapStrava(ConfigValidationHook, Tap):
             for item in self.config.get("athletes") or []
             if isinstance(item, dict)
         ]
-        if not tokens:
+        if not tokens and not self.config.get("export_archive_path"):
             errors.append("refresh_token is required (or athletes, a list of refresh tokens)")
         elif len(set(tokens)) < len(tokens):
             errors.append("the same refresh token is configured twice (refresh_token/athletes)")
@@ -536,7 +550,9 @@ class TapStrava(ConfigValidationHook, Tap):
             parse_env_config=bool(getattr(config, "parse_env", False)),
             validate_config=True,
         )
-        config_test = started_by_meltano_config_test()
+        config_test = started_by_meltano_config_test() and not tap.config.get(
+            "export_archive_path"
+        )
         if config_test:
             tap.check_credentials_now()
         tap.sync_all()
@@ -577,6 +593,15 @@ class TapStrava(ConfigValidationHook, Tap):
 
     def discover_streams(self) -> list[StravaStream]:
         """The streams this tap offers."""
+        if self.config.get("export_archive_path"):
+            # An archive import: its own streams, no API stream, no request.
+            store_path = Path(self.config.get("token_store_path") or default_token_store_path())
+            return t.cast(
+                "list[StravaStream]",
+                export_streams(
+                    self, str(self.config["export_archive_path"]), SharedFacts.beside(store_path)
+                ),
+            )
         return [
             ActivitiesStream(self),
             AthleteStream(self),

@@ -1,0 +1,276 @@
+"""The export archive's streams: ``export_activities``, ``export_tracks``, ``export_gear``.
+
+They read Strava's bulk export (``export_archive_path``) with no request and no API app
+(see :mod:`tap_strava.export_archive` and :mod:`tap_strava.track_files`), as streams of
+their own: an archive row upserted over an API row would blank every API column the CSV
+lacks (target-postgres writes NULL for a missing key).
+
+Re-importing changes nothing: each stream keeps, in its state, a short digest per row it
+emitted (``digests``: ``{"<id>": "<digest>"}``) and emits a row only when it is new or its
+digest changed; tracks are digested on the file's identity (zip CRC and size, or size and
+mtime) before any decoding, so an unchanged archive decodes nothing. The state is
+checkpointed every :data:`CHECKPOINT_EVERY` rows, after the rows it covers: a run killed
+midway emits again at most those rows, which the targets upsert on the key (nothing lost,
+nothing doubled).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import typing as t
+from functools import cached_property
+from pathlib import Path
+
+from singer_sdk import Stream
+from singer_sdk.helpers.conform import TypeConformanceLevel
+
+from tap_strava.conform import conform_to_schema
+from tap_strava.digest import DIGESTS_KEY, record_digest
+from tap_strava.export_archive import (
+    ExportArchive,
+    MemberError,
+    read_activities,
+    read_gear,
+)
+from tap_strava.schemas.export_archive import (
+    EXPORT_ACTIVITIES_SCHEMA,
+    EXPORT_GEAR_SCHEMA,
+    EXPORT_TRACKS_SCHEMA,
+)
+from tap_strava.sdk_adapter import mark_state_changed, write_state_now
+from tap_strava.track_files import Track, TrackError, read_track
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from singer_sdk import Tap
+    from singer_sdk.helpers.types import Context
+
+    from tap_strava.shared_facts import SharedFacts
+
+#: Rows between two checkpoints (the state holds every row's digest: writing it after
+#: each row would print the whole map thousands of times).
+CHECKPOINT_EVERY = 100
+#: Largest serialized track record: Meltano stops at 50 MiB per message line; the
+#: envelope and a margin stay below it. A bigger track keeps every n-th sample.
+MAX_TRACK_BYTES = 40 * 2**20
+#: Bumped when the track readers change what they produce: every track is read again.
+TRACK_READER_VERSION = "1"
+FAILED = "!"  # digest prefix of a track that could not be read (no warning again)
+
+
+class ArchiveSource:
+    """The archive of this run, opened on first use (discovery never opens it)."""
+
+    def __init__(self, path: str | Path, facts: SharedFacts) -> None:
+        self.path = Path(path).expanduser()
+        self.facts = facts
+
+    @cached_property
+    def archive(self) -> ExportArchive:
+        """The opened archive (an :class:`ArchiveError` line if it is not an export)."""
+        archive = ExportArchive(self.path)
+        read_activities(archive)  # the header's one clear error comes before any record
+        return archive
+
+    @cached_property
+    def athlete_id(self) -> int:
+        """The athlete whose archive this is (profile.csv)."""
+        return self.archive.athlete_id()
+
+
+class ExportStream(Stream):
+    """Base of the archive's streams: digests in the state, checkpoints, conformance."""
+
+    replication_key = None
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE  # conformed here, unknowns kept
+    STATE_MSG_FREQUENCY = 2**62  # the stream checkpoints itself (see CHECKPOINT_EVERY)
+
+    def __init__(self, tap: Tap, source: ArchiveSource) -> None:
+        super().__init__(tap)
+        self.source = source
+        self._pending = 0
+
+    @property
+    def digests(self) -> dict[str, str]:
+        """The digest map in this stream's state (changed in place)."""
+        state = self.get_context_state(None)
+        digests = state.get(DIGESTS_KEY)
+        if not isinstance(digests, dict):
+            digests = state[DIGESTS_KEY] = {}
+        return t.cast("dict[str, str]", digests)
+
+    def remember(self, key: str, digest: str) -> None:
+        """Record a row as emitted (after its RECORD went out); checkpoint now and then."""
+        self.digests[key] = digest
+        mark_state_changed(self)
+        self._pending += 1
+        if self._pending >= CHECKPOINT_EVERY:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Write the state now (it covers every row emitted so far)."""
+        self._pending = 0
+        write_state_now(self)
+
+    def conform(self, record: dict[str, t.Any], label: str) -> dict[str, t.Any]:
+        """The record with its declared types (unknown keys in ``_unknown_fields``)."""
+        record["athlete_id"] = self.source.athlete_id
+        return conform_to_schema(record, self.schema, logger=self.logger, label=label)
+
+    def emit_changed(
+        self, rows: Iterable[dict[str, t.Any]], key: str
+    ) -> Iterable[dict[str, t.Any]]:
+        """The rows whose digest is new or changed; each remembered once it is out."""
+        properties = list(self.schema["properties"])
+        for row in rows:
+            record = self.conform(row, f"{self.name} {row.get(key)}")
+            digest = record_digest(record, properties)[:12]
+            row_key = str(record[key])
+            if self.digests.get(row_key) == digest:
+                continue
+            yield record
+            self.remember(row_key, digest)
+        self.checkpoint()
+
+
+class ExportActivitiesStream(ExportStream):
+    """One row per ``activities.csv`` row (key ``id``, the API's activity id)."""
+
+    name = "export_activities"
+    primary_keys = ("id",)
+    schema = EXPORT_ACTIVITIES_SCHEMA
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        """Every new or changed activity of the archive."""
+        del context
+        _, rows = read_activities(self.source.archive)
+        yield from self.emit_changed(rows, "id")
+
+
+class ExportGearStream(ExportStream):
+    """The bikes and shoes of ``bikes.csv`` and ``shoes.csv`` (key ``kind:name``)."""
+
+    name = "export_gear"
+    primary_keys = ("id",)
+    schema = EXPORT_GEAR_SCHEMA
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        """Every new or changed bike or shoe."""
+        del context
+        yield from self.emit_changed(read_gear(self.source.archive), "id")
+
+
+class ExportTracksStream(ExportStream):
+    """One row per activity with an original file: its series as arrays (key ``activity_id``).
+
+    A file that is missing, corrupt, truncated or of an unknown type costs that activity's
+    track only: one warning naming it (once: the failure is remembered until the file
+    changes); its ``export_activities`` row arrives all the same.
+    """
+
+    name = "export_tracks"
+    primary_keys = ("activity_id",)
+    schema = EXPORT_TRACKS_SCHEMA
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        """Every track whose file is new or changed, decoded one at a time."""
+        del context
+        archive = self.source.archive
+        _, rows = read_activities(archive)
+        with_track: set[int] = set()
+        for row in rows:
+            filename = row.get("filename")
+            if not filename:
+                continue  # a manual activity: no file
+            activity_id = int(row["id"])
+            key = str(activity_id)
+            fingerprint = archive.fingerprint(filename)
+            identity = f"{TRACK_READER_VERSION}|{filename}|{fingerprint}|{row.get('start_date')}"
+            digest = record_digest({"identity": identity}, ["identity"])[:12]
+            previous = self.digests.get(key, "")
+            if previous.lstrip(FAILED) == digest:
+                if not previous.startswith(FAILED):
+                    with_track.add(activity_id)
+                continue
+            record = self._track_record(archive, row, filename)
+            if record is None:
+                self.remember(key, FAILED + digest)
+                continue
+            yield self.conform(record, f"{self.name} {activity_id}")
+            self.remember(key, digest)
+            with_track.add(activity_id)
+        self.checkpoint()
+        self.source.facts.add_archive_track_ids(self.source.athlete_id, with_track)
+
+    def _track_record(
+        self, archive: ExportArchive, row: dict[str, t.Any], filename: str
+    ) -> dict[str, t.Any] | None:
+        start = _moment(row.get("start_date"))
+        try:
+            data = archive.read(filename)
+            track = read_track(filename, data, start=start)
+        except (MemberError, TrackError) as exc:
+            self.logger.warning(
+                "export_tracks: activity %s: %s; its track is skipped (the activity row is loaded)",
+                row["id"],
+                exc,
+            )
+            return None
+        record = track_record(track, int(row["id"]), row.get("start_date"), filename)
+        return self._within_message_limit(record, track)
+
+    def _within_message_limit(self, record: dict[str, t.Any], track: Track) -> dict[str, t.Any]:
+        size = len(json.dumps(record, separators=(",", ":")))
+        if size <= MAX_TRACK_BYTES:
+            return record
+        step = -(-size // MAX_TRACK_BYTES) + 1
+        for name in ("time", "latlng", *[s for s in track.series if s not in ("time", "latlng")]):
+            if isinstance(record.get(name), list):
+                record[name] = record[name][::step]
+        record["point_step"] = track.point_step * step
+        self.logger.warning(
+            "export_tracks: activity %s: its track is %d MiB as one record, above Meltano's "
+            "limit: every %d-th sample is kept (point_step)",
+            record["activity_id"],
+            size // 2**20,
+            record["point_step"],
+        )
+        return record
+
+
+def track_record(
+    track: Track, activity_id: int, start_date: str | None, filename: str
+) -> dict[str, t.Any]:
+    """The ``export_tracks`` row of one track."""
+    return {
+        "activity_id": activity_id,
+        "activity_start_date": start_date,
+        "file_name": filename,
+        "file_format": track.file_format,
+        "series": track.present,
+        "computed_series": track.computed or None,
+        "original_size": track.original_size,
+        "point_step": track.point_step,
+        **track.series,
+    }
+
+
+def _moment(value: t.Any) -> datetime.datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def export_streams(tap: Tap, path: str | Path, facts: SharedFacts) -> list[Stream]:
+    """The streams of an archive import (activities first: a bad header stops there)."""
+    source = ArchiveSource(path, facts)
+    return [
+        ExportActivitiesStream(tap, source),
+        ExportTracksStream(tap, source),
+        ExportGearStream(tap, source),
+    ]
