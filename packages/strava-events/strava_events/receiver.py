@@ -106,6 +106,11 @@ class Receiver:
         self.limiter = RateLimiter(
             limits.client_rate, limits.client_burst, limits.total_rate, limits.total_burst
         )
+        #: The tap's calls have their own buckets: a flood of forged events must not lock
+        #: the tap out, nor the tap's reads eat Strava's share.
+        self.tap_limiter = RateLimiter(
+            limits.client_rate, limits.client_burst, limits.total_rate, limits.total_burst
+        )
         self.counters: dict[str, int] = dict.fromkeys(
             (
                 "stored",
@@ -229,8 +234,8 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def _limited(receiver: Receiver, request: Request) -> Response | None:
-    if receiver.limiter.allow(_client(request)):
+def _limited(receiver: Receiver, request: Request, limiter: RateLimiter) -> Response | None:
+    if limiter.allow(_client(request)):
         return None
     receiver.counters["rate_limited"] += 1
     receiver._warn.warn("rate", "rate limit: answered 429 to %s", _client(request))
@@ -254,7 +259,7 @@ def create_app(settings: Settings, store: EventStore | None = None) -> Starlette
     async def callback(request: Request) -> Response:
         if not is_callback(request):
             return _error(404, "not found")
-        limited = _limited(receiver, request)
+        limited = _limited(receiver, request, receiver.limiter)
         if limited is not None:
             return limited
         if request.method == "GET":
@@ -334,7 +339,7 @@ def create_app(settings: Settings, store: EventStore | None = None) -> Starlette
         handler: Callable[[Request], Awaitable[Response]],
     ) -> Callable[[Request], Awaitable[Response]]:
         async def guarded(request: Request) -> Response:
-            limited = _limited(receiver, request)
+            limited = _limited(receiver, request, receiver.tap_limiter)
             if limited is not None:
                 return limited
             if not authorized(request):
