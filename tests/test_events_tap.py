@@ -20,7 +20,7 @@ from tap_strava.token_store import TokenStore
 from tests.conftest import tap_config_for
 from tests.support import run_tap
 
-TOKEN = "tap-token-for-tests"  # noqa: S105
+TOKEN = "tap-token-for-tests"
 EVENT_STREAMS = ("activities", "activity_details", "activity_deletions", "event_receipts")
 
 
@@ -210,9 +210,7 @@ def test_forged_events_change_nothing(tmp_path, queue):
             "source": "push_event",
         }
     ], "an id the owner's token gets 404 for: a deletion by (id, athlete) that matches no row"
-    outcomes = sorted(
-        (r["outcome"], r["reason"] or "") for r in result.records("event_receipts")
-    )
+    outcomes = sorted((r["outcome"], r["reason"] or "") for r in result.records("event_receipts"))
     assert outcomes == [
         ("deleted", ""),
         ("ignored", "athlete not configured"),

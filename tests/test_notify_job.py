@@ -376,6 +376,21 @@ def test_a_second_job_refuses_while_the_first_holds_the_lock(project):
     assert f"pid {first.pid}" in refused["body"]
 
 
+def test_a_job_told_to_wait_for_the_lock_runs_after_the_first(project):
+    """Issue 17: the events job every five minutes waits instead of being refused."""
+    project.play({"tallies": {"csv.json": tally("CSV", new=1, facts=FACTS)}, "sleep": 3})
+    first = project.start()
+    deadline = time.monotonic() + 20
+    while not project.calls() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    second = project.job("--wait-for-lock", "60")
+    first.communicate(timeout=60)
+    assert first.returncode == 0
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert len(project.calls()) == 2, "the second job ran meltano once the lock was free"
+    assert not any("did not run" in p["json"]["title"] for p in project.hook.posts)
+
+
 ALREADY_RUNNING = (
     f"Another '{CSV_STATE}' pipeline is already running which started at 2026-11-28 06:00:01. "
     "Wait until 2026-11-28 06:05:01 when the job will be automatically cancelled if stale, "

@@ -1,1 +1,1 @@
-"""``strava-forget-athlete``: remove one athlete's data, as Strava's agreement asks on revocation."""
+"""``strava-forget-athlete`` and ``strava-apply-deletions``: data Strava says must go."""

@@ -15,9 +15,8 @@ import sys
 from pathlib import Path
 from urllib.parse import quote
 
-from tap_strava.token_store import default_token_store_path, forget_athlete
-
 from strava_forget.rows import Found, csv_rows, postgres_rows
+from tap_strava.token_store import default_token_store_path, forget_athlete
 
 
 def postgres_dsn() -> str | None:

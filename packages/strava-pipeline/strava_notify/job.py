@@ -140,6 +140,15 @@ def parse_args(argv: t.Sequence[str] | None, environ: t.Mapping[str, str]) -> ar
         help=f"How many per-run logs to keep (default: {DEFAULT_KEEP_LOGS}).",
     )
     parser.add_argument(
+        "--wait-for-lock",
+        type=float,
+        default=float(number_setting(environ, "STRAVA_WAIT_FOR_LOCK", 0)),
+        metavar="SECONDS",
+        help="If another job of the project holds the lock, wait up to this long for it "
+        "before skipping this run with a message (default: 0, skip at once). The events "
+        "job every five minutes waits, so it runs right after a daily or details job.",
+    )
+    parser.add_argument(
         "--meltano",
         default=environ.get("STRAVA_MELTANO") or default_meltano(),
         help="The meltano executable (default: the one installed beside strava-job).",
@@ -213,10 +222,11 @@ class StravaJob:
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         self._setup_logging()
         lock = filelock.FileLock(str(self.lock_path), timeout=0)
+        waited = max(0.0, float(self.options.wait_for_lock))
         try:
-            lock.acquire()
+            lock.acquire(timeout=waited)
         except filelock.Timeout:
-            return self._refuse(self._lock_holder(), log_path=None)
+            return self._refuse(self._lock_holder(waited), log_path=None)
         try:
             self._write_lock_info()
             file_handler = self._open_run_log()
@@ -576,15 +586,17 @@ class StravaJob:
         with contextlib.suppress(OSError):
             self._lock_info_path.write_text(json.dumps(info), encoding="utf-8")
 
-    def _lock_holder(self) -> str:
+    def _lock_holder(self, waited: float = 0.0) -> str:
         try:
             info = json.loads(self._lock_info_path.read_text(encoding="utf-8"))
             holder = f" (pid {info['pid']}, run {info['stamp']}, log {info['log']})"
         except (OSError, ValueError, KeyError, TypeError):
             holder = ""
+        after = f" after waiting {waited:g} s" if waited else ""
         return (
             f"Another strava-job of this project is still running{holder}: it holds "
-            f"{self.lock_path}. This run was skipped so that two runs never load at once."
+            f"{self.lock_path}. This run was skipped{after} so that two runs never load at "
+            "once."
         )
 
     def _prune_logs(self) -> None:
