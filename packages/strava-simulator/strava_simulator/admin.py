@@ -222,10 +222,7 @@ def _push_settings(sim: StravaSimulator, body: JSONDict) -> JSONDict:
         if "retry_delay" in body:
             sim.push.retry_delay = float(body["retry_delay"])
         if "timeout" in body:
-            timeout = float(body["timeout"])
-            if timeout <= 0:
-                raise ValueError
-            sim.push.timeout = sim.push.deliverer.timeout = timeout
+            sim.push.timeout = float(body["timeout"])
     except (TypeError, ValueError):
         raise AdminError(400, 'expected {"retry_delay": seconds >= 0, "timeout": s > 0}') from None
     if "loopback_only" in body:

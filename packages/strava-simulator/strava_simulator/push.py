@@ -185,7 +185,6 @@ class PushHub:
         self._client_id = str(client_id)
         self._client_secret = client_secret
         self._clock = clock
-        self.timeout = float(timeout)
         #: Call only callbacks on this machine (see the module docstring).
         self.loopback_only = True
         #: ``owner_id`` of a forged event that names none (the simulator sets its athlete).
@@ -198,6 +197,18 @@ class PushHub:
         self.deliverer = Deliverer(clock, retry_delay=retry_delay, timeout=timeout)
 
     # -- settings ------------------------------------------------------------------------
+    @property
+    def timeout(self) -> float:
+        """Seconds a callback has to answer the validation GET and each event (Strava: 2)."""
+        return self.deliverer.timeout
+
+    @timeout.setter
+    def timeout(self, seconds: float) -> None:
+        if seconds <= 0:
+            msg = f"timeout must be > 0 seconds, got {seconds}"
+            raise ValueError(msg)
+        self.deliverer.timeout = float(seconds)
+
     @property
     def retry_delay(self) -> float:
         """Seconds between delivery attempts (Strava's is undocumented; one saw ~2 min)."""

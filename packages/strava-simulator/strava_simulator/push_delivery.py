@@ -220,6 +220,8 @@ class Deliverer:
         while (job := self._next_job()) is not None:
             try:
                 self._attempt(job)
+            except Exception as exc:  # one bad event must not stop the delivery of others
+                self._record_crash(job, exc)
             finally:
                 with self._cond:
                     self._in_flight -= 1
@@ -253,6 +255,16 @@ class Deliverer:
             if not ok and job.attempt < sent.attempts and not self._stopping:
                 due = time.monotonic() + self.retry_delay
                 self._push(_Job(due, 0, sent, job.attempt + 1))
+
+    def _record_crash(self, job: _Job, exc: Exception) -> None:
+        """Log an attempt that failed inside the simulator (never retried)."""
+        sent = job.sent
+        attempt = DeliveryAttempt(
+            sent.event_id, sent.kind, job.attempt, sent.url, sent.event, None, 0.0, False,
+            f"simulator error: {type(exc).__name__}: {exc}", self._clock(),
+        )  # fmt: skip
+        with self._cond:
+            self._attempts.append(attempt)
 
     @property
     def events(self) -> list[SentEvent]:
