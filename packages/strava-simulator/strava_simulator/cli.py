@@ -4,6 +4,9 @@ Start it with ``--port 0 --info-file sim.json`` and read the chosen port and the
 credentials from the file once it appears; it is written (atomically) only when the server
 is listening. One line per request goes to stderr, without token values. SIGTERM or SIGINT
 stop it cleanly with exit status 0.
+
+``strava-sim export-archive --out PATH [...]`` writes a bulk export archive instead
+(:mod:`strava_simulator.archive_cli`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlencode
 
+from strava_simulator import archive_cli
 from strava_simulator.records import RequestRecord
 from strava_simulator.simulator import StravaSimulator
 
@@ -24,7 +28,9 @@ from strava_simulator.simulator import StravaSimulator
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options (defaults are Strava's own limits and lifetimes)."""
     parser = argparse.ArgumentParser(
-        prog="strava-sim", description="Run a local, faithful Strava API v3 simulator."
+        prog="strava-sim",
+        description="Run a local, faithful Strava API v3 simulator "
+        "('strava-sim export-archive --help': write a bulk export archive instead).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port, 0 = any free (8765)")
@@ -94,8 +100,11 @@ def _write_info(path: Path, info: dict[str, object]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run until SIGTERM or SIGINT."""
-    args = build_parser().parse_args(argv)
+    """Run until SIGTERM or SIGINT (or, with ``export-archive``, write an archive)."""
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == [archive_cli.COMMAND]:
+        return archive_cli.main(arguments[1:])
+    args = build_parser().parse_args(arguments)
     sim = StravaSimulator(
         seed=args.seed,
         activity_count=args.activities,
