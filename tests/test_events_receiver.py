@@ -13,11 +13,11 @@ import time
 
 import httpx
 import pytest
+
 from strava_events.events import validate_event
 from strava_events.queue import StoredEvent
 from strava_events.settings import SettingsError, load_settings
 from strava_events.spool import Spool
-
 from tests.test_events_support import (
     ATHLETE,
     CALLBACK_PATH,

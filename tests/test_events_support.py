@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import uvicorn
 from psycopg.conninfo import conninfo_to_dict
+
 from strava_events.receiver import create_app
 from strava_events.settings import Settings, load_settings, to_libpq
 
