@@ -600,3 +600,26 @@ def test_no_subscription_no_events(sim, callback):
     assert sim.push.wait_idle(IDLE)
     assert sim.push.events == []
     assert callback.posts == []
+
+
+def test_an_api_update_and_another_athletes_change_deliver_events(sim, callback):
+    """The app's own PUT is a change like any other; each event names its athlete."""
+    subscribed(sim, callback)
+    sim.set_scope("read,activity:read_all,activity:write")
+    target = public_activity(sim)
+    headers = {"Authorization": f"Bearer {sim.issue_access_token()}"}
+    answer = requests.put(
+        f"{sim.api_url}/activities/{target['id']}",
+        params={"name": "Renamed by the app"},
+        headers=headers,
+        timeout=TIMEOUT,
+    )
+    assert answer.status_code == 200
+    other = sim.add_athlete(seed=42, activity_count=5)
+    theirs = other.activities[0]["id"]
+    other.delete_activity(theirs)
+    events = delivered(sim, callback)
+    assert [(e["aspect_type"], e["object_id"], e["owner_id"], e["updates"]) for e in events] == [
+        ("update", target["id"], sim.athlete_id, {"title": "Renamed by the app"}),
+        ("delete", theirs, other.athlete_id, {}),
+    ]
