@@ -73,7 +73,7 @@ def fit_bytes(
     sessions: list[tuple[datetime.datetime, int]] | None = None,
     invalid_hr_at: t.Iterable[int] = (),
 ) -> bytes:
-    """A FIT activity file written by fit-tool (heart rate left unset, i.e. invalid, where asked)."""
+    """A FIT activity file written by fit-tool (heart rate unset, i.e. invalid, where asked)."""
     from fit_tool.fit_file_builder import FitFileBuilder
     from fit_tool.profile.messages.file_id_message import FileIdMessage
     from fit_tool.profile.messages.record_message import RecordMessage

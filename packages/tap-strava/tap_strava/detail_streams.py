@@ -85,6 +85,10 @@ class PerActivityStream(ActivityListStream):
         """The per-activity request's query (none but for the time-series)."""
         return {}
 
+    def covered_elsewhere(self) -> set[str]:
+        """Ids of the partition's activities this stream need not fetch (none by default)."""
+        return set()
+
     def detail_records(
         self,
         activity: dict[str, t.Any],  # noqa: ARG002
@@ -171,7 +175,7 @@ class PerActivityStream(ActivityListStream):
                 digest = summary_digest(activity)
                 if legacy and bookmark and (epoch(started) < epoch(bookmark) or key in legacy_done):
                     fetched[key] = digest
-                elif fetched.get(key) != digest:
+                elif fetched.get(key) != digest and key not in self.covered_elsewhere():
                     if self._spent >= budget:
                         self.logger.info(
                             "%s: %s's share of the per-run budget (%d requests) is spent; "
@@ -274,6 +278,21 @@ class ActivityStreamsStream(PerActivityStream):
     @override
     def detail_params(self) -> dict[str, t.Any]:
         return {"keys": ",".join(["latlng", *STREAM_KEYS]), "key_by_type": "true"}
+
+    _covered: tuple[int, set[str]] | None = None
+
+    @override
+    def covered_elsewhere(self) -> set[str]:
+        """Activities whose track an export archive import loaded (``export_tracks``).
+
+        Their originals are in the target already: the per-run budget goes to what the
+        archive lacks (activities uploaded since). Read once per athlete and run.
+        """
+        athlete_id = self.account.athlete_id
+        if self._covered is None or self._covered[0] != athlete_id:
+            ids = self.sync_run.shared_facts.archive_track_ids(athlete_id)
+            self._covered = (athlete_id, {str(i) for i in ids})
+        return self._covered[1]
 
     @override
     def detail_records(self, activity: dict[str, t.Any], body: t.Any) -> Iterable[dict]:

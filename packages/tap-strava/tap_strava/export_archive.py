@@ -70,6 +70,7 @@ class ReadBudget:
     left: int = TOTAL_MAX_BYTES
 
     def spend(self, count: int, what: str) -> None:
+        """Take ``count`` bytes read from ``what``; past the total, the run stops."""
         self.left -= count
         if self.left < 0:
             msg = (
@@ -93,9 +94,11 @@ class BoundedStream(io.RawIOBase):
         self._total = 0
 
     def readable(self) -> bool:
+        """Always: a reader."""
         return True
 
     def readinto(self, buffer: t.Any) -> int:
+        """Read into ``buffer``, counting against the bounds."""
         data = self._handle.read(min(len(buffer), 2**20))
         count = len(data)
         buffer[:count] = data
@@ -199,7 +202,7 @@ class ExportArchive:
 
     def _open_zip(self) -> None:
         try:
-            self._zip = zipfile.ZipFile(self.path)  # noqa: SIM115 - closed in close()
+            self._zip = zipfile.ZipFile(self.path)
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
             msg = (
                 f"export_archive_path {self.path} is not a zip archive nor a folder ({exc}): "
@@ -327,7 +330,7 @@ class ExportArchive:
             raise MemberError(msg) from None
 
     @contextlib.contextmanager
-    def _open_stream(self, relative: str) -> Iterator[t.IO[bytes]]:
+    def _open_stream(self, relative: str) -> Iterator[BoundedStream]:
         """One member as a bounded binary stream (for the CSVs: read as they are parsed)."""
         name = self._name(relative)
         what = f"{self.path.name}:{name}"
@@ -357,7 +360,7 @@ class ExportArchive:
         csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
         with self._open_stream(relative) as raw:
             text = io.TextIOWrapper(
-                t.cast("t.IO[bytes]", raw), encoding="utf-8-sig", errors="replace", newline=""
+                io.BufferedReader(raw), encoding="utf-8-sig", errors="replace", newline=""
             )
             try:
                 for row in csv.reader(text):
@@ -384,7 +387,7 @@ class ExportArchive:
                     text = values[names.index(wanted)].strip()
                     if text.isdigit():
                         return int(text)
-            for name, value in zip(names, values):
+            for name, value in zip(names, values, strict=False):
                 if name.lower().endswith("id") and value.strip().isdigit():
                     return int(value.strip())
         match = re.fullmatch(r"export_(\d+)(\.zip)?", self.path.name)
@@ -450,7 +453,7 @@ def parse_export_date(text: str) -> str | None:
         return None
     for pattern in _DATE_FORMATS:
         try:
-            moment = datetime.datetime.strptime(value, pattern)  # noqa: DTZ007 - UTC, below
+            moment = datetime.datetime.strptime(value, pattern)
         except ValueError:
             continue
         return moment.replace(tzinfo=datetime.timezone.utc).isoformat().replace("+00:00", "Z")
@@ -649,6 +652,7 @@ class HeaderMap:
 
     @property
     def unknown(self) -> list[str]:
+        """Headers this version does not know (kept in ``_unknown_fields``)."""
         return [c.header for c in self.columns if c.name is None]
 
 
@@ -673,7 +677,7 @@ def map_header(header: list[str], *, source: str = "activities.csv") -> HeaderMa
         raise ArchiveError(msg)
     seen: dict[str, int] = {}
     columns = []
-    for index, (cell, name) in enumerate(zip(cells, english)):
+    for index, (cell, name) in enumerate(zip(cells, english, strict=True)):
         occurrence = seen.get(name, 0)
         seen[name] = occurrence + 1
         known = ENGLISH_COLUMNS.get((name, occurrence))

@@ -222,19 +222,23 @@ class ExportTracksStream(ExportStream):
         return self._within_message_limit(record, track)
 
     def _within_message_limit(self, record: dict[str, t.Any], track: Track) -> dict[str, t.Any]:
+        """The record, thinned to every n-th sample if its line would pass the limit."""
         size = len(json.dumps(record, separators=(",", ":")))
         if size <= MAX_TRACK_BYTES:
             return record
-        step = -(-size // MAX_TRACK_BYTES) + 1
-        for name in ("time", "latlng", *[s for s in track.series if s not in ("time", "latlng")]):
-            if isinstance(record.get(name), list):
-                record[name] = record[name][::step]
-        record["point_step"] = track.point_step * step
+        full = {name: record[name] for name in track.series if isinstance(record.get(name), list)}
+        step = 1
+        while size > MAX_TRACK_BYTES:
+            step = max(step + 1, int(step * size / MAX_TRACK_BYTES))
+            for name, values in full.items():
+                record[name] = values[::step]
+            record["point_step"] = track.point_step * step
+            size = len(json.dumps(record, separators=(",", ":")))
         self.logger.warning(
-            "export_tracks: activity %s: its track is %d MiB as one record, above Meltano's "
-            "limit: every %d-th sample is kept (point_step)",
+            "export_tracks: activity %s: its track is above Meltano's limit for one message "
+            "(%d MiB): every %d-th sample is kept (point_step)",
             record["activity_id"],
-            size // 2**20,
+            MAX_TRACK_BYTES // 2**20,
             record["point_step"],
         )
         return record

@@ -208,13 +208,13 @@ def build_track(kind: str, collected: tuple[list[Point], int, int]) -> Track:
     ]
     series["latlng"] = latlng if any(v is not None for v in latlng) else None
     for offset, name in enumerate(SERIES[2:], start=3):
-        values = [p[offset] for p in points]
+        values = t.cast("list[float | None]", [p[offset] for p in points])
         if all(v is None for v in values):
             series[name] = None
         elif name in INTEGER_SERIES:
             series[name] = [None if v is None else round(v) for v in values]
         else:
-            series[name] = [None if v is None else round(float(v), 3) for v in values]
+            series[name] = [None if v is None else round(v, 3) for v in values]
     computed: list[str] = []
     if kind == "gpx" and series["latlng"] is not None and series.get("distance") is None:
         series["distance"] = cumulative_distance(latlng)
@@ -268,7 +268,7 @@ def read_fit(
     once per activity in activities.csv: the session whose start is within 2 s of the
     row's Activity Date owns the records from its start to its end.
     """
-    import fitdecode  # noqa: PLC0415 - only archive imports need it
+    import fitdecode
 
     raw = _Decimator()
     sessions: list[tuple[datetime.datetime, float | None]] = []
@@ -373,8 +373,8 @@ def _local(tag: t.Any) -> str:
 
 def read_gpx(data: bytes, filename: str) -> tuple[list[Point], int, int]:
     """Every track point of the file (one GPX is one activity)."""
-    import gpxpy  # noqa: PLC0415 - only archive imports need it
-    import gpxpy.gpx  # noqa: PLC0415
+    import gpxpy
+    import gpxpy.gpx
 
     text = xml_text(data, filename)
     try:
@@ -418,7 +418,7 @@ def read_tcx(
     data: bytes, filename: str, start: datetime.datetime | None
 ) -> tuple[list[Point], int, int]:
     """Trackpoints of the activity whose Id (its start) is ``start``, else of the first."""
-    from lxml import etree  # noqa: PLC0415 - only archive imports need it
+    from lxml import etree
 
     text = xml_text(data, filename)
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)

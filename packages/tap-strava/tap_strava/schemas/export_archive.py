@@ -1,4 +1,4 @@
-"""Schemas of the export archive's streams: ``export_activities``, ``export_tracks``, ``export_gear``.
+"""Schemas of the archive's streams: ``export_activities``, ``export_tracks``, ``export_gear``.
 
 Columns carry the API's names and units where the meaning is the same (``id``,
 ``start_date`` in UTC, ``distance`` in metres, times in seconds, speeds in m/s...); every
