@@ -531,5 +531,10 @@ def test_the_command_writes_an_archive_and_its_manifest(tmp_path, capsys):
     assert written["track_seconds"] == 120
     assert str(archive_path) in capsys.readouterr().out
     folder = tmp_path / "unpacked"
-    assert sim_main(["export-archive", "--out", str(folder), "--folder", "--no-quirks"]) == 0
+    assert (
+        sim_main(
+            ["export-archive", "--out", str(folder), "--folder", "--no-quirks", "--activities", "4"]
+        )
+        == 0
+    )
     assert (folder / "activities.csv").is_file()

@@ -20,7 +20,6 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlencode
 
-from strava_simulator import archive_cli
 from strava_simulator.records import RequestRecord
 from strava_simulator.simulator import StravaSimulator
 
@@ -102,7 +101,10 @@ def _write_info(path: Path, info: dict[str, object]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run until SIGTERM or SIGINT (or, with ``export-archive``, write an archive)."""
     arguments = sys.argv[1:] if argv is None else argv
-    if arguments[:1] == [archive_cli.COMMAND]:
+    if arguments[:1] == ["export-archive"]:
+        # Imported here: the server itself stays standard library only (no FIT/GPX/TCX libs).
+        from strava_simulator import archive_cli
+
         return archive_cli.main(arguments[1:])
     args = build_parser().parse_args(arguments)
     sim = StravaSimulator(
