@@ -58,7 +58,7 @@ def imported(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyp
 
 
 def test_every_activity_arrives_exactly_once(imported):  # type: ignore[no-untyped-def]
-    sim, manifest, _, result = imported
+    _, manifest, _, result = imported
     ids = [a["id"] for a in result.records("export_activities")]
     assert sorted(ids) == sorted(manifest.entries)
     assert len(ids) == len(set(ids))
