@@ -538,3 +538,16 @@ def test_the_command_writes_an_archive_and_its_manifest(tmp_path, capsys):
         == 0
     )
     assert (folder / "activities.csv").is_file()
+
+
+def test_another_athlete_s_archive_holds_that_athlete_s_data(tmp_path):
+    with _simulator(seed=19, count=4) as sim:
+        other = sim.add_athlete(seed=91, activity_count=5)
+        manifest = write_archive(sim, tmp_path, athlete_id=other.athlete_id, quirks=False)
+        assert manifest.path == tmp_path / f"export_{other.athlete_id}.zip"
+        _, rows = _csv(manifest)
+        assert sorted(int(r[0]) for r in rows) == sorted(a["id"] for a in other.activities)
+        profile = _member(manifest, "profile.csv").decode().split("\n")[1]
+        assert profile.startswith(f"{other.athlete_id},")
+        with pytest.raises(ValueError, match="no simulated athlete has id 1 "):
+            write_archive(sim, tmp_path / "x.zip", athlete_id=1)
