@@ -58,7 +58,7 @@ def sqlite_served(tmp_path):
 
 
 def pending(server: Served, limit: int = 1000) -> dict:
-    answer = httpx.get(f"{server.url}/tap/v1/events/pending", params={"limit": limit}, headers=AUTH)
+    answer = httpx.get(f"{server.url}/tap/events/pending", params={"limit": limit}, headers=AUTH)
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -140,7 +140,7 @@ def test_forged_events_are_answered_but_change_nothing(served):
         == 200
     )
     assert pending(served)["events"] == []
-    status = httpx.get(f"{served.url}/tap/v1/status", headers=AUTH).json()
+    status = httpx.get(f"{served.url}/tap/status", headers=AUTH).json()
     assert status["counters"]["ignored_subscription"] == 1
     assert status["counters"]["ignored_owner"] == 2
     assert status["pending"] == 0
@@ -208,11 +208,11 @@ def test_undocumented_fields_are_dropped_not_stored(sqlite_served):
 
 
 def test_the_tap_interface_needs_the_bearer_token(sqlite_served):
-    url = f"{sqlite_served.url}/tap/v1/events/pending"
+    url = f"{sqlite_served.url}/tap/events/pending"
     assert httpx.get(url).status_code == 401
     assert httpx.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert httpx.get(url, headers={"Authorization": f"Basic {TAP_TOKEN}"}).status_code == 401
-    ack = httpx.post(f"{sqlite_served.url}/tap/v1/events/ack", json={"keys": []})
+    ack = httpx.post(f"{sqlite_served.url}/tap/events/ack", json={"keys": []})
     assert ack.status_code == 401
     assert ack.headers["www-authenticate"].startswith("Bearer")
 
@@ -228,7 +228,7 @@ def test_pending_then_ack_idempotently(served):
     assert first["more"] is True
     keys = [item["key"] for item in first["events"]]
 
-    ack_url = f"{served.url}/tap/v1/events/ack"
+    ack_url = f"{served.url}/tap/events/ack"
     answer = httpx.post(ack_url, json={"keys": keys}, headers=AUTH)
     assert answer.json() == {"acknowledged": 2, "ignored": 0}
     again = httpx.post(ack_url, json={"keys": [*keys, "0" * 64]}, headers=AUTH)
@@ -252,14 +252,14 @@ def test_pending_then_ack_idempotently(served):
     ],
 )
 def test_a_bad_ack_is_refused(sqlite_served, body):
-    answer = httpx.post(f"{sqlite_served.url}/tap/v1/events/ack", content=body, headers=AUTH)
+    answer = httpx.post(f"{sqlite_served.url}/tap/events/ack", content=body, headers=AUTH)
     assert answer.status_code == 400
 
 
 def test_a_bad_pending_limit_is_refused(sqlite_served):
     for limit in ("0", "1001", "x"):
         answer = httpx.get(
-            f"{sqlite_served.url}/tap/v1/events/pending", params={"limit": limit}, headers=AUTH
+            f"{sqlite_served.url}/tap/events/pending", params={"limit": limit}, headers=AUTH
         )
         assert answer.status_code == 400
 
@@ -325,7 +325,7 @@ def test_events_while_postgres_is_down_are_applied_once_afterwards(postgres_url,
                     latencies.append(time.perf_counter() - started)
             assert max(latencies) < 2.0
             assert len(server.receiver.spool) >= 20
-            unavailable = httpx.get(f"{server.url}/tap/v1/events/pending", headers=AUTH)
+            unavailable = httpx.get(f"{server.url}/tap/events/pending", headers=AUTH)
             assert unavailable.status_code == 503
             assert "retry-after" in unavailable.headers
 

@@ -37,7 +37,7 @@ MAX_EVENT_TIME = 2**32 - 1
 MAX_UPDATE_KEYS = 16
 MAX_UPDATE_KEY_LENGTH = 64
 #: A title is at most a few hundred characters; a description does not travel in events.
-MAX_UPDATE_VALUE_LENGTH = 1024
+MAX_UPDATE_VALUE_LENGTH = 1000
 #: Keys of a later Strava version are tolerated (and dropped) up to this many.
 MAX_UNKNOWN_FIELDS = 8
 _UPDATE_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -9,7 +9,7 @@
   store when it commits within the deadline, else in the local spool. Only then is it
   answered 200. Events of another subscription or athlete are answered 200 too (Strava
   must not retry them) but never stored.
-* ``GET /tap/v1/events/pending``, ``POST /tap/v1/events/ack``, ``GET /tap/v1/status``:
+* ``GET /tap/events/pending``, ``POST /tap/events/ack``, ``GET /tap/status``:
   the tap's interface, behind a bearer token.
 
 A wrong callback path is a plain 404, and no log line names the path (it is the secret
@@ -48,11 +48,11 @@ if t.TYPE_CHECKING:
     from strava_events.settings import Settings
 
 log = logging.getLogger("strava_events.receiver")
-TAP_PREFIX = "/tap/v1"
+TAP_PREFIX = "/tap"
 MAX_PENDING_LIMIT = 1000
 DEFAULT_PENDING_LIMIT = 100
-MAX_ACK_KEYS = 1000
-MAX_ACK_BODY_BYTES = 128 * 1024
+MAX_ACK_KEYS = 5000
+MAX_ACK_BODY_BYTES = 512 * 1024
 #: The tap's calls may wait longer than Strava's: nobody retries them within seconds.
 TAP_STORE_TIMEOUT_SECONDS = 5.0
 #: After a failed or late write, new events go straight to the spool this long (the
