@@ -244,16 +244,17 @@ def test_pending_then_ack_idempotently(served):
 
 @pytest.mark.parametrize(
     "body",
-    [
-        b"nope",
-        b'{"keys": "abc"}',
-        b'{"keys": ["short"]}',
-        json.dumps({"keys": ["A" * 64]}).encode(),
-    ],
+    [b"nope", b'{"keys": "abc"}', b'{"keys": [5]}', json.dumps({"keys": ["a" * 129]}).encode()],
 )
 def test_a_bad_ack_is_refused(sqlite_served, body):
     answer = httpx.post(f"{sqlite_served.url}/tap/events/ack", content=body, headers=AUTH)
     assert answer.status_code == 400
+
+
+def test_strings_that_are_no_key_are_ignored(sqlite_served):
+    keys = ["short", "A" * 64, "../../etc"]
+    answer = httpx.post(f"{sqlite_served.url}/tap/events/ack", json={"keys": keys}, headers=AUTH)
+    assert answer.json() == {"acknowledged": 0, "ignored": 3}
 
 
 def test_a_bad_pending_limit_is_refused(sqlite_served):

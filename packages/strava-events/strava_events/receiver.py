@@ -52,6 +52,7 @@ TAP_PREFIX = "/tap"
 MAX_PENDING_LIMIT = 1000
 DEFAULT_PENDING_LIMIT = 100
 MAX_ACK_KEYS = 5000
+MAX_ACK_KEY_LENGTH = 128
 MAX_ACK_BODY_BYTES = 512 * 1024
 #: The tap's calls may wait longer than Strava's: nobody retries them within seconds.
 TAP_STORE_TIMEOUT_SECONDS = 5.0
@@ -393,15 +394,16 @@ def create_app(settings: Settings, store: EventStore | None = None) -> Starlette
         if (
             not isinstance(keys, list)
             or len(keys) > MAX_ACK_KEYS
-            or not all(isinstance(key, str) and _KEY_RE.match(key) for key in keys)
+            or not all(isinstance(key, str) and len(key) <= MAX_ACK_KEY_LENGTH for key in keys)
         ):
             return _error(
-                400,
-                f'the body must be {{"keys": [...]}}, at most {MAX_ACK_KEYS} keys of '
-                "64 lower-case hex digits",
+                400, f'the body must be {{"keys": [...]}}, at most {MAX_ACK_KEYS} strings'
             )
+        # A string that is no key of ours is an unknown key: ignored, not an error, so a
+        # tap holding one in its state is not refused forever.
+        ours = [key for key in dict.fromkeys(keys) if _KEY_RE.match(key)]
         await receiver._in_store(receiver._setup_store, TAP_STORE_TIMEOUT_SECONDS)
-        done = await receiver._in_store(lambda: receiver.store.ack(keys), TAP_STORE_TIMEOUT_SECONDS)
+        done = await receiver._in_store(lambda: receiver.store.ack(ours), TAP_STORE_TIMEOUT_SECONDS)
         return JSONResponse({"acknowledged": done, "ignored": len(set(keys)) - done})
 
     async def status(_request: Request) -> Response:
