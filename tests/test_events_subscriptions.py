@@ -24,6 +24,7 @@ from tests.test_events_support import (
     TAP_TOKEN,
     VERIFY_TOKEN,
     Served,
+    event,
     settings_for,
     wait_for,
 )
@@ -106,6 +107,33 @@ def test_create_show_delete_against_the_simulator(simulator, receiver_for_simula
     assert subscriptions.show(app) == []
     with pytest.raises(subscriptions.SubscriptionError, match="no such subscription"):
         subscriptions.delete(app, 120475)
+
+
+def test_create_records_the_id_for_the_running_receiver(simulator, tmp_path, monkeypatch, capsys):
+    settings = settings_for(tmp_path, athlete_ids=str(simulator.athlete_id), subscription_id="")
+    with Served(settings) as served:
+        early = httpx.post(served.callback, json=event(owner_id=simulator.athlete_id))
+        assert early.status_code == 503  # no subscription yet: Strava would retry
+        for name, value in {
+            "TAP_STRAVA_CLIENT_ID": simulator.client_id,
+            "TAP_STRAVA_CLIENT_SECRET": simulator.client_secret,
+            "STRAVA_EVENTS_API_BASE": simulator.api_url,
+            "STRAVA_EVENTS_CALLBACK_URL": served.callback,
+            "STRAVA_EVENTS_VERIFY_TOKEN": VERIFY_TOKEN,
+            "STRAVA_EVENTS_STATE_DIR": str(tmp_path / "state"),
+        }.items():
+            monkeypatch.setenv(name, value)
+        assert cli.main(["subscription", "create"]) == 0
+        assert capsys.readouterr().out.startswith("created push subscription 120475\n")
+        assert (tmp_path / "state" / "subscription.json").stat().st_mode & 0o077 == 0
+
+        # No restart: the next event of the new subscription is queued.
+        activity = simulator.activities[0]
+        simulator.update_activity(activity["id"], name="First event")
+        wait_for(lambda: pending_ids(served) == [("update", activity["id"])], what="the event")
+
+        assert cli.main(["subscription", "delete"]) == 0
+        assert not (tmp_path / "state" / "subscription.json").exists()
 
 
 def test_a_callback_nobody_answers_is_not_verifiable(simulator):

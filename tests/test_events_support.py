@@ -35,6 +35,7 @@ def settings_for(tmp_path: Path, dsn: str | None = None, **env: str) -> Settings
         "STRAVA_EVENTS_ATHLETE_IDS": str(ATHLETE),
         "STRAVA_EVENTS_SQLITE_PATH": str(tmp_path / "events.sqlite3"),
         "STRAVA_EVENTS_SPOOL_DIR": str(tmp_path / "spool"),
+        "STRAVA_EVENTS_STATE_DIR": str(tmp_path / "state"),
     }
     if dsn:
         values["STRAVA_EVENTS_POSTGRES_DSN"] = dsn

@@ -12,7 +12,7 @@ import logging
 import sys
 import typing as t
 
-from strava_events import subscriptions
+from strava_events import subscription_record, subscriptions
 from strava_events.queue import StoreError, open_store
 from strava_events.settings import SettingsError, load_settings, load_strava_app
 
@@ -72,8 +72,9 @@ def _subscription(args: argparse.Namespace) -> int:
     app = load_strava_app()
     if args.action == "create":
         identifier = subscriptions.create(app)
+        subscription_record.record(app.subscription_file, identifier)
         print(f"created push subscription {identifier}")
-        print(f"set STRAVA_EVENTS_SUBSCRIPTION_ID={identifier} for `strava-events serve`")
+        print(f"recorded in {app.subscription_file}: a running `strava-events serve` uses it")
         return 0
     found = subscriptions.show(app)
     if args.action == "show":
@@ -99,6 +100,7 @@ def _subscription(args: argparse.Namespace) -> int:
             return 0
         identifier = found[0].id
     subscriptions.delete(app, identifier)
+    subscription_record.forget(app.subscription_file, identifier)
     print(f"deleted push subscription {identifier}")
     return 0
 

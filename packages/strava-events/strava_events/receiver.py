@@ -39,6 +39,7 @@ from strava_events.events import EventError, parse_event
 from strava_events.queue import EventStore, StoredEvent, StoreError, describe, open_store
 from strava_events.ratelimit import RateLimiter
 from strava_events.spool import Spool, SpoolFull
+from strava_events.subscription_record import SubscriptionId
 
 if t.TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -103,6 +104,7 @@ class Receiver:
         self.store = store
         self.spool = spool
         self.athletes = athletes
+        self.subscription = SubscriptionId(settings.subscription_id, settings.subscription_file)
         limits = settings.limits
         self.limiter = RateLimiter(
             limits.client_rate, limits.client_burst, limits.total_rate, limits.total_burst
@@ -297,21 +299,22 @@ def create_app(settings: Settings, store: EventStore | None = None) -> Starlette
             receiver._warn.warn(
                 "unknown", "event fields not documented, dropped: %s", ",".join(unknown)
             )
-        if settings.subscription_id is None:
+        subscription_id = receiver.subscription.current()
+        if subscription_id is None:
             receiver.counters["no_subscription_configured"] += 1
             receiver._warn.warn(
                 "nosub",
-                "event refused with 503 (Strava retries it): set STRAVA_EVENTS_SUBSCRIPTION_ID "
-                "to the id `strava-events subscription show` prints, then restart",
+                "event refused with 503 (Strava retries it): no subscription id yet; run "
+                "`strava-events subscription create` or set STRAVA_EVENTS_SUBSCRIPTION_ID",
             )
             return _error(503, "receiver not configured yet", {"Retry-After": "60"})
-        if parsed.subscription_id != settings.subscription_id:
+        if parsed.subscription_id != subscription_id:
             receiver.counters["ignored_subscription"] += 1
             receiver._warn.warn(
                 "sub",
                 "event of subscription %d ignored (ours is %d)",
                 parsed.subscription_id,
-                settings.subscription_id,
+                subscription_id,
             )
             return JSONResponse({"ok": True})
         if parsed.owner_id not in receiver.athletes:
@@ -429,7 +432,7 @@ def create_app(settings: Settings, store: EventStore | None = None) -> Starlette
         receiver._wake.set()
         log.info(
             "receiving events for subscription %s, %d known athletes; store %s; spool %s",
-            settings.subscription_id if settings.subscription_id is not None else "(not set)",
+            receiver.subscription.current() or "(none yet)",
             len(athletes),
             store.label,
             spool.folder,

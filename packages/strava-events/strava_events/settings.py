@@ -18,6 +18,7 @@ from urllib.parse import quote
 PREFIX = "STRAVA_EVENTS_"
 DEFAULT_API_BASE = "https://www.strava.com/api/v3"
 DEFAULT_SCHEMA = "strava_events"
+SUBSCRIPTION_FILE = "subscription.json"
 #: Secrets shorter than this are guessable: the callback path is the only thing that
 #: keeps forged events away, the bearer token the only thing that guards the queue.
 MIN_SECRET_LENGTH = 16
@@ -55,6 +56,8 @@ class StravaApp:
     api_base: str
     callback_url: str | None
     verify_token: str | None
+    #: Where ``subscription create`` records the id for ``serve`` (see ``subscription_file``).
+    subscription_file: Path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +77,8 @@ class Settings:
     postgres_schema: str
     sqlite_path: Path
     spool_dir: Path
+    #: The id ``subscription create`` recorded, read when SUBSCRIPTION_ID is not set.
+    subscription_file: Path
     limits: Limits = dataclasses.field(default_factory=Limits)
     #: Acknowledged events are kept this long (duplicates of them are still recognised).
     retention_days: int = 30
@@ -89,6 +94,12 @@ class Settings:
 def project_root(env: Mapping[str, str]) -> Path:
     """The Meltano project (Meltano sets MELTANO_PROJECT_ROOT), else the current folder."""
     return Path(env.get("MELTANO_PROJECT_ROOT") or Path.cwd())
+
+
+def state_dir(env: Mapping[str, str]) -> Path:
+    """The receiver's own files: STRAVA_EVENTS_STATE_DIR, else ``<project>/.strava-events``."""
+    raw = _get(env, "STATE_DIR")
+    return Path(raw).expanduser() if raw else project_root(env) / ".strava-events"
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -201,7 +212,7 @@ def to_libpq(url: str) -> str:
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Every setting of ``serve``, checked; a bad one raises :class:`SettingsError`."""
     env = os.environ if env is None else env
-    root = project_root(env)
+    folder = state_dir(env)
     verify_token = _secret(
         env,
         "VERIFY_TOKEN",
@@ -262,10 +273,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         forwarded_allow_ips=_get(env, "FORWARDED_ALLOW_IPS") or "127.0.0.1",
         postgres_dsn=postgres_dsn(env),
         postgres_schema=schema,
-        sqlite_path=Path(sqlite_raw).expanduser()
-        if sqlite_raw
-        else root / ".strava-events" / "events.sqlite3",
-        spool_dir=Path(spool_raw).expanduser() if spool_raw else root / ".strava-events" / "spool",
+        sqlite_path=Path(sqlite_raw).expanduser() if sqlite_raw else folder / "events.sqlite3",
+        spool_dir=Path(spool_raw).expanduser() if spool_raw else folder / "spool",
+        subscription_file=folder / SUBSCRIPTION_FILE,
         limits=limits,
         retention_days=_int(env, "RETENTION_DAYS", 30, 1, 3650),
     )
@@ -302,4 +312,5 @@ def load_strava_app(env: Mapping[str, str] | None = None) -> StravaApp:
         api_base=api_base,
         callback_url=_get(env, "CALLBACK_URL"),
         verify_token=_get(env, "VERIFY_TOKEN"),
+        subscription_file=state_dir(env) / SUBSCRIPTION_FILE,
     )
