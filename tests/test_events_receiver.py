@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 
 import httpx
@@ -436,3 +437,21 @@ def test_the_athletes_of_the_tap_token_store_are_accepted(tmp_path):
         assert post(server, event(owner_id=4242)).status_code == 200
         assert post(server, event(owner_id=ATHLETE)).status_code == 200  # not in the store
         assert [item["event"]["owner_id"] for item in pending(server)["events"]] == [4242]
+
+
+def test_a_body_that_never_arrives_is_cut_off(sqlite_served):
+    request = (
+        f"POST /{CALLBACK_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", sqlite_served.port), timeout=15) as sock:
+        sock.sendall(request)  # ...and the other 199 bytes never come
+        answer = sock.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 408")
+
+
+def test_status_says_what_the_receiver_checks_against(sqlite_served):
+    status = httpx.get(f"{sqlite_served.url}/tap/status", headers=AUTH).json()
+    assert status["subscription_id"] == SUBSCRIPTION_ID
+    assert status["known_athletes"] == 1
+    assert status["store"].startswith("SQLite ")

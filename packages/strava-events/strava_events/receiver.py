@@ -62,6 +62,9 @@ TAP_STORE_TIMEOUT_SECONDS = 5.0
 STORE_BACKOFF_SECONDS = 2.0
 DRAIN_INTERVAL_SECONDS = 0.5
 PRUNE_INTERVAL_SECONDS = 3600.0
+#: A body of a few hundred bytes that trickles in slower than this is no Strava delivery
+#: (Strava wants the answer within 2 s) but a client holding a connection open.
+BODY_READ_SECONDS = 2.0
 _KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -285,10 +288,15 @@ def create_app(settings: Settings, store: EventStore | None = None) -> Starlette
 
     async def event(request: Request) -> Response:
         try:
-            body = await read_bounded(request, settings.limits.max_body_bytes)
+            body = await asyncio.wait_for(
+                read_bounded(request, settings.limits.max_body_bytes), BODY_READ_SECONDS
+            )
         except BodyTooLarge:
             receiver.counters["too_large"] += 1
             return _error(413, "body too large")
+        except asyncio.TimeoutError:
+            receiver.counters["invalid"] += 1
+            return _error(408, "the body took too long to arrive")
         try:
             parsed, unknown = parse_event(body)
         except EventError as exc:
@@ -415,6 +423,8 @@ def create_app(settings: Settings, store: EventStore | None = None) -> Starlette
         return JSONResponse(
             {
                 "store": store.label,
+                "subscription_id": receiver.subscription.current(),
+                "known_athletes": len(athletes),
                 "pending": counts["pending"],
                 "acknowledged": counts["acknowledged"],
                 "spooled": len(receiver.spool),
