@@ -500,6 +500,14 @@ def test_track_seconds_out_of_range_is_refused_with_one_clear_line(tmp_path, cap
     assert status == 2
     assert len(err.splitlines()) == 1
     assert "track_seconds" in err
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = str(blocker / "x.zip")
+    assert sim_main(["export-archive", "--out", out, "--activities", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "cannot write" in err
+    assert "--out" in err
 
 
 def test_the_command_writes_an_archive_and_its_manifest(tmp_path, capsys):

@@ -51,8 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Write the archive; print its path (stdout) and a summary (stderr)."""
     args = build_parser().parse_args(argv)
-    sim = StravaSimulator(seed=args.seed, activity_count=args.activities)
     try:
+        if args.activities < 0:
+            msg = f"--activities must be 0 or more, got {args.activities}"
+            raise ValueError(msg)
+        sim = StravaSimulator(seed=args.seed, activity_count=args.activities)
         manifest = write_archive(
             sim,
             args.out,
@@ -63,8 +66,16 @@ def main(argv: list[str]) -> int:
         )
         if args.manifest is not None:
             args.manifest.write_text(manifest.to_json(), encoding="utf-8")
-    except (ValueError, OSError) as exc:
+    except ValueError as exc:
         print(f"strava-sim {COMMAND}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = exc.filename or args.out
+        reason = exc.strerror or exc
+        print(
+            f"strava-sim {COMMAND}: error: cannot write {where}: {reason} (choose another --out)",
+            file=sys.stderr,
+        )
         return 2
     files = sum(1 for e in manifest.entries.values() if e.filename)
     print(
