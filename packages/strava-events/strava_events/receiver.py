@@ -163,7 +163,7 @@ class Receiver:
                     lambda: self.store.insert([stored]),
                     self.settings.limits.store_deadline_seconds,
                 )
-            except (StoreError, asyncio.TimeoutError) as exc:
+            except Exception as exc:  # any failure of the store: the spool takes the event
                 self._store_down_until = time.monotonic() + STORE_BACKOFF_SECONDS
                 reason = "too slow" if isinstance(exc, asyncio.TimeoutError) else describe(exc)
                 self._warn.warn(
@@ -200,7 +200,7 @@ class Receiver:
                         functools.partial(self.store.prune, cutoff), TAP_STORE_TIMEOUT_SECONDS
                     )
                     last_prune = time.monotonic()
-            except (StoreError, asyncio.TimeoutError) as exc:
+            except Exception as exc:  # the task must outlive any failure, or the spool stays
                 reason = "too slow" if isinstance(exc, asyncio.TimeoutError) else describe(exc)
                 self._warn.warn(
                     "drain",
