@@ -5,16 +5,17 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PLUGINS := .meltano/.plugins-installed
 # The core suite's plugins; the rest of meltano.yml (more loaders, dbt) is for the extras.
-CORE_PLUGINS := tap-strava tap-strava-details tap-strava-reconcile target-csv target-postgres mapper-strava-tally target-strava-spool tap-strava-replay
+CORE_PLUGINS := tap-strava tap-strava-details tap-strava-reconcile tap-strava-events target-csv target-postgres mapper-strava-tally target-strava-spool tap-strava-replay strava-data
 EXTRAS := $(VENV)/.extras-installed
 
 .PHONY: setup demo test test-e2e test-sdk-range lint format clean settings-doc setup-extras test-extras dashboard bench
 
 # The three distributions of packages/ (the tap, the simulator, the pipeline around them),
 # editable, and the tools of the suite.
-PACKAGES := -e ./packages/tap-strava -e ./packages/strava-simulator -e ./packages/strava-pipeline
+PACKAGES := -e ./packages/tap-strava -e ./packages/strava-simulator -e ./packages/strava-pipeline \
+	-e ./packages/strava-events
 PACKAGE_FILES := packages/tap-strava/pyproject.toml packages/strava-simulator/pyproject.toml \
-	packages/strava-pipeline/pyproject.toml requirements-dev.txt
+	packages/strava-pipeline/pyproject.toml packages/strava-events/pyproject.toml requirements-dev.txt
 
 $(INSTALLED): $(PACKAGE_FILES)
 	$(PYTHON) -m venv $(VENV)

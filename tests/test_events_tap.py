@@ -250,3 +250,17 @@ def test_a_revocation_removes_the_tokens_and_a_forged_one_does_not(tmp_path, que
     assert outcomes == ["ignored", "revoked"]
     assert revoked.records("activities") == []
     assert store.load() is None, "the revoking athlete's tokens are gone"
+
+
+def test_the_row_an_event_writes_is_the_row_a_poll_writes(tmp_path, queue):
+    """No churn: an event's activities row equals the polled one, field for field."""
+    events, url = queue
+    with StravaSimulator(seed=26, activity_count=60) as sim:
+        target = sim.activities[7]
+        sim.update_activity(target["id"], name="Same row either way")
+        events.push(**_event(sim, target["id"], "update", title="Same row either way"))
+        pushed = run_tap(_events_config(sim, tmp_path, url))
+        polled = run_tap(tap_config_for(sim, tmp_path / "polled"), streams=["activities"])
+    (from_event,) = pushed.records("activities")
+    (from_poll,) = [r for r in polled.records("activities") if r["id"] == target["id"]]
+    assert from_event == from_poll

@@ -1,1 +1,1 @@
-"""``strava-forget-athlete`` and ``strava-apply-deletions``: data Strava says must go."""
+"""Rules for the loaded data: deletions applied, a revoking athlete forgotten, the merged view."""

@@ -19,7 +19,7 @@ import dataclasses
 import sys
 import typing as t
 
-from strava_forget.cli import postgres_dsn
+from strava_data.postgres import postgres_dsn, target_schema
 
 if t.TYPE_CHECKING:
     import psycopg
@@ -103,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--schema", default=None, help="the target schema (default: strava)")
     parser.add_argument("--hard", action="store_true", help="delete instead of flagging")
     args = parser.parse_args(argv)
-    import os
-
-    schema = args.schema or os.environ.get("TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA") or "strava"
+    schema = target_schema(args.schema)
     dsn = args.dsn or postgres_dsn()
     if not dsn:
         print(

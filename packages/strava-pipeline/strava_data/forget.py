@@ -13,26 +13,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from urllib.parse import quote
 
-from strava_forget.rows import Found, csv_rows, postgres_rows
+from strava_data.postgres import postgres_dsn, target_schema
+from strava_data.rows import Found, csv_rows, postgres_rows
 from tap_strava.token_store import default_token_store_path, forget_athlete
-
-
-def postgres_dsn() -> str | None:
-    """The project's PostgreSQL, from the same TARGET_POSTGRES_* variables as the loader."""
-    url = os.environ.get("TARGET_POSTGRES_SQLALCHEMY_URL")
-    if url:
-        return url.replace("postgresql+psycopg://", "postgresql://", 1)
-    host = os.environ.get("TARGET_POSTGRES_HOST")
-    if not host:
-        return None
-    user = quote(os.environ.get("TARGET_POSTGRES_USER", "postgres"))
-    password = os.environ.get("TARGET_POSTGRES_PASSWORD")
-    auth = f"{user}:{quote(password)}" if password else user
-    port = os.environ.get("TARGET_POSTGRES_PORT", "5432")
-    database = os.environ.get("TARGET_POSTGRES_DATABASE", "strava")
-    return f"postgresql://{auth}@{host}:{port}/{database}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,12 +31,17 @@ def _parser() -> argparse.ArgumentParser:
         "--dsn",
         help="PostgreSQL connection (default: from TARGET_POSTGRES_*; none: skip PostgreSQL)",
     )
-    parser.add_argument("--schema", default="strava", help="the target schema (strava)")
+    parser.add_argument(
+        "--schema",
+        help="the target schema (default: $TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA or strava)",
+    )
     parser.add_argument(
         "--csv-dir", type=Path, default=Path("output"), help="the CSV output folder (output)"
     )
     parser.add_argument(
-        "--token-store-path", type=Path, help="the token store (default: the tap's default)"
+        "--token-store-path",
+        type=Path,
+        help="the token store (default: $TAP_STRAVA_TOKEN_STORE_PATH, else the tap's default)",
     )
     return parser
 
@@ -73,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             with psycopg.connect(dsn, connect_timeout=10) as connection:
-                found = postgres_rows(connection, args.schema, args.athlete, apply=args.apply)
+                found = postgres_rows(
+                    connection, target_schema(args.schema), args.athlete, apply=args.apply
+                )
         except psycopg.Error as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             print(
@@ -90,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         found = csv_rows(args.csv_dir, args.athlete, apply=args.apply)
         _report(found, verb)
         total += sum(item.rows for item in found)
-    store = args.token_store_path or default_token_store_path()
+    configured = os.environ.get("TAP_STRAVA_TOKEN_STORE_PATH")
+    store = args.token_store_path or (Path(configured) if configured else None)
+    store = store or default_token_store_path()
     if args.apply and store.exists():
         entries = forget_athlete(store, args.athlete)
         print(f"removed {entries} token store entr{'y' if entries == 1 else 'ies'} from {store}")

@@ -52,8 +52,28 @@ if t.TYPE_CHECKING:
 
     from singer_sdk.helpers.types import Context
 
-# The summary fields of an activity: what ``activities`` holds for a polled one.
-_SUMMARY_FIELDS = frozenset(ACTIVITY_SCHEMA["properties"]) - {"_unknown_fields"}
+# Strava's resource_state of a detailed answer, and of the summary a list holds.
+_DETAILED_STATE, _SUMMARY_STATE = 3, 2
+
+
+def _project(value: t.Any, schema: t.Mapping[str, t.Any]) -> t.Any:
+    """A detailed answer cut down to the list's schema, at every level, as a summary.
+
+    What only the detail has (description, calories, ``map.polyline``...) goes to
+    ``activity_details``; ``activities`` keeps what a polled row has, so the row an event
+    writes equals the row the next poll writes (no churn, no ``_unknown_fields``).
+    """
+    properties = schema.get("properties")
+    if not isinstance(value, dict) or not isinstance(properties, dict):
+        return value
+    projected = {
+        key: _project(item, properties[key])
+        for key, item in value.items()
+        if key in properties and key != "_unknown_fields"
+    }
+    if projected.get("resource_state") == _DETAILED_STATE:
+        projected["resource_state"] = _SUMMARY_STATE
+    return projected
 
 
 class EventStream(StravaStream):
@@ -127,7 +147,7 @@ class EventActivitiesStream(EventStream):
         """The detailed answer, cut down to what a listed activity has."""
         if handled.outcome != APPLIED or handled.activity is None:
             return
-        summary = {k: v for k, v in handled.activity.items() if k in _SUMMARY_FIELDS}
+        summary = _project(handled.activity, self.schema)
         summary["athlete_id"] = athlete_id
         yield conform_to_schema(
             summary, self.schema, logger=self.logger, label=f"activity {summary.get('id')}"

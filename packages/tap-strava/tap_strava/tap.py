@@ -28,6 +28,14 @@ from tap_strava.detail_streams import (
     ZonesStream,
 )
 from tap_strava.errors import StravaConfigError, StravaUserError
+from tap_strava.event_handling import EventRun
+from tap_strava.event_inbox import EventInbox
+from tap_strava.event_streams import (
+    ActivityDeletionsStream,
+    EventActivitiesStream,
+    EventDetailsStream,
+    EventReceiptsStream,
+)
 from tap_strava.export_streams import export_streams
 from tap_strava.run import SyncRun
 from tap_strava.sdk_adapter import ConfigValidationHook
@@ -211,6 +219,33 @@ class TapStrava(ConfigValidationHook, Tap):
             "pass completes for every athlete) and updates old edits. Run it under its own "
             "state id (the tap-strava-reconcile plugin); needs activity:read_all, as recorded "
             "by tap-strava-auth in the token store.",
+        ),
+        th.Property(
+            "events_url",
+            th.StringType,
+            title="Events URL",
+            description="The events mode: the push-event receiver's tap interface (for "
+            "example http://127.0.0.1:8787/tap, see docs/events.md). When set, a run reads "
+            "the pending push events instead of the activity list and emits the activities "
+            "they name (one read each), their details, confirmed deletions "
+            "(activity_deletions) and event_receipts. Run it under its own state id (the "
+            "tap-strava-events plugin).",
+        ),
+        th.Property(
+            "events_token",
+            th.StringType,
+            secret=True,
+            title="Events Token",
+            description="The bearer token of the receiver's tap interface "
+            "(STRAVA_EVENTS_TAP_TOKEN of strava-events serve).",
+        ),
+        th.Property(
+            "events_per_run",
+            th.IntegerType(minimum=1),
+            default=500,
+            title="Events Per Run",
+            description="At most this many pending events per run (one read per activity "
+            "they name); the rest stay queued for the next run.",
         ),
         th.Property(
             "export_archive_path",
@@ -462,10 +497,17 @@ class TapStrava(ConfigValidationHook, Tap):
             errors.append("refresh_token is required (or athletes, a list of refresh tokens)")
         elif len(set(tokens)) < len(tokens):
             errors.append("the same refresh token is configured twice (refresh_token/athletes)")
-        for setting in ("api_url", "token_url"):
+        for setting in ("api_url", "token_url", "events_url"):
             value = self.config.get(setting)
             if value is not None and not str(value).startswith(("http://", "https://")):
                 errors.append(f"{setting} must be an http(s) URL, got {value!r}")
+        if self.config.get("events_url") and not self.config.get("events_token"):
+            errors.append(
+                "events_url is set but events_token is not: give the receiver's "
+                "STRAVA_EVENTS_TAP_TOKEN (TAP_STRAVA_EVENTS_TOKEN)"
+            )
+        if self.config.get("events_url") and self.config.get("reconcile"):
+            errors.append("events_url and reconcile exclude each other: run them as two plugins")
         return errors
 
     @cached_property
@@ -473,16 +515,26 @@ class TapStrava(ConfigValidationHook, Tap):
         """What every stream of this sync shares (see :mod:`tap_strava.run`)."""
         store_path = Path(self.config.get("token_store_path") or default_token_store_path())
         facts = SharedFacts.beside(store_path)
+        events = None
+        if self.config.get("events_url"):
+            inbox = EventInbox(
+                str(self.config["events_url"]),
+                str(self.config.get("events_token") or ""),
+                timeout=float(self.config.get("request_timeout", 60)),
+            )
+            events = EventRun(inbox, self.config)
         return SyncRun(
             athletes=Athletes(self.config, facts, self.logger, get=self._get_profile_path),
             started_at=self.run_started_at,
             shared_facts=facts,
             report_skipped=self.report_skipped_athletes,
+            events=events,
         )
 
     def _get_profile_path(self, account: t.Any, path: str) -> t.Any:
         """An account's own GET (its profile) through the ``athlete`` stream's machinery."""
-        stream = t.cast("AthleteStream", self.streams["athlete"])
+        # The events mode has no athlete stream: any of its streams makes the request.
+        stream = t.cast("StravaStream", self.streams.get("athlete") or self.streams["activities"])
         return stream.get_one(path, account)
 
     @property
@@ -550,9 +602,7 @@ class TapStrava(ConfigValidationHook, Tap):
             parse_env_config=bool(getattr(config, "parse_env", False)),
             validate_config=True,
         )
-        config_test = started_by_meltano_config_test() and not tap.config.get(
-            "export_archive_path"
-        )
+        config_test = started_by_meltano_config_test() and not tap.config.get("export_archive_path")
         if config_test:
             tap.check_credentials_now()
         tap.sync_all()
@@ -592,7 +642,7 @@ class TapStrava(ConfigValidationHook, Tap):
             raise StravaUserError(msg)
 
     def discover_streams(self) -> list[StravaStream]:
-        """The streams this tap offers."""
+        """The streams this tap offers (the events mode's own set when events_url is set)."""
         if self.config.get("export_archive_path"):
             # An archive import: its own streams, no API stream, no request.
             store_path = Path(self.config.get("token_store_path") or default_token_store_path())
@@ -602,6 +652,15 @@ class TapStrava(ConfigValidationHook, Tap):
                     self, str(self.config["export_archive_path"]), SharedFacts.beside(store_path)
                 ),
             )
+        if self.config.get("events_url"):
+            # event_receipts must sync last (its state acknowledges what the others
+            # emitted): the SDK syncs streams in name order, and it sorts after activity_*.
+            return [
+                EventActivitiesStream(self),
+                EventDetailsStream(self),
+                ActivityDeletionsStream(self),
+                EventReceiptsStream(self),
+            ]
         return [
             ActivitiesStream(self),
             AthleteStream(self),
