@@ -190,6 +190,14 @@ def test_every_row_agrees_with_the_api(archive):
         assert row[100] == ""
         if detail["manual"]:
             assert row[12] == ""
+        streams = api.streams(activity_id)
+        if "cadence" in streams:  # what Strava computes from the recording
+            assert float(row[28]) == max(streams["cadence"])
+        if "altitude" in streams:
+            altitude = streams["altitude"]
+            drops = [altitude[i] - altitude[i + 1] for i in range(len(altitude) - 1)]
+            loss = sum(d for d in drops if d > 0)
+            assert math.isclose(float(row[21]), loss, rel_tol=1e-6, abs_tol=1e-3)
 
 
 def test_empty_text_is_quoted_and_a_description_keeps_its_lines(archive):

@@ -455,12 +455,14 @@ def _write_activities_csv(
         for index, activity in enumerate(activities):
             planned = planner.files.get(activity.id)
             detail = details.detailed(activity, gear)
+            streams = details.streams(activity, ["cadence", "temp", "altitude"])
             row = archive_csv.activity_row(
                 detail,
                 gear=gear,
                 athlete=profile,
                 filename=None if planned is None else planned.filename,
                 language=manifest.language,
+                streams={key: value["data"] for key, value in streams.items()},
             )
             text = archive_csv.csv_line(row)
             out.write(text)

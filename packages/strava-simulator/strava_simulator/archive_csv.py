@@ -10,6 +10,7 @@ row, consistent with what the simulator's API answers for the same activity.
 
 from __future__ import annotations
 
+import itertools
 import struct
 import time
 from collections.abc import Sequence
@@ -111,9 +112,11 @@ COL = {
     "distance_display": 6, "max_hr_1": 7, "relative_effort_1": 8, "commute_text": 9,
     "private_note": 10, "gear": 11, "filename": 12, "athlete_weight": 13, "bike_weight": 14,
     "elapsed": 15, "moving": 16, "distance": 17, "max_speed": 18, "average_speed": 19,
-    "elevation_gain": 20, "elevation_low": 22, "elevation_high": 23, "average_cadence": 29,
+    "elevation_gain": 20, "elevation_loss": 21, "elevation_low": 22, "elevation_high": 23,
+    "max_cadence": 28, "average_cadence": 29,
     "max_hr": 30, "average_hr": 31, "max_watts": 32, "average_watts": 33, "calories": 34,
-    "average_temp": 36, "relative_effort": 37, "total_work": 38, "perceived_exertion": 43,
+    "max_temp": 35, "average_temp": 36, "relative_effort": 37, "total_work": 38,
+    "perceived_exertion": 43,
     "weighted_power": 46, "prefer_perceived": 48, "commute_flag": 50, "from_upload": 52,
     "grade_adjusted_distance": 53, "bike": 68, "shoe": 69, "flagged": 79,
     "average_elapsed_speed": 80, "dirt_distance": 81, "grade_adjusted_pace": 90, "media": 100,
@@ -230,8 +233,13 @@ def activity_row(
     athlete: JSONDict,
     filename: str | None,
     language: str = "en",
+    streams: dict[str, list[Any]] | None = None,
 ) -> list[Cell]:
-    """One ``activities.csv`` row from the API's detailed activity (``/activities/{id}``)."""
+    """One ``activities.csv`` row from the API's detailed activity (``/activities/{id}``).
+
+    ``streams`` (the API's ``/streams`` data by type) fill the columns Strava computes from
+    the recording and the API has no field for: max cadence, elevation loss, max temperature.
+    """
     row: list[Cell] = [None] * len(ACTIVITY_COLUMNS_EN)
     c = COL
     start = parse_iso(str(detail["start_date"]))
@@ -297,7 +305,21 @@ def activity_row(
     if not manual and distance > 0:
         row[c["dirt_distance"]] = "0.0"
     row[c["media"]] = ""
+    if streams:
+        _from_streams(row, streams)
     return row
+
+
+def _from_streams(row: list[Cell], streams: dict[str, list[Any]]) -> None:
+    c = COL
+    if streams.get("cadence"):
+        row[c["max_cadence"]] = f32(max(streams["cadence"]))
+    if streams.get("temp"):
+        row[c["max_temp"]] = f32(max(streams["temp"]))
+    altitude = streams.get("altitude")
+    if altitude:
+        loss = sum(max(0.0, a - b) for a, b in itertools.pairwise(altitude))
+        row[c["elevation_loss"]] = f32(loss)
 
 
 def csv_line(cells: Sequence[Cell]) -> str:
