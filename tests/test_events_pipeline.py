@@ -52,6 +52,7 @@ class Receiver:
             "STRAVA_EVENTS_POSTGRES_DSN": dsn,
             "STRAVA_EVENTS_POSTGRES_SCHEMA": "strava_events_" + uuid.uuid4().hex[:10],
             "STRAVA_EVENTS_SPOOL_DIR": str(workdir / "receiver-spool"),
+            "STRAVA_EVENTS_STATE_DIR": str(workdir / "receiver-state"),
             "STRAVA_EVENTS_CLIENT_ID": sim.client_id,
             "STRAVA_EVENTS_CLIENT_SECRET": sim.client_secret,
             "STRAVA_EVENTS_API_BASE": sim.api_url,

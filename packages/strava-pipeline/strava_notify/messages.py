@@ -136,6 +136,44 @@ def _new_activity_lines(tallies: t.Mapping[str, t.Mapping[str, t.Any]]) -> list[
     return lines
 
 
+def _event_outcomes(report: RunReport) -> dict[str, t.Any] | None:
+    """The events mode's tally (handled push events by outcome), if this run had one."""
+    for tally in report.tallies.values():
+        events = tally.get("events")
+        if isinstance(events, dict):
+            return events
+    if report.job == "strava-events" and report.tallies:
+        return {"outcomes": {}, "revoked_athletes": []}
+    return None
+
+
+def _events_message(env: str, events: t.Mapping[str, t.Any]) -> tuple[str, list[str]]:
+    """What an events run did: applied changes, deletions, ignored events, revocations."""
+    outcomes = events.get("outcomes") or {}
+    applied, deleted = int(outcomes.get("applied", 0)), int(outcomes.get("deleted", 0))
+    ignored, revoked = int(outcomes.get("ignored", 0)), int(outcomes.get("revoked", 0))
+    parts = [
+        *([f"{applied} applied"] if applied else []),
+        *([f"{deleted} deleted"] if deleted else []),
+        *([f"{revoked} revoked"] if revoked else []),
+    ]
+    title = f"Strava push events ({env}): " + (", ".join(parts) or "nothing to apply")
+    body = [
+        f"Push events handled: {applied} created or changed "
+        f"{'activity' if applied == 1 else 'activities'} loaded (one read each), "
+        f"{deleted} deletion{'' if deleted == 1 else 's'} confirmed with the owner's token, "
+        f"{ignored} ignored (unconfirmed, forged or of no configured athlete)."
+    ]
+    for athlete in events.get("revoked_athletes") or []:
+        body.append(
+            f"Athlete {athlete} revoked this app's access: its tokens were removed from the "
+            "token store. Remove its refresh token from the configuration and delete its "
+            f"data (Strava asks within 48 hours): strava-forget-athlete --athlete {athlete} "
+            "--apply (docs/events.md#deletions-and-revocations)."
+        )
+    return title, body
+
+
 def _counts_lines(report: RunReport) -> list[str]:
     if not report.tallies:
         return ["Counts unavailable: no tally was written (is mapper-strava-tally in the job?)."]
@@ -170,7 +208,11 @@ def compose(report: RunReport) -> Notification:
     outcome = report.outcome
     env = report.environment
     notes = list(report.notes)
-    if outcome == SUCCESS and not report.tallies:
+    events = _event_outcomes(report)
+    if outcome in (SUCCESS, NO_NEW) and events is not None:
+        title, body = _events_message(env, events)
+        body = [*body, *_counts_lines(report)]
+    elif outcome == SUCCESS and not report.tallies:
         # A job without the tally mapper (the weekly reconcile): say only what is known.
         title = f"Strava sync ({env}): {report.job} finished"
         body = ["Every target committed.", *_counts_lines(report)]

@@ -21,6 +21,7 @@ from tap_strava.state_keys import QUOTA_STOP_KEY, SKIPPED_ATHLETES_KEY
 
 TALLY_VERSION = 1
 ACTIVITIES_STREAM = "activities"
+EVENT_RECEIPTS_STREAM = "event_receipts"
 #: How tap-strava-replay-csv names a spool's stream for target-csv-replay:
 #: ``<label>/<stream>-<label>`` (the file ``output/<label>/<stream>-<label>.csv``).
 _FOLDER_STREAM = re.compile(r"^(?P<folder>[^/]+)/(?P<stream>.+)-(?P=folder)$")
@@ -136,6 +137,9 @@ class RunTally:
         self._classified: set[str] = set()
         # CSV replay: records per stream per spool folder (output/<folder>/).
         self.folders: dict[str, dict[str, int]] = {}
+        # The events mode: handled push events by outcome, and who revoked the app.
+        self.events: dict[str, int] = {}
+        self.revoked_athletes: list[int] = []
 
     def _stream(self, name: str) -> StreamTally:
         return self.streams.setdefault(name, StreamTally())
@@ -158,6 +162,9 @@ class RunTally:
         if folder is not None:
             per_folder = self.folders.setdefault(folder, {})
             per_folder[stream] = per_folder.get(stream, 0) + 1
+        if stream == EVENT_RECEIPTS_STREAM:
+            self._on_receipt(record)
+            return
         if stream != ACTIVITIES_STREAM:
             return
         if self._previous is None:
@@ -191,6 +198,14 @@ class RunTally:
         """Note the type of the latest message (an input that ends on STATE is complete)."""
         self.last_message_type = message_type
 
+    def _on_receipt(self, record: t.Mapping[str, t.Any]) -> None:
+        """Count one handled push event; remember an athlete who revoked the app."""
+        outcome = str(record.get("outcome") or "unknown")[:20]
+        self.events[outcome] = self.events.get(outcome, 0) + 1
+        owner = record.get("owner_id")
+        if outcome == "revoked" and isinstance(owner, int) and owner not in self.revoked_athletes:
+            self.revoked_athletes.append(owner)
+
     def as_dict(self) -> dict[str, t.Any]:
         """The tally as written to ``tally_path``."""
         stops = quota_stops(self._last_state)
@@ -208,6 +223,9 @@ class RunTally:
             "partial": {"reason": stops[0]["reason"], "stops": stops} if stops else None,
             "tally_errors": self.tally_errors,
             "folders": self.folders,
+            "events": {"outcomes": self.events, "revoked_athletes": self.revoked_athletes}
+            if self.events
+            else None,
         }
 
 
