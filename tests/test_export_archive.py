@@ -402,3 +402,40 @@ def test_activity_streams_skip_the_tracks_an_archive_loaded(tmp_path, simulator)
     assert len(fetched) == 5
     assert not set(fetched) & set(oldest[:3])
     assert fetched[:2] == oldest[3:]  # the budget went to what the archive lacks
+
+
+def test_a_folder_whose_listed_file_links_outside_is_not_read(tmp_path, caplog):
+    outside = tmp_path / "secret.gpx"
+    outside.write_bytes(gpx_bytes(start_at(1), samples(3)))
+    folder = write_archive(
+        tmp_path / "export",
+        [Activity(601, start_at(1), filename="activities/601.gpx")],
+        folder=True,
+    )
+    (folder / "activities").mkdir(exist_ok=True)
+    (folder / "activities" / "601.gpx").symlink_to(outside)
+    with caplog.at_level("WARNING"):
+        result = run_tap(config_for(folder, tmp_path))
+    assert [a["id"] for a in result.records("export_activities")] == [601]
+    assert result.records("export_tracks") == []
+    assert any("activity 601:" in r.getMessage() for r in caplog.records)
+
+
+def test_a_damaged_activities_csv_stops_with_one_line(tmp_path):
+    rows = [english_row(Activity(700 + i, start_at(1 + i % 20))) for i in range(50)]
+    path = tmp_path / "export_4242.zip"
+    write_archive(path, [], rows=rows)
+    # Rewrite activities.csv stored (not deflated) and flip a byte in its middle: the
+    # zip's CRC no longer matches once the member is read to its end.
+    with zipfile.ZipFile(path) as source:
+        members = {info.filename: source.read(info) for info in source.infolist()}
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as target:
+        for name, data in members.items():
+            target.writestr(name, data)
+    raw = bytearray(path.read_bytes())
+    middle = raw.index(b"Morning Run", len(raw) // 4)
+    raw[middle] ^= 0x20
+    path.write_bytes(bytes(raw))
+    line = _cli_error(config_for(path, tmp_path), tmp_path)
+    assert "activities.csv cannot be read to its end" in line
+    assert "download the archive again" in line

@@ -315,7 +315,14 @@ class ExportArchive:
                     return read_bounded(
                         handle, what=what, budget=self.budget, compressed_size=info.compress_size
                     )
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+            except (
+                zipfile.BadZipFile,
+                OSError,
+                EOFError,
+                ValueError,
+                NotImplementedError,
+                RuntimeError,  # an encrypted member
+            ) as exc:
                 msg = f"{relative} cannot be read from the zip ({exc})"
                 raise MemberError(msg) from None
         path = self._folder_file(name)
@@ -339,7 +346,12 @@ class ExportArchive:
             if info is None:
                 msg = f"{relative} is not in the archive"
                 raise MemberError(msg)
-            with self._zip.open(info) as handle:
+            try:
+                handle = self._zip.open(info)
+            except (zipfile.BadZipFile, RuntimeError, NotImplementedError, ValueError) as exc:
+                msg = f"{relative} cannot be read from the zip ({exc})"  # encrypted, say
+                raise MemberError(msg) from None
+            with handle:
                 yield BoundedStream(handle, what, self.budget, info.compress_size)
             return
         path = self._folder_file(name)
@@ -764,8 +776,8 @@ def read_activities(archive: ExportArchive) -> tuple[HeaderMap, Iterator[dict[st
     try:
         rows = archive.text_rows("activities.csv")
         header_row = next(rows, None)
-    except MemberError as exc:
-        msg = f"{archive.path}: {exc}; {REQUEST_HINT}"
+    except MemberError as exc:  # present (checked at opening) but damaged
+        msg = f"{archive.path}: {exc}; download the archive again from Strava"
         raise ArchiveError(msg) from None
     if header_row is None:
         msg = f"{archive.path}: activities.csv is empty; {REQUEST_HINT}"
@@ -773,10 +785,14 @@ def read_activities(archive: ExportArchive) -> tuple[HeaderMap, Iterator[dict[st
     header = map_header(header_row)
 
     def records() -> Iterator[dict[str, t.Any]]:
-        for row in rows:
-            record = activity_record(row, header)
-            if isinstance(record.get("id"), int):
-                yield record
+        try:
+            for row in rows:
+                record = activity_record(row, header)
+                if isinstance(record.get("id"), int):
+                    yield record
+        except MemberError as exc:  # damaged after its first rows: nothing more can be read
+            msg = f"{archive.path}: {exc}; download the archive again from Strava"
+            raise ArchiveError(msg) from None
 
     return header, records()
 
