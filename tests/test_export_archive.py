@@ -439,3 +439,28 @@ def test_a_damaged_activities_csv_stops_with_one_line(tmp_path):
     line = _cli_error(config_for(path, tmp_path), tmp_path)
     assert "activities.csv cannot be read to its end" in line
     assert "download the archive again" in line
+
+
+def test_an_archive_import_excludes_the_events_mode_and_reconcile(tmp_path):
+    archive = write_archive(tmp_path / "export_4242.zip", standard_activities()[:1])
+    for extra in (
+        {"events_url": "http://127.0.0.1:9/tap", "events_token": "x"},
+        {"reconcile": True},
+    ):
+        line = _cli_error(config_for(archive, tmp_path, **extra), tmp_path)
+        assert "exclude each other" in line
+
+
+def test_the_athlete_id_falls_back_to_the_zip_name_else_one_line(tmp_path):
+    archive = write_archive(tmp_path / "export_31337.zip", standard_activities()[:1])
+    with zipfile.ZipFile(archive) as source:
+        members = {i.filename: source.read(i) for i in source.infolist()}
+    for path in (tmp_path / "export_31337.zip", tmp_path / "mine.zip"):
+        with zipfile.ZipFile(path, "w") as target:
+            for name, data in members.items():
+                if name != "profile.csv":
+                    target.writestr(name, data)
+    result = run_tap(config_for(tmp_path / "export_31337.zip", tmp_path))
+    assert {a["athlete_id"] for a in result.records("export_activities")} == {31337}
+    line = _cli_error(config_for(tmp_path / "mine.zip", tmp_path), tmp_path)
+    assert "no readable athlete id" in line

@@ -508,6 +508,12 @@ class TapStrava(ConfigValidationHook, Tap):
             )
         if self.config.get("events_url") and self.config.get("reconcile"):
             errors.append("events_url and reconcile exclude each other: run them as two plugins")
+        for other in ("events_url", "reconcile"):
+            if self.config.get("export_archive_path") and self.config.get(other):
+                errors.append(
+                    f"export_archive_path and {other} exclude each other: an archive import "
+                    "reads no API (run it as its own plugin, tap-strava-archive)"
+                )
         return errors
 
     @cached_property
