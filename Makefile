@@ -8,7 +8,7 @@ PLUGINS := .meltano/.plugins-installed
 CORE_PLUGINS := tap-strava tap-strava-details tap-strava-reconcile tap-strava-events target-csv target-postgres mapper-strava-tally target-strava-spool tap-strava-replay strava-data
 EXTRAS := $(VENV)/.extras-installed
 
-.PHONY: setup demo test test-e2e test-sdk-range lint format clean settings-doc setup-extras test-extras dashboard bench
+.PHONY: setup demo test test-e2e test-sdk-range lint format clean settings-doc setup-extras test-extras dashboard bench bench-archive bench-events
 
 # The three distributions of packages/ (the tap, the simulator, the pipeline around them),
 # editable, and the tools of the suite.
@@ -80,6 +80,14 @@ dashboard: setup-extras
 # "--requests-only" for issue 14's requests against Strava's minimum alone.
 bench: setup
 	$(BIN)/python -m devtools.bench $(BENCH_ARGS)
+
+# The export archive's import against a bare decoding loop and the API (issue 16), and
+# reads per day with push events against polling (issue 17): docs/benchmarks.md.
+bench-archive: setup
+	$(BIN)/python -m devtools.bench_archive $(BENCH_ARGS)
+
+bench-events: setup
+	$(BIN)/python -m devtools.bench_events $(BENCH_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -1,0 +1,305 @@
+"""The export archive's import against a bare decoding loop and against the API (issue 16).
+
+For a simulated athlete (``strava-sim``'s archive writer, one-second tracks):
+
+1. **FIT decoders compared** on the archive's own FIT files: fitdecode (what the tap uses)
+   and garmin-fit-sdk, time for all files and whether both read the same values;
+2. **the bare decoding loop**: every original decoded with the fastest reader of its
+   format (no CSV, no JSON, no database): the floor of any importer;
+3. **the import**: ``tap-strava`` (``export_archive_path``) piped into the project's
+   ``target-postgres`` with the archive import's settings (batches of 50, COPY), wall time
+   and each process's peak memory, at the full size and at a tenth of it;
+4. **the API for the same data**: list pages plus one request per activity for each of
+   details, laps, zones and streams, counted from the simulator's log, in days of the
+   default read quota (1,000 a day).
+
+``make bench-archive`` (``python -m devtools.bench_archive``) prints the table for
+docs/benchmarks.md. Ratios are taken within the one run, on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import io
+import json
+import os
+import re
+import tempfile
+import time
+import typing as t
+import zipfile
+from pathlib import Path
+
+from devtools.bench import (
+    BIN,
+    PROJECT_ROOT,
+    _api_reads,
+    _plugin_bin,
+    _tap_config,
+    _unlimited_simulator,
+    run_measured,
+    run_tap_in_process,
+)
+from devtools.postgres import connect, postgres_server
+
+JSONDict = dict[str, t.Any]
+DAILY_READS = 1000
+PER_ACTIVITY = ("activity_details_per_run", "laps_per_run", "zones_per_run", "streams_per_run")
+
+
+def _originals(archive: Path) -> t.Iterator[tuple[str, bytes]]:
+    """(name, decompressed bytes) of every original file in the archive."""
+    with zipfile.ZipFile(archive) as zipped:
+        for info in zipped.infolist():
+            if not info.filename.startswith("activities/") or info.is_dir():
+                continue
+            data = zipped.read(info)
+            name = info.filename
+            if name.endswith(".gz"):
+                with contextlib.suppress(OSError, EOFError):
+                    data = gzip.decompress(data)
+                name = name[:-3]
+            yield name, data
+
+
+def _fitdecode_values(data: bytes) -> list[tuple[t.Any, ...]]:
+    import fitdecode
+
+    values = []
+    with fitdecode.FitReader(io.BytesIO(data), check_crc=fitdecode.CrcCheck.RAISE) as reader:
+        for frame in reader:
+            if isinstance(frame, fitdecode.FitDataMessage) and frame.name == "record":
+                values.append(
+                    tuple(
+                        frame.get_value(name, fallback=None)
+                        for name in ("position_lat", "heart_rate", "power", "cadence")
+                    )
+                )
+    return values
+
+
+def _garmin_values(data: bytes) -> list[tuple[t.Any, ...]]:
+    from garmin_fit_sdk import Decoder, Stream
+
+    messages, errors = Decoder(Stream.from_byte_array(bytearray(data))).read(
+        apply_scale_and_offset=True, convert_datetimes_to_dates=False
+    )
+    if errors:
+        raise ValueError(str(errors[0]))
+    return [
+        tuple(record.get(name) for name in ("position_lat", "heart_rate", "power", "cadence"))
+        for record in messages.get("record_mesgs", [])
+    ]
+
+
+def compare_fit_decoders(archive: Path) -> JSONDict:
+    """Both FIT decoders on every FIT original: seconds, and files where values differ."""
+    files = [(name, data) for name, data in _originals(archive) if name.endswith(".fit")]
+    result: JSONDict = {"files": len(files)}
+    decoded: dict[str, dict[str, list[tuple[t.Any, ...]] | None]] = {}
+    for label, decode in (("fitdecode", _fitdecode_values), ("garmin-fit-sdk", _garmin_values)):
+        started = time.perf_counter()
+        out: dict[str, list[tuple[t.Any, ...]] | None] = {}
+        for name, data in files:
+            try:
+                out[name] = decode(data)
+            except Exception:  # a corrupt file: both must refuse it
+                out[name] = None
+        result[label] = time.perf_counter() - started
+        decoded[label] = out
+    a, b = decoded["fitdecode"], decoded["garmin-fit-sdk"]
+    result["records"] = sum(len(v or []) for v in a.values())
+    result["differ"] = sorted(name for name in a if a[name] != b[name])
+    return result
+
+
+def bare_loop(archive: Path, fit_reader: str) -> JSONDict:
+    """Every original decoded once with the fastest reader of its format; seconds."""
+    import gpxpy
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+    started = time.perf_counter()
+    points = 0
+    for name, data in _originals(archive):
+        try:
+            if name.endswith(".fit"):
+                decode = _garmin_values if fit_reader == "garmin-fit-sdk" else _fitdecode_values
+                points += len(decode(data))
+            elif name.endswith(".gpx"):
+                track = gpxpy.parse(data.decode("utf-8", "replace").lstrip())
+                points += sum(len(s.points) for k in track.tracks for s in k.segments)
+            elif name.endswith(".tcx"):
+                root = etree.fromstring(data.lstrip(), parser)
+                points += sum(1 for _ in root.iter("{*}Trackpoint"))
+        except Exception:  # the quirk files: skipped, as the tap does
+            continue
+    return {"seconds": time.perf_counter() - started, "points": points}
+
+
+def import_archive(archive: Path, postgres_url: str, workdir: Path, schema: str) -> JSONDict:
+    """tap-strava | target-postgres on the archive, as the strava-archive job runs them."""
+    tap_config = workdir / f"{schema}-tap.json"
+    tap_config.write_text(
+        json.dumps(
+            {"export_archive_path": str(archive), "token_store_path": str(workdir / schema)}
+        ),
+        encoding="utf-8",
+    )
+    target_config = workdir / f"{schema}-target.json"
+    target_config.write_text(
+        json.dumps(
+            {
+                "sqlalchemy_url": postgres_url,
+                "default_target_schema": schema,
+                "batch_size_rows": 50,
+                "use_copy": True,
+                "validate_records": False,
+                "add_record_metadata": True,
+            }
+        ),
+        encoding="utf-8",
+    )
+    tap = BIN / "tap-strava"
+    target = _plugin_bin("loaders", "target-postgres")
+    command = f"'{tap}' --config '{tap_config}' | '{target}' --config '{target_config}'"
+    measured = run_measured(
+        ["bash", "-o", "pipefail", "-c", command],
+        env={**os.environ},
+        log=workdir / f"{schema}.log",
+        cwd=PROJECT_ROOT,
+    )
+    if not measured.ok:
+        msg = f"the import failed: {measured.tail()}"
+        raise RuntimeError(msg)
+    with connect(postgres_url) as conn:
+        rows = conn.execute(f'SELECT count(*) FROM "{schema}".export_activities').fetchone()
+        tracks = conn.execute(f'SELECT count(*) FROM "{schema}".export_tracks').fetchone()
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    return {
+        "seconds": measured.seconds,
+        "peaks": measured.peaks_mb,
+        "activities": rows[0] if rows else 0,
+        "tracks": tracks[0] if tracks else 0,
+    }
+
+
+def api_requests(seed: int, activities: int, track_seconds: int, workdir: Path) -> JSONDict:
+    """What the API needs for the same history: list pages and four calls per activity."""
+    from strava_simulator.archive import set_track_seconds
+
+    with _unlimited_simulator(seed, activities) as sim:
+        set_track_seconds(sim.primary, track_seconds)
+        config = _tap_config(sim, workdir / "api", **dict.fromkeys(PER_ACTIVITY, activities))
+        run_tap_in_process(config, {})
+        reads = _api_reads(sim.requests)
+    per_activity = sum(1 for r in reads if re.match(r"^/api/v3/activities/\d+", r.path))
+    return {"reads": len(reads), "per_activity": per_activity, "days": len(reads) / DAILY_READS}
+
+
+def write(seed: int, activities: int, track_seconds: int, folder: Path) -> tuple[Path, float]:
+    """The simulated athlete's archive (the writer's time is reported, not compared)."""
+    from strava_simulator.archive import write_archive
+
+    started = time.perf_counter()
+    with _unlimited_simulator(seed, activities) as sim:
+        manifest = write_archive(sim, folder, track_seconds=track_seconds)
+    return manifest.path, time.perf_counter() - started
+
+
+def _peaks(run: JSONDict) -> str:
+    peaks = run["peaks"]
+    return f"{peaks.get('tap-strava', 0):.0f} / {peaks.get('target-postgres', 0):.0f} MB"
+
+
+def _ratio(full: JSONDict, small: JSONDict, role: str) -> str:
+    return f"{full['peaks'].get(role, 0) / max(small['peaks'].get(role, 0), 1):.2f}x"
+
+
+def report(results: JSONDict) -> str:
+    """The section of docs/benchmarks.md."""
+    full, small = results["full"], results["small"]
+    fit = results["fit"]
+    loop = results["loop"]
+    size, small_size = results["activities"], results["small_activities"]
+    ratio = full["seconds"] / loop["seconds"]
+    lines = [
+        f"A simulated archive of {size:,} activities with {results['track_seconds']:,}-second "
+        f"one-second tracks ({results['archive_mb']:.0f} MB zip, {loop['points']:,} points; "
+        f"written in {results['write_seconds']:.0f} s), one run on this machine:",
+        "",
+        "| | time | peak memory (tap / target) |",
+        "|---|---:|---:|",
+        f"| bare decoding loop ({results['fit_reader']} for FIT, gpxpy, lxml) | "
+        f"{loop['seconds']:.1f} s | |",
+        f"| import, {size:,} activities (tap-strava into target-postgres, batches of 50) | "
+        f"{full['seconds']:.1f} s (**{ratio:.2f}x** the loop) | {_peaks(full)} |",
+        f"| import, {small_size:,} activities | {small['seconds']:.1f} s | {_peaks(small)} |",
+        "",
+        f"Rows: {full['activities']:,} activities and {full['tracks']:,} tracks. Peak memory "
+        f"at {size:,} against {small_size:,}: tap {_ratio(full, small, 'tap-strava')}, "
+        f"target {_ratio(full, small, 'target-postgres')}.",
+        "",
+        f"FIT decoders on the archive's {fit['files']:,} FIT files ({fit['records']:,} "
+        f"records): fitdecode {fit['fitdecode']:.1f} s, garmin-fit-sdk "
+        f"{fit['garmin-fit-sdk']:.1f} s; files whose values differ: {len(fit['differ'])}.",
+        "",
+        f"The API for the same data: {results['api']['reads']:,} reads "
+        f"({results['api']['per_activity']:,} of them one per activity for details, laps, "
+        f"zones and streams), **{results['api']['days']:.1f} days** of the default quota "
+        f"of {DAILY_READS:,} reads a day; the archive needs none.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Write the archive, measure, print the table."""
+    parser = argparse.ArgumentParser(prog="python -m devtools.bench_archive")
+    parser.add_argument("--activities", type=int, default=2000)
+    parser.add_argument("--track-seconds", type=int, default=3600)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--postgres-url", default=None, help="SQLAlchemy URL (else embedded)")
+    args = parser.parse_args(argv)
+    small_size = max(1, args.activities // 10)
+    with tempfile.TemporaryDirectory(prefix="bench-archive-") as folder:
+        root = Path(folder)
+        archive, write_seconds = write(args.seed, args.activities, args.track_seconds, root)
+        small, _ = write(args.seed + 1, small_size, args.track_seconds, root / "small")
+        fit = compare_fit_decoders(archive)
+        fastest = min(("fitdecode", "garmin-fit-sdk"), key=lambda k: fit[k])
+        loop = bare_loop(archive, fastest)
+        with contextlib.ExitStack() as stack:
+            url = args.postgres_url or stack.enter_context(postgres_server(root / "pg"))
+            full = import_archive(
+                archive,
+                url,
+                root,
+                "bench_archive_full",
+            )
+            small_result = import_archive(
+                small,
+                url,
+                root,
+                "bench_archive_small",
+            )
+        api = api_requests(args.seed, args.activities, args.track_seconds, root)
+        results = {
+            "activities": args.activities,
+            "small_activities": small_size,
+            "track_seconds": args.track_seconds,
+            "archive_mb": archive.stat().st_size / 2**20,
+            "write_seconds": write_seconds,
+            "fit": fit,
+            "fit_reader": fastest,
+            "loop": loop,
+            "full": full,
+            "small": small_result,
+            "api": api,
+        }
+    print(report(results))
+
+
+if __name__ == "__main__":
+    main()
