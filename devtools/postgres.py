@@ -9,35 +9,15 @@ project and listens on a Unix socket in that folder only.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
 
+# The same TARGET_POSTGRES_* reading as the project's own commands (strava-data).
+from strava_data.postgres import configured_url, to_libpq
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-
-def configured_url() -> str | None:
-    """A server the user chose through TARGET_POSTGRES_* variables, as a SQLAlchemy URL."""
-    url = os.environ.get("TARGET_POSTGRES_SQLALCHEMY_URL")
-    if url:
-        return url
-    host = os.environ.get("TARGET_POSTGRES_HOST")
-    if not host:
-        return None
-    user = quote(os.environ.get("TARGET_POSTGRES_USER", "postgres"))
-    password = os.environ.get("TARGET_POSTGRES_PASSWORD")
-    auth = f"{user}:{quote(password)}" if password else user
-    port = os.environ.get("TARGET_POSTGRES_PORT", "5432")
-    database = os.environ.get("TARGET_POSTGRES_DATABASE", "strava")
-    return f"postgresql+psycopg://{auth}@{host}:{port}/{database}"
-
-
-def to_libpq(url: str) -> str:
-    """psycopg wants ``postgresql://``, SQLAlchemy ``postgresql+psycopg://``."""
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 @contextlib.contextmanager

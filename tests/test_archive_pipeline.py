@@ -12,27 +12,15 @@ import csv
 import typing as t
 
 import pytest
-import requests
 
 from strava_simulator import StravaSimulator
 from strava_simulator.archive import write_archive
 from tests.pipeline import MeltanoProject
+from tests.test_export_archive_simulated import _streams
 
 pytestmark = pytest.mark.e2e
 
-KEYS = "time,latlng,altitude,distance,heartrate,cadence,watts,temp"
 STAMP = "20261201T120000Z"
-
-
-def _streams(sim: StravaSimulator, activity_id: int) -> dict[str, list[t.Any]]:
-    answer = requests.get(
-        f"{sim.api_url}/activities/{activity_id}/streams",
-        headers={"Authorization": f"Bearer {sim.issue_access_token()}"},
-        params={"keys": KEYS, "key_by_type": "true"},
-        timeout=10,
-    )
-    assert answer.status_code == 200
-    return {key: value["data"] for key, value in answer.json().items()}
 
 
 def _close(got: t.Any, want: t.Any, tolerance: float) -> bool:

@@ -19,7 +19,13 @@ import dataclasses
 import sys
 import typing as t
 
-from strava_data.postgres import postgres_dsn, target_schema
+from strava_data.postgres import (
+    add_connection_options,
+    postgres_dsn,
+    run_on_postgres,
+    table_columns,
+    target_schema,
+)
 
 if t.TYPE_CHECKING:
     import psycopg
@@ -35,26 +41,13 @@ class Applied:
     rows: int
 
 
-def _columns(cursor: psycopg.Cursor[t.Any], schema: str) -> dict[str, set[str]]:
-    cursor.execute(
-        "SELECT c.table_name, c.column_name FROM information_schema.columns c "
-        "JOIN information_schema.tables t USING (table_schema, table_name) "
-        "WHERE c.table_schema = %s AND t.table_type = 'BASE TABLE'",
-        (schema,),
-    )
-    tables: dict[str, set[str]] = {}
-    for table, column in cursor.fetchall():
-        tables.setdefault(str(table), set()).add(str(column))
-    return tables
-
-
 def apply_deletions(connection: psycopg.Connection, schema: str, *, hard: bool) -> list[Applied]:
     """Flag (or delete) every row a confirmed deletion names, in one transaction."""
     from psycopg import sql
 
     applied: list[Applied] = []
     with connection.transaction(), connection.cursor() as cursor:
-        tables = _columns(cursor, schema)
+        tables = table_columns(cursor, schema)
         if DELETIONS_TABLE not in tables:
             return applied  # no deletion was ever loaded
         deletions = sql.Identifier(schema, DELETIONS_TABLE)
@@ -99,33 +92,22 @@ def main(argv: list[str] | None = None) -> int:
         description="Flag (--hard: delete) rows of activities deleted on Strava, by "
         "(id, athlete_id), from the activity_deletions table the events mode loads.",
     )
-    parser.add_argument("--dsn", help="PostgreSQL connection (default: from TARGET_POSTGRES_*)")
-    parser.add_argument("--schema", default=None, help="the target schema (default: strava)")
+    add_connection_options(parser)
     parser.add_argument("--hard", action="store_true", help="delete instead of flagging")
     args = parser.parse_args(argv)
     schema = target_schema(args.schema)
-    dsn = args.dsn or postgres_dsn()
-    if not dsn:
-        print(
-            "strava-apply-deletions: error: no PostgreSQL configured: set "
-            "TARGET_POSTGRES_SQLALCHEMY_URL (or TARGET_POSTGRES_HOST...) or --dsn",
-            file=sys.stderr,
-        )
-        return 1
-    import psycopg
-
-    try:
-        with psycopg.connect(dsn, connect_timeout=10) as connection:
-            applied = apply_deletions(connection, schema, hard=args.hard)
-    except (psycopg.Error, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        print(f"strava-apply-deletions: error: {first}", file=sys.stderr)
+    applied = run_on_postgres(
+        parser.prog,
+        args.dsn or postgres_dsn(),
+        lambda connection: apply_deletions(connection, schema, hard=args.hard),
+        errors=(ValueError,),
+    )
+    if applied is None:
         return 1
     verb = "deleted" if args.hard else "flagged"
     for item in applied:
         print(f"{verb} {item.rows} row(s) of {item.table}")
-    total = sum(item.rows for item in applied)
-    print(f"deletions applied: {total} row(s) {verb}")
+    print(f"deletions applied: {sum(item.rows for item in applied)} row(s) {verb}")
     return 0
 
 

@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from strava_data.postgres import postgres_dsn, target_schema
+from strava_data.postgres import postgres_dsn, run_on_postgres, target_schema
 from strava_data.rows import Found, csv_rows, postgres_rows
 from tap_strava.token_store import default_token_store_path, forget_athlete
 
@@ -58,20 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     total = 0
     dsn = args.dsn or postgres_dsn()
     if dsn:
-        import psycopg
-
-        try:
-            with psycopg.connect(dsn, connect_timeout=10) as connection:
-                found = postgres_rows(
-                    connection, target_schema(args.schema), args.athlete, apply=args.apply
-                )
-        except psycopg.Error as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            print(
-                f"strava-forget-athlete: error: PostgreSQL: {first}; check --dsn or "
-                "TARGET_POSTGRES_*",
-                file=sys.stderr,
-            )
+        schema = target_schema(args.schema)
+        found = run_on_postgres(
+            "strava-forget-athlete",
+            dsn,
+            lambda connection: postgres_rows(connection, schema, args.athlete, apply=args.apply),
+        )
+        if found is None:
             return 1
         _report(found, verb)
         total += sum(item.rows for item in found)

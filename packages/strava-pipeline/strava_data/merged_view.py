@@ -25,7 +25,13 @@ import argparse
 import sys
 import typing as t
 
-from strava_data.postgres import postgres_dsn, target_schema
+from strava_data.postgres import (
+    add_connection_options,
+    postgres_dsn,
+    run_on_postgres,
+    table_columns,
+    target_schema,
+)
 
 if t.TYPE_CHECKING:
     import psycopg
@@ -53,19 +59,6 @@ DETAIL_COLUMNS: tuple[tuple[str, str], ...] = (
     ("description", "text"),
     ("calories", "double precision"),
 )
-
-
-def _tables(cursor: psycopg.Cursor[t.Any], schema: str) -> dict[str, set[str]]:
-    cursor.execute(
-        "SELECT c.table_name, c.column_name FROM information_schema.columns c "
-        "JOIN information_schema.tables t USING (table_schema, table_name) "
-        "WHERE c.table_schema = %s AND t.table_type = 'BASE TABLE'",
-        (schema,),
-    )
-    tables: dict[str, set[str]] = {}
-    for table, column in cursor.fetchall():
-        tables.setdefault(str(table), set()).add(str(column))
-    return tables
 
 
 def _value(
@@ -161,7 +154,7 @@ def view_statement(schema: str, tables: dict[str, set[str]]) -> sql_module.Compo
 def create_view(connection: psycopg.Connection, schema: str) -> bool:
     """(Re)create the view in one transaction; False if neither source table exists yet."""
     with connection.transaction(), connection.cursor() as cursor:
-        statement = view_statement(schema, _tables(cursor, schema))
+        statement = view_statement(schema, table_columns(cursor, schema))
         if statement is None:
             return False
         # CREATE OR REPLACE cannot change a view's columns: replace it whole.
@@ -184,28 +177,15 @@ def main(argv: list[str] | None = None) -> int:
         description="(Re)create <schema>.activities_merged: the API's activities, the "
         "export archive's where the API lacks them, deletions left out.",
     )
-    parser.add_argument("--dsn", help="PostgreSQL connection (default: from TARGET_POSTGRES_*)")
-    parser.add_argument(
-        "--schema", help="the target schema (default: $TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA)"
-    )
+    add_connection_options(parser)
     args = parser.parse_args(argv)
     schema = target_schema(args.schema)
-    dsn = args.dsn or postgres_dsn()
-    if not dsn:
-        print(
-            "strava-merged-view: error: no PostgreSQL configured: set "
-            "TARGET_POSTGRES_SQLALCHEMY_URL (or TARGET_POSTGRES_HOST...) or --dsn",
-            file=sys.stderr,
-        )
-        return 1
-    import psycopg
-
-    try:
-        with psycopg.connect(dsn, connect_timeout=10) as connection:
-            created = create_view(connection, schema)
-    except psycopg.Error as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        print(f"strava-merged-view: error: {first}", file=sys.stderr)
+    created = run_on_postgres(
+        parser.prog,
+        args.dsn or postgres_dsn(),
+        lambda connection: create_view(connection, schema),
+    )
+    if created is None:
         return 1
     if created:
         print(f"{schema}.{VIEW} created")

@@ -1,16 +1,28 @@
-"""The project's PostgreSQL, as the loader is told where it is (TARGET_POSTGRES_*)."""
+"""The project's PostgreSQL, as the loader is told where it is (TARGET_POSTGRES_*).
+
+The commands of :mod:`strava_data` share it: where the server is, which schema, a
+connection with one clear line instead of a traceback, and which tables exist.
+"""
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
+import typing as t
 from urllib.parse import quote
 
+if t.TYPE_CHECKING:
+    import psycopg
 
-def postgres_dsn() -> str | None:
-    """A libpq URL from the same TARGET_POSTGRES_* variables target-postgres reads."""
+T = t.TypeVar("T")
+
+
+def configured_url() -> str | None:
+    """A SQLAlchemy URL from the same TARGET_POSTGRES_* variables target-postgres reads."""
     url = os.environ.get("TARGET_POSTGRES_SQLALCHEMY_URL")
     if url:
-        return url.replace("postgresql+psycopg://", "postgresql://", 1)
+        return url
     host = os.environ.get("TARGET_POSTGRES_HOST")
     if not host:
         return None
@@ -19,9 +31,69 @@ def postgres_dsn() -> str | None:
     auth = f"{user}:{quote(password)}" if password else user
     port = os.environ.get("TARGET_POSTGRES_PORT", "5432")
     database = os.environ.get("TARGET_POSTGRES_DATABASE", "strava")
-    return f"postgresql://{auth}@{host}:{port}/{database}"
+    return f"postgresql+psycopg://{auth}@{host}:{port}/{database}"
+
+
+def to_libpq(url: str) -> str:
+    """Psycopg wants ``postgresql://``, SQLAlchemy ``postgresql+psycopg://``."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def postgres_dsn() -> str | None:
+    """The configured server as a libpq URL (None: not configured)."""
+    url = configured_url()
+    return to_libpq(url) if url else None
 
 
 def target_schema(given: str | None) -> str:
     """The schema: given, else the loader's default_target_schema variable, else strava."""
     return given or os.environ.get("TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA") or "strava"
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    """``--dsn`` and ``--schema``, defaulting to the loader's variables."""
+    parser.add_argument("--dsn", help="PostgreSQL connection (default: from TARGET_POSTGRES_*)")
+    parser.add_argument(
+        "--schema",
+        help="the target schema (default: $TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA or strava)",
+    )
+
+
+def run_on_postgres(
+    prog: str,
+    dsn: str | None,
+    action: t.Callable[[psycopg.Connection], T],
+    errors: tuple[type[Exception], ...] = (),
+) -> T | None:
+    """``action(connection)``; None after one ``prog: error: ...`` line on stderr."""
+    if not dsn:
+        print(
+            f"{prog}: error: no PostgreSQL configured: set TARGET_POSTGRES_SQLALCHEMY_URL "
+            "(or TARGET_POSTGRES_HOST...) or --dsn",
+            file=sys.stderr,
+        )
+        return None
+    import psycopg
+
+    caught: tuple[type[Exception], ...] = (psycopg.Error, *errors)
+    try:
+        with psycopg.connect(dsn, connect_timeout=10) as connection:
+            return action(connection)
+    except caught as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"{prog}: error: {first}", file=sys.stderr)
+        return None
+
+
+def table_columns(cursor: psycopg.Cursor[t.Any], schema: str) -> dict[str, set[str]]:
+    """Every table of ``schema`` and its columns (views left out)."""
+    cursor.execute(
+        "SELECT c.table_name, c.column_name FROM information_schema.columns c "
+        "JOIN information_schema.tables t USING (table_schema, table_name) "
+        "WHERE c.table_schema = %s AND t.table_type = 'BASE TABLE'",
+        (schema,),
+    )
+    tables: dict[str, set[str]] = {}
+    for table, column in cursor.fetchall():
+        tables.setdefault(str(table), set()).add(str(column))
+    return tables
