@@ -32,6 +32,8 @@ import typing as t
 import zipfile
 from pathlib import Path
 
+import requests
+
 from devtools.bench import (
     BIN,
     PROJECT_ROOT,
@@ -43,6 +45,10 @@ from devtools.bench import (
     run_tap_in_process,
 )
 from devtools.postgres import connect, postgres_server
+
+if t.TYPE_CHECKING:
+    from strava_simulator import StravaSimulator
+    from strava_simulator.archive import ArchiveManifest
 
 JSONDict = dict[str, t.Any]
 DAILY_READS = 1000
@@ -139,7 +145,14 @@ def bare_loop(archive: Path, fit_reader: str) -> JSONDict:
     return {"seconds": time.perf_counter() - started, "points": points}
 
 
-def import_archive(archive: Path, postgres_url: str, workdir: Path, schema: str) -> JSONDict:
+def import_archive(
+    archive: Path,
+    postgres_url: str,
+    workdir: Path,
+    schema: str,
+    manifest: ArchiveManifest | None = None,
+    sim: StravaSimulator | None = None,
+) -> JSONDict:
     """tap-strava | target-postgres on the archive, as the strava-archive job runs them."""
     tap_config = workdir / f"{schema}-tap.json"
     tap_config.write_text(
@@ -174,6 +187,7 @@ def import_archive(archive: Path, postgres_url: str, workdir: Path, schema: str)
     if not measured.ok:
         msg = f"the import failed: {measured.tail()}"
         raise RuntimeError(msg)
+    checks = verify(postgres_url, schema, manifest, sim) if manifest and sim else {}
     with connect(postgres_url) as conn:
         rows = conn.execute(f'SELECT count(*) FROM "{schema}".export_activities').fetchone()
         tracks = conn.execute(f'SELECT count(*) FROM "{schema}".export_tracks').fetchone()
@@ -183,6 +197,7 @@ def import_archive(archive: Path, postgres_url: str, workdir: Path, schema: str)
         "peaks": measured.peaks_mb,
         "activities": rows[0] if rows else 0,
         "tracks": tracks[0] if tracks else 0,
+        **checks,
     }
 
 
@@ -199,14 +214,57 @@ def api_requests(seed: int, activities: int, track_seconds: int, workdir: Path) 
     return {"reads": len(reads), "per_activity": per_activity, "days": len(reads) / DAILY_READS}
 
 
-def write(seed: int, activities: int, track_seconds: int, folder: Path) -> tuple[Path, float]:
-    """The simulated athlete's archive (the writer's time is reported, not compared)."""
+def write(
+    stack: contextlib.ExitStack, seed: int, activities: int, track_seconds: int, folder: Path
+) -> tuple[ArchiveManifest, StravaSimulator, float]:
+    """The simulated athlete's archive, and its simulator kept open for the checks.
+
+    The writer's time is reported, not compared.
+    """
     from strava_simulator.archive import write_archive
 
     started = time.perf_counter()
-    with _unlimited_simulator(seed, activities) as sim:
-        manifest = write_archive(sim, folder, track_seconds=track_seconds)
-    return manifest.path, time.perf_counter() - started
+    sim = stack.enter_context(_unlimited_simulator(seed, activities))
+    manifest = write_archive(sim, folder, track_seconds=track_seconds)
+    return manifest, sim, time.perf_counter() - started
+
+
+def verify(url: str, schema: str, manifest: ArchiveManifest, sim: StravaSimulator) -> JSONDict:
+    """Every activity once, every decodable track equal to the simulator's streams."""
+    keys = "time,latlng,altitude,distance,heartrate,cadence,watts,temp"
+    token = sim.issue_access_token()
+    with connect(url) as conn:
+        ids = [row[0] for row in conn.execute(f'SELECT id FROM "{schema}".export_activities')]
+        tracks = conn.execute(f'SELECT * FROM "{schema}".export_tracks')
+        names = [c.name for c in tracks.description or []]
+        by_id = {
+            row[names.index("activity_id")]: dict(zip(names, row, strict=True)) for row in tracks
+        }
+    exact = sorted(ids) == sorted(manifest.entries) and len(ids) == len(set(ids))
+    checked = mismatched = 0
+    for entry in manifest.entries.values():
+        if entry.outcome != "ok":
+            continue
+        answer = requests.get(
+            f"{sim.api_url}/activities/{entry.activity_id}/streams",
+            headers={"Authorization": f"Bearer {token}"},
+            params={"keys": keys, "key_by_type": "true"},
+            timeout=30,
+        ).json()
+        track = by_id.get(entry.activity_id) or {}
+        for name in entry.series:
+            tolerance = manifest.precision[entry.format].get(name, 0.0) + 1e-6
+            want = answer[name]["data"]
+            got = track.get(name) or []
+            flat_want = [v for p in want for v in (p if isinstance(p, list) else [p])]
+            flat_got = [v for p in got for v in (p if isinstance(p, list) else [p])]
+            same = len(flat_got) == len(flat_want) and all(
+                abs(float(a) - float(b)) <= tolerance
+                for a, b in zip(flat_got, flat_want, strict=True)
+            )
+            mismatched += not same
+        checked += 1
+    return {"exactly_once": exact, "tracks_checked": checked, "series_mismatched": mismatched}
 
 
 def _peaks(run: JSONDict) -> str:
@@ -238,7 +296,10 @@ def report(results: JSONDict) -> str:
         f"{full['seconds']:.1f} s (**{ratio:.2f}x** the loop) | {_peaks(full)} |",
         f"| import, {small_size:,} activities | {small['seconds']:.1f} s | {_peaks(small)} |",
         "",
-        f"Rows: {full['activities']:,} activities and {full['tracks']:,} tracks. Peak memory "
+        f"Rows: {full['activities']:,} activities and {full['tracks']:,} tracks; every "
+        f"activity exactly once: {full.get('exactly_once')}; {full.get('tracks_checked', 0):,} "
+        f"decodable tracks compared point by point with the simulator's streams, series "
+        f"that differ: {full.get('series_mismatched')}. Peak memory "
         f"at {size:,} against {small_size:,}: tap {_ratio(full, small, 'tap-strava')}, "
         f"target {_ratio(full, small, 'target-postgres')}.",
         "",
@@ -258,32 +319,29 @@ def main(argv: list[str] | None = None) -> None:
     """Write the archive, measure, print the table."""
     parser = argparse.ArgumentParser(prog="python -m devtools.bench_archive")
     parser.add_argument("--activities", type=int, default=2000)
-    parser.add_argument("--track-seconds", type=int, default=3600)
+    parser.add_argument("--track-seconds", type=int, default=900)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--postgres-url", default=None, help="SQLAlchemy URL (else embedded)")
     args = parser.parse_args(argv)
     small_size = max(1, args.activities // 10)
-    with tempfile.TemporaryDirectory(prefix="bench-archive-") as folder:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-archive-") as folder,
+        contextlib.ExitStack() as stack,
+    ):
         root = Path(folder)
-        archive, write_seconds = write(args.seed, args.activities, args.track_seconds, root)
-        small, _ = write(args.seed + 1, small_size, args.track_seconds, root / "small")
+        manifest, sim, write_seconds = write(
+            stack, args.seed, args.activities, args.track_seconds, root
+        )
+        small, _small_sim, _ = write(
+            stack, args.seed + 1, small_size, args.track_seconds, root / "small"
+        )
+        archive = manifest.path
         fit = compare_fit_decoders(archive)
         fastest = min(("fitdecode", "garmin-fit-sdk"), key=lambda k: fit[k])
         loop = bare_loop(archive, fastest)
-        with contextlib.ExitStack() as stack:
-            url = args.postgres_url or stack.enter_context(postgres_server(root / "pg"))
-            full = import_archive(
-                archive,
-                url,
-                root,
-                "bench_archive_full",
-            )
-            small_result = import_archive(
-                small,
-                url,
-                root,
-                "bench_archive_small",
-            )
+        url = args.postgres_url or stack.enter_context(postgres_server(root / "pg"))
+        full = import_archive(archive, url, root, "bench_archive_full", manifest, sim)
+        small_result = import_archive(small.path, url, root, "bench_archive_small")
         api = api_requests(args.seed, args.activities, args.track_seconds, root)
         results = {
             "activities": args.activities,
