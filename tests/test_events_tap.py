@@ -30,6 +30,7 @@ class Queue:
     def __init__(self) -> None:
         self.entries: dict[str, dict[str, t.Any]] = {}
         self.acked: list[str] = []
+        self.ack_sticks = True  # False: the receiver answers but forgets (a lost write)
         self.lock = threading.Lock()
 
     def push(self, **event: t.Any) -> str:
@@ -52,7 +53,8 @@ class Queue:
         with self.lock:
             for key in keys:
                 self.acked.append(key)
-                self.entries.pop(key, None)
+                if self.ack_sticks:
+                    self.entries.pop(key, None)
 
 
 @pytest.fixture
@@ -264,3 +266,23 @@ def test_the_row_an_event_writes_is_the_row_a_poll_writes(tmp_path, queue):
     (from_event,) = pushed.records("activities")
     (from_poll,) = [r for r in polled.records("activities") if r["id"] == target["id"]]
     assert from_event == from_poll
+
+
+def test_an_acknowledgement_that_did_not_stick_is_neither_redone_nor_forgotten(tmp_path, queue):
+    events, url = queue
+    with StravaSimulator(seed=27, activity_count=30) as sim:
+        target = sim.activities[4]
+        key = events.push(**_event(sim, target["id"], "update", title="x"))
+        config = _events_config(sim, tmp_path, url)
+        first = run_tap(config)
+        events.ack_sticks = False
+        sim.clear_requests()
+        second = run_tap(config, state=first.final_state)
+        reads = _activity_reads(sim)
+        events.ack_sticks = True
+        third = run_tap(config, state=second.final_state)
+    assert reads == [], "the event the last run handled is not fetched again"
+    assert second.records("activities") == []
+    assert second.final_state["bookmarks"]["event_receipts"]["applied_events"] == [key]
+    assert events.pending() == [], "the run after acknowledges it for good"
+    assert third.records("event_receipts") == []

@@ -114,7 +114,10 @@ class EventRun:
                     self.carried.append(key)  # it can never become valid: acknowledge it
                 continue
             if event.key in skip:
-                continue  # handled by the last run; its acknowledgement did not stick
+                # Handled by the last committed run, but its acknowledgement did not stick:
+                # not again, and acknowledged by the next run (it stays in the state).
+                self.carried.append(event.key)
+                continue
             if event.owner_id not in known:
                 self.unowned.append(Handled(event, IGNORED, "athlete not configured"))
                 continue

@@ -241,11 +241,11 @@ class TapStrava(ConfigValidationHook, Tap):
         ),
         th.Property(
             "events_per_run",
-            th.IntegerType(minimum=1),
+            th.IntegerType(minimum=1, maximum=1000),
             default=500,
             title="Events Per Run",
-            description="At most this many pending events per run (one read per activity "
-            "they name); the rest stay queued for the next run.",
+            description="At most this many pending events per run, up to 1,000 (one read "
+            "per activity they name); the rest stay queued for the next run.",
         ),
         th.Property(
             "export_archive_path",
