@@ -16,11 +16,11 @@ An event is never more than "look at activity X of athlete Y": events are not si
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import typing as t
 from pathlib import Path
 
+from tap_strava.dates import iso
 from tap_strava.errors import StravaAuthError
 from tap_strava.event_inbox import EventInbox, InvalidEvent, PushEvent, parse_event
 from tap_strava.responses import StravaNotFound
@@ -68,17 +68,11 @@ class Handled:
             "aspect_type": event.aspect_type,
             "owner_id": event.owner_id,
             "subscription_id": event.subscription_id,
-            "event_time": iso_seconds(event.event_time),
+            "event_time": iso(event.event_time),
             "updates": json.dumps(event.updates, sort_keys=True),
             "outcome": self.outcome,
             "reason": self.reason or None,
         }
-
-
-def iso_seconds(seconds: int) -> str:
-    """Unix seconds as an ISO 8601 UTC date-time."""
-    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 class EventRun:

@@ -31,6 +31,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_strava.client import StravaStream
 from tap_strava.conform import conform_to_schema
+from tap_strava.dates import iso
 from tap_strava.event_handling import (
     APPLIED,
     APPLIED_EVENTS_KEY,
@@ -38,7 +39,6 @@ from tap_strava.event_handling import (
     RECEIPTS_STREAM,
     EventRun,
     Handled,
-    iso_seconds,
 )
 from tap_strava.ratelimit import QuotaExhausted
 from tap_strava.responses import ATHLETE_FAILURES
@@ -191,12 +191,11 @@ class ActivityDeletionsStream(EventStream):
         """One row per confirmed deletion."""
         if handled.outcome != DELETED:
             return
-        started = self.sync_run.started_at.isoformat().replace("+00:00", "Z")
         yield {
             "id": handled.event.object_id,
             "athlete_id": athlete_id,
-            "deleted_at": iso_seconds(handled.event.event_time),
-            "confirmed_at": started,
+            "deleted_at": iso(handled.event.event_time),
+            "confirmed_at": iso(int(self.sync_run.started_at.timestamp())),
             "source": "push_event",
         }
 
@@ -230,7 +229,7 @@ class EventReceiptsStream(EventStream):
                     events.handle(self.get_one_path, account, athlete_id, self.logger)
                 except QuotaExhausted as exc:
                     self.logger.warning("Push events: the rest stay queued: %s", exc)
-        processed_at = run.started_at.isoformat().replace("+00:00", "Z")
+        processed_at = iso(int(run.started_at.timestamp()))
         handled = events.all_handled()
         for item in handled:
             yield conform_to_schema(
