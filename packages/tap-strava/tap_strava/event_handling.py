@@ -82,8 +82,8 @@ class EventRun:
         self.inbox = inbox
         self.config = config
         self._by_owner: dict[int, list[PushEvent]] | None = None
+        # Athlete id to what was done with its events; present once handling began.
         self._handled: dict[int, list[Handled]] = {}
-        self._complete: set[int] = set()
         self.unowned: list[Handled] = []  # events of no configured athlete, or malformed
         self.carried: list[str] = []
 
@@ -140,9 +140,8 @@ class EventRun:
         A quota stop or a failure part-way leaves the rest pending in the receiver: they
         are not in the receipts, so not acknowledged, and the next run handles them.
         """
-        if athlete_id in self._complete or self._by_owner is None:
+        if athlete_id in self._handled or self._by_owner is None:
             return
-        self._complete.add(athlete_id)
         events = self._by_owner.get(athlete_id, [])
         done = self._handled.setdefault(athlete_id, [])
         revocations = [event for event in events if event.is_revocation]
