@@ -92,6 +92,19 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
 
 
+def _insert_values(stored: StoredEvent) -> tuple[t.Any, ...]:
+    """The columns both stores insert for one event, in their INSERT's order."""
+    event = stored.event
+    return (
+        stored.key,
+        stored.received_at,
+        event.canonical(),
+        event.owner_id,
+        event.object_type,
+        event.object_id,
+    )
+
+
 def _row_event(key: str, received_at: float, text: str) -> StoredEvent:
     stored = StoredEvent(event_from_dict(json.loads(text)), float(received_at))
     if stored.key != key:
@@ -201,14 +214,7 @@ class PostgresStore:
                         "(key, received_at, event, owner_id, object_type, object_id) "
                         "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING"
                     ),
-                    (
-                        stored.key,
-                        stored.received_at,
-                        stored.event.canonical(),
-                        stored.event.owner_id,
-                        stored.event.object_type,
-                        stored.event.object_id,
-                    ),
+                    _insert_values(stored),
                 )
                 added += max(cursor.rowcount, 0)
         return added
@@ -324,14 +330,7 @@ class SQLiteStore:
                 cursor = conn.execute(
                     "INSERT INTO events (key, received_at, event, owner_id, object_type, "
                     "object_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-                    (
-                        stored.key,
-                        stored.received_at,
-                        stored.event.canonical(),
-                        stored.event.owner_id,
-                        stored.event.object_type,
-                        stored.event.object_id,
-                    ),
+                    _insert_values(stored),
                 )
                 added += max(cursor.rowcount, 0)
         return added
