@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from tap_strava import export_streams
+from tap_strava import export_streams, track_decoding
 from tap_strava.shared_facts import SharedFacts
 from tap_strava.tap import TapStrava
 from tests.conftest import tap_config_for
@@ -274,7 +274,7 @@ def test_a_re_import_emits_nothing_and_a_newer_archive_only_what_is_new(tmp_path
 def test_a_killed_import_loses_nothing_and_repeats_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(export_streams, "CHECKPOINT_EVERY", 1)
     archive = write_archive(tmp_path / "a.zip", standard_activities())
-    real = export_streams.read_track
+    real = track_decoding.read_track
     calls = []
 
     def dies_on_the_third(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -283,14 +283,14 @@ def test_a_killed_import_loses_nothing_and_repeats_nothing(tmp_path, monkeypatch
             raise KeyboardInterrupt  # what a kill looks like from inside
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(export_streams, "read_track", dies_on_the_third)
+    monkeypatch.setattr(track_decoding, "read_track", dies_on_the_third)
     killed = _capture(config_for(archive, tmp_path), ["export_tracks"])
     # What a target would have committed: the records up to the last STATE.
     last = max(i for i, m in enumerate(killed) if m["type"] == "STATE")
     committed = SyncResult(killed[: last + 1])
     done = [t["activity_id"] for t in committed.records("export_tracks")]
     assert done == [101, 102]
-    monkeypatch.setattr(export_streams, "read_track", real)
+    monkeypatch.setattr(track_decoding, "read_track", real)
     rerun = run_tap(
         config_for(archive, tmp_path), state=committed.final_state, streams=["export_tracks"]
     )
@@ -313,7 +313,7 @@ def _capture(config, streams):  # type: ignore[no-untyped-def]
 
 
 def test_a_track_too_big_for_one_message_keeps_every_nth_sample(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(export_streams, "MAX_TRACK_BYTES", 3_000)
+    monkeypatch.setattr(track_decoding, "MAX_TRACK_BYTES", 3_000)
     archive = write_archive(tmp_path / "a.zip", standard_activities()[:1])
     with caplog.at_level("WARNING"):
         (track,) = run_tap(config_for(archive, tmp_path)).records("export_tracks")

@@ -17,7 +17,6 @@ nothing doubled).
 from __future__ import annotations
 
 import datetime
-import json
 import typing as t
 from functools import cached_property
 from pathlib import Path
@@ -39,10 +38,15 @@ from tap_strava.schemas.export_archive import (
     EXPORT_TRACKS_SCHEMA,
 )
 from tap_strava.sdk_adapter import mark_state_changed, write_state_now
-from tap_strava.track_files import Track, TrackError, read_track
+from tap_strava.track_decoding import (
+    MAX_TRACK_BYTES,
+    TrackDecoder,
+    TrackJob,
+    default_workers,
+)
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
@@ -52,9 +56,6 @@ if t.TYPE_CHECKING:
 #: Rows between two checkpoints (the state holds every row's digest: writing it after
 #: each row would print the whole map thousands of times).
 CHECKPOINT_EVERY = 100
-#: Largest serialized track record: Meltano stops at 50 MiB per message line; the
-#: envelope and a margin stay below it. A bigger track keeps every n-th sample.
-MAX_TRACK_BYTES = 40 * 2**20
 #: Bumped when the track readers change what they produce: every track is read again.
 TRACK_READER_VERSION = "1"
 FAILED = "!"  # digest prefix of a track that could not be read (no warning again)
@@ -63,9 +64,10 @@ FAILED = "!"  # digest prefix of a track that could not be read (no warning agai
 class ArchiveSource:
     """The archive of this run, opened on first use (discovery never opens it)."""
 
-    def __init__(self, path: str | Path, facts: SharedFacts) -> None:
+    def __init__(self, path: str | Path, facts: SharedFacts, workers: int) -> None:
         self.path = Path(path).expanduser()
         self.facts = facts
+        self.workers = workers  # processes decoding the tracks (see track_decoding)
 
     @cached_property
     def archive(self) -> ExportArchive:
@@ -175,11 +177,46 @@ class ExportTracksStream(ExportStream):
     schema = EXPORT_TRACKS_SCHEMA
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
-        """Every track whose file is new or changed, decoded one at a time."""
+        """Every track whose file is new or changed, decoded by the workers in order."""
         del context
         archive = self.source.archive
         _, rows = read_activities(archive)
         with_track: set[int] = set()
+        jobs = self._jobs(archive, rows, with_track)
+        with TrackDecoder(self.source.workers) as decoder:
+            for job, digest, result in decoder.results(jobs):
+                key = str(job.activity_id)
+                if result.record is None:
+                    self.logger.warning(
+                        "export_tracks: activity %s: %s; its track is skipped (the activity "
+                        "row is loaded)",
+                        job.activity_id,
+                        result.error,
+                    )
+                    self.remember(key, FAILED + digest)
+                    continue
+                if result.thinned_step is not None:
+                    self.logger.warning(
+                        "export_tracks: activity %s: its track is above Meltano's limit for "
+                        "one message (%d MiB): every %d-th sample is kept (point_step)",
+                        job.activity_id,
+                        MAX_TRACK_BYTES // 2**20,
+                        result.thinned_step,
+                    )
+                yield self.conform(result.record, f"{self.name} {job.activity_id}")
+                self.remember(key, digest)
+                with_track.add(job.activity_id)
+        self.checkpoint()
+        self.source.facts.add_archive_track_ids(self.source.athlete_id, with_track)
+
+    def _jobs(
+        self, archive: ExportArchive, rows: Iterable[dict[str, t.Any]], with_track: set[int]
+    ) -> Iterator[tuple[TrackJob, str]]:
+        """The files to decode, with their identity digest; unchanged ones are skipped.
+
+        A file that cannot even be read from the archive is remembered as failed here
+        (its warning logged) and yields no job.
+        """
         for row in rows:
             filename = row.get("filename")
             if not filename:
@@ -194,71 +231,19 @@ class ExportTracksStream(ExportStream):
                 if not previous.startswith(FAILED):
                     with_track.add(activity_id)
                 continue
-            record = self._track_record(archive, row, filename)
-            if record is None:
+            try:
+                data = archive.read(filename)
+            except MemberError as exc:
+                self.logger.warning(
+                    "export_tracks: activity %s: %s; its track is skipped (the activity row "
+                    "is loaded)",
+                    activity_id,
+                    exc,
+                )
                 self.remember(key, FAILED + digest)
                 continue
-            yield self.conform(record, f"{self.name} {activity_id}")
-            self.remember(key, digest)
-            with_track.add(activity_id)
-        self.checkpoint()
-        self.source.facts.add_archive_track_ids(self.source.athlete_id, with_track)
-
-    def _track_record(
-        self, archive: ExportArchive, row: dict[str, t.Any], filename: str
-    ) -> dict[str, t.Any] | None:
-        start = _moment(row.get("start_date"))
-        try:
-            data = archive.read(filename)
-            track = read_track(filename, data, start=start)
-        except (MemberError, TrackError) as exc:
-            self.logger.warning(
-                "export_tracks: activity %s: %s; its track is skipped (the activity row is loaded)",
-                row["id"],
-                exc,
-            )
-            return None
-        record = track_record(track, int(row["id"]), row.get("start_date"), filename)
-        return self._within_message_limit(record, track)
-
-    def _within_message_limit(self, record: dict[str, t.Any], track: Track) -> dict[str, t.Any]:
-        """The record, thinned to every n-th sample if its line would pass the limit."""
-        size = len(json.dumps(record, separators=(",", ":")))
-        if size <= MAX_TRACK_BYTES:
-            return record
-        full = {name: record[name] for name in track.series if isinstance(record.get(name), list)}
-        step = 1
-        while size > MAX_TRACK_BYTES:
-            step = max(step + 1, int(step * size / MAX_TRACK_BYTES))
-            for name, values in full.items():
-                record[name] = values[::step]
-            record["point_step"] = track.point_step * step
-            size = len(json.dumps(record, separators=(",", ":")))
-        self.logger.warning(
-            "export_tracks: activity %s: its track is above Meltano's limit for one message "
-            "(%d MiB): every %d-th sample is kept (point_step)",
-            record["activity_id"],
-            MAX_TRACK_BYTES // 2**20,
-            record["point_step"],
-        )
-        return record
-
-
-def track_record(
-    track: Track, activity_id: int, start_date: str | None, filename: str
-) -> dict[str, t.Any]:
-    """The ``export_tracks`` row of one track."""
-    return {
-        "activity_id": activity_id,
-        "activity_start_date": start_date,
-        "file_name": filename,
-        "file_format": track.file_format,
-        "series": track.present,
-        "computed_series": track.computed or None,
-        "original_size": track.original_size,
-        "point_step": track.point_step,
-        **track.series,
-    }
+            start_date = row.get("start_date")
+            yield TrackJob(activity_id, filename, data, _moment(start_date), start_date), digest
 
 
 def _moment(value: t.Any) -> datetime.datetime | None:
@@ -270,9 +255,15 @@ def _moment(value: t.Any) -> datetime.datetime | None:
         return None
 
 
-def export_streams(tap: Tap, path: str | Path, facts: SharedFacts) -> list[Stream]:
-    """The streams of an archive import (activities first: a bad header stops there)."""
-    source = ArchiveSource(path, facts)
+def export_streams(
+    tap: Tap, path: str | Path, facts: SharedFacts, workers: int | None = None
+) -> list[Stream]:
+    """The streams of an archive import (activities first: a bad header stops there).
+
+    ``workers``: processes decoding the tracks (None: one per CPU, see
+    :func:`~tap_strava.track_decoding.default_workers`; 1: in the tap's process).
+    """
+    source = ArchiveSource(path, facts, default_workers() if workers is None else workers)
     return [
         ExportActivitiesStream(tap, source),
         ExportTracksStream(tap, source),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -37,6 +38,7 @@ from tap_strava.event_streams import (
     EventReceiptsStream,
 )
 from tap_strava.export_streams import export_streams
+from tap_strava.message_writer import BackgroundWriter
 from tap_strava.run import SyncRun
 from tap_strava.sdk_adapter import ConfigValidationHook
 from tap_strava.shared_facts import SharedFacts
@@ -257,6 +259,15 @@ class TapStrava(ConfigValidationHook, Tap):
             "(client_id, client_secret and refresh_token are not needed), and emits "
             "export_activities, export_tracks and export_gear (see docs/export-archive.md). "
             "Run it under its own state id.",
+        ),
+        th.Property(
+            "export_workers",
+            th.IntegerType(minimum=1, maximum=64),
+            title="Export Workers",
+            description="Processes decoding the archive's track files (FIT, GPX, TCX) side "
+            "by side; default one per CPU, at most 4. 1 decodes in the tap's own process, "
+            "as does any run with fewer than 16 files to decode. The output is the same "
+            "whatever the number.",
         ),
         th.Property(
             "start_date",
@@ -587,14 +598,16 @@ class TapStrava(ConfigValidationHook, Tap):
         state: t.IO[str] | None = None,
         catalog: t.IO[str] | None = None,
     ) -> None:
-        """The SDK's sync command, with three things a plain Singer pipeline needs.
+        """The SDK's sync command, with four things a plain Singer pipeline needs.
 
         * an empty or broken ``--state`` file is one line, not a JSONDecodeError;
         * the last message is always a STATE after the last RECORD: targets such as
           target-jsonl emit only a state that no record follows, so without it no state
           survived a run whose state had not changed since its start;
         * under ``meltano config test`` the client id and secret are checked with a real
-          token request and a spent quota is reported at once instead of waited for.
+          token request and a spent quota is reported at once instead of waited for;
+        * stdout is written from a thread (:mod:`tap_strava.message_writer`), so decoding
+          an archive goes on while the target copies a batch into its database.
         """
         if about:
             super().invoke(about=True, about_format=about_format)  # prints, then exits
@@ -607,14 +620,38 @@ class TapStrava(ConfigValidationHook, Tap):
             catalog=catalog_dict,
             parse_env_config=bool(getattr(config, "parse_env", False)),
             validate_config=True,
+            # stdout from a thread: the tap keeps working while the target drains a batch.
+            message_writer=BackgroundWriter(),
         )
         config_test = started_by_meltano_config_test() and not tap.config.get("export_archive_path")
-        if config_test:
-            tap.check_credentials_now()
-        tap.sync_all()
-        if config_test:
-            tap.report_quota_for_config_test()
-        tap.write_message(StateMessage(value=tap.state))
+        with tap.messages_flushed():
+            if config_test:
+                tap.check_credentials_now()
+            tap.sync_all()
+            if config_test:
+                tap.report_quota_for_config_test()
+            tap.write_message(StateMessage(value=tap.state))
+
+    @contextlib.contextmanager
+    def messages_flushed(self) -> t.Iterator[None]:
+        """Every message written inside is on stdout at the end, failure or not.
+
+        On a failure, what was written before it (records and the state that covers them)
+        still reaches the target, and the failure, not a later broken pipe, is raised.
+        """
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.flush_messages()
+            raise
+        self.flush_messages()
+
+    def flush_messages(self) -> None:
+        """Write every queued message now (see :mod:`tap_strava.message_writer`)."""
+        writer = self.message_writer
+        if isinstance(writer, BackgroundWriter):
+            writer.close()
 
     def check_credentials_now(self) -> None:
         """Ask Strava for a token now, even if a stored access token is still valid.
@@ -655,7 +692,10 @@ class TapStrava(ConfigValidationHook, Tap):
             return t.cast(
                 "list[StravaStream]",
                 export_streams(
-                    self, str(self.config["export_archive_path"]), SharedFacts.beside(store_path)
+                    self,
+                    str(self.config["export_archive_path"]),
+                    SharedFacts.beside(store_path),
+                    workers=self.config.get("export_workers"),
                 ),
             )
         if self.config.get("events_url"):

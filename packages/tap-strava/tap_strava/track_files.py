@@ -48,9 +48,11 @@ if t.TYPE_CHECKING:
 MAX_POINTS = 250_000
 SEMICIRCLES_TO_DEGREES = 180.0 / 2**31
 
-# Sample layout: time, lat, lng, altitude, distance, heartrate, cadence, watts, temp.
+# Sample layout: time (seconds since 1970, UTC), lat, lng, altitude, distance, heartrate,
+# cadence, watts, temp. Seconds rather than datetimes: a track is thousands of samples,
+# and only their differences count.
 Point = tuple[
-    "datetime.datetime | None",
+    "float | None",
     "float | None",
     "float | None",
     "float | None",
@@ -173,6 +175,11 @@ def _first(value: t.Any) -> t.Any:
 
 
 def _number(value: t.Any) -> float | None:
+    kind = type(value)
+    if kind is int:  # most samples: the fast path (bool is not int here: type, not isinstance)
+        return float(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
     value = _first(value)
     if value is None or isinstance(value, bool):
         return None
@@ -194,22 +201,22 @@ def build_track(kind: str, collected: tuple[list[Point], int, int]) -> Track:
     if not points:
         msg = "the file has no samples"
         raise TrackError(msg)
-    start = next((p[0] for p in points if p[0] is not None), None)
+    columns = list(zip(*points, strict=True))  # one tuple per slot of Point
+    times = columns[0]
+    start = next((moment for moment in times if moment is not None), None)
     series: dict[str, list[t.Any] | None] = {}
     if start is not None:
-        series["time"] = [
-            None if p[0] is None else round((p[0] - start).total_seconds()) for p in points
-        ]
+        series["time"] = [None if moment is None else round(moment - start) for moment in times]
     else:
         series["time"] = None
     latlng = [
-        [round(p[1], 7), round(p[2], 7)] if p[1] is not None and p[2] is not None else None
-        for p in points
+        [round(lat, 7), round(lng, 7)] if lat is not None and lng is not None else None
+        for lat, lng in zip(columns[1], columns[2], strict=True)
     ]
-    series["latlng"] = latlng if any(v is not None for v in latlng) else None
+    series["latlng"] = latlng if latlng.count(None) < len(latlng) else None
     for offset, name in enumerate(SERIES[2:], start=3):
-        values = t.cast("list[float | None]", [p[offset] for p in points])
-        if all(v is None for v in values):
+        values = t.cast("tuple[float | None, ...]", columns[offset])
+        if values.count(None) == len(values):
             series[name] = None
         elif name in INTEGER_SERIES:
             series[name] = [None if v is None else round(v) for v in values]
@@ -248,15 +255,31 @@ def haversine(a: list[float], b: list[float]) -> float:
     return 2 * 6_371_000.0 * math.asin(min(1.0, math.sqrt(h)))
 
 
-def _as_utc(moment: t.Any) -> datetime.datetime | None:
+def _seconds(moment: t.Any) -> float | None:
+    """Seconds since 1970 of a datetime (a naive one is UTC), else None."""
     if not isinstance(moment, datetime.datetime):
         return None
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=datetime.timezone.utc)
-    return moment.astimezone(datetime.timezone.utc)
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()
 
 
 # -- FIT --------------------------------------------------------------------------------------
+
+#: Where each field of a FIT ``record`` goes in a :data:`Point` (``altitude`` only where
+#: ``enhanced_altitude`` is absent: slot 9 is merged into 3).
+_FIT_SLOTS = {
+    "timestamp": 0,
+    "position_lat": 1,
+    "position_long": 2,
+    "enhanced_altitude": 3,
+    "distance": 4,
+    "heart_rate": 5,
+    "cadence": 6,
+    "power": 7,
+    "temperature": 8,
+    "altitude": 9,
+}
 
 
 def read_fit(
@@ -267,80 +290,98 @@ def read_fit(
     A file with several sessions (a multi-sport or several activities chained) is listed
     once per activity in activities.csv: the session whose start is within 2 s of the
     row's Activity Date owns the records from its start to its end.
+
+    fitdecode runs without its data processor (``processor=None``): the processor turns
+    every ``date_time`` into a datetime and looks up a method per field of every message,
+    a fifth of the decoding time; the few conversions needed here are done below. Scale,
+    offset, components and invalid values (None) are the reader's, processor or not.
     """
     import fitdecode
 
     raw = _Decimator()
-    sessions: list[tuple[datetime.datetime, float | None]] = []
+    sessions: list[tuple[float, float | None]] = []
     try:
         with fitdecode.FitReader(
-            io.BytesIO(data), check_crc=fitdecode.CrcCheck.RAISE, keep_raw_chunks=False
+            io.BytesIO(data),
+            check_crc=fitdecode.CrcCheck.RAISE,
+            keep_raw_chunks=False,
+            processor=None,
         ) as reader:
             for frame in reader:
-                if not isinstance(frame, fitdecode.FitDataMessage):
+                if frame.frame_type != fitdecode.FIT_FRAME_DATA:
                     continue
                 if frame.name == "record":
-                    raw.add(_fit_point(frame))
+                    raw.add(_fit_point(frame.fields))
                 elif frame.name == "session":
-                    began = _as_utc(frame.get_value("start_time", fallback=None))
+                    began = _fit_seconds(frame.get_value("start_time", fallback=None))
                     if began is not None:
                         elapsed = _number(frame.get_value("total_elapsed_time", fallback=None))
                         sessions.append((began, elapsed))
     except fitdecode.FitError as exc:
         msg = f"{filename}: not a readable FIT file ({type(exc).__name__}: {exc})"
         raise TrackError(msg) from None
-    selected = list(_select_session(raw.points, sessions, start))
+    wanted = None if start is None else start.timestamp()
+    selected = list(_select_session(raw.points, sessions, wanted))
     return selected, len(selected) * raw.step, raw.step
 
 
-def _fit_point(frame: t.Any) -> Point:
-    # One pass over the fields: fitdecode's get_value scans them all for every name asked
-    # (a third of an import's time went there). The first field of a name wins, as there.
-    fields: dict[str, t.Any] = {}
-    for field in frame.fields:
-        fields.setdefault(field.name, field.value)
+def _fit_seconds(value: t.Any) -> float | None:
+    """A FIT ``date_time`` (seconds since 1989-12-31) as seconds since 1970.
 
-    def value(*names: str) -> float | None:
-        for name in names:
-            number = _number(fields.get(name))
-            if number is not None:
-                return number
+    Values below ``FIT_DATETIME_MIN`` count from the device's power-on, not from the
+    epoch: kept as they are, their differences (all a track needs) are still right.
+    """
+    from fitdecode.processors import FIT_DATETIME_MIN, FIT_UTC_REFERENCE
+
+    seconds = _number(value)
+    if seconds is None:
         return None
+    return seconds + FIT_UTC_REFERENCE if seconds >= FIT_DATETIME_MIN else seconds
 
-    lat = value("position_lat")
-    lng = value("position_long")
+
+def _fit_point(fields: Iterable[t.Any]) -> Point:
+    # One pass over the fields into slots (fitdecode's get_value scans them all for every
+    # name asked). The first value of a name wins.
+    slots: list[t.Any] = [None] * 10
+    for field in fields:
+        index = _FIT_SLOTS.get(field.name)
+        if index is not None and slots[index] is None:
+            slots[index] = field.value
+    lat = _number(slots[1])
+    lng = _number(slots[2])
+    altitude = _number(slots[3])
     return (
-        _as_utc(fields.get("timestamp")),
+        _fit_seconds(slots[0]),
         None if lat is None else lat * SEMICIRCLES_TO_DEGREES,
         None if lng is None else lng * SEMICIRCLES_TO_DEGREES,
-        value("enhanced_altitude", "altitude"),
-        value("distance"),
-        value("heart_rate"),
-        value("cadence"),
-        value("power"),
-        value("temperature"),
+        _number(slots[9]) if altitude is None else altitude,
+        _number(slots[4]),
+        _number(slots[5]),
+        _number(slots[6]),
+        _number(slots[7]),
+        _number(slots[8]),
     )
 
 
 def _select_session(
     records: list[Point],
-    sessions: list[tuple[datetime.datetime, float | None]],
-    start: datetime.datetime | None,
+    sessions: list[tuple[float, float | None]],
+    start: float | None,
 ) -> Iterable[Point]:
     if len(sessions) < 2 or start is None:
         return records
     ordered = sorted(sessions)
     for index, (began, elapsed) in enumerate(ordered):
-        if abs((began - start).total_seconds()) > 2:
+        if abs(began - start) > 2:
             continue
         following = ordered[index + 1][0] if index + 1 < len(ordered) else None
-        end = began + datetime.timedelta(seconds=elapsed) if elapsed is not None else following
+        end = began + elapsed if elapsed is not None else following
         if following is not None and (end is None or end > following):
             end = following
         return [
             p
             for p in records
-            if p[0] is not None and began <= p[0] and (end is None or p[0] < end or p[0] == end)
+            if p[0] is not None and began <= p[0] and (end is None or p[0] <= end)
         ]
     return records
 
@@ -373,8 +414,17 @@ def xml_text(data: bytes, filename: str) -> str:
     return re.sub(r"^<\?xml[^>]*\?>", "", text, count=1)
 
 
-def _local(tag: t.Any) -> str:
-    return str(tag).rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+class _LocalNames(dict[t.Any, str]):
+    """Tag -> local name (``{namespace}Trackpoint`` -> ``Trackpoint``), each worked out once.
+
+    The namespaces vary by device and exporter, so elements are matched by local name; a
+    file has a handful of distinct tags and hundreds of thousands of elements.
+    """
+
+    def __missing__(self, tag: t.Any) -> str:
+        name = tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""  # comments: no tag
+        self[tag] = name
+        return name
 
 
 def read_gpx(data: bytes, filename: str) -> tuple[list[Point], int, int]:
@@ -389,13 +439,14 @@ def read_gpx(data: bytes, filename: str) -> tuple[list[Point], int, int]:
         msg = f"{filename}: not a readable GPX file ({exc})"
         raise TrackError(msg) from None
     decimator = _Decimator()
+    names = _LocalNames()
     for track in gpx.tracks:
         for segment in track.segments:
             for point in segment.points:
-                extra = _gpx_extensions(point.extensions)
+                extra = _gpx_extensions(point.extensions, names) if point.extensions else {}
                 decimator.add(
                     (
-                        _as_utc(point.time),
+                        _seconds(point.time),
                         _number(point.latitude),
                         _number(point.longitude),
                         _number(point.elevation),
@@ -409,15 +460,34 @@ def read_gpx(data: bytes, filename: str) -> tuple[list[Point], int, int]:
     return decimator.points, decimator.seen, decimator.step
 
 
-def _gpx_extensions(extensions: list[t.Any]) -> dict[str, float | None]:
+_GPX_EXTENSIONS = frozenset({"hr", "cad", "atemp", "temp", "power", "powerinwatts"})
+
+
+def _gpx_extensions(extensions: list[t.Any], names: _LocalNames) -> dict[str, float | None]:
     """hr, cad, atemp, power/PowerInWatts from a point's extensions, any namespace."""
     found: dict[str, float | None] = {}
-    for element in extensions or []:
+    for element in extensions:
         for node in element.iter():
-            name = _local(node.tag).lower()
-            if name in {"hr", "cad", "atemp", "temp", "power", "powerinwatts"}:
-                found.setdefault(name, _number((node.text or "").strip() or None))
+            name = names[node.tag].lower()
+            if name in _GPX_EXTENSIONS and name not in found:
+                found[name] = _number((node.text or "").strip() or None)
     return found
+
+
+#: Where each element inside a TCX ``Trackpoint`` goes in a :data:`Point` (by local name;
+#: ``Value`` is the heart rate's, inside ``HeartRateBpm``; ``RunCadence`` (slot 9) is
+#: used where ``Cadence`` is absent).
+_TCX_SLOTS = {
+    "Time": 0,
+    "LatitudeDegrees": 1,
+    "LongitudeDegrees": 2,
+    "AltitudeMeters": 3,
+    "DistanceMeters": 4,
+    "Value": 5,
+    "Cadence": 6,
+    "Watts": 7,
+    "RunCadence": 9,
+}
 
 
 def read_tcx(
@@ -433,56 +503,47 @@ def read_tcx(
     except etree.XMLSyntaxError as exc:
         msg = f"{filename}: not a readable TCX file ({exc})"
         raise TrackError(msg) from None
-    activities = [e for e in root.iter() if _local(e.tag) == "Activity"]
+    names = _LocalNames()
+    activities = [e for e in root.iter() if names[e.tag] == "Activity"]
     chosen = activities[0] if activities else root
     if start is not None and len(activities) > 1:
         for activity in activities:
-            began = _parse_time(_child_text(activity, "Id"))
-            if began is not None and abs((began - start).total_seconds()) <= 2:
+            id_text = next((c.text for c in activity if names[c.tag] == "Id"), None)
+            began = _parse_time((id_text or "").strip())
+            if began is not None and abs(began - start.timestamp()) <= 2:
                 chosen = activity
                 break
     decimator = _Decimator()
-    for point in chosen.iter():
-        if _local(point.tag) == "Trackpoint":
-            decimator.add(_tcx_point(point))
+    for point in chosen.iter("{*}Trackpoint"):
+        decimator.add(_tcx_point(point, names))
     return decimator.points, decimator.seen, decimator.step
 
 
-def _child_text(element: t.Any, *path: str) -> str | None:
-    node = element
-    for name in path:
-        node = next((c for c in node if _local(c.tag) == name), None)
-        if node is None:
-            return None
-    return (node.text or "").strip() or None
-
-
-def _parse_time(text: str | None) -> datetime.datetime | None:
+def _parse_time(text: str | None) -> float | None:
     if not text:
         return None
     try:
-        return _as_utc(datetime.datetime.fromisoformat(text.replace("Z", "+00:00")))
+        return _seconds(datetime.datetime.fromisoformat(text.replace("Z", "+00:00")))
     except ValueError:
         return None
 
 
-def _tcx_point(point: t.Any) -> Point:
-    watts = cadence = None
+def _tcx_point(point: t.Any, names: _LocalNames) -> Point:
+    slots: list[t.Any] = [None] * 10
     for node in point.iter():
-        name = _local(node.tag)
-        if name == "Watts":
-            watts = _number(node.text)
-        elif name == "RunCadence":
-            cadence = _number(node.text)
+        index = _TCX_SLOTS.get(names[node.tag])
+        if index is not None and slots[index] is None:
+            slots[index] = node.text
+    cadence = _number(slots[6])
     return (
-        _parse_time(_child_text(point, "Time")),
-        _number(_child_text(point, "Position", "LatitudeDegrees")),
-        _number(_child_text(point, "Position", "LongitudeDegrees")),
-        _number(_child_text(point, "AltitudeMeters")),
-        _number(_child_text(point, "DistanceMeters")),
-        _number(_child_text(point, "HeartRateBpm", "Value")),
-        _number(_child_text(point, "Cadence")) if cadence is None else cadence,
-        watts,
+        _parse_time((slots[0] or "").strip()),
+        _number(slots[1]),
+        _number(slots[2]),
+        _number(slots[3]),
+        _number(slots[4]),
+        _number(slots[5]),
+        _number(slots[9]) if cadence is None else cadence,
+        _number(slots[7]),
         None,
     )
 

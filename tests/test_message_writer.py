@@ -1,0 +1,151 @@
+"""stdout from a thread: the tap goes on while the target is busy, and loses nothing.
+
+Real pipes throughout: an unread pipe is what a target draining a batch looks like.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import typing as t
+
+import pytest
+from singer_sdk.singerlib import RecordMessage
+
+from tap_strava.message_writer import BackgroundWriter
+from tests.export_fixtures import Activity, gz, samples, start_at, tcx_bytes, write_archive
+
+PIPE_BYTES = 65536  # what Linux holds in a pipe nobody reads
+
+
+def record(index: int, size: int) -> RecordMessage:
+    return RecordMessage(stream="s", record={"i": index, "pad": 'é\\"\n' * (size // 4)})
+
+
+@pytest.fixture
+def pipe() -> t.Iterator[tuple[t.TextIO, io.FileIO]]:
+    """The two ends of a real pipe: (text writer, raw reader)."""
+    read_fd, write_fd = os.pipe()
+    writer = io.TextIOWrapper(io.BufferedWriter(io.FileIO(write_fd, "w")), encoding="utf-8")
+    reader = io.FileIO(read_fd, "r")
+    yield writer, reader
+    reader.close()
+    with contextlib.suppress(OSError):  # a broken pipe, in the test that breaks it
+        writer.close()
+
+
+def accepted_within(writer: BackgroundWriter, count: int, size: int, seconds: float) -> int:
+    """How many of ``count`` messages the writer takes in ``seconds`` (from a thread)."""
+    taken: list[int] = []
+
+    def write_all() -> None:
+        for index in range(count):
+            writer.write_message(record(index, size))
+            taken.append(index)
+
+    thread = threading.Thread(target=write_all, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return len(taken)
+
+
+def read_lines(reader: io.FileIO, count: int) -> list[dict[str, t.Any]]:
+    data = b""
+    while data.count(b"\n") < count:
+        chunk = reader.read(1 << 20)
+        assert chunk, "the pipe closed before every line came"
+        data += chunk
+    return [json.loads(line) for line in data.decode("utf-8").splitlines()]
+
+
+def test_the_tap_goes_on_while_nobody_reads_and_every_line_comes_in_order(pipe):
+    output, reader = pipe
+    writer = BackgroundWriter(max_queued_bytes=2 * 2**20, output=output)
+    # 60 lines of 12 kB while nobody reads: the pipe alone would take five.
+    assert accepted_within(writer, 60, 4_000, seconds=2.0) == 60
+    # Past the bound the caller waits (memory stays bounded) ...
+    assert accepted_within(writer, 200, 4_000, seconds=1.0) < 200
+    # ... and once the reader comes back, everything arrives, in order, unchanged.
+    lines = read_lines(reader, 260)
+    assert [m["record"]["i"] for m in lines] == list(range(60)) + list(range(200))
+    assert lines[0]["record"]["pad"] == 'é\\"\n' * 1000, "the line was changed"
+    writer.close()
+
+
+def test_a_reader_that_is_gone_fails_the_next_message(pipe):
+    output, reader = pipe
+    writer = BackgroundWriter(max_queued_bytes=2**20, output=output)
+    writer.write_message(record(0, 100))
+    assert read_lines(reader, 1)[0]["record"]["i"] == 0
+    reader.close()  # the target died
+
+    def write_more() -> None:
+        for index in range(1, 1000):
+            writer.write_message(record(index, 10_000))
+            time.sleep(0.001)
+        writer.close()
+
+    with pytest.raises(BrokenPipeError):
+        write_more()
+
+
+def tracks_done(log: str) -> bool:
+    """Whether the tap logged the end of export_tracks (the stream synced last)."""
+    return any(
+        '"record_count"' in line and '"stream":"export_tracks"' in line for line in log.splitlines()
+    )
+
+
+def test_the_command_decodes_every_track_while_the_target_is_not_reading(tmp_path):
+    """The tap finishes the whole archive with its stdout unread (the target's batch),
+    where a direct write would stop it at the pipe's 64 KiB."""
+    activities = [
+        Activity(
+            700 + day,
+            start_at(day),
+            filename=f"activities/{700 + day}.tcx.gz",
+            content=gz(tcx_bytes(start_at(day), samples(1500, seed=day))),
+        )
+        for day in range(1, 13)
+    ]
+    archive = write_archive(tmp_path / "export_4242.zip", activities)
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "export_archive_path": str(archive),
+                "token_store_path": str(tmp_path / "store" / "tokens.json"),
+                "export_workers": 1,
+            }
+        )
+    )
+    log = tmp_path / "tap.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tap_strava.tap", "--config", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not tracks_done(log.read_text(encoding="utf-8")):
+                assert proc.poll() is None, log.read_text(encoding="utf-8")[-2000:]
+                assert time.monotonic() < deadline, "the tap stopped at the unread pipe"
+                time.sleep(0.05)
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    messages = [json.loads(line) for line in out.splitlines()]
+    tracks = [m["record"] for m in messages if m.get("stream") == "export_tracks" and "record" in m]
+    assert len(out) > 10 * PIPE_BYTES
+    assert [t["activity_id"] for t in tracks] == [a.id for a in activities]
+    assert all(len(t["time"]) == 1500 for t in tracks)
+    assert messages[-1]["type"] == "STATE"

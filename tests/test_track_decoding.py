@@ -1,0 +1,113 @@
+"""The archive's tracks decoded by worker processes (``export_workers``).
+
+The workers are real processes (spawned interpreters): the records and states must be
+those of a run that decodes in the tap's own process, in the same order; a file that
+cannot be read still costs only its track, and a gzip bomb still stops the run.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from tap_strava import track_decoding
+from tests.export_fixtures import (
+    Activity,
+    fit_bytes,
+    gpx_bytes,
+    gz,
+    samples,
+    start_at,
+    tcx_bytes,
+    write_archive,
+)
+from tests.support import run_tap, run_tap_cli
+
+#: More files than POOL_MIN_JOBS, so that two workers are really started.
+FILES = 20
+
+
+def many_activities() -> list[Activity]:
+    """FIT, GPX and TCX (some gzipped) with one corrupt FIT and one file listed but missing."""
+    activities = []
+    for index in range(FILES):
+        day = 1 + index % 28
+        start = start_at(day, hour=6 + index // 28)
+        points = samples(200 + index, seed=index)
+        kind = index % 3
+        if kind == 0:
+            filename, content = f"activities/{500 + index}.fit.gz", gz(fit_bytes(start, points))
+        elif kind == 1:
+            filename, content = f"activities/{500 + index}.gpx", gpx_bytes(start, points)
+        else:
+            filename, content = f"activities/{500 + index}.tcx.gz", gz(tcx_bytes(start, points))
+        activities.append(Activity(500 + index, start, filename=filename, content=content))
+    activities[6].content = gz(b".FIT" + bytes(range(256)) * 4)  # corrupt: not a FIT file
+    activities[11].content = None  # listed in activities.csv, not in the archive
+    return activities
+
+
+def config(archive: t.Any, tmp_path: t.Any, workers: int) -> dict[str, t.Any]:
+    return {
+        "export_archive_path": str(archive),
+        "token_store_path": str(tmp_path / f"store-{workers}" / "tokens.json"),
+        "export_workers": workers,
+    }
+
+
+def comparable(messages: list[dict[str, t.Any]]) -> list[t.Any]:
+    """The messages without the extraction times, which differ from run to run."""
+    out = []
+    for message in messages:
+        if message["type"] == "RECORD":
+            record = {k: v for k, v in message["record"].items() if k != "_sdc_extracted_at"}
+            out.append(("RECORD", message["stream"], record))
+        elif message["type"] == "STATE":
+            out.append(("STATE", message["value"]))
+        else:
+            out.append((message["type"], message.get("stream")))
+    return out
+
+
+def test_workers_emit_exactly_what_one_process_emits(tmp_path, monkeypatch, caplog):
+    archive = write_archive(tmp_path / "export_4242.zip", many_activities())
+    with caplog.at_level("WARNING"):
+        alone = run_tap(config(archive, tmp_path, 1))
+    alone_warnings = sorted(r.getMessage() for r in caplog.records if "export_tracks" in r.name)
+
+    def not_here(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        raise AssertionError("decoded in the tap's process, not in a worker")
+
+    # Decoding in the tap's own process would now fail: the tracks come from the workers.
+    monkeypatch.setattr(track_decoding, "read_track", not_here)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        pooled = run_tap(config(archive, tmp_path, 2))
+    pooled_warnings = sorted(r.getMessage() for r in caplog.records if "export_tracks" in r.name)
+
+    tracks = pooled.records("export_tracks")
+    assert len(tracks) == FILES - 2
+    assert [t["activity_id"] for t in tracks] == [
+        a.id for a in many_activities() if a.id not in (506, 511)
+    ]
+    assert [len(t["time"]) for t in tracks][:3] == [200, 201, 202]
+    assert comparable(pooled.messages) == comparable(alone.messages)
+    assert len(pooled_warnings) == 2
+    assert pooled_warnings == alone_warnings
+    assert any("506" in w and "not a readable FIT file" in w for w in pooled_warnings)
+
+
+def test_a_gzip_bomb_found_by_a_worker_stops_the_run_with_one_line(tmp_path):
+    activities = many_activities()
+    activities[9].filename = "activities/bomb.gpx.gz"
+    activities[9].content = gz(b"\0" * (64 * 2**20))
+    archive = write_archive(tmp_path / "export_4242.zip", activities)
+    proc = run_tap_cli(config(archive, tmp_path, 2), tmp_path)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if "tap-strava: error:" in line]
+    assert len(errors) == 1, proc.stderr[-2000:]
+    assert "bomb" in errors[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_default_workers_is_the_cpus_at_most_four():
+    assert 1 <= track_decoding.default_workers() <= track_decoding.MAX_DEFAULT_WORKERS
