@@ -140,6 +140,9 @@ ROLES = (
     "mapper-strava-tally",
     "meltano",
 )
+#: The role of a multiprocessing worker (``python -c "...spawn_main(...)"``): the only
+#: ones in these pipelines are tap-strava's archive decoders (export_workers).
+WORKER_ROLE = "tap-strava worker"
 
 
 # -- measuring a process ----------------------------------------------------------------
@@ -168,10 +171,12 @@ class Measured:
 def _role(proc: psutil.Process) -> str | None:
     """The role of a process by its executable (``python /x/bin/tap-strava ...``)."""
     try:
-        argv = proc.cmdline()[:2]
+        cmdline = proc.cmdline()
     except (psutil.Error, OSError):
         return None
-    names = {Path(arg).name for arg in argv}
+    if any("spawn_main" in arg for arg in cmdline):
+        return WORKER_ROLE  # a process the tap started to decode archive tracks
+    names = {Path(arg).name for arg in cmdline[:2]}
     return next((role for role in ROLES if role in names), None)
 
 
