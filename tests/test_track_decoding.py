@@ -111,3 +111,53 @@ def test_a_gzip_bomb_found_by_a_worker_stops_the_run_with_one_line(tmp_path):
 
 def test_default_workers_is_the_cpus_at_most_four():
     assert 1 <= track_decoding.default_workers() <= track_decoding.MAX_DEFAULT_WORKERS
+
+
+def test_a_worker_that_dies_stops_the_run_with_one_line(tmp_path):
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    content = gpx_bytes(start_at(1), samples(6000))  # gpxpy takes a while on each
+    activities = [
+        Activity(
+            900 + i, start_at(1 + i % 28), filename=f"activities/{900 + i}.gpx", content=content
+        )
+        for i in range(40)
+    ]
+    archive = write_archive(tmp_path / "export_4242.zip", activities)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config(archive, tmp_path, 2)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tap_strava.tap", "--config", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        killed = False
+        deadline = time.monotonic() + 60
+        while not killed and time.monotonic() < deadline and proc.poll() is None:
+            for child in psutil.Process(proc.pid).children():
+                try:
+                    if any("spawn_main" in arg for arg in child.cmdline()):
+                        child.send_signal(signal.SIGKILL)  # what the kernel's OOM killer does
+                        killed = True
+                        break
+                except psutil.Error:
+                    continue
+            time.sleep(0.01)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert killed, "no worker was seen"
+    assert proc.returncode == 1, stderr[-2000:]
+    errors = [line for line in stderr.splitlines() if "tap-strava: error:" in line]
+    assert len(errors) == 1, stderr[-2000:]
+    assert "ended abruptly" in errors[0]
+    assert "export_workers to 1" in errors[0]
+    assert "Traceback" not in stderr

@@ -28,7 +28,6 @@ from tap_strava.conform import conform_to_schema
 from tap_strava.digest import DIGESTS_KEY, record_digest
 from tap_strava.export_archive import (
     ExportArchive,
-    MemberError,
     read_activities,
     read_gear,
 )
@@ -183,17 +182,10 @@ class ExportTracksStream(ExportStream):
         _, rows = read_activities(archive)
         with_track: set[int] = set()
         jobs = self._jobs(archive, rows, with_track)
-        with TrackDecoder(self.source.workers) as decoder:
+        with TrackDecoder(archive, self.source.workers) as decoder:
             for job, digest, result in decoder.results(jobs):
-                key = str(job.activity_id)
                 if result.record is None:
-                    self.logger.warning(
-                        "export_tracks: activity %s: %s; its track is skipped (the activity "
-                        "row is loaded)",
-                        job.activity_id,
-                        result.error,
-                    )
-                    self.remember(key, FAILED + digest)
+                    self._skip(job.activity_id, str(result.error), digest)
                     continue
                 if result.thinned_step is not None:
                     self.logger.warning(
@@ -204,19 +196,24 @@ class ExportTracksStream(ExportStream):
                         result.thinned_step,
                     )
                 yield self.conform(result.record, f"{self.name} {job.activity_id}")
-                self.remember(key, digest)
+                self.remember(str(job.activity_id), digest)
                 with_track.add(job.activity_id)
         self.checkpoint()
         self.source.facts.add_archive_track_ids(self.source.athlete_id, with_track)
 
+    def _skip(self, activity_id: int, reason: str, digest: str) -> None:
+        """One warning for a file without a track; remembered, so it is not repeated."""
+        self.logger.warning(
+            "export_tracks: activity %s: %s; its track is skipped (the activity row is loaded)",
+            activity_id,
+            reason,
+        )
+        self.remember(str(activity_id), FAILED + digest)
+
     def _jobs(
         self, archive: ExportArchive, rows: Iterable[dict[str, t.Any]], with_track: set[int]
     ) -> Iterator[tuple[TrackJob, str]]:
-        """The files to decode, with their identity digest; unchanged ones are skipped.
-
-        A file that cannot even be read from the archive is remembered as failed here
-        (its warning logged) and yields no job.
-        """
+        """The files to decode, with their identity digest; unchanged ones are skipped."""
         for row in rows:
             filename = row.get("filename")
             if not filename:
@@ -231,19 +228,8 @@ class ExportTracksStream(ExportStream):
                 if not previous.startswith(FAILED):
                     with_track.add(activity_id)
                 continue
-            try:
-                data = archive.read(filename)
-            except MemberError as exc:
-                self.logger.warning(
-                    "export_tracks: activity %s: %s; its track is skipped (the activity row "
-                    "is loaded)",
-                    activity_id,
-                    exc,
-                )
-                self.remember(key, FAILED + digest)
-                continue
             start_date = row.get("start_date")
-            yield TrackJob(activity_id, filename, data, _moment(start_date), start_date), digest
+            yield TrackJob(activity_id, filename, _moment(start_date), start_date), digest
 
 
 def _moment(value: t.Any) -> datetime.datetime | None:

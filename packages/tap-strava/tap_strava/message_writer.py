@@ -29,7 +29,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.singerlib import Message
 
 #: Most characters of serialized messages waiting for the target (a larger line still goes).
-MAX_QUEUED_BYTES = 32 * 2**20
+MAX_QUEUED_BYTES = 16 * 2**20
 
 
 class BackgroundWriter(SingerWriter):

@@ -8,35 +8,42 @@ the output (and the state's checkpoints, which follow the records) is the same w
 the number of workers. With one worker, or fewer than :data:`POOL_MIN_JOBS` files to
 decode, nothing is started and the files are decoded in the tap's own process.
 
-What stays in the tap's process: reading each member from the archive (its decompression
-budget covers the whole run, see :class:`~tap_strava.export_archive.ReadBudget`), the
-records, the state and the logging. A worker receives the file's bytes and returns the
-finished ``export_tracks`` record (or the one line saying why the file has no track),
-thinned below Meltano's limit for one message where needed. At most
+A job is small (the member's name and the activity's start): each worker opens the
+archive itself, read-only, and reads the member with the same bounds as the tap's
+process; the run's budget of decompressed bytes is shared out among the workers (see
+:class:`~tap_strava.export_archive.ReadBudget`), and a pipe never fills with jobs. A
+worker returns the finished ``export_tracks`` record (or the one line saying why the file has
+no track), thinned below Meltano's limit for one message where needed. At most
 ``2 * workers + 2`` files are in flight, so memory does not grow with the archive.
 
 Workers are started with ``spawn``, not ``fork``: the tap has threads (stdout is written
 from one, see :mod:`tap_strava.message_writer`), and a forked child can inherit a lock
-that one of them held. A gzip bomb found in a worker stops the run, as it would in the
-tap's process.
+that one of them held. A gzip or zip bomb found in a worker stops the run, as it would in
+the tap's process; a worker that dies stops it with one line (:class:`WorkerError`).
 """
 
 from __future__ import annotations
 
 import collections
-import concurrent.futures
+import contextlib
 import dataclasses
 import itertools
 import json
 import multiprocessing
 import os
+import signal
 import typing as t
+from pathlib import Path
 
+from tap_strava.errors import StravaUserError
+from tap_strava.export_archive import ExportArchive, MemberError, ReadBudget
 from tap_strava.track_files import Track, TrackError, read_track
 
 if t.TYPE_CHECKING:
     import datetime
+    import multiprocessing.process
     from collections.abc import Iterable, Iterator
+    from multiprocessing.connection import Connection
 
 #: Largest serialized track record: Meltano stops at 50 MiB per message line; the
 #: envelope and a margin stay below it. A bigger track keeps every n-th sample.
@@ -50,13 +57,16 @@ MAX_DEFAULT_WORKERS = 4
 POOL_MIN_JOBS = 16
 
 
+class WorkerError(StravaUserError):
+    """A decoding worker died: the run stops with one line (see :func:`_result`)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class TrackJob:
     """One original file to decode for one activity (one file may serve several)."""
 
     activity_id: int
-    filename: str
-    data: bytes
+    filename: str  # the member, relative to the archive's root (Filename in the CSV)
     start: datetime.datetime | None  # picks the activity in a multi-activity file
     start_date: str | None  # the activity's start, as emitted
 
@@ -79,11 +89,16 @@ def default_workers() -> int:
     return max(1, min(MAX_DEFAULT_WORKERS, cpus))
 
 
-def decode(job: TrackJob) -> TrackResult:
-    """The track record of one file (runs in a worker): decoded, then bounded in size."""
+def decode(job: TrackJob, archive: ExportArchive) -> TrackResult:
+    """The track record of one file: read, decoded, then bounded in size.
+
+    A file that is missing, unreadable or not a track is the result's ``error``; a bomb
+    (:class:`~tap_strava.export_archive.ArchiveBombError`) is raised: it stops the run.
+    """
     try:
-        track = read_track(job.filename, job.data, start=job.start)
-    except TrackError as exc:
+        data = archive.read(job.filename)
+        track = read_track(job.filename, data, start=job.start)
+    except (MemberError, TrackError) as exc:
         return TrackResult(None, error=str(exc))
     record = track_record(track, job.activity_id, job.start_date, job.filename)
     step = within_message_limit(record, track)
@@ -131,12 +146,51 @@ def within_message_limit(record: dict[str, t.Any], track: Track) -> int | None:
     return t.cast("int", record["point_step"])
 
 
-class TrackDecoder:
-    """Decodes jobs with ``workers`` processes (1: in this process), results in job order."""
+def _worker_main(connection: Connection, path: str, budget: int) -> None:
+    """A worker process: open the archive once, then decode each job it is sent, in order.
 
-    def __init__(self, workers: int) -> None:
+    Each answer is ``("ok", TrackResult)`` or ``("raise", exception)`` (a bomb, or a bug:
+    raised again in the tap's process); ``None`` ends the worker.
+    """
+    # Ctrl-C reaches the whole process group: the tap handles it and ends its workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    archive = ExportArchive(Path(path))
+    archive.budget = ReadBudget(left=budget)  # this worker's share of the run's bound
+    while True:
+        try:
+            job = connection.recv()
+        except (EOFError, OSError):  # the tap is gone
+            return
+        if job is None:
+            return
+        try:
+            answer: tuple[str, t.Any] = ("ok", decode(job, archive))
+        except Exception as exc:  # handed to the tap, which raises it
+            answer = ("raise", exc)
+        try:
+            connection.send(answer)
+        except OSError:  # the tap is gone
+            return
+
+
+class TrackDecoder:
+    """Decodes jobs with ``workers`` processes (1: in this process), results in job order.
+
+    Job *n* goes to worker *n* mod ``workers``; a worker answers its jobs in the order it
+    got them, so reading job *n*'s answer from that worker keeps the jobs' order with no
+    bookkeeping. A pipe per worker, written and read only by the tap's main thread: no
+    feeder thread, no manager thread. (``concurrent.futures.ProcessPoolExecutor`` was
+    tried first: when a worker was killed it could hang the tap for good, joining a new
+    worker it had just started on CPython 3.11.) A worker that dies ends its pipe, and
+    the read raises :class:`WorkerError` at once.
+    """
+
+    def __init__(self, archive: ExportArchive, workers: int) -> None:
+        self.archive = archive
         self.workers = max(1, workers)
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._processes: list[multiprocessing.process.BaseProcess] = []
+        self._connections: list[Connection] = []
+        self._drained = True  # no answer left unread (see close)
 
     def __enter__(self) -> TrackDecoder:
         return self
@@ -145,36 +199,90 @@ class TrackDecoder:
         self.close()
 
     def close(self) -> None:
-        """Stop the workers (what is still queued is dropped: the run is over or failed)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Stop the workers: asked to end when every answer was read, else killed.
+
+        A worker with an answer nobody will read is blocked writing it: after a failure
+        (or an interrupted run) waiting for it would only delay the one error line.
+        """
+        for connection in self._connections:
+            with contextlib.suppress(OSError):
+                connection.send(None)
+        for process in self._processes:
+            if self._drained:
+                process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=5)
+        for connection in self._connections:
+            connection.close()
+        self._processes, self._connections = [], []
+
+    def _start(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        budget = self.archive.budget.left // self.workers
+        for index in range(self.workers):
+            ours, theirs = context.Pipe(duplex=True)
+            process = context.Process(
+                target=_worker_main,
+                args=(theirs, str(self.archive.path), budget),
+                name=f"tap-strava-decoder-{index}",
+                daemon=True,  # never outlives the tap
+            )
+            process.start()
+            theirs.close()
+            self._processes.append(process)
+            self._connections.append(ours)
 
     def results(
         self, jobs: Iterable[tuple[TrackJob, Tag]]
     ) -> Iterator[tuple[TrackJob, Tag, TrackResult]]:
         """Each job, the tag that came with it and its result, in the jobs' order.
 
-        Exceptions other than a file's own failure (a gzip bomb) are raised here.
+        Exceptions other than a file's own failure (a bomb, a worker that died) are
+        raised here.
         """
         pending = iter(jobs)
         head = list(itertools.islice(pending, POOL_MIN_JOBS))
         if self.workers == 1 or len(head) < POOL_MIN_JOBS:
             for job, tag in itertools.chain(head, pending):
-                yield job, tag, decode(job)
+                yield job, tag, decode(job, self.archive)
             return
-        if self._pool is None:
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
-            )
-        window: collections.deque[tuple[TrackJob, Tag, concurrent.futures.Future[TrackResult]]]
-        window = collections.deque()
+        if not self._processes:
+            self._start()
+        window: collections.deque[tuple[int, TrackJob, Tag]] = collections.deque()
         limit = 2 * self.workers + 2
-        for job, tag in itertools.chain(head, pending):
-            window.append((job, tag, self._pool.submit(decode, job)))
+        self._drained = False
+        for number, (job, tag) in enumerate(itertools.chain(head, pending)):
+            self._send(number % self.workers, job)
+            window.append((number % self.workers, job, tag))
             if len(window) >= limit:
-                done, done_tag, future = window.popleft()
-                yield done, done_tag, future.result()
+                worker, done, done_tag = window.popleft()
+                yield done, done_tag, self._receive(worker, done)
         while window:
-            done, done_tag, future = window.popleft()
-            yield done, done_tag, future.result()
+            worker, done, done_tag = window.popleft()
+            yield done, done_tag, self._receive(worker, done)
+        self._drained = True
+
+    def _send(self, worker: int, job: TrackJob) -> None:
+        try:
+            self._connections[worker].send(job)
+        except OSError:
+            raise _worker_died(job) from None
+
+    def _receive(self, worker: int, job: TrackJob) -> TrackResult:
+        try:
+            kind, value = self._connections[worker].recv()
+        except (EOFError, OSError):
+            raise _worker_died(job) from None
+        if kind == "raise":
+            raise value
+        return t.cast("TrackResult", value)
+
+
+def _worker_died(job: TrackJob) -> WorkerError:
+    return WorkerError(
+        f"a worker decoding the archive's tracks ended abruptly (killed, or out of memory) "
+        f"on {job.filename} or a file decoded beside it: nothing is lost, the next run "
+        "resumes from the last state; if it happens again, set export_workers to 1 "
+        "(decoding in the tap's own process) or give the run more memory"
+    )
