@@ -5,10 +5,12 @@ For a simulated athlete (``strava-sim``'s archive writer, one-second tracks):
 1. **FIT decoders compared** on the archive's own FIT files: fitdecode (what the tap uses)
    and garmin-fit-sdk, time for all files and whether both read the same values;
 2. **the bare decoding loop**: every original decoded with the fastest reader of its
-   format (no CSV, no JSON, no database): the floor of any importer;
+   format (no CSV, no JSON, no database), in one process of its own: the floor of any
+   importer;
 3. **the import**: ``tap-strava`` (``export_archive_path``) piped into the project's
    ``target-postgres`` with the archive import's settings (batches of 50, COPY), wall time
-   and each process's peak memory, at the full size and at a tenth of it;
+   and each process's peak memory, at the full size (with the default ``export_workers``
+   and with 1) and at a tenth of it;
 4. **the API for the same data**: list pages plus one request per activity for each of
    details, laps, zones and streams, counted from the simulator's log, in days of the
    default read quota (1,000 a day).
