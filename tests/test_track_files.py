@@ -54,6 +54,17 @@ def test_multi_activity_fit_takes_the_session_starting_at_the_row_date() -> None
     assert two.series["latlng"][0] == pytest.approx([52.01, 4.0], abs=1e-6)
 
 
+def test_fit_from_before_mid_1998_keeps_its_times() -> None:
+    # FIT times below 0x10000000 (1998-06) count from a device's power-on, not from
+    # 1989-12-31: fitdecode leaves them as numbers. A watch with a wrong clock writes such
+    # dates; the track's times (seconds from its first sample) are right all the same.
+    moment = datetime.datetime(1995, 3, 4, 5, 6, 7, tzinfo=datetime.timezone.utc)
+    written = samples(40)
+    track = read_track("old.fit", fit_bytes(moment, written))
+    assert track.series["time"] == [p.seconds for p in written]
+    assert len(track.series["latlng"]) == 40
+
+
 def dataclass_shift(point, seconds: int):  # type: ignore[no-untyped-def]
     import dataclasses
 

@@ -175,8 +175,11 @@ def _first(value: t.Any) -> t.Any:
 
 
 def _number(value: t.Any) -> float | None:
+    # Fast paths first: most values are None, int or float (bool is not int for `type`).
+    if value is None:
+        return None
     kind = type(value)
-    if kind is int:  # most samples: the fast path (bool is not int here: type, not isinstance)
+    if kind is int:
         return float(value)
     if kind is float:
         return value if math.isfinite(value) else None
