@@ -23,7 +23,7 @@ from tests.export_fixtures import (
 from tests.support import run_tap, run_tap_cli
 
 #: More files than POOL_MIN_JOBS, so that two workers are really started.
-FILES = 20
+FILES = 34
 
 
 def many_activities() -> list[Activity]:
@@ -161,3 +161,17 @@ def test_a_worker_that_dies_stops_the_run_with_one_line(tmp_path):
     assert "ended abruptly" in errors[0]
     assert "export_workers to 1" in errors[0]
     assert "Traceback" not in stderr
+
+
+def test_the_runs_bound_on_decompressed_bytes_holds_with_workers(tmp_path, monkeypatch):
+    from tap_strava import export_archive
+
+    archive = write_archive(tmp_path / "export_4242.zip", many_activities())
+    small = 2**20  # the run's bound, for this test: 1 MiB, where the files take more
+    real = export_archive.ReadBudget
+    monkeypatch.setattr(export_archive, "ReadBudget", lambda: real(left=small))
+    result = run_tap(config(archive, tmp_path, 2), allow_failure=True)
+    assert isinstance(result.error, export_archive.ArchiveBombError)
+    assert "past" in str(result.error)
+    # Some tracks came before the bound was reached: the workers shared it, not each 1 MiB.
+    assert 0 < len(result.records("export_tracks")) < FILES - 2

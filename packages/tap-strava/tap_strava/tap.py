@@ -266,7 +266,7 @@ class TapStrava(ConfigValidationHook, Tap):
             title="Export Workers",
             description="Processes decoding the archive's track files (FIT, GPX, TCX) side "
             "by side; default one per CPU, at most 4. 1 decodes in the tap's own process, "
-            "as does any run with fewer than 16 files to decode. The output is the same "
+            "as does any run with fewer than 32 files to decode. The output is the same "
             "whatever the number.",
         ),
         th.Property(
