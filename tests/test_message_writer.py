@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -102,10 +103,11 @@ def tracks_done(log: str) -> bool:
     )
 
 
-def test_the_command_decodes_every_track_while_the_target_is_not_reading(tmp_path):
-    """The tap finishes the whole archive with its stdout unread (the target's batch),
-    where a direct write would stop it at the pipe's 64 KiB."""
-    activities = [
+def archive_config(
+    tmp_path: t.Any, activities: list[Activity] | None = None
+) -> tuple[t.Any, list[Activity]]:
+    """The config of a CLI run over 12 TCX tracks (about 1 MB of output, 16 pipes' worth)."""
+    activities = activities or [
         Activity(
             700 + day,
             start_at(day),
@@ -125,6 +127,21 @@ def test_the_command_decodes_every_track_while_the_target_is_not_reading(tmp_pat
             }
         )
     )
+    return config, activities
+
+
+def wait_for_tracks(proc: subprocess.Popen[bytes], log: t.Any) -> None:
+    deadline = time.monotonic() + 30
+    while not tracks_done(log.read_text(encoding="utf-8")):
+        assert proc.poll() is None, log.read_text(encoding="utf-8")[-2000:]
+        assert time.monotonic() < deadline, "the tap stopped at the unread pipe"
+        time.sleep(0.05)
+
+
+def test_the_command_decodes_every_track_while_the_target_is_not_reading(tmp_path):
+    """The tap finishes the whole archive with its stdout unread (the target's batch),
+    where a direct write would stop it at the pipe's 64 KiB."""
+    config, activities = archive_config(tmp_path)
     log = tmp_path / "tap.log"
     with log.open("wb") as err:
         proc = subprocess.Popen(
@@ -133,11 +150,7 @@ def test_the_command_decodes_every_track_while_the_target_is_not_reading(tmp_pat
             stderr=err,
         )
         try:
-            deadline = time.monotonic() + 30
-            while not tracks_done(log.read_text(encoding="utf-8")):
-                assert proc.poll() is None, log.read_text(encoding="utf-8")[-2000:]
-                assert time.monotonic() < deadline, "the tap stopped at the unread pipe"
-                time.sleep(0.05)
+            wait_for_tracks(proc, log)
             out, _ = proc.communicate(timeout=60)
         finally:
             proc.kill()
@@ -149,3 +162,47 @@ def test_the_command_decodes_every_track_while_the_target_is_not_reading(tmp_pat
     assert [t["activity_id"] for t in tracks] == [a.id for a in activities]
     assert all(len(t["time"]) == 1500 for t in tracks)
     assert messages[-1]["type"] == "STATE"
+
+
+def test_a_stopped_run_ends_although_the_target_does_not_read(tmp_path):
+    """SIGTERM while the tap waits on a target that reads nothing: the run ends (the
+    SDK's graceful exit) after waiting a bounded time for the target, not forever."""
+    content = gz(tcx_bytes(start_at(1), samples(1500)))
+    activities = [
+        Activity(800 + i, start_at(1 + i % 28), filename=f"activities/{800 + i}.tcx.gz",
+                 content=content)
+        for i in range(240)
+    ]  # fmt: skip
+    config, _ = archive_config(tmp_path, activities)  # about 22 MB: more than the queue
+    log = tmp_path / "tap.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tap_strava.tap", "--config", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while "Beginning sync of 'export_tracks'" not in log.read_text(encoding="utf-8"):
+                assert proc.poll() is None
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            time.sleep(1.0)  # the pipe and then the queue fill: the tap waits
+            assert proc.poll() is None
+            proc.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            proc.wait(timeout=60)
+            waited = time.monotonic() - started
+            out = proc.stdout.read() if proc.stdout else b""
+        finally:
+            proc.kill()
+            proc.wait()
+    text = log.read_text(encoding="utf-8")
+    assert waited < 30, text[-2000:]
+    assert "Gracefully shutting down" in text
+    assert proc.returncode == 0
+    lines = out.decode("utf-8").split("\n")
+    complete = [json.loads(line) for line in lines[:-1]]  # the last one may be cut short
+    records = [m for m in complete if m["type"] == "RECORD"]
+    done = [m["record"]["id"] for m in records if m["stream"] == "export_activities"]
+    assert done == [a.id for a in activities][: len(done)]  # in order, nothing doubled

@@ -65,13 +65,20 @@ class BackgroundWriter(SingerWriter):
             self._queued_bytes += len(line)
             self._changed.notify_all()
 
-    def close(self) -> None:
-        """Write every queued line, then stop the thread; raises a write that failed."""
+    def close(self, timeout: float | None = None) -> None:
+        """Write every queued line, then stop the thread; raises a write that failed.
+
+        ``timeout``: wait at most that long for a target that does not read (a failed or
+        stopped run must end, not wait on a stuck target); what is still queued then is
+        lost, as it would have been unwritten in the pipe.
+        """
         with self._changed:
             self._closing = True
             self._changed.notify_all()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                return  # still blocked on the pipe: a daemon thread, gone with the process
             self._thread = None
         self._closing = False
         with self._changed:
@@ -83,7 +90,7 @@ class BackgroundWriter(SingerWriter):
             raise error
 
     def _write_lines(self) -> None:
-        """The thread: write what is queued, flushing once per burst of lines."""
+        """The thread: write what is queued, one burst of lines at a time."""
         output = self.output or sys.stdout
         while True:
             with self._changed:

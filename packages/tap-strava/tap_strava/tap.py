@@ -49,6 +49,9 @@ from tap_strava.token_store import default_token_store_path
 if t.TYPE_CHECKING:
     from tap_strava.client import StravaStream
 
+#: A failed or stopped run waits this long for the target to take what was written.
+FLUSH_ON_FAILURE_SECONDS = 10.0
+
 STATE_FILE_HINT = (
     "pass the value of the last STATE message of the previous run (a JSON object; {} or "
     "no --state at all for a first run)"
@@ -643,15 +646,15 @@ class TapStrava(ConfigValidationHook, Tap):
             yield
         except BaseException:
             with contextlib.suppress(Exception):
-                self.flush_messages()
+                self.flush_messages(timeout=FLUSH_ON_FAILURE_SECONDS)
             raise
         self.flush_messages()
 
-    def flush_messages(self) -> None:
+    def flush_messages(self, timeout: float | None = None) -> None:
         """Write every queued message now (see :mod:`tap_strava.message_writer`)."""
         writer = self.message_writer
         if isinstance(writer, BackgroundWriter):
-            writer.close()
+            writer.close(timeout)
 
     def check_credentials_now(self) -> None:
         """Ask Strava for a token now, even if a stored access token is still valid.
