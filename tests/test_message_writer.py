@@ -130,6 +130,15 @@ def archive_config(
     return config, activities
 
 
+def start_tap(config: t.Any, err: t.IO[bytes]) -> subprocess.Popen[bytes]:
+    """The tap's command with its stdout on a pipe this test reads only when it wants."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tap_strava.tap", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=err,
+    )
+
+
 def wait_for_tracks(proc: subprocess.Popen[bytes], log: t.Any) -> None:
     deadline = time.monotonic() + 30
     while not tracks_done(log.read_text(encoding="utf-8")):
@@ -144,11 +153,7 @@ def test_the_command_decodes_every_track_while_the_target_is_not_reading(tmp_pat
     config, activities = archive_config(tmp_path)
     log = tmp_path / "tap.log"
     with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tap_strava.tap", "--config", str(config)],
-            stdout=subprocess.PIPE,
-            stderr=err,
-        )
+        proc = start_tap(config, err)
         try:
             wait_for_tracks(proc, log)
             out, _ = proc.communicate(timeout=60)
@@ -176,11 +181,7 @@ def test_a_stopped_run_ends_although_the_target_does_not_read(tmp_path):
     config, _ = archive_config(tmp_path, activities)  # about 22 MB: more than the queue
     log = tmp_path / "tap.log"
     with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tap_strava.tap", "--config", str(config)],
-            stdout=subprocess.PIPE,
-            stderr=err,
-        )
+        proc = start_tap(config, err)
         try:
             deadline = time.monotonic() + 30
             while "Beginning sync of 'export_tracks'" not in log.read_text(encoding="utf-8"):
