@@ -94,6 +94,8 @@ def test_a_reader_that_is_gone_fails_the_next_message(pipe):
 
     with pytest.raises(BrokenPipeError):
         write_more()
+    with pytest.raises(BrokenPipeError):  # and every message after it
+        writer.write_message(record(2000, 10))
 
 
 def tracks_done(log: str) -> bool:

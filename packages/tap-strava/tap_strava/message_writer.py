@@ -13,7 +13,8 @@ stays bounded whatever the target does. The order of the lines is the order of t
 so a STATE never reaches the target before the records it covers. :meth:`close` writes
 everything queued before it returns; the tap calls it at the end of the run, failed runs
 included. A write that fails (the target is gone: a broken pipe) is raised in the
-caller's thread at its next message, as a direct write would have been.
+caller's thread at its next message, and at every one after it, as a direct write would
+have been.
 """
 
 from __future__ import annotations
@@ -85,9 +86,10 @@ class BackgroundWriter(SingerWriter):
             self._raise_failure()
 
     def _raise_failure(self) -> None:
+        # Kept, not cleared: once the target is gone, every later message fails too (a
+        # line queued after it would never be written, and a full queue never drain).
         if self._error is not None:
-            error, self._error = self._error, None
-            raise error
+            raise self._error
 
     def _write_lines(self) -> None:
         """The thread: write what is queued, one burst of lines at a time."""
