@@ -640,7 +640,8 @@ class TapStrava(ConfigValidationHook, Tap):
         """Every message written inside is on stdout at the end, failure or not.
 
         On a failure, what was written before it (records and the state that covers them)
-        still reaches the target, and the failure, not a later broken pipe, is raised.
+        still reaches the target, waiting at most :data:`FLUSH_ON_FAILURE_SECONDS` for a
+        target that reads nothing, and the failure, not a later broken pipe, is raised.
         """
         try:
             yield

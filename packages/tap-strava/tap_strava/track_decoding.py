@@ -172,6 +172,8 @@ def _worker_main(connection: Connection, path: str, budget: int) -> None:
             connection.send(answer)
         except OSError:  # the tap is gone
             return
+        except Exception as exc:  # an exception that cannot be pickled: its text, then
+            connection.send(("raise", RuntimeError(f"{type(exc).__name__}: {exc}")))
 
 
 class TrackDecoder:
