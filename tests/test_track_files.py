@@ -54,6 +54,18 @@ def test_multi_activity_fit_takes_the_session_starting_at_the_row_date() -> None
     assert two.series["latlng"][0] == pytest.approx([52.01, 4.0], abs=1e-6)
 
 
+def test_tcx_run_cadence_of_the_extension_wins_over_cadence() -> None:
+    written = samples(10)
+    data = tcx_bytes(START, written).replace(
+        b"</ns3:TPX>", b"<ns3:RunCadence>91</ns3:RunCadence></ns3:TPX>"
+    )
+    assert data.count(b"RunCadence>91") == 10
+    track = read_track("run.tcx", data)
+    assert track.series["cadence"] == [91] * 10
+    plain = read_track("ride.tcx", tcx_bytes(START, written))
+    assert plain.series["cadence"] == [p.cadence for p in written]
+
+
 def test_fit_from_before_mid_1998_keeps_its_times() -> None:
     # FIT times below 0x10000000 (1998-06) count from a device's power-on, not from
     # 1989-12-31: fitdecode leaves them as numbers. A watch with a wrong clock writes such

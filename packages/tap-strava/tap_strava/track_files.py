@@ -478,8 +478,8 @@ def _gpx_extensions(extensions: list[t.Any], names: _LocalNames) -> dict[str, fl
 
 
 #: Where each element inside a TCX ``Trackpoint`` goes in a :data:`Point` (by local name;
-#: ``Value`` is the heart rate's, inside ``HeartRateBpm``; ``RunCadence`` (slot 9) is
-#: used where ``Cadence`` is absent).
+#: ``Value`` is the heart rate's, inside ``HeartRateBpm``; the extension's ``RunCadence``
+#: (slot 9) wins over ``Cadence``, which is used where it is absent).
 _TCX_SLOTS = {
     "Time": 0,
     "LatitudeDegrees": 1,
@@ -537,7 +537,7 @@ def _tcx_point(point: t.Any, names: _LocalNames) -> Point:
         index = _TCX_SLOTS.get(names[node.tag])
         if index is not None and slots[index] is None:
             slots[index] = node.text
-    cadence = _number(slots[6])
+    run_cadence = _number(slots[9])
     return (
         _parse_time((slots[0] or "").strip()),
         _number(slots[1]),
@@ -545,7 +545,7 @@ def _tcx_point(point: t.Any, names: _LocalNames) -> Point:
         _number(slots[3]),
         _number(slots[4]),
         _number(slots[5]),
-        _number(slots[9]) if cadence is None else cadence,
+        _number(slots[6]) if run_cadence is None else run_cadence,
         _number(slots[7]),
         None,
     )
