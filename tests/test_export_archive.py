@@ -25,6 +25,7 @@ from tests.export_fixtures import (
     samples,
     standard_activities,
     start_at,
+    tcx_bytes,
     write_archive,
 )
 from tests.support import SyncResult, run_tap, run_tap_cli
@@ -324,6 +325,24 @@ def test_a_track_too_big_for_one_message_keeps_every_nth_sample(tmp_path, monkey
     assert track["time"] == list(range(0, 120, track["point_step"]))
     assert len(track["latlng"]) == len(track["time"]) == len(track["heartrate"])
     assert any("above Meltano's limit" in r.getMessage() for r in caplog.records)
+
+
+def test_a_short_track_of_huge_numbers_is_measured_too(tmp_path, monkeypatch):
+    """Few samples, but a hostile file's heart rates of 300 digits: the line is measured,
+    not estimated from the number of samples."""
+    import json
+    import re
+
+    monkeypatch.setattr(track_decoding, "MAX_TRACK_BYTES", 5_000)
+    data = re.sub(
+        rb"<Value>\d+</Value>", b"<Value>1e300</Value>", tcx_bytes(start_at(1), samples(15))
+    )
+    activity = Activity(1, start_at(1), filename="activities/1.tcx", content=data)
+    archive = write_archive(tmp_path / "a.zip", [activity])
+    (track,) = run_tap(config_for(archive, tmp_path)).records("export_tracks")
+    assert len(str(track["heartrate"][0])) > 300
+    assert len(json.dumps(track, separators=(",", ":"))) <= 5_000 + 100  # + athlete_id
+    assert track["point_step"] > 1
 
 
 # -- the run must stop: one line, exit code 1 -----------------------------------------------------

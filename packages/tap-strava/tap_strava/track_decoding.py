@@ -126,13 +126,10 @@ def track_record(
 def within_message_limit(record: dict[str, t.Any], track: Track) -> int | None:
     """Thin the record in place to every n-th sample if its line would pass the limit.
 
-    Returns the step taken (None when the record was small enough). Measured exactly
-    (the JSON of the record) only when a cheap upper bound says it might be too big:
-    no value of a series takes more than 30 characters.
+    Returns the step taken (None when the record was small enough). Always measured on
+    the record's JSON: a value's length has no bound (an integer series from a text file
+    can hold a number of hundreds of digits), so no estimate can stand in for it.
     """
-    samples = max((len(values) for values in track.series.values() if values), default=0)
-    if samples * 30 * len(track.series) < MAX_TRACK_BYTES:
-        return None
     size = len(json.dumps(record, separators=(",", ":")))
     if size <= MAX_TRACK_BYTES:
         return None
