@@ -3,8 +3,8 @@
 One athlete with a two-year history uploads two activities a day and edits one old one.
 For a simulated week:
 
-- **events**: the simulator pushes each change to the real receiver (``strava-events``,
-  a uvicorn thread on 127.0.0.1, SQLite queue); the events tap runs (in this process, as
+- **events**: the simulator pushes each change to the real receiver (``strava-events
+  serve`` as a process on 127.0.0.1, SQLite queue); the events tap runs (in this process, as
   cron would every five minutes: runs with nothing pending cost nothing) and loads each
   named activity with one read, ``activity_details`` from the same answer;
 - **polling**: the daily job (activities, athlete, stats), the details block for the new
@@ -18,9 +18,7 @@ Every figure is counted from ``sim.requests`` (Strava's read quota counts API GE
 from __future__ import annotations
 
 import argparse
-import socket
 import tempfile
-import threading
 import time
 import typing as t
 from pathlib import Path
@@ -32,56 +30,19 @@ from devtools.bench import (
     _unlimited_simulator,
     run_tap_in_process,
 )
+from devtools.receiver_abuse import CALLBACK_PATH, TAP_TOKEN, ReceiverProcess
 
 if t.TYPE_CHECKING:
     from strava_simulator import StravaSimulator
 
 JSONDict = dict[str, t.Any]
-VERIFY = "bench-verify-token-0123456789"
-CALLBACK = "bench-callback-0123456789abcdef"
-TAP_TOKEN = "bench-tap-token-0123456789abcdef"
 
 
-class Receiver:
-    """The real receiver app under uvicorn in a thread (as ``strava-events serve``)."""
+class Receiver(ReceiverProcess):
+    """The real receiver, ``strava-events serve`` as a process (SQLite queue)."""
 
     def __init__(self, folder: Path, athlete_id: int) -> None:
-        import uvicorn
-
-        from strava_events.receiver import create_app
-        from strava_events.settings import load_settings
-
-        self.folder = folder
-        self.env = {
-            "STRAVA_EVENTS_VERIFY_TOKEN": VERIFY,
-            "STRAVA_EVENTS_CALLBACK_PATH": CALLBACK,
-            "STRAVA_EVENTS_TAP_TOKEN": TAP_TOKEN,
-            "STRAVA_EVENTS_ATHLETE_IDS": str(athlete_id),
-            "STRAVA_EVENTS_SQLITE_PATH": str(folder / "events.sqlite3"),
-            "STRAVA_EVENTS_SPOOL_DIR": str(folder / "spool"),
-            "STRAVA_EVENTS_STATE_DIR": str(folder / "state"),
-        }
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(
-            uvicorn.Config(create_app(load_settings(self.env)), log_level="warning")
-        )
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(20)
-        self.sock.close()
+        super().__init__(folder, athlete_id=athlete_id, subscription_id=None)
 
     def subscribe(self, sim: StravaSimulator) -> int:
         """Create the app's push subscription (the simulator runs the handshake)."""
@@ -94,7 +55,7 @@ class Receiver:
                 "STRAVA_EVENTS_CLIENT_ID": sim.client_id,
                 "STRAVA_EVENTS_CLIENT_SECRET": sim.client_secret,
                 "STRAVA_EVENTS_API_BASE": sim.api_url,
-                "STRAVA_EVENTS_CALLBACK_URL": f"{self.url}/{CALLBACK}",
+                "STRAVA_EVENTS_CALLBACK_URL": f"{self.url}/{CALLBACK_PATH}",
             }
         )
         identifier = subscriptions.create(app)
@@ -118,7 +79,7 @@ def events_week(seed: int, activities: int, days: int, workdir: Path) -> list[in
         rx.subscribe(sim)
         time.sleep(3)  # a running receiver takes the new subscription id within 2 s
         config = _tap_config(
-            sim, workdir / "events", events_url=f"{rx.url}/tap", events_token=TAP_TOKEN
+            sim, workdir / "events", events_url=f"{rx.tap_url}/tap", events_token=TAP_TOKEN
         )
         old = sorted(sim.activities, key=lambda a: a["start_date"])[: days * 2]
         state: JSONDict = {}
