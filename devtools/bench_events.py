@@ -18,11 +18,15 @@ Every figure is counted from ``sim.requests`` (Strava's read quota counts API GE
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
+import os
 import tempfile
 import time
 import typing as t
 from pathlib import Path
 
+from devtools import receiver_abuse as abuse
 from devtools.bench import (
     _api_reads,
     _next_utc_day,
@@ -30,7 +34,7 @@ from devtools.bench import (
     _unlimited_simulator,
     run_tap_in_process,
 )
-from devtools.receiver_abuse import CALLBACK_PATH, TAP_TOKEN, ReceiverProcess
+from devtools.receiver_abuse import CALLBACK_PATH, TAP_TOKEN, Outcome, ReceiverProcess
 
 if t.TYPE_CHECKING:
     from strava_simulator import StravaSimulator
@@ -164,18 +168,139 @@ def report(events: list[int], polling: list[int], reconcile: int, activities: in
     return "\n".join(lines)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def abuse_cases(workdir: Path, sizes: AbuseSizes) -> list[tuple[Outcome, str]]:
+    """Each case against a fresh ``strava-events serve`` (defaults, SQLite queue).
+
+    Every case ends by checking, through the tap's interface, that each valid event is
+    stored once; the figure beside it is what a reader of docs/benchmarks.md needs.
+    """
+    abuse.raise_open_files()
+    results: list[tuple[Outcome, str]] = []
+
+    def checked(rx: ReceiverProcess, first_id: int, count: int) -> str:
+        ids = rx.pending_object_ids()
+        expected = list(range(first_id, first_id + count))
+        return "each stored once" if sorted(ids) == expected else f"STORED {len(ids)} events"
+
+    with ReceiverProcess(workdir / "idle") as rx:
+        outcome = asyncio.run(abuse.idle_case(rx, sizes.idle, sizes.events, 1, 5.0))
+        note = checked(rx, 1, sizes.events)
+        results.append(
+            (
+                outcome,
+                f"{outcome.extra['opened']:,} opened, {outcome.extra['closed']:,} closed by "
+                f"the receiver within 6 s (deadline 5 s); {note}",
+            )
+        )
+    with ReceiverProcess(workdir / "slow") as rx:
+        outcome = asyncio.run(abuse.slow_header_case(rx, sizes.slow, sizes.events, 1, 30.0))
+        note = checked(rx, 1, sizes.events)
+        results.append(
+            (
+                outcome,
+                f"{outcome.extra['cut']} of {sizes.slow} cut, the last after "
+                f"{outcome.extra['cut_max']:.1f} s (deadline 5 s); {note}",
+            )
+        )
+    with ReceiverProcess(workdir / "token") as rx:
+        outcome = asyncio.run(abuse.wrong_token_case(rx, sizes.wrong_tokens, 50, sizes.events, 1))
+        note = checked(rx, 1, sizes.events)
+        strangers = ", ".join(f"{n:,}x {code}" for code, n in outcome.extra["strangers"].items())
+        results.append(
+            (
+                outcome,
+                f"strangers got {strangers}; the tap's request {outcome.tap_status} in "
+                f"{outcome.extra['tap_latency']:.2f} s; {note}",
+            )
+        )
+    with ReceiverProcess(workdir / "burst") as rx:
+        assert rx.proc is not None
+        before = _cpu_seconds(rx.proc.pid)
+        outcome = asyncio.run(abuse.burst_case(rx, sizes.burst, 1))
+        cpu = _cpu_seconds(rx.proc.pid) - before
+        again = asyncio.run(abuse.burst_case(rx, sizes.burst, 1))
+        note = checked(rx, 1, sizes.burst)
+        redelivered = "all 200" if again.all_ok else f"{sorted(set(again.statuses))}"
+        results.append(
+            (
+                outcome,
+                f"receiver CPU {cpu:.2f} s; the same {sizes.burst} again: {redelivered}, "
+                f"p99 {again.percentile(0.99):.2f} s; {note}",
+            )
+        )
+    return results
+
+
+@dataclasses.dataclass(frozen=True)
+class AbuseSizes:
+    """How large each case is (the issue's sizes by default)."""
+
+    idle: int = 2000
+    slow: int = 200
+    wrong_tokens: int = 3000
+    burst: int = 500
+    #: Valid events sent while the idle, slow and wrong-token cases go on.
+    events: int = 50
+
+
+def abuse_report(results: list[tuple[Outcome, str]], sizes: AbuseSizes) -> str:
+    """The abuse table for docs/benchmarks.md."""
+    cases = {
+        "idle": f"{sizes.idle:,} idle connections, {sizes.events} valid events",
+        "slow_headers": f"{sizes.slow} slow-header connections, {sizes.events} valid events",
+        "wrong_token": f"{sizes.wrong_tokens:,} wrong-token requests to /tap, "
+        f"{sizes.events} valid events",
+        "burst": f"a burst of {sizes.burst} valid events from one address",
+    }
+    lines = [
+        "| case | valid events answered | p50 | p99 | max | the tap's request | what else |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
+    for outcome, note in results:
+        answered = (
+            f"all {len(outcome.statuses)} 200"
+            if set(outcome.statuses) == {200}
+            else ", ".join(
+                f"{outcome.statuses.count(c)}x {c}" for c in sorted(set(outcome.statuses))
+            )
+        )
+        lines.append(
+            f"| {cases[outcome.case]} | {answered} | {outcome.percentile(0.5):.2f} s | "
+            f"{outcome.percentile(0.99):.2f} s | {max(outcome.latencies):.2f} s | "
+            f"{outcome.tap_status} | {note} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run both weeks and print the table."""
+    """Run the reads-per-day weeks and the receiver's abuse cases; print the tables."""
     parser = argparse.ArgumentParser(prog="python -m devtools.bench_events")
     parser.add_argument("--activities", type=int, default=1000)
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument(
+        "--part", choices=("all", "reads", "abuse"), default="all", help="what to measure"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-events-") as folder:
         root = Path(folder)
-        events = events_week(args.seed, args.activities, args.days, root / "events")
-        polling, reconcile = polling_week(args.seed, args.activities, args.days, root / "poll")
-    print(report(events, polling, reconcile, args.activities))
+        if args.part in ("all", "reads"):
+            events = events_week(args.seed, args.activities, args.days, root / "events")
+            polling, reconcile = polling_week(args.seed, args.activities, args.days, root / "poll")
+            print(report(events, polling, reconcile, args.activities))
+            print()
+        if args.part in ("all", "abuse"):
+            sizes = AbuseSizes()
+            started = time.perf_counter()
+            results = abuse_cases(root / "abuse", sizes)
+            print(abuse_report(results, sizes))
+            print(f"\n(abuse cases: {time.perf_counter() - started:.0f} s, {os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":

@@ -233,38 +233,49 @@ async def _valid_events(port: int, first_id: int, count: int) -> list[tuple[int,
     )
 
 
-async def _open_idle(port: int, count: int) -> list[asyncio.StreamWriter]:
+async def _open_idle(port: int, count: int) -> list[asyncio.StreamReader]:
     """``count`` connections that send nothing (opened in waves, as an attacker would)."""
-    writers: list[asyncio.StreamWriter] = []
+    readers: list[asyncio.StreamReader] = []
     for start in range(0, count, 250):
         opened = await asyncio.gather(
             *(asyncio.open_connection("127.0.0.1", port) for _ in range(min(250, count - start))),
             return_exceptions=True,
         )
-        writers += [pair[1] for pair in opened if not isinstance(pair, BaseException)]
-    return writers
+        readers += [pair[0] for pair in opened if not isinstance(pair, BaseException)]
+    return readers
 
 
-def _close_all(writers: list[asyncio.StreamWriter]) -> None:
-    for writer in writers:
-        writer.close()
+async def _closed_by_server(readers: list[asyncio.StreamReader], within: float) -> int:
+    """How many of these connections the server closed within ``within`` seconds."""
+
+    async def closed(reader: asyncio.StreamReader) -> bool:
+        try:
+            return await asyncio.wait_for(reader.read(1), within) == b""
+        except asyncio.TimeoutError:
+            return False
+        except OSError:
+            return True
+
+    return sum(await asyncio.gather(*(closed(reader) for reader in readers)))
 
 
-async def idle_case(rx: ReceiverProcess, connections: int, events: int, first_id: int) -> Outcome:
-    """``connections`` idle connections held open while valid events and the tap's call go."""
-    writers = await _open_idle(rx.port, connections)
-    try:
-        results = await _valid_events(rx.port, first_id, events)
-        tap_status, _latency = await exchange(rx.tap_port, tap_get("/tap/status", TAP_TOKEN))
-        still_open = sum(1 for writer in writers if not writer.is_closing())
-    finally:
-        _close_all(writers)
+async def idle_case(
+    rx: ReceiverProcess, connections: int, events: int, first_id: int, deadline: float
+) -> Outcome:
+    """``connections`` idle connections held open while valid events and the tap's call go;
+    then how many the receiver closed within its ``deadline`` (plus a second)."""
+    started = time.perf_counter()
+    readers = await _open_idle(rx.port, connections)
+    results = await _valid_events(rx.port, first_id, events)
+    tap_status, _latency = await exchange(rx.tap_port, tap_get("/tap/status", TAP_TOKEN))
+    left = deadline + 1.0 - (time.perf_counter() - started)
+    closed = await _closed_by_server(readers, max(left, 0.1))
     return Outcome(
         "idle",
         [status for status, _ in results],
         [latency for _, latency in results],
         tap_status,
-        {"opened": len(writers), "open_after": still_open},
+        {"opened": len(readers), "closed": closed},
     )
 
 

@@ -30,8 +30,11 @@ def receiver(tmp_path):
 
 
 def test_idle_connections_cost_a_valid_event_nothing(receiver):
-    outcome = asyncio.run(abuse.idle_case(receiver, connections=300, events=20, first_id=1))
+    outcome = asyncio.run(
+        abuse.idle_case(receiver, connections=300, events=20, first_id=1, deadline=1.0)
+    )
     assert outcome.extra["opened"] == 300
+    assert outcome.extra["closed"] == 300  # by the receiver, within its 1 s deadline (+1 s)
     assert outcome.statuses == [200] * 20
     assert max(outcome.latencies) < 2.0
     assert outcome.tap_status == 200

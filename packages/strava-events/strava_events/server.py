@@ -13,6 +13,11 @@ deadline for a request's headers, and Hypercorn has no connection cap that idle
 connections could fill: what bounds them is that deadline and the open-files limit, which
 ``raise_open_files_limit`` lifts to its hard limit.
 
+Granian (2.8.9) was measured too: its HTTP in Rust costs about a fifth of Hypercorn's CPU
+for a burst, but its ``header_read_timeout`` starts at a connection's first byte: a
+connection that never sends one stayed open for 90 s and more with a 5 s timeout, so
+silent connections would pile up until the open-files limit refuses everyone.
+
 Two listeners in one process, one Hypercorn ``serve`` each, share the receiver's state
 and nothing else: the public callback (``STRAVA_EVENTS_HOST``/``_PORT``, behind the
 reverse proxy) and the tap's interface (``127.0.0.1:STRAVA_EVENTS_TAP_PORT``).
