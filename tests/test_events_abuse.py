@@ -31,10 +31,11 @@ def receiver(tmp_path):
 
 def test_idle_connections_cost_a_valid_event_nothing(receiver):
     outcome = asyncio.run(
-        abuse.idle_case(receiver, connections=300, events=20, first_id=1, deadline=1.0)
+        abuse.idle_case(receiver, connections=300, events=20, first_id=1, deadline=1.0, grace=4.0)
     )
     assert outcome.extra["opened"] == 300
-    assert outcome.extra["closed"] == 300  # by the receiver, within its 1 s deadline (+1 s)
+    # Closed by the receiver (its deadline is 1 s; a loaded machine takes them late).
+    assert outcome.extra["closed"] == 300
     assert outcome.statuses == [200] * 20
     assert max(outcome.latencies) < 2.0
     assert outcome.tap_status == 200
@@ -74,10 +75,18 @@ def test_wrong_tokens_do_not_starve_the_taps_request(receiver):
     assert status == 404
 
 
-def test_a_burst_from_one_address_is_answered_in_time_and_stored_once(receiver):
+def test_a_burst_from_one_address_is_answered_in_time_and_stored_once(tmp_path):
+    with ReceiverProcess(tmp_path) as receiver:  # the default header deadline, 5 s
+        burst_twice(receiver)
+
+
+def burst_twice(receiver: ReceiverProcess) -> None:
     first = asyncio.run(abuse.burst_case(receiver, events=150, first_id=1))
     assert first.statuses == [200] * 150
     assert max(first.latencies) < 2.0
+    # All went straight into the store (group commit kept up), none to the spool.
+    counters = receiver.tap("/tap/status")[1]["counters"]
+    assert (counters["stored"], counters["spooled"]) == (150, 0)
     again = asyncio.run(abuse.burst_case(receiver, events=150, first_id=1))  # redelivered
     assert again.statuses == [200] * 150
     ids = receiver.pending_object_ids()
