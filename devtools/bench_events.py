@@ -191,11 +191,13 @@ def abuse_cases(workdir: Path, sizes: AbuseSizes) -> list[tuple[Outcome, str]]:
     with ReceiverProcess(workdir / "idle") as rx:
         outcome = asyncio.run(abuse.idle_case(rx, sizes.idle, sizes.events, 1, 5.0))
         note = checked(rx, 1, sizes.events)
+        extra = outcome.extra
         results.append(
             (
                 outcome,
-                f"{outcome.extra['opened']:,} opened, {outcome.extra['closed']:,} closed by "
-                f"the receiver within 7 s of the first (deadline 5 s); {note}",
+                f"{extra['opened']:,} opened in {extra['opening_took']:.1f} s; "
+                f"{extra['closed']:,} closed by the receiver, {extra['first_closed']:.1f} to "
+                f"{extra['last_closed']:.1f} s after the first opened (deadline 5 s); {note}",
             )
         )
     with ReceiverProcess(workdir / "slow") as rx:
