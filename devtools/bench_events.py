@@ -226,13 +226,15 @@ def abuse_cases(workdir: Path, sizes: AbuseSizes) -> list[tuple[Outcome, str]]:
         before = _cpu_seconds(rx.proc.pid)
         outcome = asyncio.run(abuse.burst_case(rx, sizes.burst, 1))
         cpu = _cpu_seconds(rx.proc.pid) - before
+        commits = rx.tap("/tap/status")[1]["counters"]["store_commits"]
         again = asyncio.run(abuse.burst_case(rx, sizes.burst, 1))
         note = checked(rx, 1, sizes.burst)
         redelivered = "all 200" if again.all_ok else f"{sorted(set(again.statuses))}"
         results.append(
             (
                 outcome,
-                f"receiver CPU {cpu:.2f} s; the same {sizes.burst} again: {redelivered}, "
+                f"receiver CPU {cpu:.2f} s; stored in {commits} transactions; the same "
+                f"{sizes.burst} again: {redelivered}, "
                 f"p99 {again.percentile(0.99):.2f} s; {note}",
             )
         )

@@ -517,7 +517,7 @@ def create_apps(settings: Settings, store: EventStore | None = None) -> Apps:
                 "acknowledged": counts["acknowledged"],
                 "spooled": len(receiver.spool),
                 "oldest_spooled_seconds": receiver.spool.oldest_age(),
-                "counters": dict(receiver.counters),
+                "counters": {**receiver.counters, "store_commits": receiver.writer.commits},
             }
         )
 
