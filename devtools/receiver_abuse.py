@@ -74,9 +74,12 @@ class ReceiverProcess:
         folder: Path,
         athlete_id: int = ATHLETE,
         subscription_id: int | None = SUBSCRIPTION_ID,
+        soft_open_files: int | None = None,
         **env: str,
     ) -> None:
         self.folder = folder
+        #: Start the process with this soft limit of open files (as a default 1,024 would).
+        self.soft_open_files = soft_open_files
         self.port = free_port()
         self.tap_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -115,6 +118,7 @@ class ReceiverProcess:
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=self._limit_open_files if self.soft_open_files else None,
             )
         deadline = time.monotonic() + 30
         while not self._ready():
@@ -124,6 +128,20 @@ class ReceiverProcess:
                 raise RuntimeError(msg)
             time.sleep(0.05)
         return self
+
+    def _limit_open_files(self) -> None:
+        _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.soft_open_files, hard))
+
+    def open_files_limit(self) -> tuple[int, int]:
+        """The running process's soft and hard limits of open files (from /proc)."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/limits").read_text().splitlines():
+            if line.startswith("Max open files"):
+                soft, hard = line.split()[3:5]
+                return int(soft), int(hard)
+        msg = "no open-files line in /proc/<pid>/limits"
+        raise RuntimeError(msg)
 
     def _ready(self) -> bool:
         try:

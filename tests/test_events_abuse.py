@@ -43,6 +43,21 @@ def test_idle_connections_cost_a_valid_event_nothing(receiver):
     assert sorted(receiver.pending_object_ids()) == list(range(1, 21))
 
 
+def test_a_low_open_files_limit_is_raised_so_idle_connections_cannot_refuse_events(tmp_path):
+    # Started as with a soft limit of 256, far below the 300 idle connections.
+    with ReceiverProcess(tmp_path, soft_open_files=256) as receiver:
+        soft, hard = receiver.open_files_limit()
+        assert soft == hard > 256
+        outcome = asyncio.run(
+            abuse.idle_case(
+                receiver, connections=300, events=5, first_id=1, deadline=0.0, grace=0.1
+            )
+        )
+        assert outcome.statuses == [200] * 5
+        assert max(outcome.latencies) < 2.0  # not after the idle ones were cut (5 s)
+        assert outcome.tap_status == 200
+
+
 def test_a_connection_without_complete_headers_is_closed_within_the_deadline(receiver):
     # Headers sent one byte every 0.25 s would take 40 s; the deadline is 1 s.
     outcome = asyncio.run(

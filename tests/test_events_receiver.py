@@ -394,6 +394,11 @@ def test_missing_or_weak_settings_are_one_clear_line(tmp_path):
         settings_for(tmp_path, athlete_ids="12,abc")
     with pytest.raises(SettingsError, match="Neither STRAVA_EVENTS_ATHLETE_IDS"):
         settings_for(tmp_path, athlete_ids="")
+    # A setting of the budget per sender, which refused Strava's bursts, is not ignored.
+    with pytest.raises(SettingsError, match=r"CLIENT_BURST is no longer read.*FAILURE_BURST"):
+        settings_for(tmp_path, client_burst="400")
+    with pytest.raises(SettingsError, match="TAP_PORT must differ"):
+        settings_for(tmp_path, port="9000", tap_port="9000")
 
 
 def test_the_athletes_of_the_tap_token_store_are_accepted(tmp_path):
