@@ -20,6 +20,7 @@ import pytest
 
 from devtools import receiver_abuse as abuse
 from devtools.receiver_abuse import ReceiverProcess
+from strava_events.settings import to_libpq
 from tests.test_events_support import Forwarder, drop_schema, wait_for
 
 
@@ -91,9 +92,20 @@ def test_wrong_tokens_do_not_starve_the_taps_request(receiver):
     assert status == 404
 
 
-def test_a_burst_from_one_address_is_answered_in_time_and_stored_once(tmp_path):
-    with ReceiverProcess(tmp_path) as receiver:  # the default header deadline, 5 s
-        burst_twice(receiver)
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_a_burst_from_one_address_is_answered_in_time_and_stored_once(tmp_path, request, store):
+    env = {}
+    if store == "postgres":
+        env = {
+            "postgres_dsn": to_libpq(request.getfixturevalue("postgres_url")),
+            "postgres_schema": "strava_events_" + uuid.uuid4().hex[:10],
+        }
+    try:
+        with ReceiverProcess(tmp_path, **env) as receiver:  # the default header deadline
+            burst_twice(receiver)
+    finally:
+        if env:
+            drop_schema(env["postgres_dsn"], env["postgres_schema"])
 
 
 def burst_twice(receiver: ReceiverProcess) -> None:

@@ -294,8 +294,23 @@ def test_failed_requests_spend_their_clients_budget_never_a_valid_senders(tmp_pa
         assert server.receiver.counters["rate_limited"] == 4
 
 
-def test_an_athletes_pending_events_are_bounded(tmp_path):
-    with Served(settings_for(tmp_path, max_pending_per_athlete="3")) as server:
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_an_athletes_pending_events_are_bounded(tmp_path, request, store):
+    dsn = None
+    if store == "postgres":
+        from strava_events.settings import to_libpq
+
+        dsn = to_libpq(request.getfixturevalue("postgres_url"))
+    settings = settings_for(tmp_path, dsn, max_pending_per_athlete="3")
+    try:
+        bounded_to_three(settings)
+    finally:
+        if dsn:
+            drop_schema(dsn, settings.postgres_schema)
+
+
+def bounded_to_three(settings) -> None:
+    with Served(settings) as server:
         statuses = [post(server, event(object_id=n)).status_code for n in range(1, 6)]
         assert statuses == [200, 200, 200, 503, 503]
         assert post(server, event(object_id=1)).status_code == 200  # a redelivery still is
