@@ -337,11 +337,8 @@ def create_apps(settings: Settings, store: EventStore | None = None) -> Apps:
             return answer if answer.status_code == 200 else failed(request, answer)
         if request.method == "POST":
             answer = await event(request)
-            return (
-                answer
-                if answer.status_code < 400 or answer.status_code >= 500
-                else (failed(request, answer))
-            )
+            # A 4xx is the sender's fault; a 503 is ours (Strava retries it), never charged.
+            return failed(request, answer) if 400 <= answer.status_code < 500 else answer
         return failed(request, _error(405, "method not allowed", {"Allow": "GET, POST"}))
 
     def validation(request: Request) -> Response:
