@@ -3,8 +3,8 @@
 One athlete with a two-year history uploads two activities a day and edits one old one.
 For a simulated week:
 
-- **events**: the simulator pushes each change to the real receiver (``strava-events``,
-  a uvicorn thread on 127.0.0.1, SQLite queue); the events tap runs (in this process, as
+- **events**: the simulator pushes each change to the real receiver (``strava-events
+  serve`` as a process on 127.0.0.1, SQLite queue); the events tap runs (in this process, as
   cron would every five minutes: runs with nothing pending cost nothing) and loads each
   named activity with one read, ``activity_details`` from the same answer;
 - **polling**: the daily job (activities, athlete, stats), the details block for the new
@@ -18,13 +18,15 @@ Every figure is counted from ``sim.requests`` (Strava's read quota counts API GE
 from __future__ import annotations
 
 import argparse
-import socket
+import asyncio
+import dataclasses
+import os
 import tempfile
-import threading
 import time
 import typing as t
 from pathlib import Path
 
+from devtools import receiver_abuse as abuse
 from devtools.bench import (
     _api_reads,
     _next_utc_day,
@@ -32,56 +34,19 @@ from devtools.bench import (
     _unlimited_simulator,
     run_tap_in_process,
 )
+from devtools.receiver_abuse import CALLBACK_PATH, TAP_TOKEN, Outcome, ReceiverProcess
 
 if t.TYPE_CHECKING:
     from strava_simulator import StravaSimulator
 
 JSONDict = dict[str, t.Any]
-VERIFY = "bench-verify-token-0123456789"
-CALLBACK = "bench-callback-0123456789abcdef"
-TAP_TOKEN = "bench-tap-token-0123456789abcdef"
 
 
-class Receiver:
-    """The real receiver app under uvicorn in a thread (as ``strava-events serve``)."""
+class Receiver(ReceiverProcess):
+    """The real receiver, ``strava-events serve`` as a process (SQLite queue)."""
 
     def __init__(self, folder: Path, athlete_id: int) -> None:
-        import uvicorn
-
-        from strava_events.receiver import create_app
-        from strava_events.settings import load_settings
-
-        self.folder = folder
-        self.env = {
-            "STRAVA_EVENTS_VERIFY_TOKEN": VERIFY,
-            "STRAVA_EVENTS_CALLBACK_PATH": CALLBACK,
-            "STRAVA_EVENTS_TAP_TOKEN": TAP_TOKEN,
-            "STRAVA_EVENTS_ATHLETE_IDS": str(athlete_id),
-            "STRAVA_EVENTS_SQLITE_PATH": str(folder / "events.sqlite3"),
-            "STRAVA_EVENTS_SPOOL_DIR": str(folder / "spool"),
-            "STRAVA_EVENTS_STATE_DIR": str(folder / "state"),
-        }
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(
-            uvicorn.Config(create_app(load_settings(self.env)), log_level="warning")
-        )
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(20)
-        self.sock.close()
+        super().__init__(folder, athlete_id=athlete_id, subscription_id=None)
 
     def subscribe(self, sim: StravaSimulator) -> int:
         """Create the app's push subscription (the simulator runs the handshake)."""
@@ -94,7 +59,7 @@ class Receiver:
                 "STRAVA_EVENTS_CLIENT_ID": sim.client_id,
                 "STRAVA_EVENTS_CLIENT_SECRET": sim.client_secret,
                 "STRAVA_EVENTS_API_BASE": sim.api_url,
-                "STRAVA_EVENTS_CALLBACK_URL": f"{self.url}/{CALLBACK}",
+                "STRAVA_EVENTS_CALLBACK_URL": f"{self.url}/{CALLBACK_PATH}",
             }
         )
         identifier = subscriptions.create(app)
@@ -118,7 +83,7 @@ def events_week(seed: int, activities: int, days: int, workdir: Path) -> list[in
         rx.subscribe(sim)
         time.sleep(3)  # a running receiver takes the new subscription id within 2 s
         config = _tap_config(
-            sim, workdir / "events", events_url=f"{rx.url}/tap", events_token=TAP_TOKEN
+            sim, workdir / "events", events_url=f"{rx.tap_url}/tap", events_token=TAP_TOKEN
         )
         old = sorted(sim.activities, key=lambda a: a["start_date"])[: days * 2]
         state: JSONDict = {}
@@ -203,18 +168,143 @@ def report(events: list[int], polling: list[int], reconcile: int, activities: in
     return "\n".join(lines)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def abuse_cases(workdir: Path, sizes: AbuseSizes) -> list[tuple[Outcome, str]]:
+    """Each case against a fresh ``strava-events serve`` (defaults, SQLite queue).
+
+    Every case ends by checking, through the tap's interface, that each valid event is
+    stored once; the figure beside it is what a reader of docs/benchmarks.md needs.
+    """
+    abuse.raise_open_files()
+    results: list[tuple[Outcome, str]] = []
+
+    def checked(rx: ReceiverProcess, first_id: int, count: int) -> str:
+        ids = rx.pending_object_ids()
+        expected = list(range(first_id, first_id + count))
+        return "each stored once" if sorted(ids) == expected else f"STORED {len(ids)} events"
+
+    with ReceiverProcess(workdir / "idle") as rx:
+        outcome = asyncio.run(abuse.idle_case(rx, sizes.idle, sizes.events, 1, 5.0))
+        note = checked(rx, 1, sizes.events)
+        extra = outcome.extra
+        results.append(
+            (
+                outcome,
+                f"{extra['opened']:,} opened in {extra['opening_took']:.1f} s; "
+                f"{extra['closed']:,} closed by the receiver, {extra['first_closed']:.1f} to "
+                f"{extra['last_closed']:.1f} s after the first opened (deadline 5 s); {note}",
+            )
+        )
+    with ReceiverProcess(workdir / "slow") as rx:
+        outcome = asyncio.run(abuse.slow_header_case(rx, sizes.slow, sizes.events, 1, 30.0))
+        note = checked(rx, 1, sizes.events)
+        results.append(
+            (
+                outcome,
+                f"{outcome.extra['cut']} of {sizes.slow} cut, the last after "
+                f"{outcome.extra['cut_max']:.1f} s (deadline 5 s); {note}",
+            )
+        )
+    with ReceiverProcess(workdir / "token") as rx:
+        outcome = asyncio.run(abuse.wrong_token_case(rx, sizes.wrong_tokens, 50, sizes.events, 1))
+        note = checked(rx, 1, sizes.events)
+        strangers = ", ".join(f"{n:,}x {code}" for code, n in outcome.extra["strangers"].items())
+        results.append(
+            (
+                outcome,
+                f"strangers got {strangers}; the tap's request {outcome.tap_status} in "
+                f"{outcome.extra['tap_latency']:.2f} s; {note}",
+            )
+        )
+    with ReceiverProcess(workdir / "burst") as rx:
+        assert rx.proc is not None
+        before = _cpu_seconds(rx.proc.pid)
+        outcome = asyncio.run(abuse.burst_case(rx, sizes.burst, 1))
+        cpu = _cpu_seconds(rx.proc.pid) - before
+        commits = rx.tap("/tap/status")[1]["counters"]["store_commits"]
+        again = asyncio.run(abuse.burst_case(rx, sizes.burst, 1))
+        note = checked(rx, 1, sizes.burst)
+        redelivered = "all 200" if again.all_ok else f"{sorted(set(again.statuses))}"
+        results.append(
+            (
+                outcome,
+                f"receiver CPU {cpu:.2f} s; stored in {commits} transactions; the same "
+                f"{sizes.burst} again: {redelivered}, "
+                f"p99 {again.percentile(0.99):.2f} s; {note}",
+            )
+        )
+    return results
+
+
+@dataclasses.dataclass(frozen=True)
+class AbuseSizes:
+    """How large each case is (the issue's sizes by default)."""
+
+    idle: int = 2000
+    slow: int = 200
+    wrong_tokens: int = 3000
+    burst: int = 500
+    #: Valid events sent while the idle, slow and wrong-token cases go on.
+    events: int = 50
+
+
+def abuse_report(results: list[tuple[Outcome, str]], sizes: AbuseSizes) -> str:
+    """The abuse table for docs/benchmarks.md."""
+    cases = {
+        "idle": f"{sizes.idle:,} idle connections, {sizes.events} valid events",
+        "slow_headers": f"{sizes.slow} slow-header connections, {sizes.events} valid events",
+        "wrong_token": f"{sizes.wrong_tokens:,} wrong-token requests to /tap, "
+        f"{sizes.events} valid events",
+        "burst": f"a burst of {sizes.burst} valid events from one address",
+    }
+    lines = [
+        "| case | valid events answered | p50 | p99 | max | the tap's request | what else |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
+    for outcome, note in results:
+        answered = (
+            f"all {len(outcome.statuses)} 200"
+            if set(outcome.statuses) == {200}
+            else ", ".join(
+                f"{outcome.statuses.count(c)}x {c}" for c in sorted(set(outcome.statuses))
+            )
+        )
+        lines.append(
+            f"| {cases[outcome.case]} | {answered} | {outcome.percentile(0.5):.2f} s | "
+            f"{outcome.percentile(0.99):.2f} s | {max(outcome.latencies):.2f} s | "
+            f"{outcome.tap_status} | {note} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run both weeks and print the table."""
+    """Run the reads-per-day weeks and the receiver's abuse cases; print the tables."""
     parser = argparse.ArgumentParser(prog="python -m devtools.bench_events")
     parser.add_argument("--activities", type=int, default=1000)
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument(
+        "--part", choices=("all", "reads", "abuse"), default="all", help="what to measure"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-events-") as folder:
         root = Path(folder)
-        events = events_week(args.seed, args.activities, args.days, root / "events")
-        polling, reconcile = polling_week(args.seed, args.activities, args.days, root / "poll")
-    print(report(events, polling, reconcile, args.activities))
+        if args.part in ("all", "reads"):
+            events = events_week(args.seed, args.activities, args.days, root / "events")
+            polling, reconcile = polling_week(args.seed, args.activities, args.days, root / "poll")
+            print(report(events, polling, reconcile, args.activities))
+            print()
+        if args.part in ("all", "abuse"):
+            sizes = AbuseSizes()
+            started = time.perf_counter()
+            results = abuse_cases(root / "abuse", sizes)
+            print(abuse_report(results, sizes))
+            print(f"\n(abuse cases: {time.perf_counter() - started:.0f} s, {os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Push events end to end: the simulator pushes, the real receiver stores, Meltano loads.
 
 The simulator holds the app's push subscription and POSTs the events its changes cause to
-the receiver (``strava-events serve``, a real uvicorn process) on 127.0.0.1; the receiver
+the receiver (``strava-events serve``, a real process) on 127.0.0.1; the receiver
 queues them in PostgreSQL; ``meltano run strava-events`` (the events tap, then the
 deletions step) loads them into the same PostgreSQL, next to a polled history.
 """
@@ -42,7 +42,9 @@ class Receiver:
 
     def __init__(self, sim: StravaSimulator, dsn: str, workdir: Path) -> None:
         self.port = _free_port()
+        self.tap_port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.tap_url = f"http://127.0.0.1:{self.tap_port}"
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("STRAVA_EVENTS_")},
             "STRAVA_EVENTS_VERIFY_TOKEN": VERIFY_TOKEN,
@@ -64,7 +66,14 @@ class Receiver:
     def start(self, **extra: str) -> None:
         self.env.update(extra)
         self.proc = subprocess.Popen(
-            [str(BIN / "strava-events"), "serve", "--port", str(self.port)],
+            [
+                str(BIN / "strava-events"),
+                "serve",
+                "--port",
+                str(self.port),
+                "--tap-port",
+                str(self.tap_port),
+            ],
             env=self.env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -96,7 +105,7 @@ class Receiver:
 
     def pending(self) -> list[dict[str, t.Any]]:
         request = urllib.request.Request(
-            f"{self.url}/tap/events/pending?limit=1000",
+            f"{self.tap_url}/tap/events/pending?limit=1000",
             headers={"Authorization": f"Bearer {TAP_TOKEN}"},
         )
         with urllib.request.urlopen(request, timeout=10) as answer:
@@ -132,7 +141,7 @@ def _events_run(project: MeltanoProject, receiver: Receiver) -> subprocess.Compl
     return project.meltano(
         "run",
         "strava-events",
-        STRAVA_EVENTS_TAP_URL=f"{receiver.url}/tap",
+        STRAVA_EVENTS_TAP_URL=f"{receiver.tap_url}/tap",
         STRAVA_EVENTS_TAP_TOKEN=TAP_TOKEN,
     )
 

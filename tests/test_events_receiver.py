@@ -7,7 +7,6 @@ down or hung costs nothing but a delay (events are spooled, then applied once).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import time
@@ -59,7 +58,9 @@ def sqlite_served(tmp_path):
 
 
 def pending(server: Served, limit: int = 1000) -> dict:
-    answer = httpx.get(f"{server.url}/tap/events/pending", params={"limit": limit}, headers=AUTH)
+    answer = httpx.get(
+        f"{server.tap_url}/tap/events/pending", params={"limit": limit}, headers=AUTH
+    )
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -141,7 +142,7 @@ def test_forged_events_are_answered_but_change_nothing(served):
         == 200
     )
     assert pending(served)["events"] == []
-    status = httpx.get(f"{served.url}/tap/status", headers=AUTH).json()
+    status = httpx.get(f"{served.tap_url}/tap/status", headers=AUTH).json()
     assert status["counters"]["ignored_subscription"] == 1
     assert status["counters"]["ignored_owner"] == 2
     assert status["pending"] == 0
@@ -209,11 +210,11 @@ def test_undocumented_fields_are_dropped_not_stored(sqlite_served):
 
 
 def test_the_tap_interface_needs_the_bearer_token(sqlite_served):
-    url = f"{sqlite_served.url}/tap/events/pending"
+    url = f"{sqlite_served.tap_url}/tap/events/pending"
     assert httpx.get(url).status_code == 401
     assert httpx.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert httpx.get(url, headers={"Authorization": f"Basic {TAP_TOKEN}"}).status_code == 401
-    ack = httpx.post(f"{sqlite_served.url}/tap/events/ack", json={"keys": []})
+    ack = httpx.post(f"{sqlite_served.tap_url}/tap/events/ack", json={"keys": []})
     assert ack.status_code == 401
     assert ack.headers["www-authenticate"].startswith("Bearer")
 
@@ -229,7 +230,7 @@ def test_pending_then_ack_idempotently(served):
     assert first["more"] is True
     keys = [item["key"] for item in first["events"]]
 
-    ack_url = f"{served.url}/tap/events/ack"
+    ack_url = f"{served.tap_url}/tap/events/ack"
     answer = httpx.post(ack_url, json={"keys": keys}, headers=AUTH)
     assert answer.json() == {"acknowledged": 2, "ignored": 0}
     again = httpx.post(ack_url, json={"keys": [*keys, "0" * 64]}, headers=AUTH)
@@ -248,20 +249,22 @@ def test_pending_then_ack_idempotently(served):
     [b"nope", b'{"keys": "abc"}', b'{"keys": [5]}', json.dumps({"keys": ["a" * 129]}).encode()],
 )
 def test_a_bad_ack_is_refused(sqlite_served, body):
-    answer = httpx.post(f"{sqlite_served.url}/tap/events/ack", content=body, headers=AUTH)
+    answer = httpx.post(f"{sqlite_served.tap_url}/tap/events/ack", content=body, headers=AUTH)
     assert answer.status_code == 400
 
 
 def test_strings_that_are_no_key_are_ignored(sqlite_served):
     keys = ["short", "A" * 64, "../../etc"]
-    answer = httpx.post(f"{sqlite_served.url}/tap/events/ack", json={"keys": keys}, headers=AUTH)
+    answer = httpx.post(
+        f"{sqlite_served.tap_url}/tap/events/ack", json={"keys": keys}, headers=AUTH
+    )
     assert answer.json() == {"acknowledged": 0, "ignored": 3}
 
 
 def test_a_bad_pending_limit_is_refused(sqlite_served):
     for limit in ("0", "1001", "x"):
         answer = httpx.get(
-            f"{sqlite_served.url}/tap/events/pending", params={"limit": limit}, headers=AUTH
+            f"{sqlite_served.tap_url}/tap/events/pending", params={"limit": limit}, headers=AUTH
         )
         assert answer.status_code == 400
 
@@ -269,49 +272,57 @@ def test_a_bad_pending_limit_is_refused(sqlite_served):
 # -- limits ---------------------------------------------------------------------------------
 
 
-def test_a_client_beyond_its_rate_gets_429(tmp_path):
-    settings = settings_for(tmp_path, client_burst="5", client_rate="0.1")
+def test_failed_requests_spend_their_clients_budget_never_a_valid_senders(tmp_path):
+    settings = settings_for(tmp_path, failure_burst="5", failure_rate="0.1")
+    stranger = {"X-Forwarded-For": "203.0.113.5"}  # 127.0.0.1 is a trusted proxy
+    strava = {"X-Forwarded-For": "198.51.100.7"}
     with Served(settings) as server:
-        statuses = [post(server, event(object_id=n)).status_code for n in range(1, 9)]
-        assert statuses[:5] == [200] * 5
+        statuses = [
+            httpx.post(f"{server.url}/guess-{n}", json=event(), headers=stranger).status_code
+            for n in range(8)
+        ]
+        assert statuses[:5] == [404] * 5
         assert set(statuses[5:]) == {429}
-        refused = post(server, event(object_id=99))
+        refused = httpx.post(server.callback, json=event(object_id=99), headers=stranger)
+        assert refused.status_code == 429
         assert refused.headers["retry-after"] == "1"
-        assert len(pending(server)["events"]) <= 5
+        # Valid events never spend a budget: 60 from one address, far beyond 5, all stored.
+        for n in range(60):
+            answer = httpx.post(server.callback, json=event(object_id=n + 1), headers=strava)
+            assert answer.status_code == 200
+        assert len(pending(server)["events"]) == 60
+        assert server.receiver.counters["rate_limited"] == 4
 
 
-def burst_of_200(served: Served) -> list[tuple[int, float]]:
-    """200 distinct events posted at once; each one's status and latency."""
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_an_athletes_pending_events_are_bounded(tmp_path, request, store):
+    dsn = None
+    if store == "postgres":
+        from strava_events.settings import to_libpq
 
-    async def burst() -> list[tuple[int, float]]:
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=0)
-        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-
-            async def one(n: int) -> tuple[int, float]:
-                started = time.perf_counter()
-                answer = await client.post(served.callback, json=event(object_id=10_000 + n))
-                return answer.status_code, time.perf_counter() - started
-
-            return await asyncio.gather(*(one(n) for n in range(200)))
-
-    return asyncio.run(burst())
+        dsn = to_libpq(request.getfixturevalue("postgres_url"))
+    settings = settings_for(tmp_path, dsn, max_pending_per_athlete="3")
+    try:
+        bounded_to_three(settings)
+    finally:
+        if dsn:
+            drop_schema(dsn, settings.postgres_schema)
 
 
-def test_a_burst_of_200_is_answered_within_2_seconds(served, capsys):
-    results = burst_of_200(served)
-    latencies = sorted(latency for _status, latency in results)
-    assert {status for status, _latency in results} == {200}
-    with capsys.disabled():
-        print(
-            f"\nburst of 200 ({served.receiver.store.label.split()[0]}): "
-            f"max {latencies[-1]:.3f} s, median {latencies[100]:.3f} s; "
-            f"stored {served.receiver.counters['stored']}, "
-            f"spooled {served.receiver.counters['spooled']}"
+def bounded_to_three(settings) -> None:
+    with Served(settings) as server:
+        statuses = [post(server, event(object_id=n)).status_code for n in range(1, 6)]
+        assert statuses == [200, 200, 200, 503, 503]
+        assert post(server, event(object_id=1)).status_code == 200  # a redelivery still is
+        [first, *_rest] = pending(server)["events"]
+        ack = httpx.post(
+            f"{server.tap_url}/tap/events/ack", json={"keys": [first["key"]]}, headers=AUTH
         )
-    assert latencies[-1] < 2.0
-    wait_for(lambda: len(pending(served)["events"]) == 200, what="200 events pending")
-    objects = {item["event"]["object_id"] for item in pending(served)["events"]}
-    assert objects == {10_000 + n for n in range(200)}
+        assert ack.json()["acknowledged"] == 1
+        assert post(server, event(object_id=4)).status_code == 200  # room again
+        objects = sorted(item["event"]["object_id"] for item in pending(server)["events"])
+        assert objects == [2, 3, 4]
+        assert server.receiver.counters["refused_athlete_full"] == 2
 
 
 # -- a database that is down or hung --------------------------------------------------------
@@ -333,7 +344,7 @@ def test_events_while_postgres_is_down_are_applied_once_afterwards(postgres_url,
                     latencies.append(time.perf_counter() - started)
             assert max(latencies) < 2.0
             assert len(server.receiver.spool) >= 20
-            unavailable = httpx.get(f"{server.url}/tap/events/pending", headers=AUTH)
+            unavailable = httpx.get(f"{server.tap_url}/tap/events/pending", headers=AUTH)
             assert unavailable.status_code == 503
             assert "retry-after" in unavailable.headers
 
@@ -342,32 +353,6 @@ def test_events_while_postgres_is_down_are_applied_once_afterwards(postgres_url,
             objects = [item["event"]["object_id"] for item in pending(server)["events"]]
             assert sorted(objects) == list(range(1, 22))  # each once
             assert objects == list(range(1, 22))  # in receive order
-    finally:
-        forwarder.down()
-        drop_schema(postgres_url, settings.postgres_schema)
-
-
-def test_a_burst_of_200_while_postgres_is_down(postgres_url, tmp_path, capsys):
-    forwarder = Forwarder(postgres_url).up()
-    settings = settings_for(tmp_path, forwarder.dsn)
-    try:
-        with Served(settings) as server:
-            wait_for(lambda: pending(server)["events"] == [], what="the store set up")
-            forwarder.down()
-            results = burst_of_200(server)
-            latencies = sorted(latency for _status, latency in results)
-            with capsys.disabled():
-                print(
-                    f"\nburst of 200, PostgreSQL down: max {latencies[-1]:.3f} s, "
-                    f"median {latencies[100]:.3f} s; spooled {server.receiver.counters['spooled']}"
-                )
-            assert {status for status, _latency in results} == {200}
-            assert latencies[-1] < 2.0
-            assert len(server.receiver.spool) == 200
-            forwarder.up()
-            wait_for(lambda: len(server.receiver.spool) == 0, what="the spool drained")
-            objects = [item["event"]["object_id"] for item in pending(server)["events"]]
-            assert sorted(objects) == [10_000 + n for n in range(200)]
     finally:
         forwarder.down()
         drop_schema(postgres_url, settings.postgres_schema)
@@ -424,6 +409,11 @@ def test_missing_or_weak_settings_are_one_clear_line(tmp_path):
         settings_for(tmp_path, athlete_ids="12,abc")
     with pytest.raises(SettingsError, match="Neither STRAVA_EVENTS_ATHLETE_IDS"):
         settings_for(tmp_path, athlete_ids="")
+    # A setting of the budget per sender, which refused Strava's bursts, is not ignored.
+    with pytest.raises(SettingsError, match=r"CLIENT_BURST is no longer read.*FAILURE_BURST"):
+        settings_for(tmp_path, client_burst="400")
+    with pytest.raises(SettingsError, match="TAP_PORT must differ"):
+        settings_for(tmp_path, port="9000", tap_port="9000")
 
 
 def test_the_athletes_of_the_tap_token_store_are_accepted(tmp_path):
@@ -451,7 +441,7 @@ def test_a_body_that_never_arrives_is_cut_off(sqlite_served):
 
 
 def test_status_says_what_the_receiver_checks_against(sqlite_served):
-    status = httpx.get(f"{sqlite_served.url}/tap/status", headers=AUTH).json()
+    status = httpx.get(f"{sqlite_served.tap_url}/tap/status", headers=AUTH).json()
     assert status["subscription_id"] == SUBSCRIPTION_ID
     assert status["known_athletes"] == 1
     assert status["store"].startswith("SQLite ")

@@ -71,7 +71,7 @@ def sim_app(simulator, callback_url, verify_token=VERIFY_TOKEN) -> StravaApp:
 
 
 def pending_ids(served: Served) -> list[tuple[str, int]]:
-    answer = httpx.get(f"{served.url}/tap/events/pending", headers=AUTH).json()
+    answer = httpx.get(f"{served.tap_url}/tap/events/pending", headers=AUTH).json()
     return [(item["event"]["aspect_type"], item["event"]["object_id"]) for item in answer["events"]]
 
 

@@ -1,8 +1,9 @@
-"""Helpers of the push-event receiver's tests (no tests here): a real uvicorn, a switchable
-TCP path to PostgreSQL, settings from an environment."""
+"""Helpers of the push-event receiver's tests (no tests here): the real server in a thread,
+a switchable TCP path to PostgreSQL, settings from an environment."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
@@ -12,10 +13,10 @@ import uuid
 from pathlib import Path
 
 import psycopg
-import uvicorn
 from psycopg.conninfo import conninfo_to_dict
 
-from strava_events.receiver import create_app
+from strava_events import server
+from strava_events.receiver import create_apps
 from strava_events.settings import Settings, load_settings, to_libpq
 
 VERIFY_TOKEN = "verify-token-0123456789abcdef"
@@ -60,48 +61,62 @@ def event(**fields: t.Any) -> dict[str, t.Any]:
 
 
 class Served:
-    """A receiver app served by a real uvicorn on 127.0.0.1 in a thread."""
+    """The receiver served as `strava-events serve` serves it (Hypercorn, both listeners),
+    in a thread with its own event loop, on free ports of 127.0.0.1."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.app = create_app(settings)
-        self.receiver = self.app.state.receiver
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
+        self.apps = create_apps(settings)
+        self.receiver = self.apps.receiver
+        self._public = server.listen("127.0.0.1", 0)
+        self._tap = server.listen("127.0.0.1", 0)
+        self.port = self._public.getsockname()[1]
+        self.tap_port = self._tap.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            self.app,
-            lifespan="on",
-            access_log=False,
-            log_level="warning",
-            limit_concurrency=2000,
-            backlog=2048,
-        )
-        self.server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
+        self.tap_url = f"http://127.0.0.1:{self.tap_port}"
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            await server.serve(self.apps, self.settings, self._public, self._tap, self._stop.wait)
+
+        try:
+            self._loop.run_until_complete(main())
+        except BaseException as exc:  # reported by __enter__
+            self._error = exc
+        finally:
+            self._loop.close()
 
     @property
     def callback(self) -> str:
         return f"{self.url}/{CALLBACK_PATH}"
 
+    def _listening(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.tap_port), timeout=1):
+                return True
+        except OSError:
+            return False
+
     def __enter__(self) -> Served:
         self._thread.start()
         deadline = time.monotonic() + 20
-        while not self.server.started:
+        while not (self._stop is not None and self._listening()):
             if time.monotonic() > deadline or not self._thread.is_alive():
-                msg = "uvicorn did not start"
+                msg = f"the receiver did not start: {self._error!r}"
                 raise RuntimeError(msg)
             time.sleep(0.02)
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self.server.should_exit = True
+        stop = self._stop
+        if stop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(stop.set)
         self._thread.join(20)
-        self._sock.close()
 
 
 def wait_for(check: t.Callable[[], t.Any], timeout: float = 30.0, what: str = "") -> t.Any:

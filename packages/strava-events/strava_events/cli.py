@@ -19,6 +19,9 @@ from strava_events.settings import SettingsError, load_settings, load_strava_app
 if t.TYPE_CHECKING:
     from collections.abc import Sequence
 
+#: Below this many open files, a few hundred idle connections can refuse valid ones.
+MIN_OPEN_FILES = 8192
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -27,9 +30,14 @@ def _parser() -> argparse.ArgumentParser:
         "(settings: STRAVA_EVENTS_* environment variables, see docs/events.md)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the receiver (uvicorn)")
+    serve = commands.add_parser("serve", help="run the receiver (Hypercorn)")
     serve.add_argument("--host", help="listen address (default STRAVA_EVENTS_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default STRAVA_EVENTS_PORT, 8787)")
+    serve.add_argument(
+        "--tap-port",
+        type=int,
+        help="port of the tap's interface on 127.0.0.1 (default STRAVA_EVENTS_TAP_PORT, 8788)",
+    )
     subscription = commands.add_parser("subscription", help="the app's push subscription")
     actions = subscription.add_subparsers(dest="action", required=True)
     actions.add_parser("create", help="create it (the receiver must be reachable)")
@@ -44,27 +52,35 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    import asyncio
 
-    from strava_events.receiver import create_app
+    from strava_events import server
+    from strava_events.receiver import create_apps
 
     settings = load_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=args.host or settings.host,
-        port=args.port if args.port is not None else settings.port,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        # The access log would print the secret callback path.
-        access_log=False,
-        server_header=False,
-        timeout_keep_alive=5,
-        h11_max_incomplete_event_size=16 * 1024,
-        limit_concurrency=2000,
-        log_level="info",
-    )
+    soft, hard = server.raise_open_files_limit()
+    if soft < MIN_OPEN_FILES:
+        logging.getLogger("strava_events.server").warning(
+            "only %d open files allowed (hard limit %d): idle connections can exhaust them; "
+            "set LimitNOFILE=65536 in the systemd unit (docs/events.md)",
+            soft,
+            hard,
+        )
+    apps = create_apps(settings)
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    tap_port = args.tap_port if args.tap_port is not None else settings.tap_port
+    try:
+        asyncio.run(server.run(apps, settings, host, port, tap_port))
+    except OSError as exc:
+        print(
+            f"strava-events: cannot listen on {host}:{port} or 127.0.0.1:{tap_port}: "
+            f"{exc.strerror or exc} (is another receiver running? set "
+            "STRAVA_EVENTS_PORT / STRAVA_EVENTS_TAP_PORT)",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 

@@ -26,6 +26,7 @@ import typing as t
 from pathlib import Path
 
 from strava_events.events import Event, event_from_dict
+from strava_events.private import private_file, private_folder
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -69,6 +70,13 @@ class EventStore(t.Protocol):
     def insert(self, events: Sequence[StoredEvent]) -> int:
         """Store the events not stored yet, in one transaction; how many were new."""
 
+    def write(self, events: Sequence[StoredEvent], max_pending: int) -> list[str]:
+        """Store a group of new events in one transaction (one commit, one fsync).
+
+        Each event's outcome, in order: ``stored``, ``duplicate`` (its key is there), or
+        ``athlete_full`` (its athlete has ``max_pending`` unacknowledged events already).
+        """
+
     def pending(self, limit: int) -> list[StoredEvent]:
         """Up to ``limit`` unacknowledged events, oldest first."""
 
@@ -103,6 +111,34 @@ def _insert_values(stored: StoredEvent) -> tuple[t.Any, ...]:
         event.object_type,
         event.object_id,
     )
+
+
+def _outcomes(
+    events: Sequence[StoredEvent],
+    existing: set[str],
+    pending: dict[int, int],
+    max_pending: int,
+) -> tuple[list[str], list[StoredEvent]]:
+    """Each event's outcome and the events to insert, given what the store holds.
+
+    ``pending`` counts each owner's unacknowledged events; it is updated in place. A key
+    twice in the group is one event (the second is a duplicate).
+    """
+    outcomes: list[str] = []
+    new: list[StoredEvent] = []
+    seen = set(existing)
+    for stored in events:
+        owner = stored.event.owner_id
+        if stored.key in seen:
+            outcomes.append("duplicate")
+        elif pending.get(owner, 0) >= max_pending:
+            outcomes.append("athlete_full")
+        else:
+            seen.add(stored.key)
+            pending[owner] = pending.get(owner, 0) + 1
+            outcomes.append("stored")
+            new.append(stored)
+    return outcomes, new
 
 
 def _row_event(key: str, received_at: float, text: str) -> StoredEvent:
@@ -192,6 +228,10 @@ class PostgresStore:
                 "CREATE INDEX IF NOT EXISTS events_pending ON {table} "
                 "(received_at, key) WHERE acked_at IS NULL"
             ),
+            self._sql(
+                "CREATE INDEX IF NOT EXISTS events_pending_owner ON {table} "
+                "(owner_id) WHERE acked_at IS NULL"
+            ),
         )
         for attempt in range(2):
             try:
@@ -218,6 +258,40 @@ class PostgresStore:
                 )
                 added += max(cursor.rowcount, 0)
         return added
+
+    def write(self, events: Sequence[StoredEvent], max_pending: int) -> list[str]:
+        """One transaction for the group: what is there, each owner's backlog, the insert."""
+        keys = [stored.key for stored in events]
+        owners = sorted({stored.event.owner_id for stored in events})
+        with self._connection() as conn:
+            existing = {
+                row[0]
+                for row in conn.execute(
+                    self._sql("SELECT key FROM {table} WHERE key = ANY(%s)"), (keys,)
+                )
+            }
+            backlog = {
+                int(owner): int(count)
+                for owner, count in conn.execute(
+                    self._sql(
+                        "SELECT owner_id, count(*) FROM {table} "
+                        "WHERE acked_at IS NULL AND owner_id = ANY(%s) GROUP BY owner_id"
+                    ),
+                    (owners,),
+                )
+            }
+            outcomes, new = _outcomes(events, existing, backlog, max_pending)
+            if new:
+                with conn.cursor() as cursor:
+                    cursor.executemany(
+                        self._sql(
+                            "INSERT INTO {table} "
+                            "(key, received_at, event, owner_id, object_type, object_id) "
+                            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING"
+                        ),
+                        [_insert_values(stored) for stored in new],
+                    )
+        return outcomes
 
     def pending(self, limit: int) -> list[StoredEvent]:
         """Oldest unacknowledged events first (receive time, then key)."""
@@ -274,7 +348,11 @@ class PostgresStore:
 
 
 class SQLiteStore:
-    """The queue in a local SQLite file (WAL, synchronous FULL: committed means on disk)."""
+    """The queue in a local SQLite file (WAL, synchronous FULL: committed means on disk).
+
+    The file and its ``-wal``/``-shm`` are mode 0600 in a 0700 folder: the events name the
+    athletes and their activities.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -288,12 +366,18 @@ class SQLiteStore:
         with self._lock:
             try:
                 if self._conn is None:
-                    self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                    private_folder(self.path.parent)
+                    # SQLite gives the -wal and -shm files the database file's mode.
+                    private_file(self.path)
                     conn = sqlite3.connect(
                         self.path, timeout=CONNECT_TIMEOUT_SECONDS, check_same_thread=False
                     )
                     conn.execute("PRAGMA journal_mode=WAL")
                     conn.execute("PRAGMA synchronous=FULL")
+                    for leftover in ("-wal", "-shm"):  # left by an earlier version: tighten
+                        sibling = self.path.with_name(self.path.name + leftover)
+                        if sibling.exists():
+                            sibling.chmod(0o600)
                     self._conn = conn
                 with self._conn:
                     yield self._conn
@@ -321,6 +405,10 @@ class SQLiteStore:
                 "CREATE INDEX IF NOT EXISTS events_pending ON events (received_at, key) "
                 "WHERE acked_at IS NULL"
             )
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS events_pending_owner ON events (owner_id) "
+                "WHERE acked_at IS NULL"
+            )
 
     def insert(self, events: Sequence[StoredEvent]) -> int:
         """Insert new keys; a key already there is left alone."""
@@ -334,6 +422,32 @@ class SQLiteStore:
                 )
                 added += max(cursor.rowcount, 0)
         return added
+
+    def write(self, events: Sequence[StoredEvent], max_pending: int) -> list[str]:
+        """One transaction for the group (one fsync of the WAL covers every event)."""
+        owners = sorted({stored.event.owner_id for stored in events})
+        with self._connection() as conn:
+            existing = {
+                stored.key
+                for stored in events
+                if conn.execute("SELECT 1 FROM events WHERE key = ?", (stored.key,)).fetchone()
+            }
+            backlog = {
+                int(owner): int(
+                    conn.execute(
+                        "SELECT count(*) FROM events WHERE acked_at IS NULL AND owner_id = ?",
+                        (owner,),
+                    ).fetchone()[0]
+                )
+                for owner in owners
+            }
+            outcomes, new = _outcomes(events, existing, backlog, max_pending)
+            conn.executemany(
+                "INSERT INTO events (key, received_at, event, owner_id, object_type, "
+                "object_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                [_insert_values(stored) for stored in new],
+            )
+        return outcomes
 
     def pending(self, limit: int) -> list[StoredEvent]:
         """Oldest unacknowledged events first (receive time, then key)."""

@@ -1,19 +1,22 @@
 """The receiver: Strava's callback (validation GET, event POST) and the tap's interface.
 
-``create_app`` builds the Starlette application:
+``create_apps`` builds two Starlette applications that share one :class:`Receiver`:
 
-* ``GET /<callback path>``: the validation handshake. ``hub.verify_token`` is compared in
-  constant time; the answer is ``{"hub.challenge": ...}`` as ``application/json``, or 403.
-* ``POST /<callback path>``: one event. The body is bounded, validated strictly, checked
-  against this app's subscription id and the known athletes, then made durable: in the
-  store when it commits within the deadline, else in the local spool. Only then is it
+* the public one, every path to one handler: ``GET /<callback path>`` is the validation
+  handshake (``hub.verify_token`` compared in constant time; the answer is
+  ``{"hub.challenge": ...}`` as ``application/json``, or 403); ``POST /<callback path>`` is
+  one event: the body is bounded, validated strictly, checked against this app's
+  subscription id and the known athletes, then made durable (in the store's next group
+  commit when it lands within the deadline, else in the local spool) and only then
   answered 200. Events of another subscription or athlete are answered 200 too (Strava
-  must not retry them) but never stored.
-* ``GET /tap/events/pending``, ``POST /tap/events/ack``, ``GET /tap/status``:
-  the tap's interface, behind a bearer token.
+  must not retry them) but never stored. Every failure (a wrong path, a bad body, a wrong
+  verify token) is charged to its client's failure budget; valid requests never are.
+* the tap's interface, on its own loopback listener: ``GET /tap/events/pending``,
+  ``POST /tap/events/ack``, ``GET /tap/status``, behind a bearer token that is checked
+  before anything else.
 
 A wrong callback path is a plain 404, and no log line names the path (it is the secret
-that keeps forged events out), so uvicorn's access log is off.
+that keeps forged events out), so the server's access log is off.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import hmac
@@ -31,13 +35,16 @@ import time
 import typing as t
 
 from starlette.applications import Starlette
+from starlette.requests import Request as StarletteRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from strava_events.athletes import KnownAthletes
 from strava_events.events import EventError, parse_event
+from strava_events.groupcommit import GroupWriter
 from strava_events.queue import EventStore, StoredEvent, StoreError, describe, open_store
-from strava_events.ratelimit import RateLimiter
+from strava_events.ratelimit import Bucket, FailureBudget
 from strava_events.spool import Spool, SpoolFull
 from strava_events.subscription_record import SubscriptionId
 
@@ -45,6 +52,7 @@ if t.TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
     from starlette.requests import Request
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
     from strava_events.settings import Settings
 
@@ -97,8 +105,12 @@ class _Throttled:
         log.warning(message + suffix, *args)
 
 
+class AthleteFull(Exception):
+    """The event's athlete has as many unacknowledged events as the receiver keeps."""
+
+
 class Receiver:
-    """The state the routes share: store, spool, limits, counters."""
+    """The state both listeners share: store, spool, writer, budgets, counters."""
 
     def __init__(
         self, settings: Settings, store: EventStore, spool: Spool, athletes: KnownAthletes
@@ -109,14 +121,10 @@ class Receiver:
         self.athletes = athletes
         self.subscription = SubscriptionId(settings.subscription_id, settings.subscription_file)
         limits = settings.limits
-        self.limiter = RateLimiter(
-            limits.client_rate, limits.client_burst, limits.total_rate, limits.total_burst
-        )
-        #: The tap's calls have their own buckets: a flood of forged events must not lock
-        #: the tap out, nor the tap's reads eat Strava's share.
-        self.tap_limiter = RateLimiter(
-            limits.client_rate, limits.client_burst, limits.total_rate, limits.total_burst
-        )
+        #: Spent by a client's failed callback requests only (see ratelimit).
+        self.failures = FailureBudget(limits.failure_rate, limits.failure_burst)
+        #: Spent by tap requests without the right token, after it is checked.
+        self.strangers = Bucket.full(limits.tap_unauthorized_rate, limits.tap_unauthorized_burst)
         self.counters: dict[str, int] = dict.fromkeys(
             (
                 "stored",
@@ -127,7 +135,10 @@ class Receiver:
                 "ignored_owner",
                 "invalid",
                 "too_large",
+                "not_found",
                 "rate_limited",
+                "tap_unauthorized",
+                "refused_athlete_full",
                 "refused_spool_full",
                 "no_subscription_configured",
             ),
@@ -136,6 +147,7 @@ class Receiver:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=8, thread_name_prefix="strava-events-store"
         )
+        self.writer = GroupWriter(store, self._executor, limits.max_pending_per_athlete)
         self._store_ready = False
         self._store_down_until = 0.0
         self._wake = asyncio.Event()
@@ -154,23 +166,29 @@ class Receiver:
     async def make_durable(self, stored: StoredEvent) -> str:
         """Put one event in the store, or in the spool; ``stored``/``duplicate``/``spooled``.
 
-        Raises :class:`SpoolFull` when neither can take it (the caller answers 503, so
-        Strava retries).
+        The store write is a share of the writer's next group commit. Raises
+        :class:`AthleteFull` when the athlete's backlog is at its bound, and
+        :class:`SpoolFull` when neither the store nor the spool can take the event (the
+        caller answers 503, so Strava retries).
         """
         if self._store_ready and time.monotonic() >= self._store_down_until:
+            future = self.writer.submit(stored)
+            result: str | BaseException
             try:
-                added = await self._in_store(
-                    lambda: self.store.insert([stored]),
-                    self.settings.limits.store_deadline_seconds,
+                result = await asyncio.wait_for(
+                    asyncio.shield(future), self.settings.limits.store_deadline_seconds
                 )
-            except Exception as exc:  # any failure of the store: the spool takes the event
-                self._store_down_until = time.monotonic() + STORE_BACKOFF_SECONDS
-                reason = "too slow" if isinstance(exc, asyncio.TimeoutError) else describe(exc)
-                self._warn.warn(
-                    "store", "store %s failed (%s): spooling events", self.store.label, reason
-                )
-            else:
-                return "stored" if added else "duplicate"
+            except asyncio.TimeoutError as exc:
+                result = exc
+            if result == "athlete_full":
+                raise AthleteFull
+            if isinstance(result, str):
+                return result
+            self._store_down_until = time.monotonic() + STORE_BACKOFF_SECONDS
+            reason = "too slow" if isinstance(result, asyncio.TimeoutError) else describe(result)
+            self._warn.warn(
+                "store", "store %s failed (%s): spooling events", self.store.label, reason
+            )
         # The write above may still commit after its deadline: the spooled copy then
         # dedupes to nothing when drained.
         await asyncio.to_thread(self.spool.append, stored)
@@ -211,6 +229,28 @@ class Receiver:
                     self.spool.folder,
                 )
 
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Receiver]:
+        """The writer and the drain task run inside; on exit both stop and the store closes."""
+        self.writer.start()
+        task = asyncio.create_task(self.drain_forever())
+        self._wake.set()
+        log.info(
+            "receiving events for subscription %s, %d known athletes; store %s; spool %s",
+            self.subscription.current() or "(none yet)",
+            len(self.athletes),
+            self.store.label,
+            self.spool.folder,
+        )
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await self.writer.stop()
+            self.close()
+
     def close(self) -> None:
         """Stop the worker threads and the store's connections."""
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -236,41 +276,70 @@ async def read_bounded(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Answer the server's lifespan messages (the receiver starts in ``running``)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def _limited(receiver: Receiver, request: Request, limiter: RateLimiter) -> Response | None:
-    if limiter.allow(_client(request)):
-        return None
-    receiver.counters["rate_limited"] += 1
-    receiver._warn.warn("rate", "rate limit: answered 429 to %s", _client(request))
-    return _error(429, "too many requests", {"Retry-After": "1"})
+@dataclasses.dataclass(frozen=True)
+class Apps:
+    """The two ASGI applications and the state they share.
+
+    ``callback`` is the public one (Strava's handshake and events, ``/healthz``); ``tap``
+    is the tap's interface, served on its own loopback listener so that nothing sent to
+    the public port can reach it or spend what it needs.
+    """
+
+    callback: ASGIApp
+    tap: Starlette
+    receiver: Receiver
 
 
-def create_app(settings: Settings, store: EventStore | None = None) -> Starlette:
-    """The receiver's ASGI application; ``app.state.receiver`` is its :class:`Receiver`."""
+def create_apps(settings: Settings, store: EventStore | None = None) -> Apps:
+    """The receiver's two applications; run them inside ``apps.receiver.running()``."""
     store = store or open_store(settings)
     spool = Spool(settings.spool_dir, settings.limits.max_spool_events)
     athletes = KnownAthletes(settings.athlete_ids, settings.token_store)
     receiver = Receiver(settings, store, spool, athletes)
-    callback_secret = settings.callback_path.encode("utf-8")
+    callback_path = ("/" + settings.callback_path).encode("utf-8")
     verify_token = settings.verify_token.encode("utf-8")
     tap_token = settings.tap_token.encode("utf-8")
 
-    def is_callback(request: Request) -> bool:
-        segment = str(request.path_params.get("segment", "")).encode("utf-8")
-        return hmac.compare_digest(segment, callback_secret)
+    def failed(request: Request, response: Response) -> Response:
+        """Charge the client's failure budget for this answer."""
+        receiver.failures.charge(_client(request))
+        return response
 
-    async def callback(request: Request) -> Response:
-        if not is_callback(request):
-            return _error(404, "not found")
-        limited = _limited(receiver, request, receiver.limiter)
-        if limited is not None:
-            return limited
+    async def public(request: Request) -> Response:
+        client = _client(request)
+        if receiver.failures.spent(client):
+            receiver.counters["rate_limited"] += 1
+            receiver._warn.warn("rate", "too many failed requests: answered 429 to %s", client)
+            return _error(429, "too many failed requests", {"Retry-After": "1"})
+        path = str(request.scope["path"]).encode("utf-8")
+        if path == b"/healthz" and request.method == "GET":
+            return JSONResponse({"ok": True})
+        if not hmac.compare_digest(path, callback_path):
+            receiver.counters["not_found"] += 1
+            return failed(request, _error(404, "not found"))
         if request.method == "GET":
-            return validation(request)
-        return await event(request)
+            answer = validation(request)
+            return answer if answer.status_code == 200 else failed(request, answer)
+        if request.method == "POST":
+            answer = await event(request)
+            # A 4xx is the sender's fault; a 503 is ours (Strava retries it), never charged.
+            return failed(request, answer) if 400 <= answer.status_code < 500 else answer
+        return failed(request, _error(405, "method not allowed", {"Allow": "GET, POST"}))
 
     def validation(request: Request) -> Response:
         query = request.query_params
@@ -279,7 +348,9 @@ def create_app(settings: Settings, store: EventStore | None = None) -> Starlette
         token = query.get("hub.verify_token") or query.get("hub_verify_token") or ""
         mode = query.get("hub.mode") or query.get("hub_mode")
         if not hmac.compare_digest(token.encode("utf-8"), verify_token):
-            log.warning("validation request with a wrong verify token: answered 403")
+            receiver._warn.warn(
+                "verify", "validation request with a wrong verify token: answered 403"
+            )
             return _error(403, "verify token mismatch")
         if mode != "subscribe" or not challenge or len(challenge) > 255:
             return _error(400, "hub.mode=subscribe and a hub.challenge are required")
@@ -333,6 +404,17 @@ def create_app(settings: Settings, store: EventStore | None = None) -> Starlette
             return JSONResponse({"ok": True})
         try:
             outcome = await receiver.make_durable(StoredEvent(parsed, time.time()))
+        except AthleteFull:
+            receiver.counters["refused_athlete_full"] += 1
+            receiver._warn.warn(
+                "athlete_full",
+                "event of athlete %d refused with 503 (Strava retries it): %d events of this "
+                "athlete wait already (STRAVA_EVENTS_MAX_PENDING_PER_ATHLETE); is the events "
+                "job running?",
+                parsed.owner_id,
+                settings.limits.max_pending_per_athlete,
+            )
+            return _error(503, "too many pending events of this athlete", {"Retry-After": "600"})
         except SpoolFull as exc:
             receiver.counters["refused_spool_full"] += 1
             receiver._warn.warn("full", "event refused with 503 (Strava retries it): %s", exc)
@@ -351,10 +433,13 @@ def create_app(settings: Settings, store: EventStore | None = None) -> Starlette
         handler: Callable[[Request], Awaitable[Response]],
     ) -> Callable[[Request], Awaitable[Response]]:
         async def guarded(request: Request) -> Response:
-            limited = _limited(receiver, request, receiver.tap_limiter)
-            if limited is not None:
-                return limited
+            # The token first: a stranger's request never spends the tap's budget.
             if not authorized(request):
+                receiver.counters["tap_unauthorized"] += 1
+                if not receiver.strangers.take():
+                    receiver.counters["rate_limited"] += 1
+                    return _error(429, "too many unauthorized requests", {"Retry-After": "1"})
+                receiver._warn.warn("tap401", "tap request without the right token: 401")
                 return _error(
                     401,
                     "a valid bearer token is required",
@@ -429,41 +514,38 @@ def create_app(settings: Settings, store: EventStore | None = None) -> Starlette
                 "acknowledged": counts["acknowledged"],
                 "spooled": len(receiver.spool),
                 "oldest_spooled_seconds": receiver.spool.oldest_age(),
-                "counters": dict(receiver.counters),
+                "counters": {**receiver.counters, "store_commits": receiver.writer.commits},
             }
         )
 
     async def health(_request: Request) -> Response:
         return JSONResponse({"ok": True})
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(receiver.drain_forever())
-        receiver._wake.set()
-        log.info(
-            "receiving events for subscription %s, %d known athletes; store %s; spool %s",
-            receiver.subscription.current() or "(none yet)",
-            len(athletes),
-            store.label,
-            spool.folder,
-        )
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            receiver.close()
-
-    app = Starlette(
+    tap = Starlette(
         routes=[
             Route("/healthz", health, methods=["GET"]),
             Route(f"{TAP_PREFIX}/events/pending", tap_route(pending), methods=["GET"]),
             Route(f"{TAP_PREFIX}/events/ack", tap_route(ack), methods=["POST"]),
             Route(f"{TAP_PREFIX}/status", tap_route(status), methods=["GET"]),
-            Route("/{segment}", callback, methods=["GET", "POST"]),
-        ],
-        lifespan=lifespan,
+        ]
     )
-    app.state.receiver = receiver
-    return app
+
+    async def callback(scope: Scope, receive: Receive, send: Send) -> None:
+        """Every request of the public listener, whatever its path or method, to ``public``.
+
+        So every failure is charged to its client before anything else. A bare ASGI
+        function, not a routed Starlette app: in a burst, Starlette's middleware and
+        routing cost about a fifth of the receiver's CPU a request.
+        """
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        request = StarletteRequest(scope, receive)
+        response = await public(request)
+        await response(scope, receive, send)
+
+    forwarded = ProxyHeadersMiddleware(
+        callback,  # type: ignore[arg-type]
+        trusted_hosts=settings.forwarded_allow_ips,
+    )
+    return Apps(callback=t.cast("ASGIApp", forwarded), tap=tap, receiver=receiver)

@@ -24,6 +24,16 @@ SUBSCRIPTION_FILE = "subscription.json"
 MIN_SECRET_LENGTH = 16
 _SECRET_RE = re.compile(r"^[A-Za-z0-9._~-]+$")
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+#: Settings of earlier versions, and what replaced them: set, they stop `serve` with one
+#: line rather than being ignored in silence.
+OBSOLETE = {
+    "CLIENT_RATE": "valid events are never rate limited; failed requests are, by "
+    "STRAVA_EVENTS_FAILURE_RATE",
+    "CLIENT_BURST": "valid events are never rate limited; failed requests are, by "
+    "STRAVA_EVENTS_FAILURE_BURST",
+    "TOTAL_RATE": "valid events are never rate limited; remove it",
+    "TOTAL_BURST": "valid events are never rate limited; remove it",
+}
 
 
 class SettingsError(Exception):
@@ -32,15 +42,27 @@ class SettingsError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    """Bounds on what a client may send (all of it untrusted)."""
+    """Bounds on what a client may send (all of it untrusted).
+
+    No bound refuses a valid delivery: Strava sends from a few undocumented addresses, so
+    a budget per sender would refuse Strava itself in a burst. What is budgeted is what
+    fails (a wrong path, a body that is no event, a wrong token), per client address.
+    """
 
     max_body_bytes: int = 4096
-    #: A client address: sustained requests per second, and the burst it may send at once.
-    client_rate: float = 50.0
-    client_burst: int = 400
-    #: Every client together.
-    total_rate: float = 200.0
-    total_burst: int = 1000
+    #: Failed callback requests of one client address: sustained per second, and burst.
+    #: A client beyond them is answered 429 before its request is read.
+    failure_rate: float = 5.0
+    failure_burst: int = 50
+    #: Requests to the tap listener without the right bearer token (every client).
+    tap_unauthorized_rate: float = 5.0
+    tap_unauthorized_burst: int = 20
+    #: A connection that has not sent a request's complete headers within this is closed
+    #: (the server's keep-alive timeout, armed when a connection opens).
+    header_timeout_seconds: float = 5.0
+    #: Unacknowledged events of one athlete beyond which new ones are answered 503
+    #: (events are unsigned: a forger who knows the path could grow the store without end).
+    max_pending_per_athlete: int = 1000
     #: How long a store write may take before the event goes to the spool instead.
     store_deadline_seconds: float = 0.5
     #: Events in the spool beyond which new events are refused (503, Strava retries).
@@ -72,6 +94,8 @@ class Settings:
     token_store: Path | None
     host: str
     port: int
+    #: The tap's interface listens on 127.0.0.1 at this port, apart from the callback.
+    tap_port: int
     forwarded_allow_ips: str
     postgres_dsn: str | None
     postgres_schema: str
@@ -249,18 +273,31 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(msg)
     sqlite_raw = _get(env, "SQLITE_PATH")
     spool_raw = _get(env, "SPOOL_DIR")
+    for gone, instead in OBSOLETE.items():
+        if _get(env, gone) is not None:
+            msg = f"{PREFIX}{gone} is no longer read: {instead} (see docs/events.md)"
+            raise SettingsError(msg)
     defaults = Limits()
     limits = Limits(
         max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes, 256, 1_000_000),
-        client_rate=_float(env, "CLIENT_RATE", defaults.client_rate, 0.1, 100_000),
-        client_burst=_int(env, "CLIENT_BURST", defaults.client_burst, 1, 1_000_000),
-        total_rate=_float(env, "TOTAL_RATE", defaults.total_rate, 0.1, 1_000_000),
-        total_burst=_int(env, "TOTAL_BURST", defaults.total_burst, 1, 10_000_000),
+        failure_rate=_float(env, "FAILURE_RATE", defaults.failure_rate, 0.1, 100_000),
+        failure_burst=_int(env, "FAILURE_BURST", defaults.failure_burst, 1, 1_000_000),
+        header_timeout_seconds=_float(
+            env, "HEADER_TIMEOUT_SECONDS", defaults.header_timeout_seconds, 0.5, 60
+        ),
+        max_pending_per_athlete=_int(
+            env, "MAX_PENDING_PER_ATHLETE", defaults.max_pending_per_athlete, 1, 10_000_000
+        ),
         store_deadline_seconds=_float(
             env, "STORE_DEADLINE_SECONDS", defaults.store_deadline_seconds, 0.05, 1.5
         ),
         max_spool_events=_int(env, "MAX_SPOOL_EVENTS", defaults.max_spool_events, 1, 10_000_000),
     )
+    port = _int(env, "PORT", 8787, 0, 65535)
+    tap_port = _int(env, "TAP_PORT", 8788, 0, 65535)
+    if port and port == tap_port:
+        msg = f"{PREFIX}TAP_PORT must differ from {PREFIX}PORT (the tap has its own listener)"
+        raise SettingsError(msg)
     return Settings(
         verify_token=verify_token,
         callback_path=callback_path,
@@ -269,7 +306,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         athlete_ids=athlete_ids,
         token_store=token_store,
         host=_get(env, "HOST") or "127.0.0.1",
-        port=_int(env, "PORT", 8787, 0, 65535),
+        port=port,
+        tap_port=tap_port,
         forwarded_allow_ips=_get(env, "FORWARDED_ALLOW_IPS") or "127.0.0.1",
         postgres_dsn=postgres_dsn(env),
         postgres_schema=schema,

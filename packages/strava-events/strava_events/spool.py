@@ -20,6 +20,7 @@ import typing as t
 from pathlib import Path
 
 from strava_events.events import EventError, event_from_dict
+from strava_events.private import private_folder
 from strava_events.queue import StoredEvent
 
 if t.TYPE_CHECKING:
@@ -45,7 +46,7 @@ class Spool:
         self.rejected = self.folder / "rejected"
         self.max_events = max_events
         self._lock = threading.Lock()
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_folder(self.folder)
         self._count = len(self._names())
 
     def __len__(self) -> int:
@@ -113,7 +114,7 @@ class Spool:
             return None
         except (OSError, ValueError, KeyError) as exc:
             # Not ours or damaged: set aside for a person, never retried in a loop.
-            self.rejected.mkdir(exist_ok=True, mode=0o700)
+            private_folder(self.rejected)
             path.replace(self.rejected / name)
             with self._lock:
                 self._count -= 1

@@ -13,13 +13,15 @@ import os
 import time
 from pathlib import Path
 
+from strava_events.private import private_folder
+
 #: How often a running receiver looks at the file again.
 RECHECK_SECONDS = 2.0
 
 
 def record(path: Path, subscription_id: int) -> None:
     """Write the id atomically (a temporary file, fsynced, renamed), mode 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_folder(path.parent)
     temporary = path.with_name(f".{path.name}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:

@@ -230,7 +230,7 @@ class TapStrava(ConfigValidationHook, Tap):
             th.StringType,
             title="Events URL",
             description="The events mode: the push-event receiver's tap interface (for "
-            "example http://127.0.0.1:8787/tap, see docs/events.md). When set, a run reads "
+            "example http://127.0.0.1:8788/tap, see docs/events.md). When set, a run reads "
             "the pending push events instead of the activity list and emits the activities "
             "they name (one read each), their details, confirmed deletions "
             "(activity_deletions) and event_receipts. Run it under its own state id (the "
