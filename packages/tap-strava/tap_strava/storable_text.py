@@ -160,12 +160,15 @@ def record_label(record: t.Mapping[str, t.Any], stream: str) -> str:
 
 def make_record_storable(
     record: dict[str, t.Any], *, logger: logging.Logger, stream: str
-) -> dict[str, t.Any]:
-    """Apply the rule to one record, in place; one warning if anything was replaced."""
+) -> list[str]:
+    """Apply the rule to one record, in place; one warning if anything was replaced.
+
+    Returns the places changed (empty: the record was storable already).
+    """
     found = make_storable(record)
     if found:
         _warn(logger, stream, record_label(record, stream), tuple(found))
-    return record
+    return found
 
 
 @functools.lru_cache(maxsize=4096)
