@@ -180,3 +180,39 @@ def test_the_tap_emits_only_storable_strings_with_one_warning_per_record(hostile
     assert {k: v for k, v in again.items() if k in digests} == {
         k: v for k, v in digests.items() if k in again
     }
+
+
+def test_an_archive_row_with_nul_is_made_storable_with_one_warning(tmp_path, caplog):
+    from tests.export_fixtures import Activity, start_at, write_archive
+
+    activities = [
+        Activity(201, start_at(1), name="Lunch\x00run", description="a\x00b"),
+        Activity(202, start_at(2), name="Clean run"),
+    ]
+    archive = write_archive(
+        tmp_path / "export_4242.zip", activities, bikes=[["Blue\x00", "Gazelle", "X", "Ride"]]
+    )
+    config = {
+        "export_archive_path": str(archive),
+        "export_workers": 1,
+        "token_store_path": str(tmp_path / "store" / "tokens.json"),
+    }
+    with caplog.at_level(logging.WARNING):
+        first = run_tap(config)
+    for message in first.messages:
+        _utf8_storable(message)
+    rows = {r["id"]: r for r in first.records("export_activities")}
+    assert rows[201]["name"] == f"Lunch{R}run"
+    assert rows[201]["description"] == f"a{R}b"
+    assert rows[202]["name"] == "Clean run"
+    (bike,) = [g for g in first.records("export_gear") if g["kind"] == "bike"]
+    assert bike["name"] == f"Blue{R}"
+    warned = [r.getMessage() for r in caplog.records if "U+FFFD" in r.getMessage()]
+    assert [w.split(": ")[0:2] for w in warned] == [
+        ["export_activities", "activity 201"],
+        ["export_gear", f"id bike:Blue{R}"],
+    ], warned
+    # A re-import emits nothing: the digests were taken after the replacement.
+    again = run_tap(config, state=first.final_state)
+    assert again.records("export_activities") == []
+    assert again.records("export_gear") == []
