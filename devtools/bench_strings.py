@@ -1,4 +1,4 @@
-"""What the storable-strings rule costs per record (issue 24): a micro-benchmark.
+"""What issue 24's guards cost: the storable-strings rule per record, the answer cap's memory.
 
 The records are the simulator's own answers (a list page of 200 summaries, detailed
 activities, and streams answers keyed by type), conformed exactly as the tap conforms
@@ -8,7 +8,14 @@ records: the usual case), of the whole conforming step, and of the SDK's seriali
 the record (``singer_sdk``'s ``serialize_json``, what every record costs on its way out),
 and the rule's share of the last two. Best of ``--repeats`` runs, each over fresh copies.
 
-``python -m devtools.bench_strings`` (about 20 s); the figures are in docs/benchmarks.md.
+Then the answer size cap (:mod:`tap_strava.answer_size`): ``tap-strava`` as a process
+against the simulator's ``oversized`` fault (a 256 MiB gzip bomb as the first list page),
+with the default cap and with the cap out of reach (``max_answer_mib`` 1,000,000, i.e. the
+answer read whole as before): exit code and the kernel's peak RSS of the process
+(``wait4``).
+
+``make bench-strings`` (``python -m devtools.bench_strings``, about a minute); the figures
+are in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -17,9 +24,14 @@ import argparse
 import copy
 import json
 import logging
+import os
+import subprocess
+import sys
+import tempfile
 import time
 import typing as t
 import urllib.request
+from pathlib import Path
 
 from singer_sdk.singerlib.json import serialize_json
 
@@ -77,6 +89,37 @@ def _best(repeats: int, records: list[JSONDict], work: t.Callable[[JSONDict], t.
     return best * 1e6
 
 
+BOMB = 256 * 2**20
+
+
+def _bomb_run(max_answer_mib: int | None) -> tuple[int, int]:
+    """Exit code and peak RSS (MiB) of ``tap-strava`` fed a gzip bomb as its first page."""
+    with (
+        StravaSimulator(seed=71, activity_count=30) as sim,
+        tempfile.TemporaryDirectory() as work,
+    ):
+        sim.inject_fault(r"^/api/v3/athlete/activities$", "oversized", size=BOMB)
+        config = {
+            "client_id": sim.client_id,
+            "client_secret": sim.client_secret,
+            "refresh_token": sim.refresh_token,
+            "api_url": sim.api_url,
+            "token_url": sim.token_url,
+            "token_store_path": f"{work}/tokens.json",
+        }
+        if max_answer_mib is not None:
+            config["max_answer_mib"] = max_answer_mib
+        path = Path(work) / "config.json"
+        path.write_text(json.dumps(config), encoding="utf-8")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tap_strava.tap", "--config", str(path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        return os.waitstatus_to_exitcode(status), usage.ru_maxrss // 1024
+
+
 def main(argv: t.Sequence[str] | None = None) -> None:
     """Print the table."""
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -101,6 +144,12 @@ def main(argv: t.Sequence[str] | None = None) -> None:
             f"| {kind}, {len(records)} | {rule:.1f} | {conform:.1f} | {serialize:.1f} "
             f"| {rule / conform:.0%} | {rule / (conform + serialize):.1%} |"
         )
+    print()
+    print(f"| a {BOMB // 2**20} MiB gzip bomb as the first page | exit | peak RSS (MiB) |")
+    print("|---|---:|---:|")
+    for label, cap in (("default cap (64 MiB)", None), ("cap out of reach", 1_000_000)):
+        code, peak = _bomb_run(cap)
+        print(f"| {label} | {code} | {peak:,} |")
 
 
 if __name__ == "__main__":
