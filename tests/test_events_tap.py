@@ -288,9 +288,7 @@ def test_an_acknowledgement_that_did_not_stick_is_neither_redone_nor_forgotten(t
     assert third.records("event_receipts") == []
 
 
-def test_an_event_for_an_activity_named_with_nul_and_half_an_emoji_lands_storable(
-    tmp_path, queue
-):
+def test_an_event_for_an_activity_named_with_nul_and_half_an_emoji_lands_storable(tmp_path, queue):
     # Issue 24: the rule for strings holds in the events mode too (every stream it emits).
     events, url = queue
     with StravaSimulator(seed=23, activity_count=30) as sim:
