@@ -71,3 +71,40 @@ def test_an_answer_under_the_cap_is_read_and_a_lower_cap_refuses_it(sim, tmp_pat
     refused = run_tap(config, streams=["activities"], allow_failure=True)
     assert "is above the tap's cap of 1 MiB" in str(refused.error)
     assert refused.records("activities") == []
+
+
+def test_a_declared_length_above_the_cap_is_refused_before_any_body_is_read():
+    # A server that declares 100 MiB and then sends nothing: refused at the headers, at
+    # once (read whole, the client would wait for the body until its timeout).
+    import http.server
+    import threading
+    import time
+
+    import requests
+
+    from tap_strava.answer_size import AnswerTooLarge, cap_answer_size
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(100 * 2**20))
+            self.end_headers()
+            self.wfile.flush()
+            time.sleep(3)
+
+        def log_message(self, *args: t.Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        session = cap_answer_size(requests.Session(), 1)
+        assert cap_answer_size(session, 1).hooks["response"] == session.hooks["response"]
+        started = time.monotonic()
+        with pytest.raises(AnswerTooLarge, match=r"104,857,600 bytes long, above the tap's cap"):
+            session.get(f"http://127.0.0.1:{server.server_address[1]}/api/v3/x", timeout=10)
+        assert time.monotonic() - started < 2
+    finally:
+        server.shutdown()
+        server.server_close()
