@@ -108,3 +108,10 @@ def test_a_declared_length_above_the_cap_is_refused_before_any_body_is_read():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_token_answer_above_the_cap_is_refused_too(sim, tmp_path):
+    sim.inject_fault(r"/oauth/token$", "oversized", size=BOMB)
+    result = run_tap(tap_config_for(sim, tmp_path), streams=["activities"], allow_failure=True)
+    assert "the answer to /oauth/token is above the tap's cap of 64 MiB" in str(result.error)
+    assert result.records("activities") == []
