@@ -8,7 +8,7 @@ PLUGINS := .meltano/.plugins-installed
 CORE_PLUGINS := tap-strava tap-strava-details tap-strava-reconcile tap-strava-events target-csv target-postgres mapper-strava-tally target-strava-spool tap-strava-replay strava-data
 EXTRAS := $(VENV)/.extras-installed
 
-.PHONY: setup demo test test-e2e test-sdk-range lint format clean settings-doc setup-extras test-extras dashboard bench bench-archive bench-events
+.PHONY: setup demo test test-e2e test-sdk-range lint format clean settings-doc setup-extras test-extras dashboard bench bench-archive bench-events bench-strings
 
 # The three distributions of packages/ (the tap, the simulator, the pipeline around them),
 # editable, and the tools of the suite.
@@ -88,6 +88,10 @@ bench-archive: setup
 
 bench-events: setup
 	$(BIN)/python -m devtools.bench_events $(BENCH_ARGS)
+
+# What issue 24's guards cost: the rule for strings per record, the answer cap's memory.
+bench-strings: setup
+	$(BIN)/python -m devtools.bench_strings $(BENCH_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

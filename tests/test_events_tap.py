@@ -286,3 +286,33 @@ def test_an_acknowledgement_that_did_not_stick_is_neither_redone_nor_forgotten(t
     assert second.final_state["bookmarks"]["event_receipts"]["applied_events"] == [key]
     assert events.pending() == [], "the run after acknowledges it for good"
     assert third.records("event_receipts") == []
+
+
+def test_an_event_for_an_activity_named_with_nul_and_half_an_emoji_lands_storable(tmp_path, queue):
+    # Issue 24: the rule for strings holds in the events mode too (every stream it emits).
+    events, url = queue
+    with StravaSimulator(seed=23, activity_count=30) as sim:
+        target = sim.activities[3]
+        sim.update_activity(target["id"], name="Evening\x00run \ud83d")
+        events.push(**_event(sim, target["id"], "update", title="Evening\x00run \ud83d"))
+        result = run_tap(_events_config(sim, tmp_path, url))
+    for message in result.messages:
+        for text in _strings(message):  # keys and values: UTF-8 without NUL
+            assert "\x00" not in text
+            text.encode("utf-8")  # raises on a lone surrogate
+    (row,) = result.records("activities")
+    (detail,) = result.records("activity_details")
+    assert row["name"] == detail["name"] == "Evening\ufffdrun \ufffd"
+    assert [r["outcome"] for r in result.records("event_receipts")] == ["applied"]
+
+
+def _strings(value: t.Any) -> t.Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)

@@ -22,11 +22,19 @@ Why this order and these rules:
   while every target keeps up, and keeps whatever one target still lacks.
 
 Lines are streamed from the file: memory does not depend on the spool's size.
+
+Every record is replayed under the tap's rule for strings (``tap_strava.storable_text``:
+NUL and lone surrogates become U+FFFD, one warning per record): spools written before the
+tap applied it hold ``\u0000`` and lone surrogate escapes that would fail target-postgres
+(and the CSV path's UTF-8 encoding) on every run, and spools are replayed strictly in
+order, so one such line would hold back every later spool. A byte search finds such lines
+(most have none); only those are rewritten.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import typing as t
 
@@ -42,12 +50,15 @@ from strava_spool.cli import (
     spool_dir,
 )
 from strava_spool.folder import CONSUMER_NAME, Position, Spool, SpoolFolder, consumer_label
+from tap_strava.storable_text import make_record_storable
 
 PROG = "tap-strava-replay"
 POSITION_KEY = "strava_replay"
 DEFAULT_CONSUMERS = ("csv", "postgres")
 #: Messages whose ``stream`` names a stream (renamed for CSV folders).
 STREAM_MESSAGES = {"SCHEMA", "RECORD", "ACTIVATE_VERSION", "BATCH"}
+#: A JSON escape of NUL or of a surrogate: a line that may break the rule for strings.
+UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
 ABOUT = {
     "name": PROG,
     "description": "Replays the pending spools of target-strava-spool, in order, into "
@@ -181,6 +192,8 @@ class Replay:
                     )
                     raise UsageError(msg) from exc
                 kind = message.get("type") if isinstance(message, dict) else None
+                if kind == "RECORD" and UNSTORABLE_ESCAPE.search(line):
+                    line = self._storable(message, line)
                 if kind == "STATE":
                     value = message.get("value")
                     self.tap_state = dict(value) if isinstance(value, dict) else {}
@@ -194,6 +207,15 @@ class Replay:
                     self._write(output, line.rstrip(b"\n"))
         self._state(output, Position(epoch, spool.seq, spool.name, number, complete=True))
         self.logger.info("replayed %s (%d lines)", spool.name, number)
+
+    def _storable(self, message: dict[str, t.Any], line: bytes) -> bytes:
+        """The RECORD line under the tap's rule for strings (itself if nothing changed)."""
+        record = message.get("record")
+        if not isinstance(record, dict):
+            return line
+        if not make_record_storable(record, logger=self.logger, stream=str(message["stream"])):
+            return line  # an escaped backslash before "u0000": nothing to replace
+        return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
 
     def _state(self, output: t.BinaryIO, position: Position) -> None:
         value = {**self.tap_state, POSITION_KEY: position.as_state()}

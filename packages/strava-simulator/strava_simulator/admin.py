@@ -20,7 +20,7 @@ POST     /_sim/app                   {"active": false}: 403 Application Status I
 POST     /_sim/access_token          issue an access token directly
 POST     /_sim/refresh_token         the athlete authorizes again: new refresh token
 GET      /_sim/faults                pending faults
-POST     /_sim/faults                {"path_pattern", "kind", "count", "status", "delay"}
+POST     /_sim/faults                {"path_pattern", "kind", "count", "status", "delay", "size"}
 DELETE   /_sim/faults                clear faults
 GET      /_sim/requests              request records; DELETE clears them
 GET      /_sim/token_grants          refresh grants (token fingerprints, accepted, rotated)
@@ -45,6 +45,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from strava_simulator.faults import DEFAULT_OVERSIZE
 from strava_simulator.messages import Request, Response, json_response
 
 if TYPE_CHECKING:
@@ -180,6 +181,7 @@ def _fault(sim: StravaSimulator, body: JSONDict) -> JSONDict:
         int(body.get("count", 1)),
         int(status) if status is not None else None,
         float(body.get("delay", 0.0)),
+        int(body.get("size", DEFAULT_OVERSIZE)),
     )
     return fault.as_dict()
 

@@ -24,6 +24,14 @@ JSONDict = dict[str, Any]
 #: A watch whose clock is years ahead, and a GPS week rollover (1024 weeks back).
 HOSTILE_FUTURE = "2031-03-14T07:00:00Z"
 HOSTILE_ROLLOVER = "1999-08-22T06:30:00Z"
+#: Strings no UTF-8 target can store, as Strava's JSON may carry them (``\u0000``, and a
+#: lone surrogate ``\ud83d``: an emoji cut in half). On the newest ordinary activity: the
+#: name and the description; on the oldest: the name, a value inside ``map`` and a key.
+HOSTILE_NUL_NAME = "Lunch\x00run"
+HOSTILE_NUL_DESCRIPTION = "Legs \x00heavy \ud83d, then fine"
+HOSTILE_SURROGATE_NAME = "Tempo \ud83d run"
+HOSTILE_NESTED_VALUE = "gra\x00vel"
+HOSTILE_KEY = "note\udc00"
 
 
 class SimulatedAthlete:
@@ -57,7 +65,8 @@ class SimulatedAthlete:
         activity dated 1999, uploaded now), keys no schema declares (top level, inside
         ``map`` and inside ``athlete``) on every activity, and an upload landing while a
         client pages through the list (so an item comes twice). The store adds unsorted
-        answers to ``after`` and short pages that are not the last.
+        answers to ``after`` and short pages that are not the last. Two activities carry
+        strings no UTF-8 target can store (NUL, lone surrogates: ``HOSTILE_*`` above).
         """
         self.add_activity(start_date=HOSTILE_FUTURE, name="Wrong clock \u231a run")
         self.add_activity(start_date=HOSTILE_ROLLOVER, name="GPS rollover ride", sport_type="Ride")
@@ -67,6 +76,17 @@ class SimulatedAthlete:
             summary["map"] = {**(summary.get("map") or {}), "surface_type": "gravel"}
             summary["athlete"] = {**summary["athlete"], "badge_type_id": 1}
             activity.summary = summary
+        ordinary = [
+            a
+            for a in self.store.all()
+            if a.summary["start_date"] not in (HOSTILE_FUTURE, HOSTILE_ROLLOVER)
+        ]
+        newest, oldest = ordinary[0], ordinary[-1]
+        newest.summary["name"] = HOSTILE_NUL_NAME
+        newest.extra["description"] = HOSTILE_NUL_DESCRIPTION
+        oldest.summary["name"] = HOSTILE_SURROGATE_NAME
+        oldest.summary["map"]["surface_type"] = HOSTILE_NESTED_VALUE
+        oldest.summary[HOSTILE_KEY] = 1
         self.api.after_list_page = self._upload_during_listing
         self._uploads_during_listing = 2
 

@@ -21,7 +21,11 @@ A fault matches request paths by regular expression (``re.search``) and fires fo
     connection without the answer: the server committed, the client never learns it;
 ``rate_limit``
     other users of the application spend the 15-minute read quota, so this request (and the
-    following ones until the window ends) get 429, exactly as a shared quota behaves.
+    following ones until the window ends) get 429, exactly as a shared quota behaves;
+``oversized``
+    the real answer followed by ``size`` bytes of spaces (1 GiB by default), sent gzipped
+    (``Content-Encoding: gzip``): about a megabyte on the wire, valid JSON once inflated,
+    a decompression bomb for a client that reads a whole answer.
 """
 
 from __future__ import annotations
@@ -39,7 +43,10 @@ KINDS = (
     "reset",
     "lost_answer",
     "rate_limit",
+    "oversized",
 )
+#: What an ``oversized`` answer inflates to by default.
+DEFAULT_OVERSIZE = 2**30
 DEFAULT_STATUS = {"status": 500, "html": 504, "rate_limit": 429}
 
 
@@ -52,6 +59,7 @@ class Fault:
     count: int = 1
     status: int = 500
     delay: float = 0.0
+    size: int = DEFAULT_OVERSIZE  # oversized only: bytes of padding after the answer
     regex: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -68,6 +76,7 @@ class Fault:
             "count": self.count,
             "status": self.status,
             "delay": self.delay,
+            "size": self.size,
         }
 
 
@@ -85,6 +94,7 @@ class FaultInjector:
         count: int = 1,
         status: int | None = None,
         delay: float = 0.0,
+        size: int = DEFAULT_OVERSIZE,
     ) -> Fault:
         """Register a fault; ``status`` defaults by kind (500, 504 for html, 429)."""
         if count == 0:
@@ -96,6 +106,7 @@ class FaultInjector:
             count,
             status if status is not None else DEFAULT_STATUS.get(kind, 200),
             delay,
+            size,
         )
         with self._lock:
             self._faults.append(fault)

@@ -7,12 +7,14 @@ the socket-level tricks (connection resets, slow answers) in ``server.py``.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 API_JSON = "application/json; charset=utf-8"
 #: The token endpoint writes the charset in upper case (recorded real answers show it).
 OAUTH_JSON = "application/json; charset=UTF-8"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,16 @@ class Response:
 
 
 def json_bytes(body: Any) -> bytes:
-    """Serialize compactly with raw UTF-8, as Strava does (no escaped non-ASCII)."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    r"""Serialize compactly with raw UTF-8, as Strava does (no escaped non-ASCII).
+
+    A lone surrogate (``"\ud83d"``, half an emoji) has no UTF-8 form: it goes out as the
+    JSON escape, which is how such a string reaches a client of Strava.
+    """
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", text).encode("utf-8")
 
 
 def json_response(status: int, body: Any, content_type: str = API_JSON) -> Response:

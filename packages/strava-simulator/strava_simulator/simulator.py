@@ -17,6 +17,7 @@ import base64
 import binascii
 import copy
 import functools
+import gzip
 import json
 import threading
 import time
@@ -27,7 +28,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from strava_simulator import admin, errors
 from strava_simulator.athlete import SimulatedAthlete
-from strava_simulator.faults import Fault, FaultInjector
+from strava_simulator.faults import DEFAULT_OVERSIZE, Fault, FaultInjector
 from strava_simulator.messages import (
     API_JSON,
     OAUTH_JSON,
@@ -436,13 +437,15 @@ class StravaSimulator:
         count: int = 1,
         status: int | None = None,
         delay: float = 0.0,
+        size: int = DEFAULT_OVERSIZE,
     ) -> Fault:
         """Make the next ``count`` requests whose path matches ``path_pattern`` fail.
 
         Kinds: status, html, malformed_json, truncated_json, slow, reset, lost_answer,
-        rate_limit (see ``faults.py``). A negative count keeps the fault until :meth:`clear_faults`.
+        rate_limit, oversized (``size`` bytes of padding, gzipped; see ``faults.py``). A
+        negative count keeps the fault until :meth:`clear_faults`.
         """
-        return self._faults.add(path_pattern, kind, count, status, delay)
+        return self._faults.add(path_pattern, kind, count, status, delay, size)
 
     def clear_faults(self) -> None:
         """Remove all injected faults."""
@@ -550,7 +553,7 @@ class StravaSimulator:
             # Served (a refresh rotated, an upload was stored), but the answer never arrives.
             response = Response(0, reset=True)
         if fault is not None and not response.reset:
-            response = _corrupt(response, fault.kind)
+            response = _corrupt(response, fault)
         record = RequestRecord(
             method=request.method,
             path=path,
@@ -686,8 +689,9 @@ def _list_ids(response: Response) -> tuple[int, ...] | None:
     )
 
 
-def _corrupt(response: Response, kind: str) -> Response:
+def _corrupt(response: Response, fault: Fault) -> Response:
     """Apply the body-level faults to a computed answer."""
+    kind = fault.kind
     if kind == "malformed_json":
         return Response(200, MALFORMED_BODY, response.content_type, response.headers)
     if kind == "truncated_json":
@@ -695,4 +699,17 @@ def _corrupt(response: Response, kind: str) -> Response:
         return Response(
             response.status, response.body[:cut], response.content_type, response.headers
         )
+    if kind == "oversized":
+        # Two gzip members (a client inflates them as one body): the answer, then spaces.
+        body = gzip.compress(response.body, mtime=0) + _gzipped_spaces(fault.size)
+        headers = [*response.headers, ("Content-Encoding", "gzip")]
+        return Response(response.status, body, response.content_type, headers)
     return response
+
+
+@functools.lru_cache(maxsize=4)
+def _gzipped_spaces(size: int) -> bytes:
+    """``size`` spaces gzipped (about 1 MB per GiB): one member per MiB, made once."""
+    mib, rest = divmod(size, 2**20)
+    member = gzip.compress(b" " * 2**20, compresslevel=9, mtime=0)
+    return member * mib + (gzip.compress(b" " * rest, mtime=0) if rest else b"")

@@ -17,6 +17,7 @@ import requests
 import urllib3
 from singer_sdk.authenticators import OAuthAuthenticator
 
+from tap_strava.answer_size import DEFAULT_MAX_ANSWER_MIB, cap_answer_size
 from tap_strava.errors import (
     StravaAuthError,
     StravaConfigError,
@@ -84,6 +85,8 @@ class StravaAuthenticator(OAuthAuthenticator):
         self.expires_at: int | None = None
         # The fix named in errors: an entry of `athletes` has its own re-authorization.
         self.reauthorize_hint = reauthorize_hint(athlete)
+        # Token answers are read under the same size cap as the API's (answer_size.py).
+        cap_answer_size(self._session, DEFAULT_MAX_ANSWER_MIB)
 
     @property
     def oauth_request_body(self) -> dict:

@@ -15,6 +15,7 @@ from singer_sdk import metrics
 from singer_sdk.pagination import PageNumberPaginator
 from singer_sdk.streams import RESTStream
 
+from tap_strava.answer_size import DEFAULT_MAX_ANSWER_MIB, cap_answer_size
 from tap_strava.ratelimit import QuotaExhausted
 from tap_strava.responses import (
     ATHLETE_FAILURES,
@@ -69,6 +70,12 @@ class StravaStream(EndOfStreamHook, RESTStream[int]):
     def authenticator(self) -> StravaAuthenticator:
         """Bearer token in the ``Authorization`` header, never in the query string."""
         return self.account.authenticator
+
+    @property
+    def requests_session(self) -> requests.Session:
+        """The SDK's session, with every answer read under a size cap (:mod:`answer_size`)."""
+        max_mib = int(self.config.get("max_answer_mib") or DEFAULT_MAX_ANSWER_MIB)
+        return cap_answer_size(super().requests_session, max_mib)
 
     @property
     def timeout(self) -> int:

@@ -23,6 +23,8 @@ import logging
 import math
 import typing as t
 
+from tap_strava.storable_text import make_record_storable
+
 #: The catch-all column of every stream: keys Strava sends that the schema does not declare.
 UNKNOWN_FIELDS = "_unknown_fields"
 #: Its declaration. Exactly this: an object schema with (even empty) ``properties`` makes
@@ -200,7 +202,13 @@ def conform_to_schema(
     drop unknown fields: here they move into :data:`UNKNOWN_FIELDS` instead (top level and
     inside declared objects at any depth), with one warning per stream. Values that already have a
     declared type are left alone without further checks. Conforming twice is harmless.
+
+    First, every string (keys too, at any depth) is made storable by every target
+    (:mod:`tap_strava.storable_text`: NUL and lone surrogates become U+FFFD, one warning
+    per record naming the stream, which is the last part of the stream logger's name).
+    It happens here, before any digest is taken, so a re-run finds the same digest.
     """
+    make_record_storable(record, logger=logger, stream=logger.name.rsplit(".", 1)[-1])
     plan = _plan(schema)
     properties = schema.get("properties", {})
     unknown: dict[str, t.Any] = {}

@@ -21,6 +21,7 @@ import typing as t
 
 import requests
 
+from tap_strava.answer_size import DEFAULT_MAX_ANSWER_MIB, cap_answer_size
 from tap_strava.errors import StravaConfigError
 
 # Bounds on what the receiver may hand over (it is a local service, but a bug or a
@@ -131,7 +132,8 @@ class EventInbox:
         self.base_url = base_url.rstrip("/")
         self._token = token
         self.timeout = timeout
-        self._session = requests.Session()
+        # The receiver's answers are read under the API's size cap too (answer_size.py).
+        self._session = cap_answer_size(requests.Session(), DEFAULT_MAX_ANSWER_MIB)
 
     def _call(self, method: str, path: str, **kwargs: t.Any) -> t.Any:
         url = f"{self.base_url}{path}"

@@ -20,6 +20,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.singerlib import StateMessage
 
+from tap_strava.answer_size import DEFAULT_MAX_ANSWER_MIB
 from tap_strava.athletes import DEFAULT_API_URL, DEFAULT_TOKEN_URL, Athletes
 from tap_strava.detail_streams import (
     ActivityDetailsStream,
@@ -406,6 +407,15 @@ class TapStrava(ConfigValidationHook, Tap):
             default=60,
             title="Request Timeout",
             description="Seconds to wait for one Strava answer before retrying.",
+        ),
+        th.Property(
+            "max_answer_mib",
+            th.IntegerType(minimum=1),
+            default=DEFAULT_MAX_ANSWER_MIB,
+            title="Max Answer MiB",
+            description="Largest answer read from Strava, in MiB after decompression; a "
+            "larger one (or a decompression bomb) ends the run with one line. Strava's "
+            "largest (a day-long activity's streams) is about 10 MB.",
         ),
     ).to_dict()
 
