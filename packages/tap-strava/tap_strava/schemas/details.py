@@ -112,6 +112,11 @@ ZONE_SCHEMA = th.PropertiesList(
     th.Property("type", th.StringType, required=True, description="heartrate, power or pace."),
     th.Property("score", th.NumberType),
     th.Property("points", th.IntegerType),
+    th.Property(
+        "max",
+        th.IntegerType,
+        description="In Strava's spec without a meaning; absent from recorded answers.",
+    ),
     th.Property("sensor_based", th.BooleanType),
     th.Property("custom_zones", th.BooleanType),
     th.Property("resource_state", th.IntegerType),
