@@ -3,7 +3,8 @@
 Strava's model is pinned in ``tests/fixtures/strava_reference/strava_model.json`` (built by
 ``python -m devtools.strava_reference`` from stravalib's ``strava_model.py``, generated from
 Strava's swagger, and ``model.py``, which adds the undocumented fields real answers carry).
-The reasons live in :data:`tap_strava.schemas.strava_fields.NOT_DECLARED`. The real answers
+The vendored ``strava_swagger.json`` names the model each endpoint returns. The reasons live
+in :data:`tap_strava.schemas.strava_fields.NOT_DECLARED`. The real answers
 recorded in ``tests/fixtures/strava-samples`` pin the declared fields the model lacks.
 """
 
@@ -30,7 +31,22 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REFERENCE = json.loads(
     (FIXTURES / "strava_reference" / "strava_model.json").read_text(encoding="utf-8")
 )
+SWAGGER = json.loads(
+    (FIXTURES / "strava_reference" / "strava_swagger.json").read_text(encoding="utf-8")
+)
 SAMPLES = FIXTURES / "strava-samples"
+
+#: The endpoint each API stream reads (GET).
+ENDPOINTS = {
+    "activities": "/athlete/activities",
+    "activity_details": "/activities/{id}",
+    "athlete": "/athlete",
+    "athlete_stats": "/athletes/{id}/stats",
+    "gear": "/gear/{id}",
+    "laps": "/activities/{id}/laps",
+    "activity_zones": "/activities/{id}/zones",
+    "activity_streams": "/activities/{id}/streams",
+}
 
 #: The tap's streams of Strava API answers, their schema and the recorded real answer.
 API_STREAMS: dict[str, tuple[dict[str, t.Any], str]] = {
@@ -103,6 +119,14 @@ def test_every_api_stream_follows_a_model():
         for path, models in paths.items():
             assert _properties(API_STREAMS[stream][0], path), (stream, path)
             assert all(model in REFERENCE["models"] for model in models), (stream, models)
+
+
+@pytest.mark.parametrize("stream", sorted(API_STREAMS))
+def test_each_stream_follows_the_model_its_endpoint_returns(stream):
+    """Strava's swagger names the model of each endpoint's answer (of its items for a list)."""
+    answer = SWAGGER["paths"][ENDPOINTS[stream]]["get"]["responses"]["200"]["schema"]
+    reference = answer.get("items", answer)["$ref"]
+    assert reference.rpartition("/")[2] == STREAM_MODELS[stream][""][0]
 
 
 @pytest.mark.parametrize("stream", sorted(API_STREAMS))
