@@ -124,7 +124,9 @@ receiver's own database, dbt's models) are described on their own pages, not her
 **Strava's model.** The API streams follow Strava's own model: its swagger and the fields
 real answers carry beyond it (pinned in `tests/fixtures/strava_reference/`).
 Every field of that model is a column, or is listed under its table with the reason it is
-not; `tests/test_schema_coverage.py` holds both.
+not; `tests/test_schema_coverage.py` holds both. The lists of `activity_details` (laps,
+splits, best and segment efforts) are kept whole as Strava sends them, so their items'
+fields are not listed.
 """
 
 
