@@ -8,7 +8,7 @@ PLUGINS := .meltano/.plugins-installed
 CORE_PLUGINS := tap-strava tap-strava-details tap-strava-reconcile tap-strava-events target-csv target-postgres mapper-strava-tally target-strava-spool tap-strava-replay strava-data
 EXTRAS := $(VENV)/.extras-installed
 
-.PHONY: setup demo test test-e2e test-sdk-range lint format clean settings-doc setup-extras test-extras dashboard bench bench-archive bench-events bench-strings
+.PHONY: setup demo test test-e2e test-sdk-range lint format clean settings-doc schema-doc setup-extras test-extras dashboard bench bench-archive bench-events bench-strings
 
 # The three distributions of packages/ (the tap, the simulator, the pipeline around them),
 # editable, and the tools of the suite.
@@ -101,6 +101,10 @@ lint: setup
 # The README's settings table, regenerated from `tap-strava --about --format=markdown`.
 settings-doc: $(INSTALLED)
 	$(BIN)/python -m devtools.settings_doc
+
+# docs/schema.md: every stream's columns, JSON-schema and PostgreSQL types, meanings.
+schema-doc: $(INSTALLED)
+	$(BIN)/python -m devtools.schema_doc
 
 format: setup
 	$(BIN)/ruff format .

@@ -67,13 +67,13 @@ ACTIVITY_SCHEMA = th.PropertiesList(
     th.Property(
         "map",
         th.ObjectType(
-            th.Property("id", th.StringType),
+            th.Property("id", th.StringType, description="The map's id."),
             th.Property(
                 "summary_polyline",
                 th.StringType,
                 description="Encoded polyline; '' or null without GPS.",
             ),
-            th.Property("resource_state", th.IntegerType),
+            th.Property("resource_state", th.IntegerType, description="2 summary, 3 detailed."),
         ),
         description="Route summary.",
     ),
@@ -105,7 +105,11 @@ ACTIVITY_SCHEMA = th.PropertiesList(
     th.Property("average_heartrate", th.NumberType, description="Average heart rate in bpm."),
     th.Property("max_heartrate", th.NumberType, description="Maximum heart rate in bpm."),
     th.Property("heartrate_opt_out", th.BooleanType, description="Heart rate hidden by owner."),
-    th.Property("display_hide_heartrate_option", th.BooleanType),
+    th.Property(
+        "display_hide_heartrate_option",
+        th.BooleanType,
+        description="Strava offers the owner to hide the heart rate.",
+    ),
     th.Property("pr_count", th.IntegerType, description="Personal records set."),
     th.Property("suffer_score", th.NumberType, description="Relative effort score."),
     th.Property("from_accepted_tag", th.BooleanType, description="Copied from a group tag."),

@@ -14,6 +14,6 @@ ATHLETE_ID = th.Property(
 LATLNG = th.ArrayType(th.NumberType)
 
 META_ATHLETE = th.ObjectType(
-    th.Property("id", th.IntegerType),
-    th.Property("resource_state", th.IntegerType),
+    th.Property("id", th.IntegerType, description="The athlete's id."),
+    th.Property("resource_state", th.IntegerType, description="1 = id only."),
 )
