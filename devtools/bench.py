@@ -59,7 +59,7 @@ Requests against Strava's minimum (issue 14; ``--requests-only`` runs this alone
     same day (minimum 2), 10 new uploads; and ten athletes (``TAP_STRAVA_ATHLETES``) with
     nothing new (bar: 4 reads per athlete, within one window of 100 reads, no wait, Strava
     read once for both targets). The next UTC day is made by moving the facts file's
-    ``profile_on``/``stats_on`` back, the next window by resetting the simulator's counts
+    cached profile and stats a day back, the next window by resetting the simulator's counts
     and the saved quota reading. ``--no-meltano`` leaves the daily-job runs out.
 XML (issue 18)
     ``meltano run tap-strava target-xml`` and target-xml alone on the first-sync file
@@ -1159,11 +1159,13 @@ def _forget_quota(sim: StravaSimulator, config: JSONDict) -> None:
 
 
 def _next_utc_day(facts: Path) -> None:
-    """Make the facts file say the profile and stats were last loaded yesterday, as the
-    next UTC day would (they are fetched at most once per day; gear ages by a week)."""
+    """Make the cached profile and stats yesterday's answers, as the next UTC day would
+    (they are read at most once per day; gear ages by a week)."""
     document = json.loads(facts.read_text(encoding="utf-8"))
     for entry in document.get("athletes", {}).values():
-        entry["profile_on"] = entry["stats_on"] = "2000-01-01"
+        for kind in ("profile", "stats"):
+            if isinstance(entry.get(kind), dict):
+                entry[kind]["fetched_at"] -= 86400
     document.pop("quota", None)
     facts.write_text(json.dumps(document), encoding="utf-8")
 

@@ -314,9 +314,7 @@ class StravaJob:
                 self._mark_csv_folder(report.tallies)
             if spool_status.CONSUMER_LOADERS["csv"] in log.completed_loaders():
                 self._mark_replayed_csv_folders(report.tallies)
-            report.notes.extend(
-                spool_status.behind_lines(self.spool_folder(), log.completed_loaders())
-            )
+            report.notes.extend(self._behind(log))
             return self._finish(report)
         finally:
             shutil.rmtree(tally_dir, ignore_errors=True)
@@ -429,6 +427,26 @@ class StravaJob:
             spool_status.spool_dir_from(self.settings, self.project_dir, self.options.environment)
         )
 
+    def _behind(self, log: MeltanoLog) -> list[str]:
+        """Which consumer of this job's spool lacks committed records (strava_spool.status).
+
+        A replay block that completed has committed every spool: its position moves to
+        the newest one now, so that no later run (the events job) counts it as missing.
+        """
+        if not spool_status.project_spools(self.project_dir):
+            return []
+        folder = self.spool_folder()
+        completed = log.completed_plugins()
+        consumers = spool_status.job_consumers(self.project_dir, self.options.job)
+        try:
+            for consumer in consumers:
+                if spool_status.CONSUMER_BLOCKS[consumer][0] in completed:
+                    spool_status.record_caught_up(folder, consumer)
+            return spool_status.behind_lines(folder, consumers, completed)
+        except OSError as exc:
+            logger.warning("Could not read the spool folder %s: %s", folder.path, exc)
+            return []
+
     def _migrate_daily_state(self) -> str | None:
         """Once per environment: the old daily state becomes the spool's (strava_spool.status).
 
@@ -473,6 +491,10 @@ class StravaJob:
         root = Path(configured.replace("$MELTANO_PROJECT_ROOT", str(self.project_dir)))
         folders = (tallies.get("CSV") or {}).get("folders") or {}
         for label, counts in sorted(folders.items()):
+            if not any(counts.values()):
+                # No records (a failed tap's spool): not a run's output, no marker.
+                logger.info("CSV folder %s received no records: no _SUCCESS marker", label)
+                continue
             records = {name: {"records": n} for name, n in counts.items()}
             self._mark_csv_folder(tallies, folder=root.expanduser() / label, counts=records)
 

@@ -1,9 +1,11 @@
 """What ``strava-job`` needs from the spool: who is behind, and the one-time state upgrade.
 
-**Behind.** A target is behind when its replay block did not complete in this run and the
-spool folder holds spools it has not applied (by the position its replay recorded). The
-notification names it, and says that the next run loads them from the spool, without
-asking Strava again.
+**Behind.** A target is behind when its replay block is a task of this job, did not
+complete in this run, and the spool folder holds spools with records it has not
+committed. Its position is the one its replay recorded when it started (its committed
+input state), moved to the newest spool by the job whenever the block completes
+(:func:`record_caught_up`). The notification names it, and says that the next run loads
+them from the spool, without asking Strava again.
 
 **Upgrade.** Before 0.2 the daily job ran the tap once per target, under
 ``<env>:tap-strava-to-target-postgres`` and ``<env>:tap-strava-to-target-csv``; now the tap
@@ -21,11 +23,17 @@ import subprocess
 import typing as t
 from pathlib import Path
 
-from strava_spool.folder import SpoolFolder, consumer_label
+import yaml
+
+from strava_spool.folder import Position, SpoolFolder, consumer_label
 
 SPOOL_LOADER = "target-strava-spool"
-#: The daily job's consumers and the loader of each one's replay block.
-CONSUMER_LOADERS = {"csv": "target-csv-replay", "postgres": "target-postgres"}
+#: The daily job's consumers: the extractor and loader of each one's replay block.
+CONSUMER_BLOCKS = {
+    "csv": ("tap-strava-replay-csv", "target-csv-replay"),
+    "postgres": ("tap-strava-replay", "target-postgres"),
+}
+CONSUMER_LOADERS = {name: loader for name, (_extractor, loader) in CONSUMER_BLOCKS.items()}
 MIGRATED_MARKER = "state-migrated"
 
 
@@ -47,16 +55,64 @@ def spool_dir_from(settings: t.Mapping[str, str], project_dir: Path, environment
     return Path(raw).expanduser()
 
 
-def behind_lines(folder: SpoolFolder, completed_loaders: t.Sequence[str]) -> list[str]:
-    """One line per target whose replay did not complete and that lacks spools."""
+def job_consumers(project_dir: Path, job: str) -> list[str]:
+    """The consumers whose replay block is a task of ``job`` in meltano.yml.
+
+    The events job replays into Postgres only: CSV is never behind *in it*. A job that
+    meltano.yml does not list (or a file that cannot be read) has every consumer.
+    """
+    try:
+        document = yaml.safe_load((project_dir / "meltano.yml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return list(CONSUMER_BLOCKS)
+    jobs = document.get("jobs") if isinstance(document, dict) else None
+    for entry in jobs if isinstance(jobs, list) else []:
+        if not isinstance(entry, dict) or entry.get("name") != job:
+            continue
+        tasks = entry.get("tasks") or []
+        blocks = [str(task).split() for task in (tasks if isinstance(tasks, list) else [tasks])]
+        return [
+            consumer
+            for consumer, (extractor, _loader) in CONSUMER_BLOCKS.items()
+            if any(extractor in block for block in blocks)
+        ]
+    return list(CONSUMER_BLOCKS)
+
+
+def record_caught_up(folder: SpoolFolder, consumer: str) -> None:
+    """``consumer``'s replay block completed in this run: every spool is in its target.
+
+    Its replay wrote ``consumers/<name>.json`` when it *started* (its committed input
+    state), so the file would lag a run, and every later run without that block (the
+    events job) would count the last spool as missing. Only the job knows the block
+    completed (the target committed), so the job moves the file to the newest spool.
+    """
+    spools = folder.spools()
+    if not spools:
+        return
+    last = spools[-1]
+    folder.record_position(
+        consumer, Position(folder.epoch(), last.seq, last.name, line=0, complete=True)
+    )
+
+
+def behind_lines(
+    folder: SpoolFolder, consumers: t.Sequence[str], completed: t.Collection[str]
+) -> list[str]:
+    """One line per consumer of this job whose block did not complete and that lacks records.
+
+    ``completed``: the plugins of the blocks that completed. Spools without records (a
+    failed tap's SCHEMA and STATE lines) are nothing a target lacks: not counted.
+    """
     if not folder.path.is_dir() or not folder.spools():
         return []
     epoch = folder.epoch()
     lines = []
-    for consumer, loader in CONSUMER_LOADERS.items():
-        if loader in completed_loaders:
+    for consumer in consumers:
+        extractor, _loader = CONSUMER_BLOCKS[consumer]
+        if extractor in completed:
             continue
-        pending = folder.pending(consumer, epoch)
+        pending = [spool for spool in folder.pending(consumer, epoch) if spool.has_records()]
         if not pending:
             continue
         count = len(pending)
