@@ -23,6 +23,7 @@ from strava_spool.replay import Replay
 from strava_spool.spool import spool_messages
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def line(message: dict[str, t.Any]) -> bytes:
@@ -186,11 +187,19 @@ def test_behind_names_the_target_whose_replay_did_not_complete(tmp_path):
     spool_messages(iter(run_messages(1, [1])), folder, "R1", io.BytesIO())
     replay(folder, "csv", {})
     replay(folder, "postgres", {})
-    (text,) = status.behind_lines(folder, ["target-strava-spool", "target-csv-replay"])
+    consumers = ["csv", "postgres"]
+    done = {"tap-strava", "target-strava-spool", "tap-strava-replay-csv", "target-csv-replay"}
+    (text,) = status.behind_lines(folder, consumers, done)
     assert text.startswith("Postgres is behind: 1 extraction not loaded yet")
     assert "000001-R1.jsonl" in text
     assert "without asking Strava again" in text
-    assert status.behind_lines(folder, ["target-csv-replay", "target-postgres"]) == []
+    assert (
+        status.behind_lines(folder, consumers, {"tap-strava-replay-csv", "tap-strava-replay"}) == []
+    )
+    # The events job has no CSV block: CSV is never behind in it.
+    assert status.job_consumers(ROOT, "strava-events") == ["postgres"]
+    assert status.job_consumers(ROOT, "strava-daily") == ["csv", "postgres"]
+    assert status.job_consumers(ROOT, "strava-details") == []
 
 
 def test_the_upgrade_copies_the_old_postgres_state_once(tmp_path):
