@@ -15,6 +15,7 @@ import shutil
 import typing as t
 from pathlib import Path
 
+from strava_notify.tally import RunTally
 from strava_spool import status
 from strava_spool.folder import SpoolFolder
 from strava_spool.spool import spool_messages
@@ -144,3 +145,41 @@ def test_a_spool_without_records_gets_no_csv_folder_and_no_success_marker(projec
     assert project.job().returncode == 0
     assert json.loads((out / "R2" / "_SUCCESS").read_text())["rows"] == {"activities": 1}
     assert not (out / "R1" / "_SUCCESS").exists()
+
+
+def test_new_and_updated_are_counted_against_what_postgres_held(project, postgres_url):  # noqa: F811
+    """ "300 new" for rows Postgres already had, and a rename counted as new (issue 23)."""
+    import psycopg
+
+    schema = f"truth_{project.root.name[-8:].lower().replace('-', '_')}"
+    dsn = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        connection.execute(f"CREATE SCHEMA {schema}")
+        connection.execute(f"CREATE TABLE {schema}.activities (id bigint PRIMARY KEY)")
+        connection.execute(f"INSERT INTO {schema}.activities VALUES (1), (2)")
+    _deploy(project)
+    # What the tally mapper sees: a pipeline with no digests of 1 and 2 (a fresh state, or
+    # the events tap), so by its own count all three are new; 2 was renamed.
+    run = RunTally("Postgres")
+    csv = RunTally("CSV", rows_written=True)
+    for counter in (run, csv):
+        counter.on_schema({"stream": "activities", "schema": {"properties": {"id": {}}}})
+        for key in (1, 2, 3):
+            record = {"id": key, "name": f"Run {key}", "start_date": "2026-11-27T07:00:00Z"}
+            counter.on_record({"type": "RECORD", "stream": "activities", "record": record})
+    project.play(
+        {
+            "tallies": {"csv.json": csv.as_dict(), "postgres.json": run.as_dict()},
+            "lines": _daily_ok(),
+        }
+    )
+    config = {"sqlalchemy_url": postgres_url, "default_target_schema": schema}
+    proc = project.job(FAKE_MELTANO_CONFIG=json.dumps(config))
+    assert proc.returncode == 0, proc.stderr
+    message = only_post(project)
+    assert message["title"] == "Strava sync (dev): 1 new activity"
+    assert "Postgres: activities 1 new, 2 updated (3 read)" in message["body"]
+    assert "CSV: activities 3 rows written" in message["body"]
+    assert "New activities:\n- 2026-11-27 Run 3 (" in message["body"]
+    assert "Run 1" not in message["body"]

@@ -78,8 +78,16 @@ class RunReport:
         return found
 
     def new_count(self) -> int:
-        """New activities of the run (the targets read the same source: the largest)."""
-        return max((_activities(tally).get("new", 0) for tally in self.tallies.values()), default=0)
+        """New activities of the run: absent from PostgreSQL before it, where it was read.
+
+        Otherwise (no Postgres tally, or PostgreSQL unreadable) the pipelines' own count
+        against their last run; the targets read the same source: the largest.
+        """
+        tallies = [t for t in self.tallies.values() if t.get("counted_against")]
+        if not tallies:
+            tallies = [t for t in self.tallies.values() if not t.get("rows_written")]
+        tallies = tallies or list(self.tallies.values())
+        return max((_activities(tally).get("new", 0) for tally in tallies), default=0)
 
 
 @dataclasses.dataclass
@@ -114,7 +122,10 @@ def target_line(label: str, tally: t.Mapping[str, t.Any]) -> str:
     """``Postgres: activities 3 new, 1 updated; athlete 1 read; athlete_stats 1 read``."""
     parts = []
     for stream, counts in sorted((tally.get("streams") or {}).items()):
-        if stream == ACTIVITIES:
+        if stream == ACTIVITIES and tally.get("rows_written"):
+            # A CSV folder is a per-run log of what was read: every record is a row.
+            parts.append(f"{stream} {counts.get('records', 0)} rows written")
+        elif stream == ACTIVITIES:
             parts.append(
                 f"{stream} {counts.get('new', 0)} new, {counts.get('updated', 0)} updated"
                 f" ({counts.get('records', 0)} read)"
@@ -139,7 +150,8 @@ def activity_line(fact: t.Mapping[str, t.Any]) -> str:
 def _new_activity_lines(tallies: t.Mapping[str, t.Mapping[str, t.Any]]) -> list[str]:
     if not tallies:
         return []
-    richest = max(tallies.values(), key=lambda tally: _activities(tally).get("new", 0))
+    counted = [t for t in tallies.values() if t.get("counted_against")] or list(tallies.values())
+    richest = max(counted, key=lambda tally: _activities(tally).get("new", 0))
     facts = richest.get("new_activities") or []
     if not facts:
         return []
