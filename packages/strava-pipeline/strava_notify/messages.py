@@ -1,6 +1,6 @@
 """The one notification of a run: its outcome and its words.
 
-Four outcomes, decided only after Meltano has exited (a success needs exit code 0, which
+The outcomes, decided only after Meltano has exited (a success needs exit code 0, which
 means every target committed):
 
 * **success**: new activities arrived (per target: new and updated counts per stream, the
