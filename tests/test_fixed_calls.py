@@ -16,6 +16,7 @@ from pathlib import Path
 
 from strava_simulator import StravaSimulator
 from tap_strava.dates import iso
+from tap_strava.shared_facts import SharedFacts
 from tests.conftest import tap_config_for
 from tests.support import run_tap
 
@@ -139,6 +140,11 @@ def test_the_cache_keeps_nothing_older_than_strava_allows(simulator, tap_config)
     kept = json.loads(_facts(tap_config).read_text())["athletes"][athlete]["profile"]
     assert abs(kept["fetched_at"] - time.time()) < 120
     assert again.records("athlete")[0]["fetched_at"] == iso(kept["fetched_at"])
+    # Personal data: forgetting the athlete leaves nothing of theirs in the cache.
+    facts = SharedFacts(_facts(tap_config))
+    assert facts.forget_athlete(simulator.athlete_id)
+    assert athlete not in json.loads(_facts(tap_config).read_text()).get("athletes", {})
+    assert not facts.forget_athlete(simulator.athlete_id), "nothing left to forget"
 
 
 def test_a_gear_id_not_fetched_before_is_fetched_at_once(simulator, tap_config):
