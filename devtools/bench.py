@@ -59,7 +59,7 @@ Requests against Strava's minimum (issue 14; ``--requests-only`` runs this alone
     same day (minimum 2), 10 new uploads; and ten athletes (``TAP_STRAVA_ATHLETES``) with
     nothing new (bar: 4 reads per athlete, within one window of 100 reads, no wait, Strava
     read once for both targets). The next UTC day is made by moving the facts file's
-    ``profile_on``/``stats_on`` back, the next window by resetting the simulator's counts
+    cached profile and stats a day back, the next window by resetting the simulator's counts
     and the saved quota reading. ``--no-meltano`` leaves the daily-job runs out.
 XML (issue 18)
     ``meltano run tap-strava target-xml`` and target-xml alone on the first-sync file
@@ -78,6 +78,7 @@ meltano.yml in the work folder; the project's own files are not touched.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import csv
 import dataclasses
@@ -1057,6 +1058,8 @@ class _Capture(io.TextIOBase):
     def __init__(self) -> None:
         self.ids: list[int] = []
         self.state: JSONDict = {}
+        #: RECORD messages per stream (the streams other than activities are small).
+        self.records: collections.Counter[str] = collections.Counter()
         self._partial = ""
 
     def writable(self) -> bool:
@@ -1071,6 +1074,9 @@ class _Capture(io.TextIOBase):
             head = line[:60].replace(" ", "")
             if head.startswith('{"type":"RECORD","stream":"activities"'):
                 self.ids.append(int(json.loads(line)["record"]["id"]))
+                self.records["activities"] += 1
+            elif head.startswith('{"type":"RECORD"'):
+                self.records[str(json.loads(line)["stream"])] += 1
             elif head.startswith('{"type":"STATE"'):
                 self.state = json.loads(line)["value"]
         return len(text)
@@ -1159,11 +1165,13 @@ def _forget_quota(sim: StravaSimulator, config: JSONDict) -> None:
 
 
 def _next_utc_day(facts: Path) -> None:
-    """Make the facts file say the profile and stats were last loaded yesterday, as the
-    next UTC day would (they are fetched at most once per day; gear ages by a week)."""
+    """Make the cached profile and stats yesterday's answers, as the next UTC day would
+    (they are read at most once per day; gear ages by a week)."""
     document = json.loads(facts.read_text(encoding="utf-8"))
     for entry in document.get("athletes", {}).values():
-        entry["profile_on"] = entry["stats_on"] = "2000-01-01"
+        for kind in ("profile", "stats"):
+            if isinstance(entry.get(kind), dict):
+                entry[kind]["fetched_at"] -= 86400
     document.pop("quota", None)
     facts.write_text(json.dumps(document), encoding="utf-8")
 
@@ -1195,6 +1203,7 @@ class RequestsBench:
         """Every scenario; the daily-job ones only with a Postgres (not ``--no-meltano``)."""
         for size in REQUEST_SIZES:
             self.first_sync(size)
+        self.second_pipeline()
         self.quota_limited()
         if self.postgres_url is not None:
             self.daily_one_athlete()
@@ -1228,6 +1237,38 @@ class RequestsBench:
             )
         )
         self.log(f"first sync {size:,}: {len(pages)} list requests, {reads} reads")
+
+    # -- a second pipeline of the same token store (issue 23) ------------------------------
+    def second_pipeline(self) -> None:
+        """Two pipelines, one token store, each its own state: the second one's first run.
+
+        It gets athlete, stats and gear from the shared cache of Strava's answers: no
+        profile, stats or gear read (its own activities are its own first sync).
+        """
+        size = REQUEST_SIZES[0]
+        with _unlimited_simulator(1, size) as sim:
+            config = _tap_config(sim, self.workdir / "two-pipelines")
+            run_tap_in_process(config, {})
+            sim.clear_requests()
+            out = run_tap_in_process(config, {})  # another pipeline: a fresh state
+            records = sim.requests
+        pages = len(_list_pages(records))
+        fixed = len(_api_reads(records)) - pages
+        got = {name: out.records[name] for name in ("athlete", "athlete_stats", "gear")}
+        self.result.first_syncs.append(
+            Figure(
+                f"second pipeline of one token store, {size} activities: profile, stats, "
+                "gear reads",
+                fixed,
+                0,
+                0,
+                "its first run emitted "
+                + ", ".join(f"{name} {n}" for name, n in got.items())
+                + f" from the shared cache; {pages} list requests (its own first sync)",
+                ok=got["athlete"] == 1 and got["athlete_stats"] == 1 and got["gear"] > 0,
+            )
+        )
+        self.log(f"second pipeline: {fixed} fixed reads, {got}")
 
     # -- a 2,010-activity history under 4 reads per window --------------------------------
     def quota_limited(self) -> None:

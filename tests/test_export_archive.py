@@ -416,6 +416,11 @@ def test_activity_streams_skip_the_tracks_an_archive_loaded(tmp_path, simulator)
     config = tap_config_for(simulator, tmp_path / "two", streams_per_run=5)
     facts = SharedFacts.beside(tmp_path / "two" / "tokens" / "tokens.json")
     facts.add_archive_track_ids(simulator.athlete_id, set(oldest[:3]))
+    # A pipeline whose target is not the archive's gets every track (issue 23).
+    elsewhere = run_tap(config, streams=["activity_streams"])
+    assert [r["activity_id"] for r in elsewhere.records("activity_streams")] == oldest
+    # The project's details block loads where the archive loaded: it skips them.
+    config["archive_tracks_in_target"] = True
     second = run_tap(config, streams=["activity_streams"])
     fetched = [r["activity_id"] for r in second.records("activity_streams")]
     assert len(fetched) == 5

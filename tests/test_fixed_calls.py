@@ -1,18 +1,22 @@
 """Fixed calls only when they can have changed, and no request while the quota is spent.
 
-The profile and the stats snapshot are loaded at most once per UTC day per athlete, gear
+The profile and the stats snapshot are read at most once per UTC day per athlete, gear
 only when new or older than ``gear_max_age_days``; the shared facts file beside the token
-store remembers when, and the last quota reading, for every block of every run.
+store caches Strava's answers (at most 7 days) and the last quota reading for every
+pipeline, while what each pipeline delivered is in its own state.
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import time
 import typing as t
 from pathlib import Path
 
 from strava_simulator import StravaSimulator
+from tap_strava.dates import iso
+from tap_strava.shared_facts import SharedFacts
 from tests.conftest import tap_config_for
 from tests.support import run_tap
 
@@ -42,6 +46,11 @@ def _edit_facts(config: dict[str, t.Any], change: t.Callable[[dict], None]) -> N
     path.write_text(json.dumps(document))
 
 
+def _age(entry: dict, seconds: int) -> None:
+    """Make a cached answer ``seconds`` older (as the clock would have)."""
+    entry["fetched_at"] -= seconds
+
+
 def test_a_second_run_the_same_day_with_nothing_new_costs_only_the_list(simulator, tap_config):
     first = run_tap(tap_config, streams=DAILY)
     assert first.records("athlete")
@@ -56,13 +65,40 @@ def test_a_second_run_the_same_day_with_nothing_new_costs_only_the_list(simulato
     assert second.records("gear") == []
 
 
+def test_every_pipeline_of_one_token_store_gets_every_stream_from_its_first_run(
+    simulator, tap_config
+):
+    """Issue 23: the facts file said "loaded today" for every pipeline of the store.
+
+    Two Singer pipelines with their own (fresh) states and one token store, as
+    ``tap-strava | target-x`` and ``meltano run tap-strava target-y`` are: the second gets
+    the profile, stats and gear the first fetched, from the shared cache, without a read,
+    carrying the time Strava answered.
+    """
+    first = run_tap(tap_config, streams=DAILY)
+    simulator.clear_requests()
+    second = run_tap(tap_config, streams=DAILY)  # another pipeline: its own, empty state
+    for stream in ("athlete", "athlete_stats", "gear"):
+        assert second.records(stream) == first.records(stream), stream
+    assert len(second.records("athlete")) == 1
+    assert len(second.records("athlete_stats")) == 1
+    assert second.records("athlete")[0]["fetched_at"]
+    reads = _reads(simulator)
+    assert reads["/athlete"] == reads["athletes"] == reads["gear"] == 0, reads
+    # A load that failed saves no state: the pipeline delivers again on its next run.
+    third = run_tap(tap_config, state=first.final_state, streams=DAILY)
+    assert third.records("athlete") == []
+    assert run_tap(tap_config, streams=["athlete"]).records("athlete") == first.records("athlete")
+
+
 def test_the_next_day_loads_profile_and_stats_again_and_gear_after_a_week(simulator, tap_config):
     state = run_tap(tap_config, streams=DAILY).final_state
     athlete = str(simulator.athlete_id)
 
     def yesterday(document: dict) -> None:
         entry = document["athletes"][athlete]
-        entry["profile_on"] = entry["stats_on"] = "2000-01-01"
+        _age(entry["profile"], 86400)
+        _age(entry["stats"], 86400)
 
     _edit_facts(tap_config, yesterday)
     simulator.clear_requests()
@@ -74,10 +110,10 @@ def test_the_next_day_loads_profile_and_stats_again_and_gear_after_a_week(simula
     assert reads["athletes"] == 1
     assert reads["gear"] == 0, "gear fetched less than a week ago"
 
-    one = sorted(json.loads(_facts(tap_config).read_text())["athletes"][athlete]["gear"])[0]
+    one = sorted(json.loads(_facts(tap_config).read_text())["athletes"][athlete]["gear_cache"])[0]
 
     def a_week_ago(document: dict) -> None:
-        document["athletes"][athlete]["gear"][one] -= 7 * 86400
+        _age(document["athletes"][athlete]["gear_cache"][one], 7 * 86400)
 
     _edit_facts(tap_config, a_week_ago)
     simulator.clear_requests()
@@ -86,10 +122,35 @@ def test_the_next_day_loads_profile_and_stats_again_and_gear_after_a_week(simula
     assert _reads(simulator)["gear"] == 1
 
 
+def test_the_cache_keeps_nothing_older_than_strava_allows(simulator, tap_config):
+    """Strava's API agreement: cached data at most 7 days; the record says when it was read."""
+    run_tap(tap_config, streams=("athlete", "gear"))
+    athlete = str(simulator.athlete_id)
+
+    def eight_days_ago(document: dict) -> None:
+        _age(document["athletes"][athlete]["profile"], 8 * 86400)
+
+    _edit_facts(tap_config, eight_days_ago)
+    simulator.clear_requests()
+    fresh = run_tap(tap_config, streams=("athlete_stats",))  # any write expires old entries
+    assert len(fresh.records("athlete_stats")) == 1
+    assert "profile" not in json.loads(_facts(tap_config).read_text())["athletes"][athlete]
+    again = run_tap(tap_config, streams=("athlete",))
+    assert _reads(simulator)["/athlete"] == 1, "an expired profile is read again"
+    kept = json.loads(_facts(tap_config).read_text())["athletes"][athlete]["profile"]
+    assert abs(kept["fetched_at"] - time.time()) < 120
+    assert again.records("athlete")[0]["fetched_at"] == iso(kept["fetched_at"])
+    # Personal data: forgetting the athlete leaves nothing of theirs in the cache.
+    facts = SharedFacts(_facts(tap_config))
+    assert facts.forget_athlete(simulator.athlete_id)
+    assert athlete not in json.loads(_facts(tap_config).read_text()).get("athletes", {})
+    assert not facts.forget_athlete(simulator.athlete_id), "nothing left to forget"
+
+
 def test_a_gear_id_not_fetched_before_is_fetched_at_once(simulator, tap_config):
     state = run_tap(tap_config, streams=DAILY).final_state
     athlete = str(simulator.athlete_id)
-    fetched = json.loads(_facts(tap_config).read_text())["athletes"][athlete]["gear"]
+    fetched = json.loads(_facts(tap_config).read_text())["athletes"][athlete]["gear_cache"]
     assert set(fetched) == set(simulator.gear) & {
         *(g["id"] for kind in ("bikes", "shoes") for g in simulator.athlete.get(kind) or []),
         *(a["gear_id"] for a in simulator.activities if a.get("gear_id")),
@@ -97,7 +158,7 @@ def test_a_gear_id_not_fetched_before_is_fetched_at_once(simulator, tap_config):
     unseen = sorted(fetched)[0]
 
     def forget(document: dict) -> None:
-        del document["athletes"][athlete]["gear"][unseen]
+        del document["athletes"][athlete]["gear_cache"][unseen]
 
     _edit_facts(tap_config, forget)
     simulator.clear_requests()

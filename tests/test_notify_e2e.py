@@ -141,7 +141,7 @@ def test_cron_line_posts_success_then_no_new_then_failure(deployed, simulator):
     (message,) = deployed.posts()
     assert message["type"] == "success"
     assert message["title"] == f"Strava sync (prod): {total} new activities"
-    assert f"CSV: activities {total} new, 0 updated ({total} read)" in message["body"]
+    assert f"CSV: activities {total} rows written" in message["body"]
     assert f"Postgres: activities {total} new, 0 updated ({total} read)" in message["body"]
     assert f"- and {total - 10} more" in message["body"]
     assert len(deployed.meltano.rows("activities")) == total
@@ -168,7 +168,7 @@ def test_cron_line_posts_success_then_no_new_then_failure(deployed, simulator):
     message = deployed.posts()[1]
     assert message["type"] == "info"
     assert message["title"] == "Strava sync (prod): no new activities"
-    assert "CSV: activities 0 new, 0 updated" in message["body"]
+    assert re.search(r"CSV: activities \d+ rows written", message["body"])
     assert "Postgres: activities 0 new, 0 updated" in message["body"]
     assert_one_extraction(simulator, seen)
     seen = len(simulator.requests)
@@ -184,7 +184,9 @@ def test_cron_line_posts_success_then_no_new_then_failure(deployed, simulator):
     message = deployed.posts()[2]
     assert message["type"] == "success"
     assert message["title"] == "Strava sync (prod): 2 new activities"
-    assert "CSV: activities 2 new, 1 updated" in message["body"]
+    rows_written = re.search(r"CSV: activities (\d+) rows written", message["body"])
+    assert rows_written, message["body"]
+    assert int(rows_written.group(1)) >= 3, "the edit and the two uploads at least"
     assert "Postgres: activities 2 new, 1 updated" in message["body"]
     assert " Fresh (" in message["body"]
     assert " Late (" in message["body"]

@@ -35,8 +35,12 @@ def test_the_message_counts_what_the_events_did():
 
 
 def test_a_revocation_names_the_athlete_and_the_command_that_removes_their_data():
-    message = compose(_report(_tally(("revoked", 4711), ("ignored", 4711))))
-    assert message.title == "Strava push events (prod): 1 revoked"
+    report = _report(_tally(("revoked", 4711), ("ignored", 4711)))
+    message = compose(report)
+    # Its own outcome (issue 23: it was no_new), a warning: a duty is due within 48 hours.
+    assert report.outcome == message.outcome == "revoked"
+    assert message.notify_type == "warning"
+    assert message.title == "Strava push events (prod): athlete 4711 revoked access"
     assert "Athlete 4711 revoked this app's access" in message.body
     assert "strava-forget-athlete --athlete 4711 --apply" in message.body
 

@@ -96,6 +96,10 @@ def closed_port() -> int:
 FAKE_MELTANO = r'''#!{python}
 """A stand-in for meltano: plays the attempts of a script, one per invocation."""
 import json, os, pathlib, sys, time
+if sys.argv[2:5] == ["config", "--unsafe", "print"]:
+    # Where a loader is (strava-job reads PostgreSQL's keys): not one of the runs played.
+    print(os.environ.get("FAKE_MELTANO_CONFIG", "{{}}"))
+    sys.exit(0)
 script = json.loads(pathlib.Path(os.environ["FAKE_MELTANO_SCRIPT"]).read_text())
 calls = pathlib.Path(os.environ["FAKE_MELTANO_SCRIPT"] + ".calls")
 with calls.open("a") as handle:

@@ -6,6 +6,7 @@ by the next run, the upgrade) is in ``tests/test_spool_e2e.py`` and ``test_notif
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import subprocess
@@ -23,6 +24,7 @@ from strava_spool.replay import Replay
 from strava_spool.spool import spool_messages
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def line(message: dict[str, t.Any]) -> bytes:
@@ -186,26 +188,48 @@ def test_behind_names_the_target_whose_replay_did_not_complete(tmp_path):
     spool_messages(iter(run_messages(1, [1])), folder, "R1", io.BytesIO())
     replay(folder, "csv", {})
     replay(folder, "postgres", {})
-    (text,) = status.behind_lines(folder, ["target-strava-spool", "target-csv-replay"])
+    consumers = ["csv", "postgres"]
+    done = {"tap-strava", "target-strava-spool", "tap-strava-replay-csv", "target-csv-replay"}
+    (text,) = status.behind_lines(folder, consumers, done)
     assert text.startswith("Postgres is behind: 1 extraction not loaded yet")
     assert "000001-R1.jsonl" in text
     assert "without asking Strava again" in text
-    assert status.behind_lines(folder, ["target-csv-replay", "target-postgres"]) == []
+    assert (
+        status.behind_lines(folder, consumers, {"tap-strava-replay-csv", "tap-strava-replay"}) == []
+    )
+    # The events job has no CSV block: CSV is never behind in it.
+    assert status.job_consumers(ROOT, "strava-events") == ["postgres"]
+    assert status.job_consumers(ROOT, "strava-daily") == ["csv", "postgres"]
+    assert status.job_consumers(ROOT, "strava-details") == []
 
 
-def test_the_upgrade_copies_the_old_postgres_state_once(tmp_path):
-    folder = SpoolFolder(tmp_path / "spool")
-    calls: list[list[str]] = []
+OLD_START = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
 
-    def meltano(args: list[str]) -> subprocess.CompletedProcess[str]:
-        calls.append(args)
-        listed = "prod:tap-strava-to-target-csv\nprod:tap-strava-to-target-postgres\n"
+
+def _held(postgres: t.Iterable[int], csv: t.Iterable[int]) -> t.Callable[[], status.Holdings]:
+    return lambda: status.Holdings(dict.fromkeys(postgres, OLD_START), set(csv))
+
+
+class FakeMeltano:
+    """``meltano state ...`` as the upgrade calls it: the listed ids, every call kept."""
+
+    def __init__(self, *ids: str) -> None:
+        self.ids = ids
+        self.calls: list[list[str]] = []
+
+    def __call__(self, args: list[str]) -> subprocess.CompletedProcess[str]:
+        self.calls.append(args)
+        listed = "".join(f"{i}\n" for i in self.ids)
         return subprocess.CompletedProcess(args, 0, listed if args[1] == "list" else "", "")
 
-    done = status.migrate_daily_state(meltano, "prod", folder)
+
+def test_the_upgrade_copies_the_old_postgres_state_once_when_both_targets_hold_it(tmp_path):
+    folder = SpoolFolder(tmp_path / "spool")
+    meltano = FakeMeltano("prod:tap-strava-to-target-csv", "prod:tap-strava-to-target-postgres")
+    done = status.migrate_daily_state(meltano, "prod", folder, _held([1, 2], [1, 2, 3]))
     assert done is not None
-    assert "prod:tap-strava-to-target-postgres" in done
-    assert calls == [
+    assert "prod:tap-strava-to-target-postgres was copied" in done
+    assert meltano.calls == [
         ["state", "list"],
         [
             "state",
@@ -215,8 +239,42 @@ def test_the_upgrade_copies_the_old_postgres_state_once(tmp_path):
             "prod:tap-strava-to-target-strava-spool",
         ],
     ]
-    assert status.migrate_daily_state(meltano, "prod", folder) is None
-    assert len(calls) == 2, "once per environment"
+    assert status.migrate_daily_state(meltano, "prod", folder, _held([], [])) is None
+    assert len(meltano.calls) == 2, "once per environment"
+
+
+def test_the_users_own_postgres_run_is_not_taken_for_an_upgrade(tmp_path):
+    """Issue 23: after `meltano run tap-strava target-postgres` the CSV got 6 activities."""
+    folder = SpoolFolder(tmp_path / "spool")
+    meltano = FakeMeltano("dev:tap-strava-to-target-postgres")
+    done = status.migrate_daily_state(meltano, "dev", folder, _held([1, 2, 3], []))
+    assert done == (
+        "The bookmark of dev:tap-strava-to-target-postgres was not copied to "
+        "dev:tap-strava-to-target-strava-spool: CSV lacks 3 of the 3 activities Postgres "
+        "holds; this run reads the whole history once for both (Postgres updates the rows "
+        "it has)."
+    )
+    assert meltano.calls == [["state", "list"]], "nothing copied"
+
+
+def test_an_install_upgraded_without_the_check_is_repaired_once(tmp_path):
+    folder = SpoolFolder(tmp_path / "spool")
+    folder.ensure()
+    marker = folder.path / status.MIGRATED_MARKER
+    marker.write_text("Upgraded the daily job to one extraction: ...\n")
+    recent = datetime.datetime.now(datetime.timezone.utc)
+    # Settled activities CSV holds, and one an event loaded into Postgres only yesterday.
+    fine = lambda: status.Holdings({1: OLD_START, 2: recent}, {1})  # noqa: E731
+    meltano = FakeMeltano()
+    assert status.migrate_daily_state(meltano, "dev", SpoolFolder(folder.path), fine) is None
+    assert meltano.calls == []
+    (folder.path / status.CHECKED_MARKER).unlink()
+    done = status.migrate_daily_state(meltano, "dev", folder, _held([1, 2, 3], [3]))
+    assert done is not None
+    assert done.startswith("Repaired the upgrade to one extraction: CSV lacked 2 of the 3")
+    assert meltano.calls == [["state", "clear", "--force", "dev:tap-strava-to-target-strava-spool"]]
+    assert status.migrate_daily_state(meltano, "dev", folder, _held([1, 2, 3], [3])) is None
+    assert len(meltano.calls) == 1, "once"
 
 
 def test_errors_are_one_line_with_the_fix(tmp_path):

@@ -55,23 +55,34 @@ def test_a_failed_csv_load_is_replayed_into_its_own_files_by_the_next_run(
     assert names[newest["id"]] == "Edited between the runs"
 
 
-def test_an_install_with_the_old_daily_state_upgrades_without_a_new_first_sync(
+def test_the_users_own_postgres_run_then_the_daily_job_gives_every_destination_everything(
     deployed,  # noqa: F811
     simulator,
 ):
+    """Issue 23: `meltano run tap-strava target-postgres` (the user's own command) was taken
+    for an old install's daily state: its bookmark was copied and the first strava-job CSV
+    folder got 6 activities and no athlete, stats or gear (the facts file said "loaded")."""
     total = len(simulator.activities)
-    # What the old daily job left behind: the tap's bookmark under the old state id.
-    old = deployed.meltano.meltano("--environment=prod", "run", "tap-strava", "target-postgres")
-    assert old.returncode == 0, old.stderr[-3000:]
-    seen = len(simulator.requests)
+    own = deployed.meltano.meltano("--environment=prod", "run", "tap-strava", "target-postgres")
+    assert own.returncode == 0, own.stderr[-3000:]
+    profile_reads = sum(1 for r in simulator.requests if r.path == "/api/v3/athlete")
 
     assert deployed.cron().returncode == 0, (deployed.root / "logs" / "cron.log").read_text()
     (message,) = deployed.posts()
-    # The tally compares with the copied state's digests: nothing is new.
+    body = message["body"]
+    assert "prod:tap-strava-to-target-postgres was not copied" in body
+    assert "CSV lacks" in body
+    # Postgres had every activity: none is new, each is an update of its row.
     assert message["title"] == "Strava sync (prod): no new activities", message
-    assert "prod:tap-strava-to-target-postgres was copied" in message["body"]
-    pages = assert_one_extraction(simulator, seen)
-    assert all(dict(page).get("after") for page in pages), pages
+    assert f"Postgres: activities 0 new, {total} updated ({total} read)" in body
+    assert f"CSV: activities {total} rows written" in body
+    (folder,) = [p for p in (deployed.root / "output").iterdir() if p.is_dir()]
+    ids = [int(row["id"]) for row in read_csv(next(folder.glob("activities-*.csv")))]
+    assert sorted(ids) == sorted(a["id"] for a in simulator.activities)
+    for stream in ("athlete", "athlete_stats", "gear"):
+        assert read_csv(next(folder.glob(f"{stream}-*.csv"))), stream
+    # The profile came from the shared cache: one read today for both pipelines.
+    assert sum(1 for r in simulator.requests if r.path == "/api/v3/athlete") == profile_reads
     rows = deployed.meltano.rows("activities")
     assert len(rows) == total
     assert len({r["id"] for r in rows}) == total

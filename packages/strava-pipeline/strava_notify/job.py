@@ -46,7 +46,8 @@ from strava_notify.meltano_log import MeltanoLog, step_label
 from strava_notify.messages import FAILURE, INTERRUPTED, Notification, RunReport, compose
 from strava_notify.processes import pipeline_processes
 from strava_notify.redact import RedactingFilter, Redactor, read_dotenv, url_secrets
-from strava_notify.tally import read_tally
+from strava_notify.tally import count_against, read_tally
+from strava_spool import holdings
 from strava_spool import status as spool_status
 from strava_spool.folder import SpoolFolder
 from tap_strava.files import write_atomically
@@ -59,6 +60,8 @@ DEFAULT_KEEP_LOGS = 30
 EXIT_OK, EXIT_FAILED, EXIT_DID_NOT_RUN, EXIT_INTERRUPTED = 0, 1, 2, 3
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 LOG_FORMAT = "%(asctime)s strava-job %(levelname)s %(message)s"
+#: The tally counted against PostgreSQL (tally-postgres's target_label in meltano.yml).
+POSTGRES_LABEL = "Postgres"
 
 
 def run_stamp(now: datetime.datetime | None = None) -> str:
@@ -262,6 +265,7 @@ class StravaJob:
             upgraded = self._migrate_daily_state()
             if upgraded:
                 notes.append(upgraded)
+            known = self._postgres_keys(notes)
             code, log = self._meltano(tally_dir, force=False, file_handler=file_handler)
             if code != 0 and log.already_running and not self.interrupted:
                 alive = pipeline_processes(self.project_dir)
@@ -285,12 +289,15 @@ class StravaJob:
                 for stale in tally_dir.glob("*.json"):
                     stale.unlink()
                 code, log = self._meltano(tally_dir, force=True, file_handler=file_handler)
+            tallies = self._tallies(tally_dir)
+            if known is not None and POSTGRES_LABEL in tallies:
+                count_against(tallies[POSTGRES_LABEL], known)
             report = RunReport(
                 environment=self.options.environment,
                 job=self.options.job,
                 stamp=self.stamp,
                 exit_code=code,
-                tallies=self._tallies(tally_dir),
+                tallies=tallies,
                 log_path=self.log_path,
                 notes=notes,
                 interrupted=self.interrupted,
@@ -314,9 +321,7 @@ class StravaJob:
                 self._mark_csv_folder(report.tallies)
             if spool_status.CONSUMER_LOADERS["csv"] in log.completed_loaders():
                 self._mark_replayed_csv_folders(report.tallies)
-            report.notes.extend(
-                spool_status.behind_lines(self.spool_folder(), log.completed_loaders())
-            )
+            report.notes.extend(self._behind(log))
             return self._finish(report)
         finally:
             shutil.rmtree(tally_dir, ignore_errors=True)
@@ -429,6 +434,71 @@ class StravaJob:
             spool_status.spool_dir_from(self.settings, self.project_dir, self.options.environment)
         )
 
+    def _behind(self, log: MeltanoLog) -> list[str]:
+        """Which consumer of this job's spool lacks committed records (strava_spool.status).
+
+        A replay block that completed has committed every spool: its position moves to
+        the newest one now, so that no later run (the events job) counts it as missing.
+        """
+        if not spool_status.project_spools(self.project_dir):
+            return []
+        folder = self.spool_folder()
+        completed = log.completed_plugins()
+        consumers = spool_status.job_consumers(self.project_dir, self.options.job)
+        try:
+            for consumer in consumers:
+                if spool_status.CONSUMER_BLOCKS[consumer][0] in completed:
+                    spool_status.record_caught_up(folder, consumer)
+            return spool_status.behind_lines(folder, consumers, completed)
+        except OSError as exc:
+            logger.warning("Could not read the spool folder %s: %s", folder.path, exc)
+            return []
+
+    def _meltano_command(self, args: list[str]) -> subprocess.CompletedProcess[str]:
+        """``meltano --environment=<env> <args>`` in the project, its output captured."""
+        return subprocess.run(
+            [self.options.meltano, f"--environment={self.options.environment}", *args],
+            cwd=self.project_dir,
+            env=self.environ,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    def _postgres_keys(self, notes: list[str]) -> set[int] | None:
+        """The activity ids PostgreSQL holds before the run (this job tallies Postgres).
+
+        Read under the job's lock, so no other job of the project loads meanwhile: an id
+        of the run absent from it is a new activity, present an update. None when the job
+        has no Postgres tally, or PostgreSQL cannot be read (a note then says the counts
+        are the pipeline's own, against its last run).
+        """
+        if not spool_status.job_has_task(self.project_dir, self.options.job, "tally-postgres"):
+            return None
+        try:
+            return holdings.postgres_activity_ids(holdings.postgres_place(self._meltano_command))
+        except (holdings.HoldingsError, OSError, subprocess.SubprocessError) as exc:
+            note = f"New and updated activities are counted against the pipeline's last run: {exc}."
+            logger.warning("%s", self.redact(note))
+            notes.append(note)
+            return None
+
+    def _holdings(self) -> spool_status.Holdings:
+        """What PostgreSQL and the CSV folders hold (the state upgrade checks it)."""
+        place = holdings.postgres_place(self._meltano_command)
+        return spool_status.Holdings(
+            postgres=holdings.postgres_activities(place),
+            csv=holdings.csv_activity_ids(self.csv_root()),
+        )
+
+    def csv_root(self) -> Path:
+        """The folder the CSV runs write their folders in (``output/`` by default)."""
+        configured = self.settings.get("TARGET_CSV_REPLAY_OUTPUT_PATH") or str(
+            self.project_dir / "output"
+        )
+        return Path(configured.replace("$MELTANO_PROJECT_ROOT", str(self.project_dir))).expanduser()
+
     def _migrate_daily_state(self) -> str | None:
         """Once per environment: the old daily state becomes the spool's (strava_spool.status).
 
@@ -438,21 +508,12 @@ class StravaJob:
         """
         if not spool_status.project_spools(self.project_dir):
             return None
-
-        def meltano(args: list[str]) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [self.options.meltano, f"--environment={self.options.environment}", *args],
-                cwd=self.project_dir,
-                env=self.environ,
-                capture_output=True,
-                text=True,
-                timeout=300,
-                check=False,
-            )
-
         try:
             done = spool_status.migrate_daily_state(
-                meltano, self.options.environment, self.spool_folder()
+                self._meltano_command,
+                self.options.environment,
+                self.spool_folder(),
+                self._holdings,
             )
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
             note = (
@@ -467,14 +528,15 @@ class StravaJob:
 
     def _mark_replayed_csv_folders(self, tallies: t.Mapping[str, t.Mapping[str, t.Any]]) -> None:
         """``_SUCCESS`` in every spool folder target-csv-replay wrote in this run."""
-        configured = self.settings.get("TARGET_CSV_REPLAY_OUTPUT_PATH") or str(
-            self.project_dir / "output"
-        )
-        root = Path(configured.replace("$MELTANO_PROJECT_ROOT", str(self.project_dir)))
+        root = self.csv_root()
         folders = (tallies.get("CSV") or {}).get("folders") or {}
         for label, counts in sorted(folders.items()):
+            if not any(counts.values()):
+                # No records (a failed tap's spool): not a run's output, no marker.
+                logger.info("CSV folder %s received no records: no _SUCCESS marker", label)
+                continue
             records = {name: {"records": n} for name, n in counts.items()}
-            self._mark_csv_folder(tallies, folder=root.expanduser() / label, counts=records)
+            self._mark_csv_folder(tallies, folder=root / label, counts=records)
 
     def _mark_csv_folder(
         self,

@@ -173,6 +173,7 @@ class TallyMapper(InlineMapper):
         self.tally = RunTally(
             target_label=str(self.config.get("target_label") or ""),
             new_activities_cap=int(self.config.get("new_activities_cap", 10)),
+            rows_written=bool(self.config.get("csv_values")),
         )
         self._warned = False
 

@@ -220,6 +220,10 @@ class MeltanoLog:
             if detail:
                 self.meltano_errors.append(detail.splitlines()[0])
 
+    def completed_plugins(self) -> set[str]:
+        """Every plugin of the blocks that completed (their targets committed)."""
+        return {name for block in self.completed for name in block["plugins"]}
+
     def completed_loaders(self) -> list[str]:
         """Targets of the blocks that completed (their data is committed)."""
         return [

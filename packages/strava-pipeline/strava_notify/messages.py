@@ -1,6 +1,6 @@
 """The one notification of a run: its outcome and its words.
 
-Four outcomes, decided only after Meltano has exited (a success needs exit code 0, which
+The outcomes, decided only after Meltano has exited (a success needs exit code 0, which
 means every target committed):
 
 * **success**: new activities arrived (per target: new and updated counts per stream, the
@@ -8,6 +8,8 @@ means every target committed):
 * **no_new**: the run worked and found nothing new (it may have refreshed recent ones);
 * **partial**: the tap stopped at Strava's rate limit and recorded where (the next run
   resumes there), or skipped an athlete whose token failed while the others synced;
+* **revoked**: the run worked and an athlete revoked the app's access (push events): a
+  duty is due (delete their data within 48 hours), so it is a warning of its own;
 * **failure**: a step failed, or the job could not run at all (lock held, an earlier
   pipeline still alive);
 * **interrupted**: Ctrl-C or SIGTERM stopped the job (someone ran it by hand, a shutdown);
@@ -23,11 +25,12 @@ from pathlib import Path
 from strava_notify.meltano_log import FailedStep, step_label
 
 SUCCESS, NO_NEW, PARTIAL, FAILURE = "success", "no_new", "partial", "failure"
-INTERRUPTED = "interrupted"
+INTERRUPTED, REVOKED = "interrupted", "revoked"
 NOTIFY_TYPE = {
     SUCCESS: "success",
     NO_NEW: "info",
     PARTIAL: "warning",
+    REVOKED: "warning",
     FAILURE: "failure",
     INTERRUPTED: "warning",
 }
@@ -59,13 +62,32 @@ class RunReport:
             return FAILURE
         if any(tally.get("partial") for tally in self.tallies.values()):
             return PARTIAL
+        if self.revoked_athletes():
+            return REVOKED
         if self.tallies and self.new_count() == 0:
             return NO_NEW
         return SUCCESS
 
+    def revoked_athletes(self) -> list[int]:
+        """Athletes whose revocation this run handled (push events), in order."""
+        found: list[int] = []
+        for tally in self.tallies.values():
+            events = tally.get("events")
+            revoked = events.get("revoked_athletes") if isinstance(events, dict) else None
+            found += [a for a in revoked or [] if isinstance(a, int) and a not in found]
+        return found
+
     def new_count(self) -> int:
-        """New activities of the run (the targets read the same source: the largest)."""
-        return max((_activities(tally).get("new", 0) for tally in self.tallies.values()), default=0)
+        """New activities of the run: absent from PostgreSQL before it, where it was read.
+
+        Otherwise (no Postgres tally, or PostgreSQL unreadable) the pipelines' own count
+        against their last run; the targets read the same source: the largest.
+        """
+        tallies = [t for t in self.tallies.values() if t.get("counted_against")]
+        if not tallies:
+            tallies = [t for t in self.tallies.values() if not t.get("rows_written")]
+        tallies = tallies or list(self.tallies.values())
+        return max((_activities(tally).get("new", 0) for tally in tallies), default=0)
 
 
 @dataclasses.dataclass
@@ -100,7 +122,10 @@ def target_line(label: str, tally: t.Mapping[str, t.Any]) -> str:
     """``Postgres: activities 3 new, 1 updated; athlete 1 read; athlete_stats 1 read``."""
     parts = []
     for stream, counts in sorted((tally.get("streams") or {}).items()):
-        if stream == ACTIVITIES:
+        if stream == ACTIVITIES and tally.get("rows_written"):
+            # A CSV folder is a per-run log of what was read: every record is a row.
+            parts.append(f"{stream} {counts.get('records', 0)} rows written")
+        elif stream == ACTIVITIES:
             parts.append(
                 f"{stream} {counts.get('new', 0)} new, {counts.get('updated', 0)} updated"
                 f" ({counts.get('records', 0)} read)"
@@ -125,7 +150,8 @@ def activity_line(fact: t.Mapping[str, t.Any]) -> str:
 def _new_activity_lines(tallies: t.Mapping[str, t.Mapping[str, t.Any]]) -> list[str]:
     if not tallies:
         return []
-    richest = max(tallies.values(), key=lambda tally: _activities(tally).get("new", 0))
+    counted = [t for t in tallies.values() if t.get("counted_against")] or list(tallies.values())
+    richest = max(counted, key=lambda tally: _activities(tally).get("new", 0))
     facts = richest.get("new_activities") or []
     if not facts:
         return []
@@ -158,6 +184,14 @@ def _events_message(env: str, events: t.Mapping[str, t.Any]) -> tuple[str, list[
         *([f"{revoked} revoked"] if revoked else []),
     ]
     title = f"Strava push events ({env}): " + (", ".join(parts) or "nothing to apply")
+    revoking = [str(a) for a in events.get("revoked_athletes") or []]
+    if revoking:
+        who = (
+            "athlete " + ", ".join(revoking)
+            if len(revoking) == 1
+            else "athletes " + ", ".join(revoking)
+        )
+        title = f"Strava push events ({env}): {who} revoked access"
     body = [
         f"Push events handled: {applied} created or changed "
         f"{'activity' if applied == 1 else 'activities'} loaded (one read each), "
@@ -209,7 +243,7 @@ def compose(report: RunReport) -> Notification:
     env = report.environment
     notes = list(report.notes)
     events = _event_outcomes(report)
-    if outcome in (SUCCESS, NO_NEW) and events is not None:
+    if outcome in (SUCCESS, NO_NEW, REVOKED) and events is not None:
         title, body = _events_message(env, events)
         body = [*body, *_counts_lines(report)]
     elif outcome == SUCCESS and not report.tallies:

@@ -119,9 +119,16 @@ def activity_facts(record: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
 class RunTally:
     """Accumulates the tally of one run from Singer messages, in input order."""
 
-    def __init__(self, target_label: str = "", new_activities_cap: int = 10) -> None:
-        """Start an empty tally for the target the mapper sits in front of."""
+    def __init__(
+        self, target_label: str = "", new_activities_cap: int = 10, *, rows_written: bool = False
+    ) -> None:
+        """Start an empty tally for the target the mapper sits in front of.
+
+        ``rows_written``: the target writes every record as a row (CSV), so the
+        notification says rows written rather than new and updated.
+        """
         self.target_label = target_label
+        self.rows_written = rows_written
         self.new_activities_cap = max(0, new_activities_cap)
         self.started_at = _utc_now()
         self.streams: dict[str, StreamTally] = {}
@@ -140,6 +147,8 @@ class RunTally:
         # The events mode: handled push events by outcome, and who revoked the app.
         self.events: dict[str, int] = {}
         self.revoked_athletes: list[int] = []
+        # Every activity of the run by id: its kind by the digests, and its brief facts.
+        self.activities: dict[str, dict[str, t.Any]] = {}
 
     def _stream(self, name: str) -> StreamTally:
         return self.streams.setdefault(name, StreamTally())
@@ -175,6 +184,8 @@ class RunTally:
             return  # the same activity twice in one run is still one activity
         self._classified.add(key)
         kind = classify(record, self.properties.get(stream, list(record)), self._previous)
+        # Kept per key: strava-job recounts new and updated against the destination.
+        self.activities[key] = {"kind": kind, **activity_facts(record)}
         if kind == "new":
             counts.new += 1
             if len(self.new_activities) < self.new_activities_cap:
@@ -226,7 +237,36 @@ class RunTally:
             "events": {"outcomes": self.events, "revoked_athletes": self.revoked_athletes}
             if self.events
             else None,
+            "activities": self.activities,
+            "rows_written": self.rows_written,
         }
+
+
+def count_against(tally: dict[str, t.Any], known: t.Collection[int], cap: int = 10) -> None:
+    """Recount a tally's activities against the keys its destination held before the run.
+
+    ``new``: the key was absent from the destination; ``updated``: present and changed
+    by the previous digests of the pipeline (or never digested); ``unchanged``: present
+    and the same. The new activities' facts follow the new count. Changes ``tally``.
+    """
+    activities = tally.get("activities")
+    if not isinstance(activities, dict):
+        return
+    new: list[dict[str, t.Any]] = []
+    updated = unchanged = 0
+    for key, entry in activities.items():
+        facts = {k: v for k, v in entry.items() if k != "kind"} if isinstance(entry, dict) else {}
+        if not key.isdigit() or int(key) not in known:
+            new.append(facts)
+        elif isinstance(entry, dict) and entry.get("kind") == "unchanged":
+            unchanged += 1
+        else:
+            updated += 1
+    counts = tally.setdefault("streams", {}).setdefault(ACTIVITIES_STREAM, {})
+    counts.update(new=len(new), updated=updated, unchanged=unchanged)
+    tally["new_activities"] = new[: max(0, cap)]
+    tally["new_activities_more"] = max(0, len(new) - max(0, cap))
+    tally["counted_against"] = "destination"
 
 
 def write_tally(path: Path, payload: t.Mapping[str, t.Any]) -> None:

@@ -53,6 +53,25 @@ class Spool:
         """The file name without the folder (what states and messages name)."""
         return self.path.name
 
+    def has_records(self) -> bool:
+        """Whether the spool holds a RECORD (a failed tap's may hold SCHEMA and STATE only).
+
+        A spool without records is no extraction a target lacks: it is not counted as
+        behind, and the CSV replay gives it no folder. Reads up to the first record.
+        """
+        try:
+            with self.path.open("rb") as handle:
+                for line in handle:
+                    if b"RECORD" not in line:
+                        continue
+                    with contextlib.suppress(ValueError):
+                        message = json.loads(line)
+                        if isinstance(message, dict) and message.get("type") == "RECORD":
+                            return True
+        except FileNotFoundError:
+            return False
+        return False
+
 
 @dataclasses.dataclass(frozen=True)
 class Position:

@@ -176,8 +176,15 @@ class Replay:
             )
 
     def _replay(self, spool: Spool, epoch: str, output: t.BinaryIO) -> None:
-        """Every line of one spool; STATE lines carry this consumer's position."""
+        """Every line of one spool; STATE lines carry this consumer's position.
+
+        For CSV folders a spool without records (a tap that failed before its first one)
+        passes only its states: no folder of header-only files that looks like a run.
+        """
         number = 0
+        folderless = self.csv_folders and not spool.has_records()
+        if folderless:
+            self.logger.info("%s holds no records: no CSV folder for it", spool.name)
         with spool.path.open("rb") as handle:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
@@ -200,6 +207,8 @@ class Replay:
                     self.tap_state.pop(POSITION_KEY, None)
                     position = Position(epoch, spool.seq, spool.name, number, complete=False)
                     self._state(output, position)
+                elif folderless:
+                    continue
                 elif self.csv_folders and kind in STREAM_MESSAGES and "stream" in message:
                     message["stream"] = csv_stream_name(str(message["stream"]), spool.label)
                     self._write(output, json.dumps(message, ensure_ascii=False).encode())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import typing as t
 from functools import cached_property
 from pathlib import Path
@@ -52,6 +53,8 @@ class StravaAccount:
         self.rate_limits = rate_limits
         self.unauthorized_retries = 0
         self._get = get
+        # Epoch second of Strava's answer to ``GET /athlete`` (once ``profile`` is read).
+        self.profile_fetched_at = 0
 
     @cached_property
     def profile(self) -> dict[str, t.Any]:
@@ -61,6 +64,7 @@ class StravaAccount:
         athlete that ever loaded rows (see ``Athletes.check_reconcile_coverage``).
         """
         profile = t.cast("dict[str, t.Any]", self._get(self, "/athlete"))
+        self.profile_fetched_at = int(time.time())  # when Strava answered (a cache keeps it)
         if isinstance(profile.get("id"), int):
             self.authenticator.token_store.remember_athlete(int(profile["id"]))
         return profile

@@ -171,7 +171,7 @@ class StravaStream(EndOfStreamHook, RESTStream[int]):
         (``self.path``), so that metrics group by endpoint, not by activity.
         """
         if self._single is not None:
-            endpoint = re.sub(r"^/(activities|gear)/[^/]+", r"/\1/{id}", self._single[0])
+            endpoint = re.sub(r"^/(activities|gear|athletes)/[^/]+", r"/\1/{id}", self._single[0])
             return metrics.http_request_counter(self.name, endpoint=endpoint)
         return super().get_http_request_counter()
 

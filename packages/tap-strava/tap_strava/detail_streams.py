@@ -17,6 +17,7 @@ and edits of any age get their details, and a kudo costs nothing.
 
 from __future__ import annotations
 
+import time
 import typing as t
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -25,7 +26,7 @@ from typing_extensions import override
 
 from tap_strava.client import StravaStream
 from tap_strava.conform import conform_to_schema
-from tap_strava.dates import clamp_to, epoch
+from tap_strava.dates import clamp_to, epoch, iso
 from tap_strava.digest import record_digest
 from tap_strava.responses import StravaNotFound
 from tap_strava.schemas.details import (
@@ -37,7 +38,8 @@ from tap_strava.schemas.details import (
     ZONE_SCHEMA,
 )
 from tap_strava.sdk_adapter import mark_state_changed
-from tap_strava.streams import RESUME_KEY, ActivityListStream
+from tap_strava.shared_facts import CACHE_MAX_AGE, PROFILE, Cached
+from tap_strava.streams import DELIVERED_KEY, RESUME_KEY, ActivityListStream
 from tap_strava.windows import DAY
 
 if t.TYPE_CHECKING:
@@ -285,9 +287,14 @@ class ActivityStreamsStream(PerActivityStream):
     def covered_elsewhere(self) -> set[str]:
         """Activities whose track an export archive import loaded (``export_tracks``).
 
-        Their originals are in the target already: the per-run budget goes to what the
-        archive lacks (activities uploaded since). Read once per athlete and run.
+        Only where this pipeline's target holds them (``archive_tracks_in_target``, set for
+        the project's details block, which loads where ``strava-archive`` loads): the
+        per-run budget then goes to what the archive lacks (activities uploaded since).
+        Any other pipeline gets every track: the facts file says what an archive import
+        delivered to *its* targets, not to this one's. Read once per athlete and run.
         """
+        if not self.config.get("archive_tracks_in_target"):
+            return set()
         athlete_id = self.account.athlete_id
         if self._covered is None or self._covered[0] != athlete_id:
             ids = self.sync_run.shared_facts.archive_track_ids(athlete_id)
@@ -314,12 +321,16 @@ class ActivityStreamsStream(PerActivityStream):
 class GearStream(StravaStream):
     """``GET /gear/{id}``: bikes and shoes, each only when it may have changed.
 
-    The ids are the athlete's bikes and shoes (from the profile, or the shared facts file
-    on days the profile is not fetched) plus every gear id the ``activities`` stream saw
-    in this run (retired gear may only appear there). An item is fetched when it is new or
-    its last fetch is older than ``gear_max_age_days`` (default 7): its distance grows with
-    every activity, but a week-old figure costs nothing while a daily one costs a read per
-    item per day.
+    The ids are the athlete's bikes and shoes (from today's profile, or the cached one)
+    plus every gear id the ``activities`` stream saw in this run (retired gear may only
+    appear there). An item is fetched when the shared cache (:mod:`tap_strava.shared_facts`)
+    has no answer for it younger than ``gear_max_age_days`` (default 7, and never more
+    than Strava's 7-day caching rule): its distance grows with every activity, but a
+    week-old figure costs nothing while a daily one costs a read per item per day.
+
+    What this pipeline delivered is in its own state (``delivered``: the ``fetched_at`` of
+    each item's answer it emitted), written after the record: a pipeline that has not
+    delivered the cached answer yet emits it from the cache, without a request.
     """
 
     name = "gear"
@@ -333,27 +344,37 @@ class GearStream(StravaStream):
     def get_partition_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         run, account = self.sync_run, self.account
         athlete_id = account.athlete_id
-        facts = run.shared_facts.athlete(athlete_id)
-        ids = {str(gear_id) for gear_id in facts.get("gear_ids") or []}
-        if account.profile_fetched:
-            profile = account.profile
-            ids |= {str(g["id"]) for kind in ("bikes", "shoes") for g in profile.get(kind) or []}
+        facts = run.shared_facts
+        cached = facts.cached_gear(athlete_id)
+        ids = set(cached)
+        profile = account.profile if account.profile_fetched else None
+        if profile is None:
+            answer = facts.cached(athlete_id, PROFILE)
+            profile = answer.body if answer else {}
+        ids |= {str(g["id"]) for kind in ("bikes", "shoes") for g in profile.get(kind) or []}
         ids |= run.gear_ids_seen.get(athlete_id, set())
-        fetched = dict(facts.get("gear") or {})
-        now = int(run.started_at.timestamp())
-        max_age = int(self.config.get("gear_max_age_days", 7)) * DAY
+        state = self.get_context_state(context)
+        delivered = state.get(DELIVERED_KEY)
+        delivered = dict(delivered) if isinstance(delivered, dict) else {}
+        now = int(time.time())
+        max_age = min(int(self.config.get("gear_max_age_days", 7)) * DAY, CACHE_MAX_AGE)
         for gear_id in sorted(ids):
-            last = fetched.get(gear_id)
-            if isinstance(last, int) and now - last < max_age:
-                continue
-            try:
-                body = self.get_one(f"/gear/{gear_id}", account)
-            except StravaNotFound:
-                self.logger.warning("Gear %s is not readable; skipped", gear_id)
-                continue
-            if isinstance(body, dict):
-                yield conform_to_schema(
-                    dict(body), self.schema, logger=self.logger, label=f"gear {gear_id}"
-                )
-            fetched[gear_id] = now
-            run.shared_facts.update_athlete(athlete_id, gear=fetched)
+            answer = cached.get(gear_id)
+            if answer is None or now - answer.fetched_at >= max_age:
+                try:
+                    body = self.get_one(f"/gear/{gear_id}", account)
+                except StravaNotFound:
+                    self.logger.warning("Gear %s is not readable; skipped", gear_id)
+                    continue
+                if not isinstance(body, dict):
+                    continue
+                answer = Cached(body, int(time.time()))
+                facts.cache_gear(athlete_id, gear_id, body, answer.fetched_at)
+            elif delivered.get(gear_id) == answer.fetched_at:
+                continue  # this pipeline has delivered this answer already
+            row = dict(answer.body)
+            row["fetched_at"] = iso(answer.fetched_at)
+            yield conform_to_schema(row, self.schema, logger=self.logger, label=f"gear {gear_id}")
+            delivered[gear_id] = answer.fetched_at
+            state[DELIVERED_KEY] = delivered
+            mark_state_changed(self)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime
+import time
 import typing as t
 
 from singer_sdk.exceptions import FatalAPIError
@@ -22,6 +23,7 @@ from tap_strava.sdk_adapter import (
     write_activate_version,
     write_state_now,
 )
+from tap_strava.shared_facts import PROFILE, STATS, Cached
 from tap_strava.windows import (
     DAY,
     MAX_PAGE_SIZE,
@@ -35,6 +37,8 @@ if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     from singer_sdk.helpers.types import Context
+
+    from tap_strava.run import SyncRun
 
 
 # Epoch second where an interrupted or quota-stopped run goes on (state, per partition).
@@ -534,8 +538,13 @@ class ActivitiesStream(ActivityListStream):
 class AthleteStream(StravaStream):
     """``GET /athlete``: the authorized athlete's profile (one row per athlete).
 
-    Loaded at most once per UTC day (the shared facts file says when it last was): it
-    hardly changes, and every block of every run asking again cost a read each time.
+    Read at most once per UTC day for every pipeline of the token store: Strava's answer
+    is shared (:mod:`tap_strava.shared_facts`), while this pipeline's own state (its
+    partition's ``delivered``: the ``fetched_at`` of the answer it emitted, written after
+    the record, so saved only once the target committed it) says whether it delivered
+    today's. A pipeline that has not emits the answer another pipeline fetched today,
+    without a request, with the time Strava gave it (``fetched_at``). Without today's
+    answer in the cache (the first run of the day, or a lost file) it reads Strava.
     """
 
     name = "athlete"
@@ -545,37 +554,32 @@ class AthleteStream(StravaStream):
     schema = ATHLETE_SCHEMA
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE  # conformed here, unknown keys kept
 
-    def get_partition_records(
-        self,
-        context: Context | None,  # noqa: ARG002
-    ) -> Iterable[dict[str, t.Any]]:
-        """The profile (fetched once per run at most, and loaded once per UTC day)."""
+    def get_partition_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        """Today's profile, unless this pipeline delivered it already today."""
         run, account = self.sync_run, self.account
-        today = run.started_at.date().isoformat()
-        athlete_id = account.athlete_id
-        if run.shared_facts.athlete(athlete_id).get("profile_on") == today and not (
-            account.profile_fetched
-        ):
-            self.logger.info("athlete: %s's profile was loaded today already", account.label)
+        state = self.get_context_state(context)
+        answer = todays_answer(run, account.athlete_id, PROFILE, run.started_at.date())
+        if answer is not None and state.get(DELIVERED_KEY) == answer.fetched_at:
+            self.logger.info("athlete: %s's profile was delivered today already", account.label)
             return
-        profile = account.profile
-        yield conform_to_schema(
-            copy.deepcopy(profile), self.schema, logger=self.logger, label="athlete"
-        )
-        gear_ids = sorted(
-            str(gear["id"])
-            for kind in ("bikes", "shoes")
-            for gear in profile.get(kind) or []
-            if isinstance(gear, dict) and gear.get("id")
-        )
-        run.shared_facts.update_athlete(athlete_id, profile_on=today, gear_ids=gear_ids)
+        if answer is None:
+            profile = account.profile
+            answer = Cached(copy.deepcopy(profile), account.profile_fetched_at)
+            run.shared_facts.cache(account.athlete_id, PROFILE, answer.body, answer.fetched_at)
+        else:
+            self.logger.info("athlete: today's profile from the shared cache (no request)")
+        row = copy.deepcopy(answer.body)
+        row["fetched_at"] = iso(answer.fetched_at)
+        yield conform_to_schema(row, self.schema, logger=self.logger, label="athlete")
+        mark_delivered(self, state, answer.fetched_at)
 
 
 class AthleteStatsStream(StravaStream):
     """``GET /athletes/{id}/stats``: totals, one snapshot row per athlete and UTC day.
 
     The key ``(athlete_id, snapshot_date)`` keeps a daily history in the target; a
-    second sync on the same day updates that day's row.
+    pipeline delivers one snapshot a day, the one any pipeline of the token store fetched
+    first that day (shared cache, see :class:`AthleteStream`).
     """
 
     name = "athlete_stats"
@@ -590,23 +594,51 @@ class AthleteStatsStream(StravaStream):
         return
 
     def get_partition_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
-        """Today's snapshot, unless a run loaded it already today (a daily history)."""
-        run = self.sync_run
-        today = run.started_at.date().isoformat()
-        athlete_id = self.account.athlete_id
-        if run.shared_facts.athlete(athlete_id).get("stats_on") == today:
-            self.logger.info("athlete_stats: today's snapshot was loaded already")
+        """Today's snapshot, unless this pipeline delivered it already today."""
+        run, account = self.sync_run, self.account
+        state = self.get_context_state(context)
+        answer = todays_answer(run, account.athlete_id, STATS, run.started_at.date())
+        if answer is not None and state.get(DELIVERED_KEY) == answer.fetched_at:
+            self.logger.info("athlete_stats: today's snapshot was delivered already")
             return
-        yield from super().get_partition_records(context)
-        run.shared_facts.update_athlete(athlete_id, stats_on=today)
+        if answer is None:
+            body = self.get_one(f"/athletes/{account.athlete_id}/stats", account)
+            if not isinstance(body, dict):
+                return
+            answer = Cached(body, int(time.time()))
+            run.shared_facts.cache(account.athlete_id, STATS, body, answer.fetched_at)
+        else:
+            self.logger.info("athlete_stats: today's snapshot from the shared cache (no request)")
+        row = self.conform_snapshot(copy.deepcopy(answer.body), answer.fetched_at)
+        if row is not None:
+            yield row
+        mark_delivered(self, state, answer.fetched_at)
 
-    def post_process(
-        self,
-        row: dict[str, t.Any],
-        context: Context | None = None,  # noqa: ARG002
-    ) -> dict[str, t.Any] | None:
-        """Stamp the snapshot with the sync's UTC date and time."""
-        fetched_at = self.sync_run.started_at
-        row["snapshot_date"] = fetched_at.date().isoformat()
-        row["fetched_at"] = fetched_at.isoformat().replace("+00:00", "Z")
+    def conform_snapshot(self, row: dict[str, t.Any], fetched_at: int) -> dict[str, t.Any] | None:
+        """Stamp the snapshot with the UTC date and time Strava gave it."""
+        row["snapshot_date"] = (
+            datetime.datetime.fromtimestamp(fetched_at, datetime.timezone.utc).date().isoformat()
+        )
+        row["fetched_at"] = iso(fetched_at)
         return conform_to_schema(row, self.schema, logger=self.logger, label="athlete stats")
+
+
+#: The partition state key of the athlete and stats streams: the ``fetched_at`` of the
+#: answer this pipeline delivered last (written after its record: Meltano saves it only
+#: once the target committed that record).
+DELIVERED_KEY = "delivered"
+
+
+def todays_answer(run: SyncRun, athlete_id: int, kind: str, today: datetime.date) -> Cached | None:
+    """The shared cache's answer of ``kind`` if Strava gave it on ``today`` (UTC)."""
+    answer = run.shared_facts.cached(athlete_id, kind)
+    if answer is None:
+        return None
+    day = datetime.datetime.fromtimestamp(answer.fetched_at, datetime.timezone.utc).date()
+    return answer if day == today else None
+
+
+def mark_delivered(stream: StravaStream, state: dict[str, t.Any], fetched_at: int) -> None:
+    """Record in the pipeline's own state which answer it delivered (after its record)."""
+    state[DELIVERED_KEY] = int(fetched_at)
+    mark_state_changed(stream)

@@ -316,7 +316,18 @@ class TapStrava(ConfigValidationHook, Tap):
             default=7,
             title="Gear Max Age Days",
             description="A bike or shoe is fetched again (one read each) when its last fetch "
-            "is older than this many days; new gear ids are fetched at once. 0: every run.",
+            "is older than this many days (at most 7, Strava's caching limit); new gear ids "
+            "are fetched at once. 0: every run.",
+        ),
+        th.Property(
+            "archive_tracks_in_target",
+            th.BooleanType,
+            default=False,
+            title="Archive Tracks In Target",
+            description="This pipeline's target holds the export archive's tracks "
+            "(export_tracks, loaded by strava-archive into the same database): "
+            "activity_streams then skips the activities an archive import gave a track. "
+            "Off: every track is read from the API (another destination lacks them).",
         ),
         th.Property(
             "window_days",

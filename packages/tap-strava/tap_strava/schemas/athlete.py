@@ -88,6 +88,11 @@ ATHLETE_SCHEMA = th.PropertiesList(
     ),
     th.Property("bikes", _GEAR_SUMMARY, description="The athlete's bikes (summary)."),
     th.Property("shoes", _GEAR_SUMMARY, description="The athlete's shoes (summary)."),
+    th.Property(
+        "fetched_at",
+        th.DateTimeType,
+        description="When Strava gave this profile (a pipeline may emit a cached answer).",
+    ),
 ).to_dict()
 
 _TOTALS = th.ObjectType(
@@ -107,7 +112,11 @@ ATHLETE_STATS_SCHEMA = th.PropertiesList(
         required=True,
         description="UTC date of the sync; with athlete_id the key of the daily history.",
     ),
-    th.Property("fetched_at", th.DateTimeType, description="When this snapshot was taken."),
+    th.Property(
+        "fetched_at",
+        th.DateTimeType,
+        description="When Strava gave this snapshot (a pipeline may emit a cached answer).",
+    ),
     th.Property("biggest_ride_distance", th.NumberType, description="Metres."),
     th.Property("biggest_climb_elevation_gain", th.NumberType, description="Metres."),
     *(

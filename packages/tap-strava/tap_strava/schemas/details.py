@@ -200,6 +200,11 @@ GEAR_SCHEMA = th.PropertiesList(
     th.Property("resource_state", th.IntegerType, description="3 = detailed."),
     th.Property("weight", th.NumberType, description="Kilograms."),
     th.Property("notification_distance", th.NumberType, description="Reminder distance, if set."),
+    th.Property(
+        "fetched_at",
+        th.DateTimeType,
+        description="When Strava gave this item (a pipeline may emit a cached answer).",
+    ),
 ).to_dict()
 
 # Fields Strava adds later are kept in one catch-all column (tap_strava.conform).
