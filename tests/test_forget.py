@@ -1,0 +1,131 @@
+"""The deletion duty: ``strava-forget-athlete`` run as docs/events.md writes it.
+
+An athlete is loaded through the real pipeline (the README's cron line: simulator, spool,
+CSV, PostgreSQL, per-run logs, Meltano's state, the project's token store) with the
+settings in the project's ``.env`` as a user keeps them, and the receiver's queue holds
+their events. After the documented command, nothing of the athlete is left anywhere the
+project wrote, and their tokens are revoked at Strava.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from strava_events.events import Event
+from strava_events.queue import PostgresStore, StoredEvent
+from tests.pipeline import PROJECT_ROOT
+from tests.test_notify_e2e import CronProject
+from tests.test_notify_helpers import WebhookServer
+
+pytestmark = pytest.mark.e2e
+
+
+def documented_forget_command() -> str:
+    """The forget command of docs/events.md, with ``<id>`` as written there."""
+    text = (PROJECT_ROOT / "docs" / "events.md").read_text(encoding="utf-8")
+    (command,) = re.findall(
+        r"^(cd /srv/tap-strava && .*strava-forget-athlete .*--apply)$", text, re.M
+    )
+    return command
+
+
+def _documented_env(deployed: CronProject) -> dict[str, str]:
+    """The test's environment without what the project itself says (.env, meltano.yml)."""
+    env = deployed.meltano.env()
+    for name in (
+        "TARGET_POSTGRES_SQLALCHEMY_URL",  # in .env
+        "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA",
+        "TAP_STRAVA_TOKEN_STORE_PATH",  # meltano.yml's .secrets/strava-tokens.json
+        "TARGET_CSV_OUTPUT_PATH",  # meltano.yml's output/...
+        "TARGET_CSV_REPLAY_OUTPUT_PATH",
+        "STRAVA_SPOOL_DIR",  # spool/prod
+    ):
+        env.pop(name)
+    return env
+
+
+def _holds(text: str, athlete_id: int) -> bool:
+    return re.search(rf"(?<!\d){athlete_id}(?!\d)", text) is not None
+
+
+def test_forget_leaves_nothing_of_the_athlete(meltano_project, simulator, tmp_path):
+    athlete = simulator.athlete_id
+    events_schema = "strava_events_" + uuid.uuid4().hex[:10]
+    with WebhookServer() as hook:
+        deployed = CronProject(meltano_project, hook, tmp_path / "srv")
+        root = deployed.root
+        # The settings where a user keeps them: the project's .env, not the environment.
+        with (root / ".env").open("a") as env_file:
+            env_file.write(
+                f"TARGET_POSTGRES_SQLALCHEMY_URL={meltano_project.postgres_url}\n"
+                f"TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA={meltano_project.schema}\n"
+                f"STRAVA_EVENTS_POSTGRES_SCHEMA={events_schema}\n"
+            )
+        run = subprocess.run(
+            ["/bin/sh", "-c", deployed.command], env=_documented_env(deployed), timeout=400
+        )
+        assert run.returncode == 0, (root / "logs" / "cron.log").read_text()[-3000:]
+    assert len(meltano_project.rows("activities")) == len(simulator.activities)
+    assert (root / ".secrets" / "strava-tokens.json").exists()
+    # The receiver's queue: events of the athlete not yet read.
+    store = PostgresStore(meltano_project.postgres_url.replace("+psycopg", ""), events_schema)
+    store.setup()
+    store.insert(
+        [
+            StoredEvent(Event("activity", 1, "create", athlete, 1, int(time.time()), {}), 1.0),
+            StoredEvent(Event("activity", 2, "update", athlete, 1, int(time.time()), {}), 2.0),
+        ]
+    )
+    store.close()
+
+    env = _documented_env(deployed)
+    command = documented_forget_command().replace("/srv/tap-strava", str(root))
+    command = command.replace("<id>", str(athlete))
+    forgot = subprocess.run(
+        ["/bin/sh", "-c", command], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert forgot.returncode == 0, forgot.stdout + forgot.stderr
+    print(forgot.stdout)
+    assert "PostgreSQL: removed" in forgot.stdout, forgot.stdout
+
+    # No row of the athlete in any table of the schemas the project writes.
+    from devtools.postgres import connect
+
+    with connect(meltano_project.postgres_url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema IN (%s, %s) AND column_name IN ('athlete_id', 'owner_id')",
+            (meltano_project.schema, events_schema),
+        )
+        owners = cur.fetchall()
+        assert {table for _, table, _ in owners} >= {"activities", "athlete", "events"}
+        for schema, table, column in owners:
+            cur.execute(
+                f'SELECT count(*) FROM "{schema}"."{table}" WHERE "{column}" = %s', (athlete,)
+            )
+            assert cur.fetchone()[0] == 0, (schema, table)
+        cur.execute(f'DROP SCHEMA "{events_schema}" CASCADE')
+    # No line of any file the project wrote (output, spools, logs, caches, token store).
+    leftovers = [
+        str(path)
+        for path in root.rglob("*")
+        if path.is_file()
+        and ".venv" not in path.parts
+        and path.suffix != ".lock"
+        and _holds(path.read_text(encoding="utf-8", errors="replace"), athlete)
+    ]
+    assert leftovers == []
+    # Every row of the output was the athlete's: header lines are all that is left.
+    for path in (root / "output").rglob("*.csv"):
+        assert len(path.read_text(encoding="utf-8").splitlines()) <= 1, path
+    # Meltano's states: bookmarks and digests of their activities gone.
+    for state_id in deployed.meltano.meltano("state", "list").stdout.split():
+        state = deployed.meltano.meltano("state", "get", state_id).stdout
+        assert not _holds(state, athlete), state_id
+    # Revoked at Strava (oauth/revoke): their token works no more.
+    assert simulator.refresh_token is None
