@@ -9,6 +9,7 @@ project wrote, and their tokens are revoked at Strava.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -129,3 +130,54 @@ def test_forget_leaves_nothing_of_the_athlete(meltano_project, simulator, tmp_pa
         assert not _holds(state, athlete), state_id
     # Revoked at Strava (oauth/revoke): their token works no more.
     assert simulator.refresh_token is None
+
+
+def test_file_places_lose_exactly_the_athletes_lines(tmp_path):
+    """JSON Lines, XML, a Singer spool with its STATE, a log: the athlete's lines only."""
+    from strava_data import places, rows
+
+    out = tmp_path / "output" / "20261206T061500Z"
+    out.mkdir(parents=True)
+    (out / "activities.jsonl").write_text(
+        '{"id": 1, "athlete_id": 7}\n{"id": 2, "athlete_id": 8}\n', encoding="utf-8"
+    )
+    (out / "activities.xml").write_text(
+        '<?xml version="1.0"?>\n<records xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+        "<record><id>1</id><athlete_id>7</athlete_id><name>Mine</name></record>"
+        '<record><id>2</id><athlete_id>8</athlete_id><name xsi:nil="true"/></record></records>\n',
+        encoding="utf-8",
+    )
+    spool = tmp_path / "spool" / "prod"
+    spool.mkdir(parents=True)
+    partitions = [{"context": {"athlete_id": a}, "digests": {"1": ["x"]}} for a in (7, 8)]
+    state = {"bookmarks": {"activities": {"partitions": partitions}}}
+    (spool / "000001-s.jsonl").write_text(
+        json.dumps({"type": "RECORD", "stream": "activities", "record": {"id": 1, "athlete_id": 7}})
+        + "\n"
+        + json.dumps(
+            {"type": "RECORD", "stream": "activities", "record": {"id": 2, "athlete_id": 8}}
+        )
+        + "\n"
+        + json.dumps({"type": "STATE", "value": state})
+        + "\n",
+        encoding="utf-8",
+    )
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "cron.log").write_text('a "Mine" was read\nathlete 7 synced\nall fine 77\n')
+
+    assert [f.rows for f in rows.jsonl_rows(tmp_path / "output", 7, apply=True)] == [1]
+    assert [f.rows for f in rows.xml_rows(tmp_path / "output", 7, apply=True)] == [1]
+    assert [f.rows for f in places.spool_lines([spool], 7, apply=True)] == [2]
+    assert [f.rows for f in places.log_lines(logs, 7, {"1", "Mine"}, apply=True)] == [2]
+
+    assert (out / "activities.jsonl").read_text() == '{"id": 2, "athlete_id": 8}\n'
+    xml = (out / "activities.xml").read_text()
+    assert "<athlete_id>8</athlete_id>" in xml
+    assert "Mine" not in xml
+    assert "xsi:nil" in xml
+    lines = [json.loads(line) for line in (spool / "000001-s.jsonl").read_text().splitlines()]
+    assert [m.get("record", {}).get("athlete_id") for m in lines] == [8, None]
+    kept = lines[1]["value"]["bookmarks"]["activities"]["partitions"]
+    assert [p["context"]["athlete_id"] for p in kept] == [8]
+    assert (logs / "cron.log").read_text() == "all fine 77\n"
