@@ -128,6 +128,18 @@ def test_forget_leaves_nothing_of_the_athlete(meltano_project, simulator, tmp_pa
     for state_id in deployed.meltano.meltano("state", "list").stdout.split():
         state = deployed.meltano.meltano("state", "get", state_id).stdout
         assert not _holds(state, athlete), state_id
+    # Nor in Meltano's system database (states, runs) or its run folder.
+    import sqlite3
+
+    with sqlite3.connect(deployed.meltano.workdir / "meltano.db") as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            for row in db.execute(f'SELECT * FROM "{table}"'):
+                assert not _holds(" ".join(map(str, row)), athlete), table
+    run_folder = deployed.meltano.workdir / "meltano-sys" / "run"
+    for path in run_folder.rglob("*") if run_folder.is_dir() else []:
+        if path.is_file() and not path.is_symlink():
+            assert not _holds(path.read_text(errors="replace"), athlete), path
     # Revoked at Strava (oauth/revoke): their token works no more.
     assert simulator.refresh_token is None
 

@@ -227,6 +227,7 @@ def forget(project: Project, args: argparse.Namespace) -> list[tuple[str, list[r
         )
     )
     report.append(("Meltano's states", places.meltano_states(project, athlete, apply=apply)))
+    report.append(("Meltano's run history", places.meltano_runs(project, athlete, apply=apply)))
     if apply:
         found_postgres, _ = _postgres(where, athlete, apply=True)
     report.append(("PostgreSQL", found_postgres))

@@ -128,6 +128,48 @@ def meltano_states(project: Project, athlete_id: int, *, apply: bool) -> list[Fo
         return [item for item in pool.map(one, state_ids) if item is not None]
 
 
+def meltano_runs(project: Project, athlete_id: int, *, apply: bool) -> list[Found]:
+    """The states Meltano keeps in its ``runs`` table (one per block run), purged alike.
+
+    ``meltano state set`` replaces a state id's current state; every past run's row keeps
+    the state it ended with in ``payload``. No Meltano command edits those, so they are
+    updated in the system database (``database_uri``, SQLite or PostgreSQL) directly.
+    """
+    if project.root is None:
+        return []
+    import sqlalchemy
+
+    uri = str(project.config("meltano").get("database_uri") or "")
+    if not uri:
+        return []
+    engine = sqlalchemy.create_engine(uri)
+    removed = changed = 0
+    try:
+        with engine.begin() as connection:
+            if not sqlalchemy.inspect(connection).has_table("runs"):
+                return []
+            rows = connection.execute(
+                sqlalchemy.text(
+                    "SELECT id, payload FROM runs WHERE CAST(payload AS TEXT) LIKE :id"
+                ),
+                {"id": f"%{athlete_id}%"},
+            ).fetchall()
+            for identifier, payload in rows:
+                document = json.loads(payload) if isinstance(payload, str) else payload
+                cleaned, count = purge(document, athlete_id)
+                if not count:
+                    continue
+                removed, changed = removed + count, changed + 1
+                if apply:
+                    connection.execute(
+                        sqlalchemy.text("UPDATE runs SET payload = :payload WHERE id = :id"),
+                        {"payload": json.dumps(cleaned), "id": identifier},
+                    )
+    finally:
+        engine.dispose()
+    return [Found(f"Meltano's runs ({changed} run(s))", removed)] if removed else []
+
+
 def log_lines(
     folder: Path, athlete_id: int, markers: t.Iterable[str], *, apply: bool
 ) -> list[Found]:
