@@ -10,10 +10,14 @@ project wrote, and their tokens are revoked at Strava.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -193,3 +197,46 @@ def test_file_places_lose_exactly_the_athletes_lines(tmp_path):
     kept = lines[1]["value"]["bookmarks"]["activities"]["partitions"]
     assert [p["context"]["athlete_id"] for p in kept] == [8]
     assert (logs / "cron.log").read_text() == "all fine 77\n"
+
+
+def test_forget_refuses_when_a_place_cannot_be_reached_or_a_job_runs(tmp_path):
+    """One line, exit 1, nothing removed: PostgreSQL down, or a job holding the lock."""
+    import filelock
+
+    from tests.test_notify_helpers import closed_port
+
+    shutil.copy(PROJECT_ROOT / "meltano.yml", tmp_path / "meltano.yml")
+    store = tmp_path / "tokens.json"
+    store.write_text(json.dumps({"version": 1, "tokens": {"f": {"athlete_id": 7}}}))
+    output = tmp_path / "output" / "20261206T061500Z"
+    output.mkdir(parents=True)
+    (output / "activities.csv").write_text("id,athlete_id\n1,7\n")
+    (tmp_path / ".env").write_text(
+        f"TARGET_POSTGRES_SQLALCHEMY_URL=postgresql+psycopg://u@127.0.0.1:{closed_port()}/db\n"
+        f"TAP_STRAVA_TOKEN_STORE_PATH={store}\n"
+        f"TARGET_CSV_REPLAY_OUTPUT_PATH={tmp_path / 'output'}\n"
+        f"TARGET_DUCKDB_FILEPATH={tmp_path / 'strava.duckdb'}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TARGET_", "MELTANO_", "TAP_"))}
+    command = [str(Path(sys.executable).with_name("strava-forget-athlete")), "--athlete", "7"]
+
+    def forget() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, "--apply", "--no-revoke"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    down = forget()
+    assert down.returncode == 1
+    assert down.stderr.startswith("strava-forget-athlete: error: PostgreSQL cannot be reached")
+    assert down.stderr.count("\n") == 1
+    with filelock.FileLock(str(tmp_path / ".meltano" / "run" / "strava-job.lock")):
+        locked = forget()
+    assert locked.returncode == 1
+    assert "a job of the project is running" in locked.stderr
+    assert (output / "activities.csv").read_text() == "id,athlete_id\n1,7\n"
+    assert json.loads(store.read_text())["tokens"]
