@@ -199,6 +199,31 @@ def test_file_places_lose_exactly_the_athletes_lines(tmp_path):
     assert (logs / "cron.log").read_text() == "all fine 77\n"
 
 
+def test_the_receivers_sqlite_queue_and_spool_lose_the_athletes_events(tmp_path):
+    from strava_data import places
+    from strava_events.queue import SQLiteStore
+    from strava_events.spool import Spool
+
+    def stored(owner: int, object_id: int) -> StoredEvent:
+        event = Event("activity", object_id, "create", owner, 1, 1_700_000_000, {})
+        return StoredEvent(event, object_id)
+
+    store = SQLiteStore(tmp_path / "events.sqlite3")
+    store.setup()
+    store.insert([stored(7, 1), stored(8, 2)])
+    store.close()
+    spool = Spool(tmp_path / "spool", 10)
+    spool.append(stored(7, 3))
+    spool.append(stored(8, 4))
+
+    found = places.receiver_files(tmp_path / "events.sqlite3", tmp_path / "spool", 7, apply=True)
+    assert [f.rows for f in found] == [1, 1]
+    store = SQLiteStore(tmp_path / "events.sqlite3")
+    assert [e.event.owner_id for e in store.pending(10)] == [8]
+    store.close()
+    assert len(list((tmp_path / "spool").glob("*.json"))) == 1
+
+
 def test_forget_refuses_when_a_place_cannot_be_reached_or_a_job_runs(tmp_path):
     """One line, exit 1, nothing removed: PostgreSQL down, or a job holding the lock."""
     import filelock
