@@ -92,6 +92,16 @@ class MeltanoProject:
                 # The daily job's CSV side: one folder per spool under output/.
                 "TARGET_CSV_REPLAY_OUTPUT_PATH": str(self.output_root),
                 "STRAVA_SPOOL_DIR": str(self.spool_dir),
+                # The archive job's spool folder and CSV output (output/archive-<stamp>/).
+                **{
+                    f"{plugin}_SPOOL_DIR": str(self.workdir / "spool-archive")
+                    for plugin in (
+                        "TARGET_STRAVA_SPOOL_ARCHIVE",
+                        "TAP_STRAVA_REPLAY_ARCHIVE",
+                        "TAP_STRAVA_REPLAY_ARCHIVE_CSV",
+                    )
+                },
+                "TARGET_CSV_ARCHIVE_OUTPUT_PATH": str(self.output_root),
                 "TARGET_JSONL_DESTINATION_PATH": str(self.output_root / (run_stamp or "")),
                 "TARGET_MYSQL_SQLALCHEMY_URL": MYSQL_URL,
                 "TARGET_MYSQL_DEFAULT_TARGET_SCHEMA": self.schema,

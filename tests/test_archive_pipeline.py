@@ -51,7 +51,6 @@ def test_an_archive_lands_in_postgres_and_csv_and_the_api_fills_in_over_it(postg
             sim.clear_requests()
             no_api = {f"TAP_STRAVA_{name}": "" for name in ("CLIENT_ID", "CLIENT_SECRET")}
             no_api["TAP_STRAVA_REFRESH_TOKEN"] = ""
-            no_api["TARGET_CSV_ARCHIVE_OUTPUT_PATH"] = str(project.output_root / "archive")
             archive_run = project.meltano(
                 "run",
                 "strava-archive",
@@ -78,11 +77,27 @@ def test_an_archive_lands_in_postgres_and_csv_and_the_api_fills_in_over_it(postg
             } - {e.activity_id for e in manifest.entries.values() if e.outcome == "no_times"}
             assert not undecodable & set(tracks), "no track for a manual, missing or corrupt file"
 
-            csv_files = sorted((project.output_root / "archive").glob("export_activities-*.csv"))
-            assert len(csv_files) == 1, csv_files
-            with csv_files[0].open(newline="", encoding="utf-8") as handle:
-                csv_ids = [int(row["id"]) for row in csv.DictReader(handle)]
-            assert sorted(csv_ids) == sorted(manifest.entries), "every activity once in CSV"
+            # Read once (one spool), then into each target; its folder and files are
+            # named after its run stamp, booleans spelt as in the daily CSV.
+            states = project.meltano("state", "list").stdout.split()
+            assert "dev:tap-strava-archive-to-target-strava-spool-archive" in states
+            assert not [
+                s
+                for s in states
+                if s.startswith("dev:tap-strava-archive-to-target-")
+                and not s.endswith("-spool-archive")
+            ], states
+            folder = project.output_root / f"archive-{STAMP}"
+            names = sorted(path.name for path in folder.glob("*.csv"))
+            assert "export_activities-archive-" + STAMP + ".csv" in names, names
+            assert all(name.endswith(f"-archive-{STAMP}.csv") for name in names), names
+            with (folder / f"export_activities-archive-{STAMP}.csv").open(
+                newline="", encoding="utf-8"
+            ) as handle:
+                csv_rows = list(csv.DictReader(handle))
+            assert sorted(int(r["id"]) for r in csv_rows) == sorted(manifest.entries), "once"
+            assert {r["commute"] for r in csv_rows} <= {"true", "false", ""}
+            assert "false" in {r["commute"] for r in csv_rows}
 
             # Re-importing the same archive changes nothing.
             again = project.meltano(
@@ -126,3 +141,12 @@ def test_an_archive_lands_in_postgres_and_csv_and_the_api_fills_in_over_it(postg
     assert archive_rows[renamed["id"]]["name"] != view[renamed["id"]]["name"]
     described = [a for a in view.values() if a["description"]]
     assert described, "the archive fills the description the API's list lacks"
+
+
+@pytest.mark.parametrize("archive", ["", "missing/export_0.zip"])
+def test_the_archive_job_stops_without_an_archive(destination_project, archive):
+    """Unset (or misspelt: the same) or naming no file: one line, a failed run."""
+    run = destination_project.meltano("run", "strava-archive", STRAVA_EXPORT_ARCHIVE=archive)
+    assert run.returncode != 0
+    (line,) = [ln for ln in run.stderr.splitlines() if "strava-check-archive: error:" in ln]
+    assert ("is not set" if not archive else "does not exist") in line

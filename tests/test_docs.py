@@ -281,3 +281,18 @@ def test_the_architecture_page_names_every_module():
     assert modules
     unnamed = [module for module in modules if module not in named]
     assert not unnamed, f"docs/architecture.md does not say what these modules own: {unnamed}"
+
+
+def test_the_schedules_and_the_readme_cron_lines_agree():
+    """`meltano schedule list` and the README's cron lines run each job at the same times."""
+    project = yaml.safe_load((PROJECT_ROOT / "meltano.yml").read_text(encoding="utf-8"))
+    scheduled = {s["job"]: s["interval"] for s in project["schedules"]}
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    cron: dict[str, str] = {}
+    for block in re.findall(r"```cron\n(.*?)```", readme, re.DOTALL):
+        for line in block.splitlines():
+            if "strava-job" not in line:
+                continue
+            job = re.search(r"--job (\S+)", line)
+            cron[job.group(1) if job else "strava-daily"] = " ".join(line.split()[:5])
+    assert cron == scheduled

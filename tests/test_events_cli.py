@@ -51,8 +51,18 @@ def environment(tmp_path: Path, port: int) -> dict[str, str]:
 def test_serve_then_pending(tmp_path):
     port = free_port()
     env = environment(tmp_path, port)
+    # The secrets in the project's .env (docs/events.md), read from the project folder.
+    secrets = ("VERIFY_TOKEN", "CALLBACK_PATH", "TAP_TOKEN", "ATHLETE_IDS")
+    (tmp_path / ".env").write_text(
+        "".join(f"STRAVA_EVENTS_{name}={env.pop('STRAVA_EVENTS_' + name)}\n" for name in secrets)
+    )
+    del env["MELTANO_PROJECT_ROOT"]
     process = subprocess.Popen(
-        [str(SCRIPT), "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [str(SCRIPT), "serve"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
 
@@ -76,7 +86,7 @@ def test_serve_then_pending(tmp_path):
     assert VERIFY_TOKEN not in output
 
     listed = subprocess.run(
-        [str(SCRIPT), "pending"], env=env, capture_output=True, text=True, check=True
+        [str(SCRIPT), "pending"], env=env, cwd=tmp_path, capture_output=True, text=True, check=True
     )
     [line] = listed.stdout.splitlines()
     assert json.loads(line)["event"]["object_id"] == event()["object_id"]
@@ -88,6 +98,23 @@ def test_a_missing_setting_is_one_line_and_exit_2(tmp_path):
     started = time.monotonic()
     result = subprocess.run([str(SCRIPT), "serve"], env=env, capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr.startswith("strava-events: STRAVA_EVENTS_TAP_TOKEN is not set")
+    assert result.stderr.startswith(
+        f"strava-events: STRAVA_EVENTS_TAP_TOKEN is not set in the environment or {tmp_path}/.env"
+    )
     assert result.stderr.count("\n") == 1
     assert time.monotonic() - started < 30
+
+
+def test_subscription_commands_read_the_project_env(tmp_path, simulator):
+    """The app's credentials where `tap-strava-auth` wrote them: the project's .env."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRAVA_EVENTS_", "TAP_"))}
+    (tmp_path / ".env").write_text(
+        f"TAP_STRAVA_CLIENT_ID={simulator.client_id}\n"
+        f"TAP_STRAVA_CLIENT_SECRET={simulator.client_secret}\n"
+        f"STRAVA_EVENTS_API_BASE={simulator.api_url}\n"
+    )
+    shown = subprocess.run(
+        [str(SCRIPT), "subscription", "show"], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == "no push subscription\n"

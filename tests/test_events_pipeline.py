@@ -236,15 +236,11 @@ def test_a_crashed_events_run_replays_and_a_revocation_is_applied(pushed):
             str(BIN / "strava-forget-athlete"),
             "--athlete",
             str(sim.athlete_id),
-            "--schema",
-            project.schema,
-            "--csv-dir",
-            str(project.output_root),
-            "--token-store-path",
-            str(project.workdir / "tokens.json"),
             "--apply",
         ],
-        env=project.env(),
+        env=project.env(
+            STRAVA_EVENTS_POSTGRES_SCHEMA=receiver.env["STRAVA_EVENTS_POSTGRES_SCHEMA"]
+        ),
         capture_output=True,
         text=True,
         timeout=120,
@@ -253,3 +249,6 @@ def test_a_crashed_events_run_replays_and_a_revocation_is_applied(pushed):
     assert forget.returncode == 0, forget.stderr
     assert project.rows("activities") == []
     assert f"{project.schema}.activities" in forget.stdout
+    # The receipts (owner_id, with titles in `updates`) and the receiver's queue too.
+    assert project.rows("event_receipts") == []
+    assert receiver.pending() == []

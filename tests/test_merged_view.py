@@ -119,3 +119,31 @@ def test_the_view_follows_the_tables_that_exist(postgres_url, schema):
 def test_no_source_table_yet_is_not_an_error(postgres_url, schema, capsys):
     assert main(["--dsn", to_libpq(postgres_url), "--schema", schema]) == 0
     assert "nothing to do" in capsys.readouterr().out
+
+
+def test_the_data_commands_read_the_project_env(postgres_url, schema, tmp_path):
+    """Run in the project folder with the database in .env, as cron runs them."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    shutil.copy(root / "meltano.yml", tmp_path / "meltano.yml")
+    (tmp_path / ".env").write_text(
+        f"TARGET_POSTGRES_SQLALCHEMY_URL={postgres_url}\n"
+        f"TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA={schema}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TARGET_", "MELTANO_"))}
+    for script in ("strava-merged-view", "strava-apply-deletions"):
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name(script))],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert schema in done.stdout or "deletions applied: 0" in done.stdout, done.stdout

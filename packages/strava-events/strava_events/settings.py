@@ -1,7 +1,10 @@
-"""The receiver's settings, from ``STRAVA_EVENTS_*`` environment variables.
+"""The receiver's settings, from ``STRAVA_EVENTS_*`` variables: environment, then ``.env``.
 
-Every setting is read and checked here, once, so that a missing or invalid one gives one
-line naming the variable and the fix before anything listens or connects. Secrets (the
+Like every command of the project (and like Meltano), the receiver reads the project's
+``.env`` with python-dotenv's ``dotenv_values``, and a variable of the environment wins
+over it (:func:`project_environment`). Every setting is read and checked here, once, so
+that a missing or invalid one gives one line naming the variable, where it was looked
+for, and the fix before anything listens or connects. Secrets (the
 verify token, the callback path, the tap's bearer token, the client secret, the database
 password) are never part of a message.
 """
@@ -126,6 +129,36 @@ def state_dir(env: Mapping[str, str]) -> Path:
     return Path(raw).expanduser() if raw else project_root(env) / ".strava-events"
 
 
+def project_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The project's ``.env`` (python-dotenv, as Meltano reads it), the environment winning.
+
+    The project is ``$MELTANO_PROJECT_ROOT``, else the current folder; a missing ``.env``
+    is empty. The path read is kept as ``_ENV_FILE`` for the one-line errors.
+    """
+    from dotenv import dotenv_values
+
+    environ = os.environ if environ is None else environ
+    path = project_root(environ) / ".env"
+    try:
+        values = dotenv_values(path) if path.is_file() else {}
+    except (OSError, UnicodeDecodeError) as exc:
+        msg = f"cannot read {path} ({exc}): fix its permissions"
+        raise SettingsError(msg) from exc
+    merged = {key: value for key, value in values.items() if value is not None}
+    merged.update(environ)
+    merged[_ENV_FILE] = str(path)
+    return merged
+
+
+#: Where ``.env`` was read from (set by :func:`project_environment`).
+_ENV_FILE = "\0env-file"
+
+
+def _where(env: Mapping[str, str]) -> str:
+    path = env.get(_ENV_FILE)
+    return f" in the environment or {path}" if path else ""
+
+
 def _get(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(PREFIX + name, "").strip()
     return value or None
@@ -134,7 +167,7 @@ def _get(env: Mapping[str, str], name: str) -> str | None:
 def _required(env: Mapping[str, str], name: str, what: str) -> str:
     value = _get(env, name)
     if value is None:
-        msg = f"{PREFIX}{name} is not set: set it to {what}"
+        msg = f"{PREFIX}{name} is not set{_where(env)}: set it to {what}"
         raise SettingsError(msg)
     return value
 
@@ -155,7 +188,7 @@ def _int(env: Mapping[str, str], name: str, default: int | None, low: int, high:
     raw = _get(env, name)
     if raw is None:
         if default is None:
-            msg = f"{PREFIX}{name} is not set: set it to a whole number"
+            msg = f"{PREFIX}{name} is not set{_where(env)}: set it to a whole number"
             raise SettingsError(msg)
         return default
     try:
@@ -235,7 +268,7 @@ def to_libpq(url: str) -> str:
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Every setting of ``serve``, checked; a bad one raises :class:`SettingsError`."""
-    env = os.environ if env is None else env
+    env = project_environment() if env is None else env
     folder = state_dir(env)
     verify_token = _secret(
         env,
@@ -262,8 +295,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     token_store = Path(store_raw).expanduser() if store_raw else None
     if not athlete_ids and token_store is None:
         msg = (
-            f"Neither {PREFIX}ATHLETE_IDS nor {PREFIX}TOKEN_STORE is set: set one so that "
-            "the receiver knows whose events to accept (a comma list of athlete ids, or "
+            f"Neither {PREFIX}ATHLETE_IDS nor {PREFIX}TOKEN_STORE is set{_where(env)}: set one "
+            "so that the receiver knows whose events to accept (a comma list of athlete ids, or "
             "tap-strava's token store file)"
         )
         raise SettingsError(msg)
@@ -325,19 +358,19 @@ def load_strava_app(env: Mapping[str, str] | None = None) -> StravaApp:
     The client id and secret are the tap's (``TAP_STRAVA_CLIENT_ID`` / ``_SECRET``, as
     Meltano's ``.env`` has them) unless ``STRAVA_EVENTS_CLIENT_ID`` / ``_SECRET`` are set.
     """
-    env = os.environ if env is None else env
+    env = project_environment() if env is None else env
     client_id = _get(env, "CLIENT_ID") or env.get("TAP_STRAVA_CLIENT_ID", "").strip()
     client_secret = _get(env, "CLIENT_SECRET") or env.get("TAP_STRAVA_CLIENT_SECRET", "").strip()
     if not client_id or not client_id.isdigit():
         msg = (
-            f"{PREFIX}CLIENT_ID (or TAP_STRAVA_CLIENT_ID) must be your Strava application's "
-            "numeric Client ID (strava.com/settings/api)"
+            f"{PREFIX}CLIENT_ID (or TAP_STRAVA_CLIENT_ID){_where(env)} must be your Strava "
+            "application's numeric Client ID (strava.com/settings/api)"
         )
         raise SettingsError(msg)
     if not client_secret:
         msg = (
-            f"{PREFIX}CLIENT_SECRET (or TAP_STRAVA_CLIENT_SECRET) is not set: set it to your "
-            "application's Client Secret (strava.com/settings/api)"
+            f"{PREFIX}CLIENT_SECRET (or TAP_STRAVA_CLIENT_SECRET) is not set{_where(env)}: set "
+            "it to your application's Client Secret (strava.com/settings/api)"
         )
         raise SettingsError(msg)
     api_base = (_get(env, "API_BASE") or DEFAULT_API_BASE).rstrip("/")

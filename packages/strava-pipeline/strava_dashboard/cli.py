@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import sys
 from pathlib import Path
 
 from strava_dashboard import data, report
+from strava_data.project import Project
 
 
 def _default_url() -> str | None:
-    """The loader's own setting, so that `meltano`'s .env serves the dashboard too."""
-    url = os.environ.get("STRAVA_DASHBOARD_DATABASE_URL") or os.environ.get(
+    """The loader's own setting, from the environment or the project's .env (as Meltano)."""
+    settings = Project.here().settings
+    url = settings.get("STRAVA_DASHBOARD_DATABASE_URL") or settings.get(
         "TARGET_POSTGRES_SQLALCHEMY_URL"
     )
     if url:
         return url
-    duckdb_file = os.environ.get("TARGET_DUCKDB_FILEPATH")
+    duckdb_file = settings.get("TARGET_DUCKDB_FILEPATH")
     return f"duckdb:///{duckdb_file}" if duckdb_file else None
 
 
@@ -57,7 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     """Read, draw, write; one line per file written, one error line on failure."""
     args = parser().parse_args(argv)
     if not args.database_url:
-        sys.exit("tap-strava-dashboard: error: no --database-url (or TARGET_POSTGRES_* set)")
+        sys.exit(
+            "tap-strava-dashboard: error: no --database-url: set STRAVA_DASHBOARD_DATABASE_URL, "
+            "TARGET_POSTGRES_SQLALCHEMY_URL or TARGET_DUCKDB_FILEPATH (environment or the "
+            "project's .env)"
+        )
     png_dir: Path | None = None
     if not args.no_png:
         png_dir = args.png_dir or args.out.with_name(f"{args.out.stem}-charts")

@@ -21,10 +21,9 @@ import typing as t
 
 from strava_data.postgres import (
     add_connection_options,
-    postgres_dsn,
+    resolve_connection,
     run_on_postgres,
     table_columns,
-    target_schema,
 )
 
 if t.TYPE_CHECKING:
@@ -95,10 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     add_connection_options(parser)
     parser.add_argument("--hard", action="store_true", help="delete instead of flagging")
     args = parser.parse_args(argv)
-    schema = target_schema(args.schema)
+    resolved = resolve_connection(parser.prog, args)
+    if resolved is None:
+        return 1
+    dsn, schema = resolved
     applied = run_on_postgres(
         parser.prog,
-        args.dsn or postgres_dsn(),
+        dsn,
         lambda connection: apply_deletions(connection, schema, hard=args.hard),
         errors=(ValueError,),
     )

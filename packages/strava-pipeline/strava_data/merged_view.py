@@ -27,10 +27,9 @@ import typing as t
 
 from strava_data.postgres import (
     add_connection_options,
-    postgres_dsn,
+    resolve_connection,
     run_on_postgres,
     table_columns,
-    target_schema,
 )
 
 if t.TYPE_CHECKING:
@@ -179,10 +178,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_connection_options(parser)
     args = parser.parse_args(argv)
-    schema = target_schema(args.schema)
+    resolved = resolve_connection(parser.prog, args)
+    if resolved is None:
+        return 1
+    dsn, schema = resolved
     created = run_on_postgres(
         parser.prog,
-        args.dsn or postgres_dsn(),
+        dsn,
         lambda connection: create_view(connection, schema),
     )
     if created is None:

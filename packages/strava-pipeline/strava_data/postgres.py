@@ -1,4 +1,4 @@
-"""The project's PostgreSQL, as the loader is told where it is (TARGET_POSTGRES_*).
+"""The project's PostgreSQL, where target-postgres loads (see :mod:`strava_data.project`).
 
 The commands of :mod:`strava_data` share it: where the server is, which schema, a
 connection with one clear line instead of a traceback, and which tables exist.
@@ -7,10 +7,15 @@ connection with one clear line instead of a traceback, and which tables exist.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import typing as t
 from urllib.parse import quote
+
+from strava_data.project import Project, ProjectError, to_libpq
+
+__all__ = ["configured_url", "postgres_dsn", "target_schema", "to_libpq"]
 
 if t.TYPE_CHECKING:
     import psycopg
@@ -19,7 +24,11 @@ T = t.TypeVar("T")
 
 
 def configured_url() -> str | None:
-    """A SQLAlchemy URL from the same TARGET_POSTGRES_* variables target-postgres reads."""
+    """A SQLAlchemy URL from the TARGET_POSTGRES_* variables of the environment alone.
+
+    For the developer tools (the demo, the benchmark, the tests' server), which run
+    outside a deployed project; the commands ask the project (:func:`postgres_dsn`).
+    """
     url = os.environ.get("TARGET_POSTGRES_SQLALCHEMY_URL")
     if url:
         return url
@@ -34,28 +43,38 @@ def configured_url() -> str | None:
     return f"postgresql+psycopg://{auth}@{host}:{port}/{database}"
 
 
-def to_libpq(url: str) -> str:
-    """Psycopg wants ``postgresql://``, SQLAlchemy ``postgresql+psycopg://``."""
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+@functools.cache
+def current_project() -> Project:
+    """The project of this command (its settings read once)."""
+    return Project.here()
 
 
 def postgres_dsn() -> str | None:
-    """The configured server as a libpq URL (None: not configured)."""
-    url = configured_url()
-    return to_libpq(url) if url else None
+    """The loader's server as a libpq URL (None: not configured), as the project says."""
+    return current_project().postgres_url()
 
 
 def target_schema(given: str | None) -> str:
-    """The schema: given, else the loader's default_target_schema variable, else strava."""
-    return given or os.environ.get("TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA") or "strava"
+    """The schema: given, else the loader's default_target_schema, else strava."""
+    return given or current_project().postgres_schema()
+
+
+def resolve_connection(prog: str, args: argparse.Namespace) -> tuple[str | None, str] | None:
+    """``--dsn`` and ``--schema``, else the project's; None after one line on stderr."""
+    try:
+        return args.dsn or postgres_dsn(), target_schema(args.schema)
+    except ProjectError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return None
 
 
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
     """``--dsn`` and ``--schema``, defaulting to the loader's variables."""
-    parser.add_argument("--dsn", help="PostgreSQL connection (default: from TARGET_POSTGRES_*)")
     parser.add_argument(
-        "--schema",
-        help="the target schema (default: $TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA or strava)",
+        "--dsn", help="PostgreSQL connection (default: target-postgres's settings, via Meltano)"
+    )
+    parser.add_argument(
+        "--schema", help="the target schema (default: target-postgres's default_target_schema)"
     )
 
 
@@ -69,7 +88,8 @@ def run_on_postgres(
     if not dsn:
         print(
             f"{prog}: error: no PostgreSQL configured: set TARGET_POSTGRES_SQLALCHEMY_URL "
-            "(or TARGET_POSTGRES_HOST...) or --dsn",
+            "(environment or the project's .env), target-postgres's host in meltano.yml, "
+            "or --dsn",
             file=sys.stderr,
         )
         return None

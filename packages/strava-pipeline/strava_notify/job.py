@@ -45,11 +45,13 @@ from strava_notify import notify
 from strava_notify.meltano_log import MeltanoLog, step_label
 from strava_notify.messages import FAILURE, INTERRUPTED, Notification, RunReport, compose
 from strava_notify.processes import pipeline_processes
-from strava_notify.redact import RedactingFilter, Redactor, read_dotenv, url_secrets
+from strava_notify.redact import RedactingFilter, Redactor, url_secrets
 from strava_notify.tally import count_against, read_tally
 from strava_spool import holdings
 from strava_spool import status as spool_status
 from strava_spool.folder import SpoolFolder
+from tap_strava.dotenv_file import project_environment
+from tap_strava.errors import AuthorizeError
 from tap_strava.files import write_atomically
 from tap_strava.ratelimit import WAIT_MARKER
 
@@ -78,6 +80,11 @@ def default_meltano() -> str:
     return shutil.which("meltano") or "meltano"
 
 
+def job_lock_path(project_dir: Path) -> Path:
+    """The project's job lock: every job of the project, and strava-forget-athlete, take it."""
+    return project_dir / ".meltano" / "run" / "strava-job.lock"
+
+
 class JobSettingError(Exception):
     """A malformed setting of the job itself: one line naming it, exit code 2."""
 
@@ -102,6 +109,13 @@ def number_setting(
         msg = f"{name} must be at least 0, got {raw!r}"
         raise JobSettingError(msg)
     return value
+
+
+def _project_option() -> argparse.ArgumentParser:
+    """``--project-dir`` alone, to find the project's ``.env`` before the other options."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--project-dir", type=Path, default=Path.cwd())
+    return parser
 
 
 def parse_args(argv: t.Sequence[str] | None, environ: t.Mapping[str, str]) -> argparse.Namespace:
@@ -167,9 +181,8 @@ class StravaJob:
         self.options = options
         self.project_dir: Path = options.project_dir.resolve()
         self.log_dir: Path = (options.log_dir or self.project_dir / "logs").resolve()
-        dotenv = read_dotenv(self.project_dir / ".env")
         # The job's own settings may live in .env, like every other secret of the project.
-        self.settings = {**dotenv, **environ}
+        self.settings = project_environment(self.project_dir, environ)
         self.environ = dict(environ)
         urls = options.notify_url or notify.split_urls(self.settings.get("STRAVA_NOTIFY_URLS"))
         self.notify_urls: list[str] = [u for item in urls for u in notify.split_urls(item)]
@@ -181,7 +194,7 @@ class StravaJob:
         )
         self.stamp = run_stamp()
         self.log_path = self.log_dir / f"{options.job}-{self.stamp}.log"
-        self.lock_path = self.project_dir / ".meltano" / "run" / "strava-job.lock"
+        self.lock_path = job_lock_path(self.project_dir)
         self._child: subprocess.Popen[str] | None = None
         # The signal (SIGINT, SIGTERM) that stopped this job, once one arrived.
         self.interrupted: str | None = None
@@ -672,9 +685,12 @@ class StravaJob:
 def main(argv: t.Sequence[str] | None = None) -> None:
     """Console entry point ``strava-job``."""
     try:
-        options = parse_args(argv, os.environ)
+        # The defaults of the options may live in .env too (STRAVA_KEEP_LOGS, ...).
+        where, _ = _project_option().parse_known_args(argv)
+        settings = project_environment(where.project_dir, os.environ)
+        options = parse_args(argv, settings)
         code = StravaJob(options, os.environ).run()
-    except JobSettingError as exc:
+    except (JobSettingError, AuthorizeError) as exc:
         print(f"strava-job: error: {exc}; nothing was run", file=sys.stderr)
         code = EXIT_DID_NOT_RUN
     except KeyboardInterrupt:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import re
 import typing as t
-from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 MASK = "***"
@@ -43,31 +42,6 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"([?&](?:code|sig|token|key|signature)=)[^\s&\"']+", re.IGNORECASE), rf"\1{MASK}"),
     (re.compile(r"\b(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE), rf"\1{MASK}"),
 )
-
-
-def read_dotenv(path: Path) -> dict[str, str]:
-    """``KEY=VALUE`` lines of a ``.env`` file (the subset Meltano's users write).
-
-    The job is not a Meltano plugin, so Meltano does not hand it ``.env``; it reads its
-    own settings (``STRAVA_NOTIFY_URLS``) and the secrets to mask from there.
-    """
-    values: dict[str, str] = {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return values
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key.strip()] = value
-    return values
 
 
 def _token_like(text: str) -> bool:

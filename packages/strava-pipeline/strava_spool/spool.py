@@ -48,15 +48,24 @@ ABOUT = {
     "settings": [
         {"name": "spool_dir", "description": "The spool folder (one per environment)."},
         {"name": "run_stamp", "description": "Names the spool (and its CSV folder)."},
+        {"name": "label_prefix", "description": "Put before the stamp (archive-)."},
     ],
 }
 
 
 def _stamp(config: t.Mapping[str, t.Any]) -> str:
-    """The run stamp strava-job set (``STRAVA_RUN_STAMP``), else now in UTC."""
+    """The run stamp strava-job set (``STRAVA_RUN_STAMP``), else now in UTC.
+
+    ``label_prefix`` goes before it: the archive job's spools and CSV folders are
+    ``archive-<stamp>``, told apart from the daily job's at a glance.
+    """
     raw = str(config.get("run_stamp") or os.environ.get("STRAVA_RUN_STAMP") or "").strip()
     safe = "".join(ch for ch in raw if ch.isalnum() or ch in "._-")
-    return safe or datetime.datetime.now(datetime.timezone.utc).strftime(STAMP_FORMAT)
+    stamp = safe or datetime.datetime.now(datetime.timezone.utc).strftime(STAMP_FORMAT)
+    prefix = "".join(
+        ch for ch in str(config.get("label_prefix") or "") if ch.isalnum() or ch in "._-"
+    )
+    return prefix + stamp
 
 
 def spool_messages(

@@ -51,6 +51,17 @@ def read_env_file(path: Path) -> dict[str, str]:
     return {key: value for key, value in values.items() if value is not None}
 
 
+def project_environment(project_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """The settings every command of the project reads: its ``.env``, then the environment.
+
+    How the project's commands that are not Meltano plugins (``strava-job``, the data
+    commands, the dashboard) see their settings, as Meltano does for its plugins: ``.env``
+    read by python-dotenv, a variable of the environment winning over it. The receiver,
+    which does not depend on the tap, does the same with the same library.
+    """
+    return {**read_env_file(project_dir / ".env"), **environ}
+
+
 def format_env_value(value: str) -> str:
     r"""Bare when safe, else double-quoted on one line, escaped as python-dotenv decodes.
 
