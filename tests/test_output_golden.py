@@ -17,14 +17,17 @@ of two removed one checkpoint, which is the point.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import gzip
+import io
 import json
 import os
 import re
 from pathlib import Path
 
 from strava_simulator import StravaSimulator
+from tap_strava.tap import TapStrava
 from tests.conftest import tap_config_for
 from tests.support import SyncResult, run_tap
 
@@ -89,3 +92,25 @@ def test_every_record_and_state_is_what_the_code_before_issue_27_emitted(tmp_pat
     assert len(output) == len(golden), "a different number of messages"
     for index, (ours, theirs) in enumerate(zip(output, golden, strict=True)):
         assert ours == theirs, f"line {index} differs:\n ours: {ours[:600]}\n then: {theirs[:600]}"
+
+
+def test_a_property_deselected_in_the_catalog_is_still_left_out(simulator, tap_config):
+    """Records skip the SDK's selection walk only when nothing is deselected."""
+    tap = TapStrava(config=tap_config, state={}, validate_config=True)
+    activities = tap.streams["activities"]
+    activities.metadata[("properties", "kudos_count")].selected = False
+    activities.metadata[("properties", "map", "properties", "summary_polyline")].selected = False
+    for stream in tap.streams.values():
+        stream.selected = stream.name == "activities"  # the selection is resolved here
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        tap.sync_all()
+    records = [
+        json.loads(line)["record"]
+        for line in buffer.getvalue().splitlines()
+        if line.startswith('{"type":"RECORD"')
+    ]
+    assert len(records) == len(simulator.activities)
+    assert not [r for r in records if "kudos_count" in r]
+    assert not [r for r in records if "summary_polyline" in (r.get("map") or {})]
+    assert all("name" in r and "id" in (r.get("map") or {"id": 0}) for r in records)

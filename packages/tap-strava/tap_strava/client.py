@@ -23,7 +23,12 @@ from tap_strava.responses import (
     with_rate_limit_waits,
 )
 from tap_strava.run import RunOwner, SyncRun
-from tap_strava.sdk_adapter import EndOfStreamHook, mark_state_changed, owning_tap
+from tap_strava.sdk_adapter import (
+    EndOfStreamHook,
+    WholeRecordMessages,
+    mark_state_changed,
+    owning_tap,
+)
 from tap_strava.state_keys import QUOTA_STARVED_KEY, QUOTA_STOP_KEY
 
 if t.TYPE_CHECKING:
@@ -36,7 +41,7 @@ if t.TYPE_CHECKING:
     from tap_strava.auth import StravaAuthenticator
 
 
-class StravaStream(EndOfStreamHook, RESTStream[int]):
+class StravaStream(WholeRecordMessages, EndOfStreamHook, RESTStream[int]):
     """Base of every Strava stream: URL, auth, error sorting, paging, partitions."""
 
     records_jsonpath = "$[*]"

@@ -174,15 +174,23 @@ class ActivityListStream(StravaStream):
         return params
 
     def sorted_windows(
-        self, context: Context | None, start: int
+        self, context: Context | None, start: int, *, lookback: bool = False
     ) -> Iterator[list[dict[str, t.Any]]]:
-        """Activity summaries from ``start`` on, one sorted list per finished window."""
+        """Activity summaries from ``start`` on, one sorted list per finished window.
+
+        ``lookback``: ``start`` is the look-back before a bookmark, so the range to now
+        holds the look-back's activities and the new ones only: it is read as one open
+        window (no ``before``), whatever the bookmark's age. Windows of ``window_days``
+        would cost a closing empty page each (a bookmark 60 days old: three reads for
+        nothing new instead of two).
+        """
         end_date = self.config.get("end_date")
         planner = WindowPlanner(
             start=start,
             now=int(datetime.datetime.now(datetime.timezone.utc).timestamp()),
             initial_span=int(self.config.get("window_days", 30)) * DAY,
             end=epoch(end_date) if end_date else None,
+            open_from_start=lookback,
         )
         self.logger.info("%s: reading activities that started after %s", self.name, iso(start - 1))
         partition_state = self.get_context_state(context)
@@ -360,7 +368,10 @@ class ActivitiesStream(ActivityListStream):
         high_water = (
             partition_state.get("replication_key_value") if self.config.get("end_date") else None
         )
-        for batch in self.sorted_windows(context, self.starting_epoch(context)):
+        lookback = bool(partition_state.get("replication_key_value")) and not (
+            partition_state.get(RESUME_KEY) or self.config.get("end_date") or self.reconciling
+        )
+        for batch in self.sorted_windows(context, self.starting_epoch(context), lookback=lookback):
             for record in batch:
                 yield from self._emit(record, context, partition_state, high_water)
             # Pruned per window: the state written after each window stays small, however
