@@ -51,6 +51,7 @@ def test_awkward_values_digest_as_before():
     awkward: list[dict[str, t.Any]] = [
         {},
         {"id": 1, "athlete_id": 5},
+        {"id": 3, "not_in_the_schema": 1, "name": "x"},
         {"id": 2**70, "name": 'Z\u00fcrich \u231a\U0001f6b4 \ud800 \x00\n\t"\\', "extra": None},
         {"map": {"z": 1, "a": {"y": [1, {"b": 2, "a": 1}], "x": None}}, "laps": [{"b": 1, "a": 2}]},
         {"distance": float("nan"), "laps": [float("inf"), -0.0, 1e16, 1e-7, 474287.0]},
