@@ -61,7 +61,7 @@ def _lines(result: SyncResult, *, every_state: bool) -> list[str]:
 def _scenario(tmp_path: Path) -> list[str]:
     """A first sync of awkward data, then a daily run with two edits and two uploads."""
     output: list[str] = []
-    with StravaSimulator(seed=31, activity_count=120, now=ACCOUNT_END) as sim:
+    with StravaSimulator(seed=31, activity_count=260, now=ACCOUNT_END) as sim:
         newest = sim.activities[:4]
         # Values that test a canonical form: non-ASCII and control characters, an
         # integral float where an integer is declared, keys no schema declares.

@@ -69,6 +69,9 @@ class BackgroundWriter(SingerWriter):
         self._error: BaseException | None = None
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
+        # Whether the thread waits for lines: only then does a new line need to wake it
+        # (a notification per line made the two threads take turns at every message).
+        self._idle = False
 
     def format_message(self, message: Message) -> str:
         """The message's line, serialized once, as the SDK's writer would write it."""
@@ -92,7 +95,8 @@ class BackgroundWriter(SingerWriter):
                 self._raise_failure()
             self._lines.append(line)
             self._queued_bytes += len(line)
-            self._changed.notify_all()
+            if self._idle:
+                self._changed.notify_all()
 
     def close(self, timeout: float | None = None) -> None:
         """Write every queued line, then stop the thread; raises a write that failed.
@@ -125,7 +129,9 @@ class BackgroundWriter(SingerWriter):
         while True:
             with self._changed:
                 while not self._lines and not self._closing:
+                    self._idle = True
                     self._changed.wait()
+                    self._idle = False
                 if not self._lines:
                     return
                 lines = list(self._lines)

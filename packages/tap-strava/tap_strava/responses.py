@@ -81,6 +81,9 @@ def check_strava_response(response: requests.Response, account: AnswerAccount) -
     account.rate_limits.observe(response)
     status = response.status_code
     body = json_body(response)
+    if status < HTTPStatus.BAD_REQUEST and body is not None:
+        account.unauthorized_retries = 0
+        return  # a usable answer: no summary (it splits the whole text of a 300 KB page)
     summary = strava_error_summary(status, body, response.text)
     path = urlparse(response.url).path
 
@@ -122,7 +125,6 @@ def check_strava_response(response: requests.Response, account: AnswerAccount) -
         # A 200 whose body is not JSON: a truncated answer or a proxy page. Retry.
         msg = f"Strava answered {path} with a body that is not valid JSON ({summary})"
         raise RetriableAPIError(msg, response)
-    account.unauthorized_retries = 0
 
 
 _F = t.TypeVar("_F", bound=t.Callable[..., t.Any])

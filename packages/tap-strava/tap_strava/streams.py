@@ -441,7 +441,8 @@ class ActivitiesStream(ActivityListStream):
                 newer = cursor.newest is None or epoch(record["start_date"]) > epoch(cursor.newest)
                 if newer and not self.is_future(record, warn=False):
                     cursor.newest = str(record["start_date"])
-                yield from self._emit(record, context, partition_state, None)
+                kept_from = self._backfill_digest_floor(cursor)
+                yield from self._emit(record, context, partition_state, None, kept_from)
                 # The SDK moved the bookmark to this (older) record: not while backfilling.
                 if high_water:
                     partition_state["replication_key_value"] = high_water
@@ -476,10 +477,21 @@ class ActivitiesStream(ActivityListStream):
         partition_state[DIGESTS_KEY] = self._digests_to_keep(self._digests, partition_state)
         mark_state_changed(self)
 
+    def _backfill_digest_floor(self, cursor: Cursor) -> int | None:
+        """The oldest start whose digest a backfill keeps (None: all, nothing read yet).
+
+        ``cursor.newest`` only grows during a backfill, so an activity older than this
+        floor is dropped by :meth:`_prune_backfill_digests` at the end of its page at the
+        latest: its digest is not worth computing (in a first sync, all but a week's).
+        """
+        if not cursor.newest:
+            return None
+        return epoch(cursor.newest) - int(self.config.get("lookback_days", 7)) * DAY - 1
+
     def _prune_backfill_digests(self, cursor: Cursor, partition_state: dict[str, t.Any]) -> None:
         """During a backfill only the newest look-back window's digests are worth keeping."""
-        if cursor.newest:
-            floor = epoch(cursor.newest) - int(self.config.get("lookback_days", 7)) * DAY - 1
+        floor = self._backfill_digest_floor(cursor)
+        if floor is not None and cursor.newest:
             self._digests = {
                 key: value
                 for key, value in self._digests.items()
@@ -493,8 +505,13 @@ class ActivitiesStream(ActivityListStream):
         context: Context | None,
         partition_state: dict[str, t.Any],
         high_water: str | None,
+        digest_floor: int | None = None,
     ) -> Iterable[dict[str, t.Any]]:
-        """Emit one listed activity (at most once per run); keep its digest and gear id."""
+        """Emit one listed activity (at most once per run); keep its digest and gear id.
+
+        ``digest_floor``: an activity that started before it gets no digest (a backfill
+        would drop it at the end of the page; see :meth:`_backfill_digest_floor`).
+        """
         activity_id = int(record["id"])
         if activity_id in self._emitted:
             return
@@ -516,7 +533,13 @@ class ActivitiesStream(ActivityListStream):
             # A date-range backfill never moves a later bookmark back.
             partition_state["replication_key_value"] = high_water
         # `record` is now conformed and emitted: remember what the target got.
-        self._digests[str(activity_id)] = [record["start_date"], record_digest(record, properties)]
+        if digest_floor is None or future or epoch(record["start_date"]) >= digest_floor:
+            self._digests[str(activity_id)] = [
+                record["start_date"],
+                record_digest(record, properties),
+            ]
+        else:
+            self._digests.pop(str(activity_id), None)  # as the pruning would have
         if record.get("gear_id"):
             gear_ids = self.sync_run.gear_ids_seen.setdefault(self.account.athlete_id, set())
             gear_ids.add(str(record["gear_id"]))
