@@ -24,8 +24,10 @@ import io
 import json
 import os
 import re
+import typing as t
 from pathlib import Path
 
+from strava_notify.tally import RunTally
 from strava_simulator import StravaSimulator
 from tap_strava.tap import TapStrava
 from tests.conftest import tap_config_for
@@ -58,27 +60,43 @@ def _lines(result: SyncResult, *, every_state: bool) -> list[str]:
     return [_normalized(line) for line in kept]
 
 
+def _account() -> StravaSimulator:
+    return StravaSimulator(seed=31, activity_count=260, now=ACCOUNT_END)
+
+
+def _edits_before_the_first_sync(sim: StravaSimulator, newest: list[dict[str, t.Any]]) -> None:
+    """Values that test a canonical form, and a watch whose clock is years ahead.
+
+    Non-ASCII and control characters, an integral float where an integer is declared,
+    keys no schema declares; the wrong-clock activity is listed by every run and emitted
+    only when its digest changed.
+    """
+    sim.update_activity(newest[0]["id"], name='Zürich "loop" \u231a\t\u00e9\U0001f6b4')
+    sim.update_activity(newest[1]["id"], moving_time=3600.0, brand_new_metric=1.5)
+    sim.update_activity(newest[2]["id"], name="", description="a\nb\\c")
+    sim.update_activity(newest[3]["id"], map={"id": "x", "summary_polyline": "", "odd": 1})
+    sim.add_activity(start_date="2031-01-01T08:00:00Z", name="Wrong clock")
+
+
+def _edits_after_the_first_sync(sim: StravaSimulator, newest: list[dict[str, t.Any]]) -> None:
+    """Two edits within the look-back, a late upload and a new activity."""
+    sim.update_activity(newest[1]["id"], name="Renamed after upload")
+    sim.update_activity(newest[3]["id"], sport_type="Ride")
+    sim.add_activity(start_date="2026-10-14T06:00:00Z", name="Late upload, before the end")
+    sim.add_activity(start_date="2026-10-20T07:30:00Z", name="Brand new")
+
+
 def _scenario(tmp_path: Path) -> list[str]:
     """A first sync of awkward data, then a daily run with two edits and two uploads."""
     output: list[str] = []
-    with StravaSimulator(seed=31, activity_count=260, now=ACCOUNT_END) as sim:
+    with _account() as sim:
         newest = sim.activities[:4]
-        # Values that test a canonical form: non-ASCII and control characters, an
-        # integral float where an integer is declared, keys no schema declares.
-        sim.update_activity(newest[0]["id"], name='Zürich "loop" \u231a\t\u00e9\U0001f6b4')
-        sim.update_activity(newest[1]["id"], moving_time=3600.0, brand_new_metric=1.5)
-        sim.update_activity(newest[2]["id"], name="", description="a\nb\\c")
-        sim.update_activity(newest[3]["id"], map={"id": "x", "summary_polyline": "", "odd": 1})
-        # A watch whose clock is years ahead: listed by every run, emitted only when changed.
-        sim.add_activity(start_date="2031-01-01T08:00:00Z", name="Wrong clock")
+        _edits_before_the_first_sync(sim, newest)
         config = tap_config_for(sim, tmp_path)
         first = run_tap(config, streams=DAILY)
         output += ["# first sync", *_lines(first, every_state=True)]
 
-        sim.update_activity(newest[1]["id"], name="Renamed after upload")
-        sim.update_activity(newest[3]["id"], sport_type="Ride")
-        sim.add_activity(start_date="2026-10-14T06:00:00Z", name="Late upload, before the end")
-        sim.add_activity(start_date="2026-10-20T07:30:00Z", name="Brand new")
+        _edits_after_the_first_sync(sim, newest)
         second = run_tap(config, state=first.final_state, streams=DAILY)
         output += ["# daily run", *_lines(second, every_state=False)]
     return output
@@ -114,3 +132,41 @@ def test_a_property_deselected_in_the_catalog_is_still_left_out(simulator, tap_c
     assert not [r for r in records if "kudos_count" in r]
     assert not [r for r in records if "summary_polyline" in (r.get("map") or {})]
     assert all("name" in r and "id" in (r.get("map") or {"id": 0}) for r in records)
+
+
+def _golden_section(name: str) -> list[str]:
+    lines = gzip.decompress(GOLDEN.read_bytes()).decode().splitlines()
+    start = lines.index(f"# {name}") + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("# ")), len(lines))
+    return lines[start:end]
+
+
+def test_an_upgrade_from_the_previous_versions_state_emits_nothing_extra(tmp_path: Path) -> None:
+    """The daily run, from the state the code before issue 27 wrote (in the capture).
+
+    The same activity records as that code emitted (the wrong-clock activity, whose digest
+    decides, is not among them), and the tally mapper, reading the old state's digests,
+    counts 2 new and 2 updated, the rest unchanged, as it did.
+    """
+    first_sync = _golden_section("first sync")
+    old_state = json.loads(next(x for x in reversed(first_sync) if '"type":"STATE"' in x[:40]))
+    with _account() as sim:
+        newest = sim.activities[:4]
+        _edits_before_the_first_sync(sim, newest)  # the capture's account, as it was
+        _edits_after_the_first_sync(sim, newest)
+        result = run_tap(tap_config_for(sim, tmp_path), state=old_state["value"])
+
+    def activities(lines: list[str]) -> list[str]:
+        return [
+            _normalized(x) for x in lines if x.startswith('{"type":"RECORD","stream":"activities"')
+        ]
+
+    assert activities(result.lines) == activities(_golden_section("daily run"))
+    tally = RunTally()
+    for message in result.messages:
+        handler = {"SCHEMA": tally.on_schema, "RECORD": tally.on_record, "STATE": tally.on_state}
+        if message["type"] in handler:
+            handler[message["type"]](message)
+    counts = tally.streams["activities"]
+    assert (counts.new, counts.updated) == (2, 2)
+    assert counts.unchanged == counts.records - 4 > 0
