@@ -28,6 +28,7 @@ import threading
 import typing as t
 
 from singer_sdk.io_base import SingerWriter
+from singer_sdk.singerlib import RecordMessage
 
 if t.TYPE_CHECKING:
     from singer_sdk.singerlib import Message
@@ -76,6 +77,18 @@ class BackgroundWriter(SingerWriter):
     def format_message(self, message: Message) -> str:
         """The message's line, serialized once, as the SDK's writer would write it."""
         try:
+            if type(message) is RecordMessage:
+                # RecordMessage.to_dict, with time_extracted already text (no callback).
+                line: dict[str, t.Any] = {
+                    "type": "RECORD",
+                    "stream": message.stream,
+                    "record": message.record,
+                }
+                if message.version is not None:
+                    line["version"] = message.version
+                if message.time_extracted is not None:
+                    line["time_extracted"] = message.time_extracted.isoformat(sep="T")
+                return _FAST_JSON(line)
             return _FAST_JSON(message.to_dict())
         except (ValueError, TypeError):
             return super().format_message(message)
