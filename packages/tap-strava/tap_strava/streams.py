@@ -426,21 +426,25 @@ class ActivitiesStream(ActivityListStream):
                 page = {_activity_key(item): item for item in self.request_records(context)}
             finally:
                 self._cursor = None
+            # Each start parsed once per page (sorting, the cursor and the range use it).
+            start_of = {key: epoch(item["start_date"]) for key, item in page.items()}
             fresh = [
-                item
+                (activity_id, item)
                 for activity_id, item in page.items()
                 if not (
                     cursor.before is not None
-                    and epoch(item["start_date"]) == cursor.before - 1
+                    and start_of[activity_id] == cursor.before - 1
                     and activity_id in cursor.seen
                 )
             ]
-            in_range = [i for i in fresh if floor is None or epoch(i["start_date"]) >= floor]
-            in_range.sort(key=lambda r: (epoch(r["start_date"]), int(r["id"])), reverse=True)
-            for record in in_range:
-                newer = cursor.newest is None or epoch(record["start_date"]) > epoch(cursor.newest)
+            in_range = [pair for pair in fresh if floor is None or start_of[pair[0]] >= floor]
+            in_range.sort(key=lambda pair: (start_of[pair[0]], pair[0]), reverse=True)
+            newest_start = epoch(cursor.newest) if cursor.newest else None
+            for activity_id, record in in_range:
+                newer = newest_start is None or start_of[activity_id] > newest_start
                 if newer and not self.is_future(record, warn=False):
                     cursor.newest = str(record["start_date"])
+                    newest_start = start_of[activity_id]
                 kept_from = self._backfill_digest_floor(cursor)
                 yield from self._emit(record, context, partition_state, None, kept_from)
                 # The SDK moved the bookmark to this (older) record: not while backfilling.
@@ -451,7 +455,7 @@ class ActivitiesStream(ActivityListStream):
             self._prune_backfill_digests(cursor, partition_state)
             if not page or (floor is not None and len(in_range) < len(fresh)):
                 break  # an empty answer (or the start_date passed): the history is read
-            oldest = min(epoch(item["start_date"]) for item in page.values())
+            oldest = min(start_of.values())
             if not fresh and len(page) >= MAX_PAGE_SIZE:
                 cursor.page += 1  # a full page of one second: page on at that bound
                 continue
@@ -459,7 +463,7 @@ class ActivitiesStream(ActivityListStream):
                 # Only equal start times seen already: ask strictly older, to the end.
                 cursor.before, cursor.seen, cursor.page = oldest, [], 1
                 continue
-            at_oldest = [int(i["id"]) for i in page.values() if epoch(i["start_date"]) == oldest]
+            at_oldest = [activity_id for activity_id, start in start_of.items() if start == oldest]
             if len(page) >= MAX_PAGE_SIZE:
                 # A full page may cut a group of equal start times: ask that second again.
                 seen = cursor.seen if cursor.before == oldest + 1 else []
