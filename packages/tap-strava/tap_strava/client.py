@@ -55,6 +55,17 @@ class StravaStream(WholeRecordMessages, EndOfStreamHook, RESTStream[int]):
 
     _account: StravaAccount | None = None
 
+    def generate_child_contexts(
+        self, record: dict[str, t.Any], context: Context | None
+    ) -> Iterable[Context | None]:
+        """None: no Strava stream has child streams.
+
+        The SDK's default hands every record down as a context, and for each one checks
+        the stream maps' filter and copies the context for children there are none of.
+        """
+        del record, context
+        return ()
+
     @property
     def account(self) -> StravaAccount:
         """The account of the partition being synced (its athlete's token)."""

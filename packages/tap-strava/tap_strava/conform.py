@@ -157,6 +157,9 @@ class _Plan:
     schema: t.Mapping[str, t.Any]  # kept so that its id() is not reused
     fields: tuple[tuple[str, frozenset[str], frozenset[type]], ...]
     nested: tuple[tuple[str, t.Mapping[str, t.Any]], ...]  # may hold undeclared keys
+    #: Per nested object, its declared keys when none of them is a closed object itself
+    #: (such an object with only declared keys needs no walk), else None.
+    flat_keys: tuple[frozenset[str] | None, ...]
     #: Per declared name, the Python types that need no conversion (the catch-all column:
     #: every type, it is never converted); a name missing here is undeclared.
     fast: t.Mapping[str, frozenset[type] | None]
@@ -189,7 +192,13 @@ def _plan(schema: t.Mapping[str, t.Any]) -> _Plan:
     fast_by_name: dict[str, frozenset[type] | None] = {name: fast for name, _, fast in fields}
     if UNKNOWN_FIELDS in fast_by_name:
         fast_by_name[UNKNOWN_FIELDS] = None
-    plan = _Plan(schema, tuple(fields), tuple(nested), fast_by_name)
+    flat_keys = tuple(
+        None
+        if any(_has_closed_object(sub) for sub in spec["properties"].values())
+        else frozenset(spec["properties"])
+        for _, spec in nested
+    )
+    plan = _Plan(schema, tuple(fields), tuple(nested), flat_keys, fast_by_name)
     _PLANS[id(schema)] = plan
     return plan
 
@@ -225,9 +234,9 @@ def conform_to_schema(
     unknown: dict[str, t.Any] = {}
     for key in undeclared:
         unknown[key] = record.pop(key)
-    for name, spec in plan.nested:
+    for (name, spec), flat in zip(plan.nested, plan.flat_keys, strict=True):
         value = record.get(name)
-        if isinstance(value, dict):
+        if isinstance(value, dict) and not (flat is not None and value.keys() <= flat):
             _move_unknown(value, spec, name, unknown)
     if unknown:
         _warn_unknown(logger, label.split(" ", 1)[0], tuple(sorted(unknown)))
