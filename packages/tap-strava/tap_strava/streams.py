@@ -130,11 +130,11 @@ class ActivityListStream(StravaStream):
         bookmark in 2031 would make every later run start in 2031 and find nothing, with
         every notification saying "no new activities".
         """
-        started_at = int(self.sync_run.started_at.timestamp())
-        if epoch(activity["start_date"]) <= started_at:
+        if epoch(activity["start_date"]) <= self._run_started_epoch():
             return False
         if not warn:
             return True
+        started_at = self._run_started_epoch()
         self.logger.warning(
             "%s: activity %s starts at %s, after this run started (%s): a device clock set "
             "wrong? It is loaded, but the bookmark stays before the run's start",
@@ -144,6 +144,15 @@ class ActivityListStream(StravaStream):
             iso(started_at),
         )
         return True
+
+    _started: tuple[datetime.datetime, int] | None = None
+
+    def _run_started_epoch(self) -> int:
+        """The run's start in epoch seconds (asked for every listed activity)."""
+        started_at = self.sync_run.started_at
+        if self._started is None or self._started[0] is not started_at:
+            self._started = (started_at, int(started_at.timestamp()))
+        return self._started[1]
 
     # The newest-first backfill (see ActivitiesStream): one request per call, no ``after``.
     _cursor: Cursor | None = None
