@@ -30,7 +30,14 @@ Tap throughput
     bodies read but not decoded, i.e. the simulator's own serving speed (no client can go
     faster). The three run in turn, ``--repeats`` times (once above 10,000 activities,
     where each round takes minutes); medians are shown and
-    ``tap/baseline`` is the median of the per-round ratios: the figure to quote.
+    ``tap/baseline`` is the median of the per-round ratios. ``bare loop`` (issue 27): the
+    same URLs with ``urllib``, each answer decoded and each record re-emitted as a Singer
+    RECORD line (to /dev/null), a process of its own; ``tap / bare loop`` is the median
+    of the per-round ratios of seconds, the figure issue 27 holds to at most 2.0 at
+    10,000. ``--profile`` runs one more first sync under cProfile and reports its own
+    time by group (socket reads, decoding, serialization, digest, conforming, imports)
+    and its costliest functions; ``--throughput-only`` leaves out everything after the
+    throughput rounds (the incremental runs, Meltano, the requests section).
 End to end
     ``meltano run tap-strava target-postgres`` and ``... target-csv`` (first sync, fresh
     state and schema; records/s over every record the tap emits) beside target-postgres
@@ -424,10 +431,50 @@ def loop_main(kind: str, spec_file: Path) -> None:
     json.dump(result, sys.stdout)
 
 
+def installed_env() -> dict[str, str]:
+    """This environment, with bytecode caching on, as for an installed tap.
+
+    ``PYTHONDONTWRITEBYTECODE`` (set in some shells and CI images) makes every process
+    compile the editable packages' sources again at each start: about 0.4 s of a tap's
+    start-up that an installed tap (whose ``.pyc`` files pip wrote) never pays.
+    """
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+#: Issue 27's bare loop, run as ``python -c`` so that it imports nothing but what it uses
+#: (``python -m devtools.bench`` would import the benchmark, the simulator and psutil,
+#: about 0.2 s of CPU the loop does not need): the same URLs with urllib, each answer
+#: decoded, each record re-emitted as a Singer RECORD line (to /dev/null, as the tap's
+#: output is here); what it read, as JSON on stdout.
+BARE_LOOP = """
+import json, os, sys, time, urllib.request
+spec = json.load(open(sys.argv[1]))
+started = time.perf_counter()
+pages = []
+with open(os.devnull, "w", encoding="utf-8") as sink:
+    for url in spec["urls"]:
+        request = urllib.request.Request(
+            url, headers={"Authorization": "Bearer " + spec["access_token"]}
+        )
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            body = json.loads(answer.read())
+        items = body if isinstance(body, list) else [body]
+        stream = "activities" if isinstance(body, list) else "other"
+        for item in items:
+            sink.write(json.dumps({"type": "RECORD", "stream": stream, "record": item}) + "\\n")
+        pages.append({"items": len(items), "ids": []})
+json.dump({"seconds": time.perf_counter() - started, "pages": pages, "bytes": 0}, sys.stdout)
+"""
+
+
 def run_loop(kind: str, spec_file: Path, workdir: Path) -> tuple[Measured, JSONDict]:
     out = workdir / f"loop-{kind}.json"
     cmd = [sys.executable, "-m", "devtools.bench", "--loop", kind, str(spec_file)]
-    measured = run_measured(cmd, env=dict(os.environ), log=workdir / f"loop-{kind}.log", stdout=out)
+    if kind == "bare":
+        cmd = [sys.executable, "-c", BARE_LOOP, str(spec_file)]
+    measured = run_measured(cmd, env=installed_env(), log=workdir / f"loop-{kind}.log", stdout=out)
     if not measured.ok:
         sys.exit(f"bench: the {kind} loop failed: {measured.tail()}")
     return measured, json.loads(out.read_text())
@@ -542,6 +589,19 @@ class SizeResult:
     baseline_seconds: list[float] = dataclasses.field(default_factory=list)
     serve_seconds: list[float] = dataclasses.field(default_factory=list)
     ratios: list[float] = dataclasses.field(default_factory=list)
+    #: Issue 27: the bare urllib loop that re-emits every record, and tap / bare per round.
+    bare_seconds: list[float] = dataclasses.field(default_factory=list)
+    bare_ratios: list[float] = dataclasses.field(default_factory=list)
+    #: The same in CPU seconds (user + system, the kernel's account): steadier than wall
+    #: time on a shared machine, where a process also waits for a core.
+    tap_cpu: list[float] = dataclasses.field(default_factory=list)
+    bare_cpu: list[float] = dataclasses.field(default_factory=list)
+    bare_cpu_ratios: list[float] = dataclasses.field(default_factory=list)
+    #: CPU seconds of each process's start-up alone (its imports), medians of 3.
+    tap_startup_cpu: float | None = None
+    bare_startup_cpu: float | None = None
+    #: cProfile of one first sync (``--profile``): total seconds and the top entries.
+    profile: str = ""
     loads: dict[str, float | None] = dataclasses.field(default_factory=dict)
     memory: dict[str, float] = dataclasses.field(default_factory=dict)
     failures: list[str] = dataclasses.field(default_factory=list)
@@ -590,7 +650,7 @@ class SizeBench:
             cmd += ["--state", str(state_file)]
         measured = run_measured(
             cmd,
-            env=dict(os.environ),
+            env=installed_env(),
             log=self.workdir / f"{name}.log",
             stdout=out,
             timeout=self.args.timeout,
@@ -648,18 +708,56 @@ class SizeBench:
         rounds = self.args.repeats if self.size <= ROUNDS_UP_TO else 1
         for round_ in range(rounds):
             tap = self.run_tap(f"throughput-{round_}", None, None)
+            bare, _ = run_loop("bare", self.spec, self.workdir)
             base, _ = run_loop("baseline", self.spec, self.workdir)
             serve, _ = run_loop("serve", self.spec, self.workdir)
             result.tap_seconds.append(tap.seconds)
+            result.bare_seconds.append(bare.seconds)
+            result.bare_ratios.append(tap.seconds / bare.seconds)
+            result.tap_cpu.append(tap.cpu_seconds)
+            result.bare_cpu.append(bare.cpu_seconds)
+            result.bare_cpu_ratios.append(tap.cpu_seconds / max(bare.cpu_seconds, 0.01))
             result.baseline_seconds.append(base.seconds)
             result.serve_seconds.append(serve.seconds)
             result.ratios.append(base.seconds / tap.seconds)
             result.memory["tap alone"] = max(result.memory["tap alone"], tap.maxrss_mb)
             result.memory["baseline loop"] = base.maxrss_mb
             self.log(
-                f"round {round_ + 1}: tap {tap.seconds:.2f}s, baseline {base.seconds:.2f}s, "
+                f"round {round_ + 1}: tap {tap.seconds:.2f}s, bare loop {bare.seconds:.2f}s "
+                f"({tap.seconds / bare.seconds:.2f}x; CPU {tap.cpu_seconds:.2f}s against "
+                f"{bare.cpu_seconds:.2f}s), baseline {base.seconds:.2f}s, "
                 f"serve {serve.seconds:.2f}s"
             )
+
+    def profile(self) -> None:
+        """One more first sync of the tap alone, under cProfile: where its time goes."""
+        import pstats
+
+        out = self.workdir / "tap.prof"
+        cmd = [sys.executable, "-m", "cProfile", "-o", str(out), str(BIN / "tap-strava")]
+        cmd += ["--config", str(self.tap_config())]
+        measured = run_measured(
+            cmd, env=installed_env(), log=self.workdir / "profile.log", timeout=self.args.timeout
+        )
+        if not measured.ok:
+            self.fail(f"profiled tap exited {measured.returncode}: {measured.tail(600)}")
+            return
+        self.result.profile = profile_table(pstats.Stats(str(out)), measured.seconds)
+
+    def startup(self) -> None:
+        """CPU of the tap's and the bare loop's start-up alone (their imports)."""
+
+        def cpu(code: str) -> float:
+            runs = [
+                run_measured(
+                    [sys.executable, "-c", code], env=installed_env(), log=self.workdir / "s.log"
+                )
+                for _ in range(3)
+            ]
+            return _med([run.cpu_seconds for run in runs])
+
+        self.result.tap_startup_cpu = cpu("import tap_strava.tap")
+        self.result.bare_startup_cpu = cpu("import json, os, sys, time, urllib.request")
 
     def incremental(self, label: str, state: JSONDict | None) -> JSONDict | None:
         self.sim.clear_requests()
@@ -960,6 +1058,11 @@ class SizeBench:
                 self.xml()
                 return self.result
             self.throughput()
+            self.startup()
+            if self.args.profile:
+                self.profile()
+            if self.args.throughput_only:
+                return self.result
             self.state2 = self.incremental("nothing new", self.state1)
             if not self.args.no_meltano:
                 self.end_to_end()
@@ -1693,6 +1796,55 @@ def machine() -> str:
     )
 
 
+#: Issue 27: the tap alone at most this many times the bare loop's seconds at 10,000.
+BARE_LOOP_BAR = 2.0
+#: Where a first sync's time goes: (group, file suffix, function, own or cumulative time).
+#: The functions do not call one another, so their times add up; the rest is the SDK's
+#: per-record path, the tap's streams and windows, and the interpreter.
+PROFILE_GROUPS = (
+    ("socket reads (waiting for the simulator)", "~", "<method 'recv_into'", "own"),
+    ("decoding answers (JSON)", "decoder.py", "raw_decode", "own"),
+    ("imports", "<frozen importlib._bootstrap>", "_find_and_load", "cumulative"),
+    (
+        "RECORD lines (BackgroundWriter.format_message)",
+        "message_writer.py",
+        "format_message",
+        "cumulative",
+    ),
+    ("digest (record_digest)", "digest.py", "record_digest", "cumulative"),
+    ("conforming (conform_to_schema)", "conform.py", "conform_to_schema", "cumulative"),
+)
+
+
+def profile_table(stats: Any, seconds: float) -> str:
+    """The profile's time by group, then its 15 costliest functions by own time."""
+    entries = stats.stats  # {(file, line, function): (calls, primitive, own, cumulative, _)}
+    total = float(stats.total_tt)
+    groups: dict[str, float] = {}
+    for label, suffix, function, kind in PROFILE_GROUPS:
+        groups[label] = sum(
+            entry[2] if kind == "own" else entry[3]
+            for (filename, _, name), entry in entries.items()
+            if filename.endswith(suffix) and (name == function or name.startswith(f"{function} "))
+        )
+    groups["the rest: the SDK's per-record path, streams, interpreter"] = total - sum(
+        groups.values()
+    )
+    lines = [
+        f"Under the profiler: {seconds:.2f} s wall, {total:.2f} s profiled.\n",
+        "| where | s | share |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {group} | {spent:.2f} | {spent / total:.0%} |" for group, spent in groups.items()]
+    lines += ["", "| function | calls | own s | cumulative s |", "|---|---:|---:|---:|"]
+    top = sorted(entries.items(), key=lambda item: -item[1][2])[:15]
+    for (filename, line, function), entry in top:
+        short = "/".join(Path(filename).parts[-2:]) if filename != "~" else ""
+        name = f"{short}:{line}({function})" if short else function
+        lines.append(f"| `{name}` | {entry[0]:,} | {entry[2]:.2f} | {entry[3]:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def _med(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -1719,10 +1871,10 @@ def report(results: list[SizeResult]) -> str:
             )
     add("\n### Tap throughput (first sync, medians)\n")
     add(
-        "| activities | records | tap s | tap rec/s | baseline s | baseline rec/s "
-        "| serve s | serve rec/s | tap/baseline | rounds |"
+        "| activities | records | tap s | tap rec/s | bare loop s | tap / bare loop "
+        "| baseline s | baseline rec/s | serve s | serve rec/s | tap/baseline | rounds |"
     )
-    add("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    add("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for res in results:
         if not res.tap_seconds:
             continue
@@ -1733,9 +1885,31 @@ def report(results: list[SizeResult]) -> str:
         )
         add(
             f"| {res.size:,} | {res.records:,} | {tap:.2f} | {_rate(res.records, tap)} "
+            f"| {_med(res.bare_seconds):.2f} | {_med(res.bare_ratios):.2f}x "
             f"| {base:.2f} | {_rate(res.records, base)} | {serve:.2f} "
             f"| {_rate(res.records, serve)} | {_med(res.ratios):.0%} | {len(res.ratios)} |"
         )
+    if any(res.bare_cpu for res in results):
+        add("\n### Tap against the bare loop in CPU seconds (user + system, medians)\n")
+        add(
+            "| activities | tap CPU s | of which start-up | bare loop CPU s | of which start-up "
+            "| tap / bare loop (CPU) | the same after start-up (per record) | rounds |"
+        )
+        add("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for res in results:
+            if res.bare_cpu:
+                tap_cpu, bare_cpu = _med(res.tap_cpu), _med(res.bare_cpu)
+                tap_start, bare_start = res.tap_startup_cpu or 0.0, res.bare_startup_cpu or 0.0
+                per_record = (tap_cpu - tap_start) / max(bare_cpu - bare_start, 0.01)
+                add(
+                    f"| {res.size:,} | {tap_cpu:.2f} | {tap_start:.2f} | {bare_cpu:.2f} "
+                    f"| {bare_start:.2f} | {_med(res.bare_cpu_ratios):.2f}x | {per_record:.2f}x "
+                    f"| {len(res.bare_cpu_ratios)} |"
+                )
+    for res in results:
+        if res.profile:
+            add(f"\n### Where the tap's time goes ({res.size:,} activities, cProfile)\n")
+            add(res.profile)
     add("\n### Loads (first sync; seconds and records/s)\n")
     add("| activities | load | seconds | records/s | vs same target from file |")
     add("|---:|---|---:|---:|---:|")
@@ -1815,6 +1989,14 @@ def goals(results: list[SizeResult]) -> str:
             ratio = _med(res.ratios)
             lines.append(
                 f"- {res.size:,} tap/baseline {ratio:.0%}: {'met' if ratio >= 0.5 else 'NOT met'}"
+            )
+        if res.bare_ratios:
+            bare = _med(res.bare_ratios)
+            cpu = _med(res.bare_cpu_ratios)
+            lines.append(
+                f"- {res.size:,} tap / bare loop {bare:.2f}x wall, {cpu:.2f}x CPU (issue 27: "
+                f"at most 2.0x at 10,000): {'met' if bare <= BARE_LOOP_BAR else 'NOT met'} "
+                f"(wall), {'met' if cpu <= BARE_LOOP_BAR else 'NOT met'} (CPU)"
             )
         e2e = res.loads.get("meltano run -> target-postgres")
         alone = res.loads.get("target-postgres from file")
@@ -1900,6 +2082,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="only issue 14's requests section (first syncs, 4 reads/window, strava-daily)",
     )
+    parser.add_argument(
+        "--throughput-only",
+        action="store_true",
+        help="per size only the first sync and the throughput rounds (issue 27's ratio)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="one more first sync per size under cProfile"
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per process")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the files here")
     parser.add_argument("--output", type=Path, default=None, help="also write the report here")
@@ -1921,17 +2111,18 @@ def main(argv: list[str] | None = None) -> None:
     requests_result: RequestsResult | None = None
     started = time.perf_counter()
     # The requests section's daily job loads Postgres; without Meltano nothing does.
-    needs_postgres = bool(sizes) or not args.no_meltano
+    needs_postgres = (bool(sizes) or not args.no_meltano) and not args.throughput_only
     with contextlib.ExitStack() as stack:
         url = stack.enter_context(postgres(args.postgres_url, workdir)) if needs_postgres else None
         for size in sizes:
-            assert url is not None
+            assert url is not None or args.throughput_only
             folder = workdir / str(size)
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir()
-            results.append(SizeBench(size, args, folder, url).run())
-            drop_schemas(url, size)
-        if not args.xml_only:
+            results.append(SizeBench(size, args, folder, url or "").run())
+            if url is not None:
+                drop_schemas(url, size)
+        if not (args.xml_only or args.throughput_only):
             folder = workdir / "requests"
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir()

@@ -17,6 +17,8 @@ class SyncResult:
 
     messages: list[dict[str, t.Any]]
     error: BaseException | None = None
+    #: The lines as written (the messages above are these, decoded).
+    lines: list[str] = dataclasses.field(default_factory=list)
 
     def records(self, stream: str) -> list[dict[str, t.Any]]:
         return [
@@ -61,8 +63,8 @@ def run_tap(
             if not allow_failure:
                 raise
             error = exc
-    messages = [json.loads(line) for line in buffer.getvalue().splitlines() if line]
-    return SyncResult(messages, error)
+    lines = [line for line in buffer.getvalue().splitlines() if line]
+    return SyncResult([json.loads(line) for line in lines], error, lines)
 
 
 def bookmark(state: dict[str, t.Any], stream: str = "activities") -> str | None:

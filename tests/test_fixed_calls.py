@@ -18,7 +18,7 @@ from strava_simulator import StravaSimulator
 from tap_strava.dates import iso
 from tap_strava.shared_facts import SharedFacts
 from tests.conftest import tap_config_for
-from tests.support import run_tap
+from tests.support import bookmark, run_tap
 
 DAILY = ("activities", "athlete", "athlete_stats", "gear")
 
@@ -194,3 +194,34 @@ def test_ten_athletes_with_nothing_new_fit_one_window(tmp_path):
         reads = sum(1 for r in sim.requests if r.path.startswith("/api/"))
         assert reads <= 4 * 10, reads
         assert 429 not in [r.status for r in sim.requests]
+
+
+def test_a_bookmark_60_days_old_costs_the_look_back_page_and_its_end(tmp_path):
+    """An athlete who paused training: nothing new costs 2 reads (4 on the day's first run).
+
+    The look-back from a bookmark 60 days old to now is one open window: its page and the
+    closing empty page, not a window of ``window_days`` and then the open one after it.
+    """
+    sixty_days_ago = time.time() - 60 * 86400
+    with StravaSimulator(seed=12, activity_count=40, now=sixty_days_ago) as sim:
+        config = tap_config_for(sim, tmp_path)
+        first = run_tap(config, streams=DAILY)
+        assert bookmark(first.final_state) == sim.activities[0]["start_date"]
+        athlete = str(sim.athlete_id)
+
+        def yesterday(document: dict) -> None:
+            entry = document["athletes"][athlete]
+            entry["profile_on"] = entry["stats_on"] = "2000-01-01"
+
+        _edit_facts(config, yesterday)
+        sim.clear_requests()
+        day_first = run_tap(config, state=first.final_state, streams=DAILY)
+        assert _reads(sim) == {"/athlete/activities": 2, "/athlete": 1, "athletes": 1}
+        list_pages = [r for r in sim.requests if r.path == "/api/v3/athlete/activities"]
+        assert all("before" not in r.query for r in list_pages), "one open window"
+        assert day_first.ids(), "the look-back's activities, read again"
+
+        sim.clear_requests()
+        later = run_tap(config, state=day_first.final_state, streams=DAILY)
+        assert _reads(sim) == {"/athlete/activities": 2}, "the look-back page and its end"
+        assert later.ids() == day_first.ids()

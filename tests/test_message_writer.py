@@ -19,6 +19,7 @@ import typing as t
 import pytest
 from singer_sdk.singerlib import RecordMessage
 
+from tap_strava import message_writer
 from tap_strava.message_writer import BackgroundWriter
 from tests.export_fixtures import Activity, gz, samples, start_at, tcx_bytes, write_archive
 
@@ -209,3 +210,36 @@ def test_a_stopped_run_ends_although_the_target_does_not_read(tmp_path):
     records = [m for m in complete if m["type"] == "RECORD"]
     done = [m["record"]["id"] for m in records if m["stream"] == "export_activities"]
     assert done == [a.id for a in activities][: len(done)]  # in order, nothing doubled
+
+
+def test_each_line_is_byte_for_byte_the_sdks_line():
+    """The writer's own (faster) serializer writes exactly what the SDK's would."""
+    import datetime
+    import decimal
+
+    from singer_sdk.singerlib import SchemaMessage, StateMessage
+    from singer_sdk.singerlib.encoding.simple import SimpleSingerWriter
+
+    when = datetime.datetime(2026, 12, 6, 18, 0, 1, 250, tzinfo=datetime.timezone.utc)
+    awkward = {
+        "id": 2**70,
+        "name": 'Z\u00fcrich \u231a\U0001f6b4 \ud800 \x00\x1f\n\t"\\/\u2028',
+        "floats": [0.1, -0.0, 1e16, 1e-7, 474287.0, 1.7976931348623157e308],
+        "nested": {"b": [{"z": None, "a": True}], "a": False},
+        "empty": [{}, [], ""],
+    }
+    messages = [
+        RecordMessage(stream="activities", record=awkward, version=17, time_extracted=when),
+        RecordMessage(stream="s", record={"nan": float("nan"), "inf": float("-inf")}),
+        RecordMessage(stream="s", record={"amount": decimal.Decimal("12.50")}),
+        RecordMessage(stream="s", record={"tags": {"a"}, "when": datetime.date(2026, 1, 2)}),
+        SchemaMessage(stream="s", schema={"type": "object", "properties": {}}, key_properties=[]),
+        StateMessage(value={"bookmarks": {"s": {"digests": {"1": ["2026-01-01T00:00Z", "a"]}}}}),
+    ]
+    ours, sdks = BackgroundWriter(), SimpleSingerWriter()
+    for message in messages:
+        assert ours.format_message(message) == sdks.format_message(message)
+    # The JSON types and time_extracted take the fast path; the rest falls back.
+    assert message_writer._FAST_JSON(messages[0].to_dict())
+    with pytest.raises(ValueError):
+        message_writer._FAST_JSON(messages[1].to_dict())

@@ -24,7 +24,12 @@ from tap_strava.responses import (
     with_rate_limit_waits,
 )
 from tap_strava.run import RunOwner, SyncRun
-from tap_strava.sdk_adapter import EndOfStreamHook, mark_state_changed, owning_tap
+from tap_strava.sdk_adapter import (
+    EndOfStreamHook,
+    WholeRecordMessages,
+    mark_state_changed,
+    owning_tap,
+)
 from tap_strava.state_keys import QUOTA_STARVED_KEY, QUOTA_STOP_KEY
 
 if t.TYPE_CHECKING:
@@ -37,7 +42,7 @@ if t.TYPE_CHECKING:
     from tap_strava.auth import StravaAuthenticator
 
 
-class StravaStream(EndOfStreamHook, RESTStream[int]):
+class StravaStream(WholeRecordMessages, EndOfStreamHook, RESTStream[int]):
     """Base of every Strava stream: URL, auth, error sorting, paging, partitions."""
 
     records_jsonpath = "$[*]"
@@ -50,6 +55,17 @@ class StravaStream(EndOfStreamHook, RESTStream[int]):
         return t.cast("RunOwner", owning_tap(self)).sync_run
 
     _account: StravaAccount | None = None
+
+    def generate_child_contexts(
+        self, record: dict[str, t.Any], context: Context | None
+    ) -> Iterable[Context | None]:
+        """None: no Strava stream has child streams.
+
+        The SDK's default hands every record down as a context, and for each one checks
+        the stream maps' filter and copies the context for children there are none of.
+        """
+        del record, context
+        return ()
 
     @property
     def account(self) -> StravaAccount:

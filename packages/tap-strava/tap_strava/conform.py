@@ -159,9 +159,17 @@ class _Plan:
     schema: t.Mapping[str, t.Any]  # kept so that its id() is not reused
     fields: tuple[tuple[str, frozenset[str], frozenset[type]], ...]
     nested: tuple[tuple[str, t.Mapping[str, t.Any]], ...]  # may hold undeclared keys
+    #: Per nested object, its declared keys when none of them is a closed object itself
+    #: (such an object with only declared keys needs no walk), else None.
+    flat_keys: tuple[frozenset[str] | None, ...]
+    #: Per declared name, the Python types that need no conversion (the catch-all column:
+    #: every type, it is never converted); a name missing here is undeclared.
+    fast: t.Mapping[str, frozenset[type] | None]
 
 
 _PLANS: dict[int, _Plan] = {}
+#: What :attr:`_Plan.fast` gives for a name the schema does not declare.
+_UNDECLARED: t.Final = frozenset({type(None)})
 
 
 def _has_closed_object(spec: t.Mapping[str, t.Any]) -> bool:
@@ -183,7 +191,16 @@ def _plan(schema: t.Mapping[str, t.Any]) -> _Plan:
         fields.append((name, types, frozenset(fast)))
         if _has_closed_object(spec):
             nested.append((name, spec))
-    plan = _Plan(schema, tuple(fields), tuple(nested))
+    fast_by_name: dict[str, frozenset[type] | None] = {name: fast for name, _, fast in fields}
+    if UNKNOWN_FIELDS in fast_by_name:
+        fast_by_name[UNKNOWN_FIELDS] = None
+    flat_keys = tuple(
+        None
+        if any(_has_closed_object(sub) for sub in spec["properties"].values())
+        else frozenset(spec["properties"])
+        for _, spec in nested
+    )
+    plan = _Plan(schema, tuple(fields), tuple(nested), flat_keys, fast_by_name)
     _PLANS[id(schema)] = plan
     return plan
 
@@ -211,12 +228,23 @@ def conform_to_schema(
     make_record_storable(record, logger=logger, stream=logger.name.rsplit(".", 1)[-1])
     plan = _plan(schema)
     properties = schema.get("properties", {})
+    # One pass over the record finds both its undeclared keys and the values of another
+    # type than declared (most records: none of either).
+    undeclared: list[str] = []
+    converting: set[str] = set()
+    declared = plan.fast
+    for key, value in record.items():
+        fast = declared.get(key, _UNDECLARED)
+        if fast is _UNDECLARED:
+            undeclared.append(key)
+        elif fast is not None and value is not None and type(value) not in fast:
+            converting.add(key)
     unknown: dict[str, t.Any] = {}
-    for key in [key for key in record if key not in properties]:
+    for key in undeclared:
         unknown[key] = record.pop(key)
-    for name, spec in plan.nested:
+    for (name, spec), flat in zip(plan.nested, plan.flat_keys, strict=True):
         value = record.get(name)
-        if isinstance(value, dict):
+        if isinstance(value, dict) and not (flat is not None and value.keys() <= flat):
             _move_unknown(value, spec, name, unknown)
     if unknown:
         _warn_unknown(logger, label.split(" ", 1)[0], tuple(sorted(unknown)))
@@ -226,12 +254,12 @@ def conform_to_schema(
             record[UNKNOWN_FIELDS] = {**kept, **unknown} if isinstance(kept, dict) else unknown
         elif not isinstance(kept, dict) or not kept:
             record[UNKNOWN_FIELDS] = None
-    for name, types, fast in plan.fields:
-        if name not in record or name == UNKNOWN_FIELDS:
+    if not converting:
+        return record
+    for name, types, _ in plan.fields:  # in the schema's order, as the warnings were
+        if name not in converting:
             continue
         value = record[name]
-        if value is None or type(value) in fast:
-            continue
         ok, converted = _convert(value, set(types))
         if not ok:
             logger.warning(

@@ -170,7 +170,8 @@ class PerActivityStream(ActivityListStream):
         start, full_pass = self._start_of_run(state, bookmark)
         if full_pass:
             state[FULL_PASS_KEY] = start
-        for batch in self.sorted_windows(context, start):
+        lookback = not full_pass and bookmark is not None
+        for batch in self.sorted_windows(context, start, lookback=lookback):
             for activity in batch:
                 started = str(activity["start_date"])
                 key = str(activity["id"])

@@ -12,6 +12,7 @@ Every answer goes through :func:`check_strava_response`, which sorts it:
 
 from __future__ import annotations
 
+import json
 import typing as t
 from http import HTTPStatus
 from urllib.parse import urlparse
@@ -69,8 +70,11 @@ def json_body(response: requests.Response) -> t.Any:
     if _BODY_ATTRIBUTE in response.__dict__:
         return response.__dict__[_BODY_ATTRIBUTE]
     try:
-        body = response.json()
-    except ValueError:
+        # From the bytes, with the standard library's decoder: requests' .json() decodes
+        # the text first, then parses it with simplejson, both slower (UTF-8 assumed,
+        # with or without a BOM, or UTF-16/32: json detects them as RFC 8259 allows).
+        body = json.loads(response.content)
+    except ValueError:  # not JSON, or not text (UnicodeDecodeError is a ValueError)
         body = None
     response.__dict__[_BODY_ATTRIBUTE] = body
     return body
@@ -81,6 +85,9 @@ def check_strava_response(response: requests.Response, account: AnswerAccount) -
     account.rate_limits.observe(response)
     status = response.status_code
     body = json_body(response)
+    if status < HTTPStatus.BAD_REQUEST and body is not None:
+        account.unauthorized_retries = 0
+        return  # a usable answer: no summary (it splits the whole text of a 300 KB page)
     summary = strava_error_summary(status, body, response.text)
     path = urlparse(response.url).path
 
@@ -122,7 +129,6 @@ def check_strava_response(response: requests.Response, account: AnswerAccount) -
         # A 200 whose body is not JSON: a truncated answer or a proxy page. Retry.
         msg = f"Strava answered {path} with a body that is not valid JSON ({summary})"
         raise RetriableAPIError(msg, response)
-    account.unauthorized_retries = 0
 
 
 _F = t.TypeVar("_F", bound=t.Callable[..., t.Any])

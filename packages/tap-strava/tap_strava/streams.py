@@ -134,11 +134,11 @@ class ActivityListStream(StravaStream):
         bookmark in 2031 would make every later run start in 2031 and find nothing, with
         every notification saying "no new activities".
         """
-        started_at = int(self.sync_run.started_at.timestamp())
-        if epoch(activity["start_date"]) <= started_at:
+        if epoch(activity["start_date"]) <= self._run_started_epoch():
             return False
         if not warn:
             return True
+        started_at = self._run_started_epoch()
         self.logger.warning(
             "%s: activity %s starts at %s, after this run started (%s): a device clock set "
             "wrong? It is loaded, but the bookmark stays before the run's start",
@@ -148,6 +148,15 @@ class ActivityListStream(StravaStream):
             iso(started_at),
         )
         return True
+
+    _started: tuple[datetime.datetime, int] | None = None
+
+    def _run_started_epoch(self) -> int:
+        """The run's start in epoch seconds (asked for every listed activity)."""
+        started_at = self.sync_run.started_at
+        if self._started is None or self._started[0] is not started_at:
+            self._started = (started_at, int(started_at.timestamp()))
+        return self._started[1]
 
     # The newest-first backfill (see ActivitiesStream): one request per call, no ``after``.
     _cursor: Cursor | None = None
@@ -178,15 +187,23 @@ class ActivityListStream(StravaStream):
         return params
 
     def sorted_windows(
-        self, context: Context | None, start: int
+        self, context: Context | None, start: int, *, lookback: bool = False
     ) -> Iterator[list[dict[str, t.Any]]]:
-        """Activity summaries from ``start`` on, one sorted list per finished window."""
+        """Activity summaries from ``start`` on, one sorted list per finished window.
+
+        ``lookback``: ``start`` is the look-back before a bookmark, so the range to now
+        holds the look-back's activities and the new ones only: it is read as one open
+        window (no ``before``), whatever the bookmark's age. Windows of ``window_days``
+        would cost a closing empty page each (a bookmark 60 days old: three reads for
+        nothing new instead of two).
+        """
         end_date = self.config.get("end_date")
         planner = WindowPlanner(
             start=start,
             now=int(datetime.datetime.now(datetime.timezone.utc).timestamp()),
             initial_span=int(self.config.get("window_days", 30)) * DAY,
             end=epoch(end_date) if end_date else None,
+            open_from_start=lookback,
         )
         self.logger.info("%s: reading activities that started after %s", self.name, iso(start - 1))
         partition_state = self.get_context_state(context)
@@ -364,7 +381,10 @@ class ActivitiesStream(ActivityListStream):
         high_water = (
             partition_state.get("replication_key_value") if self.config.get("end_date") else None
         )
-        for batch in self.sorted_windows(context, self.starting_epoch(context)):
+        lookback = bool(partition_state.get("replication_key_value")) and not (
+            partition_state.get(RESUME_KEY) or self.config.get("end_date") or self.reconciling
+        )
+        for batch in self.sorted_windows(context, self.starting_epoch(context), lookback=lookback):
             for record in batch:
                 yield from self._emit(record, context, partition_state, high_water)
             # Pruned per window: the state written after each window stays small, however
@@ -419,22 +439,27 @@ class ActivitiesStream(ActivityListStream):
                 page = {_activity_key(item): item for item in self.request_records(context)}
             finally:
                 self._cursor = None
+            # Each start parsed once per page (sorting, the cursor and the range use it).
+            start_of = {key: epoch(item["start_date"]) for key, item in page.items()}
             fresh = [
-                item
+                (activity_id, item)
                 for activity_id, item in page.items()
                 if not (
                     cursor.before is not None
-                    and epoch(item["start_date"]) == cursor.before - 1
+                    and start_of[activity_id] == cursor.before - 1
                     and activity_id in cursor.seen
                 )
             ]
-            in_range = [i for i in fresh if floor is None or epoch(i["start_date"]) >= floor]
-            in_range.sort(key=lambda r: (epoch(r["start_date"]), int(r["id"])), reverse=True)
-            for record in in_range:
-                newer = cursor.newest is None or epoch(record["start_date"]) > epoch(cursor.newest)
+            in_range = [pair for pair in fresh if floor is None or start_of[pair[0]] >= floor]
+            in_range.sort(key=lambda pair: (start_of[pair[0]], pair[0]), reverse=True)
+            newest_start = epoch(cursor.newest) if cursor.newest else None
+            for activity_id, record in in_range:
+                newer = newest_start is None or start_of[activity_id] > newest_start
                 if newer and not self.is_future(record, warn=False):
                     cursor.newest = str(record["start_date"])
-                yield from self._emit(record, context, partition_state, None)
+                    newest_start = start_of[activity_id]
+                kept_from = self._backfill_digest_floor(cursor)
+                yield from self._emit(record, context, partition_state, None, kept_from)
                 # The SDK moved the bookmark to this (older) record: not while backfilling.
                 if high_water:
                     partition_state["replication_key_value"] = high_water
@@ -443,7 +468,7 @@ class ActivitiesStream(ActivityListStream):
             self._prune_backfill_digests(cursor, partition_state)
             if not page or (floor is not None and len(in_range) < len(fresh)):
                 break  # an empty answer (or the start_date passed): the history is read
-            oldest = min(epoch(item["start_date"]) for item in page.values())
+            oldest = min(start_of.values())
             if not fresh and len(page) >= MAX_PAGE_SIZE:
                 cursor.page += 1  # a full page of one second: page on at that bound
                 continue
@@ -451,7 +476,7 @@ class ActivitiesStream(ActivityListStream):
                 # Only equal start times seen already: ask strictly older, to the end.
                 cursor.before, cursor.seen, cursor.page = oldest, [], 1
                 continue
-            at_oldest = [int(i["id"]) for i in page.values() if epoch(i["start_date"]) == oldest]
+            at_oldest = [activity_id for activity_id, start in start_of.items() if start == oldest]
             if len(page) >= MAX_PAGE_SIZE:
                 # A full page may cut a group of equal start times: ask that second again.
                 seen = cursor.seen if cursor.before == oldest + 1 else []
@@ -469,10 +494,21 @@ class ActivitiesStream(ActivityListStream):
         partition_state[DIGESTS_KEY] = self._digests_to_keep(self._digests, partition_state)
         mark_state_changed(self)
 
+    def _backfill_digest_floor(self, cursor: Cursor) -> int | None:
+        """The oldest start whose digest a backfill keeps (None: all, nothing read yet).
+
+        ``cursor.newest`` only grows during a backfill, so an activity older than this
+        floor is dropped by :meth:`_prune_backfill_digests` at the end of its page at the
+        latest: its digest is not worth computing (in a first sync, all but a week's).
+        """
+        if not cursor.newest:
+            return None
+        return epoch(cursor.newest) - int(self.config.get("lookback_days", 7)) * DAY - 1
+
     def _prune_backfill_digests(self, cursor: Cursor, partition_state: dict[str, t.Any]) -> None:
         """During a backfill only the newest look-back window's digests are worth keeping."""
-        if cursor.newest:
-            floor = epoch(cursor.newest) - int(self.config.get("lookback_days", 7)) * DAY - 1
+        floor = self._backfill_digest_floor(cursor)
+        if floor is not None and cursor.newest:
             self._digests = {
                 key: value
                 for key, value in self._digests.items()
@@ -486,8 +522,13 @@ class ActivitiesStream(ActivityListStream):
         context: Context | None,
         partition_state: dict[str, t.Any],
         high_water: str | None,
+        digest_floor: int | None = None,
     ) -> Iterable[dict[str, t.Any]]:
-        """Emit one listed activity (at most once per run); keep its digest and gear id."""
+        """Emit one listed activity (at most once per run); keep its digest and gear id.
+
+        ``digest_floor``: an activity that started before it gets no digest (a backfill
+        would drop it at the end of the page; see :meth:`_backfill_digest_floor`).
+        """
         activity_id = int(record["id"])
         if activity_id in self._emitted:
             return
@@ -509,7 +550,13 @@ class ActivitiesStream(ActivityListStream):
             # A date-range backfill never moves a later bookmark back.
             partition_state["replication_key_value"] = high_water
         # `record` is now conformed and emitted: remember what the target got.
-        self._digests[str(activity_id)] = [record["start_date"], record_digest(record, properties)]
+        if digest_floor is None or future or epoch(record["start_date"]) >= digest_floor:
+            self._digests[str(activity_id)] = [
+                record["start_date"],
+                record_digest(record, properties),
+            ]
+        else:
+            self._digests.pop(str(activity_id), None)  # as the pruning would have
         if record.get("gear_id"):
             gear_ids = self.sync_run.gear_ids_seen.setdefault(self.account.athlete_id, set())
             gear_ids.add(str(record["gear_id"]))

@@ -334,8 +334,9 @@ class TapStrava(ConfigValidationHook, Tap):
             th.IntegerType(minimum=1),
             default=30,
             title="Window Days",
-            description="Initial size of the time windows the activity list is read in; "
-            "the bookmark advances after each finished window (sizes adapt).",
+            description="Initial size of the time windows a resumed run or a date range "
+            "reads the activity list in (a look-back from the bookmark to now is one open "
+            "window); the bookmark advances after each finished window (sizes adapt).",
         ),
         *(
             th.Property(

@@ -4,7 +4,8 @@ Strava's list has no "updated since" filter, no total, and its order is undocume
 (``after``+``before`` answers come newest first). So the incremental runs (from the
 look-back before the bookmark to now) and the per-activity streams read the time range to
 sync in windows (a history with no bookmark yet is read newest first with a ``before``
-cursor instead: see ``ActivitiesStream._backfill``): each window is read whole (all its
+cursor instead: see ``ActivitiesStream._backfill``; a look-back from a bookmark to now is
+one open window, see ``open_from_start``): each window is read whole (all its
 pages), deduplicated by id, sorted by ``(start_date, id)`` and only then emitted. The
 bookmark can therefore advance after each finished window, and a run that stops anywhere
 resumes at a window boundary.
@@ -72,7 +73,12 @@ def pages_for(reads_left: int | None) -> int:
 
 
 class WindowPlanner:
-    """Yields consecutive, non-overlapping windows from ``start`` to the open end."""
+    """Yields consecutive, non-overlapping windows from ``start`` to the open end.
+
+    ``open_from_start``: the whole range is one open window from the start (a look-back
+    from the bookmark to now, which holds the look-back's activities and the new ones
+    only); a window that outgrows its allowance is split as any other.
+    """
 
     def __init__(
         self,
@@ -83,10 +89,15 @@ class WindowPlanner:
         min_span: int = DAY,
         max_span: int = 4 * 365 * DAY,
         end: int | None = None,
+        open_from_start: bool = False,
     ) -> None:
         self.cursor = max(1, start)
         self.end = end
         self.now = now if end is None else min(now, end)
+        if open_from_start and end is None:
+            # A look-back to now (see ``ActivityListStream.sorted_windows``): one open
+            # window, however old the bookmark, unless it proves crowded and is split.
+            initial_span = max(initial_span, self.now - self.cursor + 1)
         self.min_span = max(1, min(min_span, initial_span))
         self.max_span = max(initial_span, max_span)
         self.span = max(self.min_span, initial_span)
