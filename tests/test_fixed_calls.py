@@ -211,7 +211,8 @@ def test_a_bookmark_60_days_old_costs_the_look_back_page_and_its_end(tmp_path):
 
         def yesterday(document: dict) -> None:
             entry = document["athletes"][athlete]
-            entry["profile_on"] = entry["stats_on"] = "2000-01-01"
+            _age(entry["profile"], 86400)
+            _age(entry["stats"], 86400)
 
         _edit_facts(config, yesterday)
         sim.clear_requests()

@@ -8,7 +8,10 @@ final STATE of each run (digests included) with ``fixtures/golden_output.jsonl.g
 which the code before the change wrote (commit ``43d423e``).
 
 Only what depends on the wall clock is normalized: ``time_extracted``, the table version
-(the run's start), and the stats snapshot's date and time. The intermediate STATE
+(the run's start), the stats snapshot's date and time, and when Strava answered
+(``fetched_at`` and the state's ``delivered``). The capture was rewritten once by the
+code just before issue 27's changes were merged, with the other changes of that day
+(``fetched_at``, delivery markers, schema descriptions) in it. The intermediate STATE
 messages of the daily run are not compared: reading the look-back as one window instead
 of two removed one checkpoint, which is the point.
 
@@ -41,14 +44,18 @@ ACCOUNT_END = datetime.datetime(2026, 10, 15, tzinfo=datetime.timezone.utc).time
 
 _WALL_CLOCK = re.compile(
     r'"(?P<key>time_extracted|snapshot_date|fetched_at|replication_key_signpost)":"[^"]*"'
-    r'|"version":[0-9]+'
+    r'|"(?P<number>version|delivered)":(?:[0-9]+|\{[^{}]*\})'
 )
 
 
 def _normalized(line: str) -> str:
-    """One Singer line, byte for byte, with the wall-clock values replaced."""
+    """One Singer line, byte for byte, with the wall-clock values replaced.
+
+    ``delivered`` (a pipeline's marker of the cached answer it delivered: when Strava
+    answered, one value or one per gear id) is a wall-clock time too.
+    """
     json.loads(line)  # a whole JSON line
-    return _WALL_CLOCK.sub(lambda m: f'"{m["key"] or "version"}":"<clock>"', line)
+    return _WALL_CLOCK.sub(lambda m: f'"{m["key"] or m["number"]}":"<clock>"', line)
 
 
 def _lines(result: SyncResult, *, every_state: bool) -> list[str]:
