@@ -390,14 +390,61 @@ def test_an_activities_csv_in_another_language_names_the_missing_columns(tmp_pat
     assert "'Activity Date'" in line
 
 
-@pytest.mark.parametrize("inner_gzip", [False, True])
-def test_a_zip_bomb_stops_with_one_line(tmp_path, inner_gzip):
+@pytest.mark.parametrize("name", ["activities/1.gpx", "activities/1.gpx.gz", "activities/1.fit.gz"])
+def test_a_bomb_inside_one_track_costs_that_track_only_and_is_not_retried(
+    tmp_path, caplog, monkeypatch, name
+):
+    from tap_strava import export_archive
+
+    bomb = b"\0" * (64 * 2**20)  # a 64 KB member: 1,000 times its packed size
+    activities = [
+        *standard_activities(),
+        Activity(1, start_at(9), filename=name, content=gz(bomb) if name.endswith("gz") else bomb),
+    ]
+    archive = write_archive(tmp_path / "export_4242.zip", activities)
+    with caplog.at_level("WARNING"):
+        first = run_tap(config_for(archive, tmp_path))
+    assert sorted(a["id"] for a in first.records("export_activities")) == [
+        1, 101, 102, 103, 104, 105,
+    ]  # fmt: skip
+    assert sorted(t["activity_id"] for t in first.records("export_tracks")) == [101, 102, 103, 104]
+    warnings = [r.getMessage() for r in caplog.records if "its track is skipped" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "activity 1:" in warnings[0]
+    assert "activities/1." in warnings[0]
+    state = first.final_state["bookmarks"]["export_tracks"]
+    skipped = state["skipped"]["1"]
+    assert skipped["file"] == name
+    assert skipped["fingerprint"]  # the zip's CRC and size: skipped again while they hold
+    needles = ("bomb", "above the bound", "not a readable FIT")  # FIT: zeros have no header
+    assert any(n in skipped["reason"] for n in needles), skipped["reason"]
+    # A re-run skips it before opening it: not one byte of the member is read again.
+    opened = []
+    real = export_archive.ExportArchive.open_member
+
+    def watched(self, relative, cap):  # type: ignore[no-untyped-def]
+        opened.append(relative)
+        return real(self, relative, cap)
+
+    monkeypatch.setattr(export_archive.ExportArchive, "open_member", watched)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        again = run_tap(config_for(archive, tmp_path), state=first.final_state)
+    assert counts(again) == [0, 0, 0]
+    assert opened == []
+    assert not [r for r in caplog.records if "its track is skipped" in r.getMessage()]
+
+
+def test_a_bomb_at_the_archive_level_stops_with_one_line(tmp_path):
     bomb = b"\0" * (64 * 2**20)
-    name = "activities/1.gpx.gz" if inner_gzip else "activities/1.gpx"
-    activity = Activity(1, start_at(1), filename=name, content=gz(bomb) if inner_gzip else bomb)
-    archive = write_archive(tmp_path / "export_4242.zip", [activity])
+    archive = write_archive(
+        tmp_path / "export_4242.zip",
+        standard_activities(),
+        extra_members={"activities.csv": b"Activity ID,Activity Date\n" + bomb},
+    )
     line = _cli_error(config_for(archive, tmp_path), tmp_path)
     assert "bomb" in line
+    assert "activities.csv" in line
 
 
 def test_api_users_still_need_the_app_settings(tmp_path):
