@@ -530,3 +530,49 @@ def test_the_athlete_id_falls_back_to_the_zip_name_else_one_line(tmp_path):
     assert {a["athlete_id"] for a in result.records("export_activities")} == {31337}
     line = _cli_error(config_for(tmp_path / "mine.zip", tmp_path), tmp_path)
     assert "no readable athlete id" in line
+
+
+def test_a_huge_field_is_cut_with_one_warning_and_injects_no_row(tmp_path, monkeypatch, caplog):
+    import base64
+    import random
+    import tracemalloc
+
+    from tap_strava import export_archive
+
+    monkeypatch.setattr(export_archive, "FIELD_MAX_CHARS", 2**20)  # 1 Mi characters, here
+    forged = "\n".join(f'{n},"May 1, 2024, 1:00:00 PM",Forged' for n in range(900, 990))
+    activities = standard_activities()
+    # 20 MiB, packed about 80 times (repeated random text: less than a bomb), then rows.
+    block = base64.b64encode(random.Random(7).randbytes(3 * 2**10)).decode()
+    activities[1].description = block * (5 * 2**10) + "\n" + forged
+    archive = write_archive(tmp_path / "export_4242.zip", activities)
+
+    # Read as a stream: memory holds the kept part of the field, never the 20 MiB line.
+    tracemalloc.start()
+    try:
+        _, records = export_archive.read_activities(export_archive.ExportArchive(archive))
+        ids = [r["id"] for r in records]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert ids == [101, 102, 103, 104, 105]
+    assert peak < 12 * 2**20, peak
+
+    with caplog.at_level("WARNING"):
+        first = run_tap(config_for(archive, tmp_path))
+    by_id = {a["id"]: a for a in first.records("export_activities")}
+    assert sorted(by_id) == [101, 102, 103, 104, 105]  # no forged row
+    assert by_id[102]["description"] == (block * 256)[: 2**20]
+    assert by_id[102]["name"] == "Lunch Ride"  # the rest of the row is read as it was
+    assert by_id[102]["distance"] == 5000.0
+    warnings = [r.getMessage() for r in caplog.records if "cut to the first" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "export_activities 102:" in warnings[0]
+    assert "'Activity Description'" in warnings[0]
+    assert len(warnings[0]) < 500
+    # Again: nothing changed, so nothing emitted and no warning repeated.
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        again = run_tap(config_for(archive, tmp_path), state=first.final_state)
+    assert counts(again) == [0, 0, 0]
+    assert not [r for r in caplog.records if "cut to the first" in r.getMessage()]
