@@ -72,3 +72,11 @@ def test_a_row_is_bounded_in_characters_and_in_fields():
     assert len(out[0]) == 5
     assert out[0].dropped == 5000 - 3
     assert out[1] == ["next"]
+
+
+def test_plain_rows_within_one_chunk_keep_the_field_bound_too():
+    out = list(
+        BoundedReader(io.StringIO('a,"b",c,d\n1,2\n'), field_max=10**6, row_max=10**6, fields_max=2)
+    )
+    assert [list(r) for r in out] == [["a", "b"], ["1", "2"]]
+    assert [r.dropped for r in out] == [2, 0]

@@ -20,6 +20,8 @@ where its closing quote is).
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import typing as t
 
@@ -28,6 +30,12 @@ if t.TYPE_CHECKING:
 
 CHUNK_CHARS = 2**16
 _UNQUOTED_END = re.compile(r"[,\r\n]")
+#: A run of complete, plain rows: every field unquoted without quotes or line breaks, or
+#: quoted with its quotes doubled, each row ending in ``\n`` or ``\r\n``. Such rows, all
+#: inside one chunk, are parsed by ``csv.reader`` (in C, ten times faster than the state
+#: machine) with the same result: the state machine handles the rest.
+_FIELD = r'(?:"[^"]*(?:""[^"]*)*"|[^,"\r\n]*)'
+_PLAIN_ROWS = re.compile(rf"(?:{_FIELD}(?:,{_FIELD})*\r?\n)+")
 
 # Parser states.
 _START, _UNQUOTED, _QUOTED, _QUOTE_IN_QUOTED, _AFTER_CR = range(5)
@@ -96,7 +104,15 @@ class BoundedReader:
             if not buffer:
                 break
             position, size = 0, len(buffer)
+            # Rows inside one chunk are shorter than a chunk: within the character bounds.
+            fast = min(self.field_max, self.row_max) >= len(buffer)
             while position < size:
+                if fast and state == _START and not row and not in_field:
+                    plain = _PLAIN_ROWS.match(buffer, position)
+                    if plain is not None:
+                        yield from self._plain(plain.group())
+                        position = plain.end()
+                        continue
                 if state == _AFTER_CR:
                     if buffer[position] == "\n":
                         position += 1
@@ -162,3 +178,13 @@ class BoundedReader:
             end_field()
         if row:
             yield end_row()
+
+    def _plain(self, text: str) -> Iterator[Row]:
+        """The rows of a run of plain rows (see :data:`_PLAIN_ROWS`), parsed by csv.reader."""
+        for fields in csv.reader(io.StringIO(text, newline="")):
+            row = Row()
+            if len(fields) > self.fields_max:
+                row.dropped = len(fields) - self.fields_max
+                del fields[self.fields_max :]
+            row.extend(fields)
+            yield row

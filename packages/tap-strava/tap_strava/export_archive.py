@@ -8,9 +8,12 @@ original uploads under ``activities/``, ``profile.csv`` (the athlete id), ``bike
 * nothing is ever extracted: members are read into memory through bounded readers, so no
   member name (``../../etc/cron.d/x``, ``/abs``) can write anywhere (zip-slip); a name that
   would leave the archive's root is refused before it is opened;
-* decompression is bounded per member, in total and by compression ratio (a zip bomb ends
-  the run with one line: :class:`ArchiveBombError`), counted on the bytes actually read,
-  not on the sizes the central directory claims;
+* decompression is bounded per member, in total and by compression ratio, counted on the
+  bytes actually read, not on the sizes the central directory claims: a bomb in one track
+  file costs that track (:class:`MemberBombError`), a bomb in a CSV or past the run's
+  total ends the run with one line (:class:`ArchiveBombError`);
+* the CSVs are parsed in chunks by a bounded tokenizer (:mod:`tap_strava.bounded_csv`):
+  a field or row past its bound is cut, never read whole, and no row comes out of a cut;
 * the CSV is mapped by header name *and occurrence* (five names appear twice), in English or
   German, never by position; columns Strava adds later are kept, never an error.
 """

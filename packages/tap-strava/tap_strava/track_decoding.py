@@ -8,18 +8,21 @@ the output (and the state's checkpoints, which follow the records) is the same w
 the number of workers. With one worker, or fewer than :data:`POOL_MIN_JOBS` files to
 decode, nothing is started and the files are decoded in the tap's own process.
 
-A job is small (the member's name and the activity's start): each worker opens the
-archive itself, read-only, and reads the member with the same bounds as the tap's
-process; the run's budget of decompressed bytes is shared out among the workers (see
-:class:`~tap_strava.export_archive.ReadBudget`), and a pipe never fills with jobs. A
-worker returns the finished ``export_tracks`` record (or the one line saying why the file has
-no track), thinned below Meltano's limit for one message where needed. At most
-``2 * workers + 2`` files are in flight, so memory does not grow with the archive.
+A job is small (the member's name, the activity's start and the most bytes its content
+may unpack to): each worker opens the archive itself, read-only, and decodes the member
+as a stream with the same bounds as the tap's process; the run's budget of decompressed
+bytes is shared out among the workers (see :class:`~tap_strava.export_archive.ReadBudget`),
+and a pipe never fills with jobs. A worker returns the finished ``export_tracks`` record
+(or the one line saying why the file has no track), thinned below Meltano's limit for one
+message where needed. At most ``2 * workers + 2`` files are in flight, and together they
+hold to one memory budget for the run (:data:`MEMORY_BUDGET`): the tap reserves each
+job's worst case before sending it, from the member's unpacked size (the zip's directory,
+or a gzip's trailer, which the worker then holds the file to).
 
 Workers are started with ``spawn``, not ``fork``: the tap has threads (stdout is written
 from one, see :mod:`tap_strava.message_writer`), and a forked child can inherit a lock
-that one of them held. A gzip or zip bomb found in a worker stops the run, as it would in
-the tap's process; a worker that dies stops it with one line (:class:`WorkerError`).
+that one of them held. A bomb inside one file costs that file's track, as it would in the
+tap's process; a worker that dies stops the run with one line (:class:`WorkerError`).
 """
 
 from __future__ import annotations
