@@ -11,6 +11,7 @@ import json
 import typing as t
 
 from tap_strava import track_decoding
+from tap_strava.export_archive import ExportArchive
 from tests.export_fixtures import (
     Activity,
     fit_bytes,
@@ -128,10 +129,12 @@ def test_the_jobs_in_flight_hold_to_the_runs_memory_budget(tmp_path, monkeypatch
 
     monkeypatch.setattr(track_decoding.TrackDecoder, "__init__", kept)
     # Room for the largest job alone: never two at once, and the same output.
+    opened = ExportArchive(archive)
     largest = max(
-        track_decoding.memory_cost(a.filename, len(a.content) * 40)
+        track_decoding.memory_cost(
+            a.filename, track_decoding.unpacked_size(opened, a.filename) or 0
+        )
         for a in many_activities()
-        if a.filename and a.content
     )
     monkeypatch.setattr(track_decoding, "MEMORY_BUDGET", largest)
     tight = run_tap(config(archive, tmp_path / "tight", 2))
