@@ -405,10 +405,14 @@ def _tree_memory(root: int, done: threading.Event, out: JSONDict) -> None:
         for proc in procs:
             try:
                 total += proc.memory_info().rss / 2**20
-                words = [Path(a).name for a in proc.cmdline() if not a.startswith("-")]
-                name = next((w for w in words if not w.startswith("python")), "?")
-                if any("spawn_main" in w for w in proc.cmdline()):
-                    name = "tap-strava worker"
+                line = " ".join(proc.cmdline())
+                name = next(
+                    (r for r in ("spawn_main", "tap-strava", "target-", "meltano") if r in line),
+                    "other",
+                )
+                if name == "target-":
+                    name = "target-" + line.split("target-", 1)[1].split()[0].split("/")[0]
+                name = {"spawn_main": "tap-strava worker"}.get(name, name)
             except psutil.Error:
                 continue
             hwm[proc.pid] = (name, max(hwm.get(proc.pid, ("", 0.0))[1], _hwm(proc.pid)))
