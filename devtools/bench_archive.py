@@ -30,6 +30,7 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 import time
 import typing as t
 import zipfile
@@ -312,6 +313,256 @@ def verify(url: str, schema: str, manifest: ArchiveManifest, sim: StravaSimulato
     return {"exactly_once": exact, "tracks_checked": checked, "series_mismatched": mismatched}
 
 
+# -- the hostile archive (issue 24) ----------------------------------------------------------
+
+HOSTILE_FIELD_MB = 300
+HOSTILE_BOMB_MB = 1024
+NUL_NAME = "Morning\u0000Run"
+
+
+def hostile_archive(clean: Path, out: Path, *, nul: bool = True) -> JSONDict:
+    """``clean`` (the simulator's zip) with a gzip bomb, a huge field and a NUL name.
+
+    * the first ``.fit.gz`` original becomes 1 GiB of zeros gzipped (about 1 MB);
+    * the next activity's description becomes 300 MiB of text that packs about 80:1 (a
+      4 KiB random block repeated: not a bomb by the ratio), then a line break and forged
+      rows (``""``-quoted, as Strava writes quotes in a quoted field);
+    * the activity after that is named ``Morning\\u0000Run`` (``nul``).
+
+    Written as a stream: the bench itself never holds the 300 MiB either.
+    """
+    import csv
+    import random
+
+    block = (random.Random(24).randbytes(3072)).hex()[:4096]
+    with zipfile.ZipFile(clean) as source:
+        text = source.read("activities.csv").decode("utf-8-sig")
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+        header = rows[0]
+        col = {name: header.index(name) for name in ("Activity Description", "Filename")}
+        name_col = header.index("Activity Name")
+        bombed = next(
+            i for i, r in enumerate(rows[1:], 1) if r[col["Filename"]].endswith(".fit.gz")
+        )
+        bomb_name = rows[bombed][col["Filename"]]
+        huge, named = bombed % (len(rows) - 1) + 1, (bombed + 1) % (len(rows) - 1) + 1
+        marker = "@@HUGE\n@@"  # quoted by csv.writer, then replaced by the stream below
+        rows[huge][col["Activity Description"]] = marker
+        if nul:
+            rows[named][name_col] = NUL_NAME
+        buffer = io.StringIO(newline="")
+        csv.writer(buffer, lineterminator="\n").writerows(rows)
+        before, after = buffer.getvalue().split(marker)
+        forged = "\n".join(f'{n},""May 1, 2024, 1:00:00 PM"",Forged' for n in range(900, 905))
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as target:
+            with target.open("activities.csv", "w", force_zip64=True) as member:
+                member.write(before.encode())
+                chunk = (block * 256).encode()  # 1 MiB
+                for _ in range(HOSTILE_FIELD_MB):
+                    member.write(chunk)
+                member.write(("\n" + forged).encode() + after.encode())
+            bomb = _gzip_of_zeros(HOSTILE_BOMB_MB * 2**20)
+            for info in source.infolist():
+                if info.filename == "activities.csv":
+                    continue
+                if info.filename == bomb_name:
+                    target.writestr(bomb_name, bomb)
+                else:
+                    target.writestr(info, source.read(info))
+    return {
+        "bomb": bomb_name,
+        "bomb_packed_mb": len(bomb) / 2**20,
+        "huge_id": int(rows[huge][0]),
+        "nul_id": int(rows[named][0]) if nul else None,
+        "activities": sum(1 for r in rows[1:] if r and r[0].strip().isdigit()),
+        "zip_mb": out.stat().st_size / 2**20,
+    }
+
+
+def _gzip_of_zeros(size: int) -> bytes:
+    """``size`` zero bytes gzipped, written in pieces (never ``size`` bytes at once)."""
+    buffer = io.BytesIO()
+    zeros = b"\0" * 2**20
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as handle:
+        for _ in range(size // len(zeros)):
+            handle.write(zeros)
+    return buffer.getvalue()
+
+
+def _tree_memory(root: int, done: threading.Event, out: JSONDict) -> None:
+    """Every 50 ms, the RSS of the whole process tree summed: its highest sum, and each
+    process's own peak (VmHWM) by command."""
+    import psutil
+
+    peak_sum = 0.0
+    hwm: dict[int, tuple[str, float]] = {}
+    while not done.wait(0.05):
+        try:
+            procs = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
+        except psutil.Error:
+            continue
+        total = 0.0
+        for proc in procs:
+            try:
+                total += proc.memory_info().rss / 2**20
+                line = " ".join(proc.cmdline())
+                name = next(
+                    (r for r in ("spawn_main", "tap-strava", "target-", "meltano") if r in line),
+                    "other",
+                )
+                if name == "target-":
+                    name = "target-" + line.split("target-", 1)[1].split()[0].split("/")[0]
+                name = {"spawn_main": "tap-strava worker"}.get(name, name)
+            except psutil.Error:
+                continue
+            hwm[proc.pid] = (name, max(hwm.get(proc.pid, ("", 0.0))[1], _hwm(proc.pid)))
+        peak_sum = max(peak_sum, total)
+    out["peak_sum_mb"] = peak_sum
+    out["processes"] = len(hwm)
+    out["sum_of_peaks_mb"] = sum(mb for _, mb in hwm.values())
+    out["largest"] = sorted(hwm.values(), key=lambda item: -item[1])[:6]
+
+
+def _hwm(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text(errors="replace").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _meltano_env(workdir: Path, postgres_url: str, schema: str, archive: Path) -> dict[str, str]:
+    """The archive job's environment: its own Meltano system folder, no API setting."""
+    sys_dir = workdir / "meltano-sys"
+    if not sys_dir.exists():
+        sys_dir.mkdir(parents=True)
+        for entry in (PROJECT_ROOT / ".meltano").iterdir():
+            if entry.is_dir() and entry.name not in ("run", "logs"):
+                (sys_dir / entry.name).symlink_to(entry, target_is_directory=True)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TAP_STRAVA_", "TARGET_", "MELTANO_"))
+    }
+    env.update(
+        {
+            "MELTANO_DATABASE_URI": f"sqlite:///{workdir / 'meltano.db'}",
+            "MELTANO_SYS_DIR_ROOT": str(sys_dir),
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "TAP_STRAVA_TOKEN_STORE_PATH": str(workdir / "tokens.json"),
+            "TARGET_POSTGRES_SQLALCHEMY_URL": postgres_url,
+            "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
+            "TARGET_CSV_ARCHIVE_OUTPUT_PATH": str(workdir / "csv"),
+            "STRAVA_EXPORT_ARCHIVE": str(archive),
+            "STRAVA_RUN_STAMP": "hostile",
+        }
+    )
+    return env
+
+
+def _snapshot(url: str, schema: str) -> dict[str, list[str]]:
+    """Every row of the archive's tables, without the ``_sdc_`` columns, as sorted text."""
+    out: dict[str, list[str]] = {}
+    with connect(url) as conn:
+        for table in ("export_activities", "export_tracks", "export_gear"):
+            result = conn.execute(f'SELECT * FROM "{schema}".{table}')
+            names = [c.name for c in result.description or []]
+            keep = [i for i, n in enumerate(names) if not n.startswith("_sdc_")]
+            out[table] = sorted(repr([row[i] for i in keep]) for row in result)
+    return out
+
+
+def run_hostile(root: Path, postgres_url: str, clean: Path, *, nul: bool = True) -> JSONDict:
+    """``meltano run strava-archive`` twice on the hostile archive, the tree's memory sampled."""
+    archive = root / "hostile" / "export_hostile.zip"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    made = hostile_archive(clean, archive, nul=nul)
+    schema = "bench_hostile"
+    env = _meltano_env(root / "hostile", postgres_url, schema, archive)
+    runs = []
+    snapshots = []
+    for attempt in ("first", "second"):
+        log = root / "hostile" / f"{attempt}.log"
+        memory: JSONDict = {}
+        done = threading.Event()
+        started = time.perf_counter()
+        with log.open("wb") as err:
+            proc = subprocess.Popen(
+                [str(BIN / "meltano"), "run", "strava-archive"],
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+            )
+            sampler = threading.Thread(target=_tree_memory, args=(proc.pid, done, memory))
+            sampler.start()
+            code = proc.wait(timeout=3600)
+            done.set()
+            sampler.join()
+        text = log.read_text(errors="replace")
+        runs.append(
+            {
+                "exit": code,
+                "seconds": time.perf_counter() - started,
+                **memory,
+                "skipped_warnings": text.count("its track is skipped"),
+                "cut_warnings": text.count("cut to the first"),
+                # A failure's own lines (not Meltano's traceback of the broken pipe after it).
+                "tail": ""
+                if code == 0
+                else "\n".join(
+                    line[:300]
+                    for line in text.splitlines()
+                    if "rror" in line and "│" not in line and "METRIC" not in line
+                )[-1500:],
+            }
+        )
+        snapshots.append(_snapshot(postgres_url, schema) if code == 0 else {})
+    rows = snapshots[0]
+    with connect(postgres_url) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    return {
+        **made,
+        "runs": runs,
+        "activities_loaded": len(rows.get("export_activities", [])),
+        "tracks_loaded": len(rows.get("export_tracks", [])),
+        "unchanged": bool(rows) and snapshots[0] == snapshots[1],
+    }
+
+
+def hostile_report(result: JSONDict) -> str:
+    """The hostile archive's line(s) for docs/benchmarks.md."""
+    first, second = result["runs"]
+    lines = [
+        "| hostile archive | exit (1st / 2nd run) | time | peak of the tree's summed RSS | "
+        "sum of each process's peak | processes |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| {result['activities']} activities, a {HOSTILE_BOMB_MB} MiB gzip bomb as "
+        f"`{result['bomb']}` ({result['bomb_packed_mb']:.1f} MB packed), a "
+        f"{HOSTILE_FIELD_MB} MiB description (activity {result['huge_id']}), "
+        + (f"a NUL in a name (activity {result['nul_id']}); " if result["nul_id"] else "")
+        + f"{result['zip_mb']:.0f} MB zip, `meltano run strava-archive` | "
+        f"{first['exit']} / {second['exit']} | {first['seconds']:.0f} s / "
+        f"{second['seconds']:.0f} s | **{first.get('peak_sum_mb', 0):.0f} MB** / "
+        f"{second.get('peak_sum_mb', 0):.0f} MB | {first.get('sum_of_peaks_mb', 0):.0f} MB | "
+        f"{first.get('processes', 0)} |",
+        "",
+        f"Rows landed: {result['activities_loaded']} activities, {result['tracks_loaded']} "
+        f"tracks; warnings in the first run: {first['skipped_warnings']} skipped track(s), "
+        f"{first['cut_warnings']} cut field(s); in the second: {second['skipped_warnings']} "
+        f"and {second['cut_warnings']}; the second run changed no non-`_sdc_` column: "
+        f"{result['unchanged']}. Largest processes (VmHWM, MB): "
+        + ", ".join(f"{name} {mb:.0f}" for name, mb in first.get("largest", [])),
+    ]
+    for run in result["runs"]:
+        if run["exit"] != 0:
+            lines.append(f"\nA run failed: {run['tail'][-1500:]}")
+    return "\n".join(lines)
+
+
 def _peaks(run: JSONDict) -> str:
     peaks = run["peaks"]
     worker = peaks.get(WORKER_ROLE)
@@ -376,11 +627,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--track-seconds", type=int, default=900)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--postgres-url", default=None, help="SQLAlchemy URL (else embedded)")
+    parser.add_argument(
+        "--hostile-only",
+        action="store_true",
+        help="only the hostile archive's line (a bomb, a 300 MiB field, a NUL name)",
+    )
+    parser.add_argument(
+        "--no-nul", action="store_true", help="the hostile archive without its NUL name"
+    )
     parser.add_argument("--loop-only", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--fit-reader", default="garmin-fit-sdk", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.loop_only:  # the loop's own process (see bare_loop_process)
         print(json.dumps(bare_loop(args.loop_only, args.fit_reader)))
+        return
+    if args.hostile_only:
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-hostile-") as folder,
+            contextlib.ExitStack() as stack,
+        ):
+            root = Path(folder)
+            manifest, _sim, _ = write(stack, args.seed, 200, args.track_seconds, root / "clean")
+            url = args.postgres_url or stack.enter_context(postgres_server(root / "pg"))
+            print(hostile_report(run_hostile(root, url, manifest.path, nul=not args.no_nul)))
         return
     small_size = max(1, args.activities // 10)
     with (
@@ -403,6 +672,7 @@ def main(argv: list[str] | None = None) -> None:
         one_worker = import_archive(archive, url, root, "bench_archive_one", workers=1)
         small_result = import_archive(small.path, url, root, "bench_archive_small")
         api = api_requests(args.seed, args.activities, args.track_seconds, root)
+        hostile = run_hostile(root, url, small.path, nul=not args.no_nul)
         results = {
             "activities": args.activities,
             "small_activities": small_size,
@@ -420,6 +690,8 @@ def main(argv: list[str] | None = None) -> None:
             "api": api,
         }
     print(report(results))
+    print()
+    print(hostile_report(hostile))
 
 
 if __name__ == "__main__":

@@ -390,14 +390,61 @@ def test_an_activities_csv_in_another_language_names_the_missing_columns(tmp_pat
     assert "'Activity Date'" in line
 
 
-@pytest.mark.parametrize("inner_gzip", [False, True])
-def test_a_zip_bomb_stops_with_one_line(tmp_path, inner_gzip):
+@pytest.mark.parametrize("name", ["activities/1.gpx", "activities/1.gpx.gz", "activities/1.fit.gz"])
+def test_a_bomb_inside_one_track_costs_that_track_only_and_is_not_retried(
+    tmp_path, caplog, monkeypatch, name
+):
+    from tap_strava import export_archive
+
+    bomb = b"\0" * (64 * 2**20)  # a 64 KB member: 1,000 times its packed size
+    activities = [
+        *standard_activities(),
+        Activity(1, start_at(9), filename=name, content=gz(bomb) if name.endswith("gz") else bomb),
+    ]
+    archive = write_archive(tmp_path / "export_4242.zip", activities)
+    with caplog.at_level("WARNING"):
+        first = run_tap(config_for(archive, tmp_path))
+    assert sorted(a["id"] for a in first.records("export_activities")) == [
+        1, 101, 102, 103, 104, 105,
+    ]  # fmt: skip
+    assert sorted(t["activity_id"] for t in first.records("export_tracks")) == [101, 102, 103, 104]
+    warnings = [r.getMessage() for r in caplog.records if "its track is skipped" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "activity 1:" in warnings[0]
+    assert "activities/1." in warnings[0]
+    state = first.final_state["bookmarks"]["export_tracks"]
+    skipped = state["skipped"]["1"]
+    assert skipped["file"] == name
+    assert skipped["fingerprint"]  # the zip's CRC and size: skipped again while they hold
+    needles = ("bomb", "above the bound", "not a readable FIT")  # FIT: zeros have no header
+    assert any(n in skipped["reason"] for n in needles), skipped["reason"]
+    # A re-run skips it before opening it: not one byte of the member is read again.
+    opened = []
+    real = export_archive.ExportArchive.open_member
+
+    def watched(self, relative, cap):  # type: ignore[no-untyped-def]
+        opened.append(relative)
+        return real(self, relative, cap)
+
+    monkeypatch.setattr(export_archive.ExportArchive, "open_member", watched)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        again = run_tap(config_for(archive, tmp_path), state=first.final_state)
+    assert counts(again) == [0, 0, 0]
+    assert opened == []
+    assert not [r for r in caplog.records if "its track is skipped" in r.getMessage()]
+
+
+def test_a_bomb_at_the_archive_level_stops_with_one_line(tmp_path):
     bomb = b"\0" * (64 * 2**20)
-    name = "activities/1.gpx.gz" if inner_gzip else "activities/1.gpx"
-    activity = Activity(1, start_at(1), filename=name, content=gz(bomb) if inner_gzip else bomb)
-    archive = write_archive(tmp_path / "export_4242.zip", [activity])
+    archive = write_archive(
+        tmp_path / "export_4242.zip",
+        standard_activities(),
+        extra_members={"activities.csv": b"Activity ID,Activity Date\n" + bomb},
+    )
     line = _cli_error(config_for(archive, tmp_path), tmp_path)
     assert "bomb" in line
+    assert "activities.csv" in line
 
 
 def test_api_users_still_need_the_app_settings(tmp_path):
@@ -488,3 +535,49 @@ def test_the_athlete_id_falls_back_to_the_zip_name_else_one_line(tmp_path):
     assert {a["athlete_id"] for a in result.records("export_activities")} == {31337}
     line = _cli_error(config_for(tmp_path / "mine.zip", tmp_path), tmp_path)
     assert "no readable athlete id" in line
+
+
+def test_a_huge_field_is_cut_with_one_warning_and_injects_no_row(tmp_path, monkeypatch, caplog):
+    import base64
+    import random
+    import tracemalloc
+
+    from tap_strava import export_archive
+
+    monkeypatch.setattr(export_archive, "FIELD_MAX_CHARS", 2**20)  # 1 Mi characters, here
+    forged = "\n".join(f'{n},"May 1, 2024, 1:00:00 PM",Forged' for n in range(900, 990))
+    activities = standard_activities()
+    # 20 MiB, packed about 80 times (repeated random text: less than a bomb), then rows.
+    block = base64.b64encode(random.Random(7).randbytes(3 * 2**10)).decode()
+    activities[1].description = block * (5 * 2**10) + "\n" + forged
+    archive = write_archive(tmp_path / "export_4242.zip", activities)
+
+    # Read as a stream: memory holds the kept part of the field, never the 20 MiB line.
+    tracemalloc.start()
+    try:
+        _, records = export_archive.read_activities(export_archive.ExportArchive(archive))
+        ids = [r["id"] for r in records]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert ids == [101, 102, 103, 104, 105]
+    assert peak < 12 * 2**20, peak
+
+    with caplog.at_level("WARNING"):
+        first = run_tap(config_for(archive, tmp_path))
+    by_id = {a["id"]: a for a in first.records("export_activities")}
+    assert sorted(by_id) == [101, 102, 103, 104, 105]  # no forged row
+    assert by_id[102]["description"] == (block * 256)[: 2**20]
+    assert by_id[102]["name"] == "Lunch Ride"  # the rest of the row is read as it was
+    assert by_id[102]["distance"] == 5000.0
+    warnings = [r.getMessage() for r in caplog.records if "cut to the first" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "export_activities 102:" in warnings[0]
+    assert "'Activity Description'" in warnings[0]
+    assert len(warnings[0]) < 500
+    # Again: nothing changed, so nothing emitted and no warning repeated.
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        again = run_tap(config_for(archive, tmp_path), state=first.final_state)
+    assert counts(again) == [0, 0, 0]
+    assert not [r for r in caplog.records if "cut to the first" in r.getMessage()]

@@ -8,7 +8,7 @@ import pytest
 
 from tap_strava import track_files
 from tap_strava.export_archive import ArchiveBombError
-from tap_strava.track_files import TrackError, read_track
+from tap_strava.track_files import TrackError, TrackTooLargeError, read_track
 from tests.export_fixtures import fit_bytes, gpx_bytes, gz, samples, start_at, tcx_bytes
 
 START = start_at(1)
@@ -154,9 +154,72 @@ def test_bad_files_raise_one_track_error(name: str, data: bytes, needle: str) ->
     assert "\n" not in str(caught.value)
 
 
-def test_gzip_bomb_stops() -> None:
-    with pytest.raises(ArchiveBombError, match="bomb"):
-        read_track("bomb.gpx.gz", gz(b"\0" * (8 * 2**20)))
+@pytest.mark.parametrize("name", ["bomb.fit.gz", "bomb.gpx.gz", "bomb.tcx.gz"])
+def test_a_gzip_bomb_is_that_files_error_read_as_a_stream(name: str) -> None:
+    import io
+    import tracemalloc
+
+    bomb = gz(b"\0" * (64 * 2**20))  # 64 KB packed
+    tracemalloc.start()
+    try:
+        # Zeros are no FIT header: fitdecode refuses it at its first bytes, read as a stream.
+        needle = "not a readable FIT" if name.endswith(".fit.gz") else "gzip bomb"
+        with pytest.raises(TrackError, match=needle) as caught:
+            read_track(name, io.BytesIO(bomb))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert not isinstance(caught.value, ArchiveBombError)  # costs this file, not the run
+    assert "\n" not in str(caught.value)
+    # Read as a stream: never the 13 MB the ratio would let a collecting reader hold.
+    assert peak < 8 * 2**20, peak
+
+
+def test_a_file_past_its_formats_bound_or_its_stated_size_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = gpx_bytes(START, samples(300))
+    monkeypatch.setitem(track_files.MAX_BYTES, "gpx", len(data) - 1)
+    with pytest.raises(TrackTooLargeError, match="unpacks to more than"):
+        read_track("big.gpx", data)
+    monkeypatch.setitem(track_files.MAX_BYTES, "gpx", len(data))
+    assert len(read_track("big.gpx", data).series["time"] or []) == 300
+    with pytest.raises(TrackTooLargeError, match="unpacks to more than 100 bytes"):
+        read_track("big.gpx.gz", gz(data), limit=100)  # what its gzip trailer claimed
+
+
+def _fit_of_zeros(records: int) -> bytes:
+    """A FIT whose records are all zeros (timestamp 0): valid, and compressing 1,000:1."""
+    import struct
+
+    header = struct.pack("<BBHI4sH", 14, 0x10, 2093, 1 + 9 + 5 * records, b".FIT", 0)
+    definition = bytes([0x40, 0, 0]) + struct.pack("<HB", 20, 1) + bytes([253, 4, 0x86])
+    return header + definition + b"\0" * (5 * records)
+
+
+def test_a_fit_bomb_is_decoded_as_a_stream_and_stopped_at_its_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+    import tracemalloc
+
+    monkeypatch.setitem(track_files.MAX_BYTES, "fit", 2**16)
+    bomb = gz(_fit_of_zeros(2**20))  # 5 MiB of records, 5 KB packed
+    tracemalloc.start()
+    try:
+        with pytest.raises(TrackTooLargeError, match="unpacks to more than") as caught:
+            read_track("bomb.fit.gz", io.BytesIO(bomb))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert not isinstance(caught.value, ArchiveBombError)
+    assert peak < 8 * 2**20, peak  # 13,000 samples at most, never the 5 MiB unpacked
+
+
+def test_too_many_samples_is_that_files_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(track_files, "MAX_SAMPLES", 100)
+    with pytest.raises(TrackTooLargeError, match="more than 100 samples"):
+        read_track("many.fit", fit_bytes(START, samples(150)))
 
 
 def test_long_tracks_are_thinned_evenly(monkeypatch: pytest.MonkeyPatch) -> None:

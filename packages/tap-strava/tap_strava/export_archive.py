@@ -8,9 +8,12 @@ original uploads under ``activities/``, ``profile.csv`` (the athlete id), ``bike
 * nothing is ever extracted: members are read into memory through bounded readers, so no
   member name (``../../etc/cron.d/x``, ``/abs``) can write anywhere (zip-slip); a name that
   would leave the archive's root is refused before it is opened;
-* decompression is bounded per member, in total and by compression ratio (a zip bomb ends
-  the run with one line: :class:`ArchiveBombError`), counted on the bytes actually read,
-  not on the sizes the central directory claims;
+* decompression is bounded per member, in total and by compression ratio, counted on the
+  bytes actually read, not on the sizes the central directory claims: a bomb in one track
+  file costs that track (:class:`MemberBombError`), a bomb in a CSV or past the run's
+  total ends the run with one line (:class:`ArchiveBombError`);
+* the CSVs are parsed in chunks by a bounded tokenizer (:mod:`tap_strava.bounded_csv`):
+  a field or row past its bound is cut, never read whole, and no row comes out of a cut;
 * the CSV is mapped by header name *and occurrence* (five names appear twice), in English or
   German, never by position; columns Strava adds later are kept, never an error.
 """
@@ -18,17 +21,16 @@ original uploads under ``activities/``, ``profile.csv`` (the athlete id), ``bike
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import datetime
 import io
 import re
-import sys
 import typing as t
 import unicodedata
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from tap_strava.bounded_csv import BoundedReader, Row
 from tap_strava.errors import StravaUserError
 
 if t.TYPE_CHECKING:
@@ -43,6 +45,16 @@ TOTAL_MAX_BYTES = 64 * 2**30
 #: FIT and GPX compress 3-20 times; a bomb a thousand times.
 MAX_RATIO = 200
 RATIO_FLOOR_BYTES = 2**20
+#: Longest field kept from a CSV (characters; the rest is cut with a warning). Strava
+#: publishes no limit; the longest texts an athlete types (a race report as description or
+#: private note) are some tens of KB, and Media lists a few dozen file names: 1 Mi
+#: characters is some 40 times the longest of them (docs/export-archive.md, Limits).
+FIELD_MAX_CHARS = 2**20
+#: Most characters kept of one CSV row over all its fields: its record stays far below
+#: Meltano's 50 MiB per message even when every character is escaped as ``\\u0000``.
+ROW_MAX_CHARS = 4 * 2**20
+#: Most fields kept of one CSV row (activities.csv has about 100 columns in 2026).
+ROW_MAX_FIELDS = 1024
 
 REQUEST_HINT = (
     "request the archive on strava.com: Settings > My Account > Download or Delete Your "
@@ -61,6 +73,10 @@ class ArchiveBombError(ArchiveError):
 
 class MemberError(Exception):
     """One member cannot be read (missing, unsafe name, corrupt): costs that file only."""
+
+
+class MemberBombError(MemberError):
+    """One track member passes its bounds (a bomb inside one member): that file only."""
 
 
 @dataclasses.dataclass
@@ -84,13 +100,22 @@ class BoundedStream(io.RawIOBase):
     """A binary stream that raises :class:`ArchiveBombError` once it passes the bounds."""
 
     def __init__(
-        self, handle: t.IO[bytes], what: str, budget: ReadBudget, compressed_size: int | None
+        self,
+        handle: t.IO[bytes],
+        what: str,
+        budget: ReadBudget,
+        compressed_size: int | None,
+        *,
+        cap: int = MEMBER_MAX_BYTES,
+        error: type[Exception] = ArchiveBombError,
     ) -> None:
         super().__init__()
         self._handle = handle
         self._what = what
         self._budget = budget
         self._compressed = compressed_size
+        self._cap = cap
+        self._error = error  # raised for this member's own bounds (the run's: always a bomb)
         self._total = 0
 
     def readable(self) -> bool:
@@ -109,28 +134,39 @@ class BoundedStream(io.RawIOBase):
             what=self._what,
             budget=self._budget,
             compressed_size=self._compressed,
-            cap=MEMBER_MAX_BYTES,
+            cap=self._cap,
+            error=self._error,
         )
         return count
 
 
 def check_bounds(
-    total: int, count: int, *, what: str, budget: ReadBudget, compressed_size: int | None, cap: int
+    total: int,
+    count: int,
+    *,
+    what: str,
+    budget: ReadBudget,
+    compressed_size: int | None,
+    cap: int,
+    error: type[Exception] = ArchiveBombError,
 ) -> None:
-    """Raise :class:`ArchiveBombError` if ``total`` bytes read so far pass a bound."""
+    """Raise ``error`` past a bound of the member, :class:`ArchiveBombError` past the run's.
+
+    ``total``: the member's bytes read so far; ``count``: the bytes of this read.
+    """
     budget.spend(count, what)
     if total > cap:
         msg = (
             f"{what} decompresses to more than {cap // 2**20} MiB: a zip bomb or a "
             "damaged archive; download it again from Strava"
         )
-        raise ArchiveBombError(msg)
+        raise error(msg)
     if compressed_size and total > RATIO_FLOOR_BYTES and total > MAX_RATIO * compressed_size:
         msg = (
             f"{what} decompresses more than {MAX_RATIO} times its packed size "
             f"({compressed_size} bytes): a zip bomb; download the archive again from Strava"
         )
-        raise ArchiveBombError(msg)
+        raise error(msg)
 
 
 def read_bounded(
@@ -337,7 +373,13 @@ class ExportArchive:
             raise MemberError(msg) from None
 
     @contextlib.contextmanager
-    def _open_stream(self, relative: str) -> Iterator[BoundedStream]:
+    def _open_stream(
+        self,
+        relative: str,
+        *,
+        cap: int = MEMBER_MAX_BYTES,
+        error: type[Exception] = ArchiveBombError,
+    ) -> Iterator[BoundedStream]:
         """One member as a bounded binary stream (for the CSVs: read as they are parsed)."""
         name = self._name(relative)
         what = f"{self.path.name}:{name}"
@@ -352,34 +394,85 @@ class ExportArchive:
                 msg = f"{relative} cannot be read from the zip ({exc})"  # encrypted, say
                 raise MemberError(msg) from None
             with handle:
-                yield BoundedStream(handle, what, self.budget, info.compress_size)
+                yield BoundedStream(
+                    handle, what, self.budget, info.compress_size, cap=cap, error=error
+                )
             return
         path = self._folder_file(name)
         if path is None:
             msg = f"{relative} is not in the folder (or leaves it)"
             raise MemberError(msg)
-        with path.open("rb") as handle:
-            yield BoundedStream(handle, what, self.budget, None)
+        try:
+            stream = path.open("rb")
+        except OSError as exc:
+            msg = f"{relative} cannot be read ({exc.strerror})"
+            raise MemberError(msg) from None
+        with stream as handle:
+            yield BoundedStream(handle, what, self.budget, None, cap=cap, error=error)
 
-    def text_rows(self, relative: str) -> Iterator[list[str]]:
+    def member_size(self, relative: str) -> tuple[int, int] | None:
+        """(packed, unpacked) bytes of a member as the zip's directory claims them.
+
+        A file in a folder: its size twice; None if it is not there.
+        """
+        try:
+            name = self._name(relative)
+        except MemberError:
+            return None
+        if self._zip is not None:
+            info = self._infos.get(name)
+            return (info.compress_size, info.file_size) if info else None
+        path = self._folder_file(name)
+        if path is None:
+            return None
+        size = path.stat().st_size
+        return size, size
+
+    @contextlib.contextmanager
+    def open_member(self, relative: str, cap: int) -> Iterator[t.IO[bytes]]:
+        """One track member as a bounded binary stream, read as it is decoded.
+
+        Its own bounds (``cap``, the ratio) raise :class:`MemberBombError`: a bomb inside
+        one member costs that file only; the run's total stays an :class:`ArchiveBombError`.
+        A member whose directory entry claims more than ``cap`` is not opened.
+        """
+        self._name(relative)  # an unsafe name: its own MemberError, before any look-up
+        sizes = self.member_size(relative)
+        if sizes is None:
+            msg = f"{relative} is listed but not in the archive"
+            raise MemberError(msg)
+        if sizes[1] > cap:
+            msg = (
+                f"{relative} is {sizes[1]} bytes ({sizes[1] // 2**20} MiB) unpacked, above the "
+                f"bound of {cap // 2**20} MiB for a track file"
+            )
+            raise MemberBombError(msg)
+        with self._open_stream(relative, cap=cap, error=MemberBombError) as raw:
+            yield t.cast("t.IO[bytes]", io.BufferedReader(raw, buffer_size=2**16))
+
+    def text_rows(self, relative: str) -> Iterator[Row]:
         """The CSV rows of one member, streamed (quoted newlines kept; ``#...`` lines skipped).
 
         A line Strava wrote as ``#error#...`` is skipped as a whole record, as
         geo-activity-playground does; a description line starting with ``#`` inside quotes
         is part of its record and kept (no activity id starts with ``#``). Memory stays
-        flat: rows are parsed as the member is decompressed.
+        flat and bounded: rows are parsed in chunks as the member is decompressed, and a
+        field or row beyond :data:`FIELD_MAX_CHARS` / :data:`ROW_MAX_CHARS` /
+        :data:`ROW_MAX_FIELDS` is cut (the row says so: :class:`~tap_strava.bounded_csv.Row`).
         """
-        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
         with self._open_stream(relative) as raw:
             text = io.TextIOWrapper(
                 io.BufferedReader(raw), encoding="utf-8-sig", errors="replace", newline=""
             )
+            reader = BoundedReader(
+                text, field_max=FIELD_MAX_CHARS, row_max=ROW_MAX_CHARS, fields_max=ROW_MAX_FIELDS
+            )
             try:
-                for row in csv.reader(text):
+                for row in reader:
                     if not row or row[0].lstrip().startswith("#"):
                         continue
                     yield row
-            except (zipfile.BadZipFile, EOFError, OSError, csv.Error) as exc:
+            except (zipfile.BadZipFile, EOFError, OSError) as exc:
                 msg = f"{relative} cannot be read to its end ({exc})"
                 raise MemberError(msg) from None
 
@@ -391,8 +484,8 @@ class ExportArchive:
         """
         with contextlib.suppress(MemberError):
             rows = self.text_rows("profile.csv")
-            header = next(rows, [])
-            values = next(rows, [])
+            header: list[str] = next(rows, [])
+            values: list[str] = next(rows, [])
             names = [normalize_header(h) for h in header]
             for wanted in ("Athlete ID", "Athleten-ID", "ID des Athleten"):
                 if wanted in names and names.index(wanted) < len(values):
@@ -767,11 +860,32 @@ def activity_record(row: list[str], header: HeaderMap) -> dict[str, t.Any]:
     return record
 
 
+#: Key of a record whose row a bound cut: what it lost, in one phrase. Not a column: the
+#: stream pops it to warn when it emits the record (see export_streams).
+CUT_KEY = "_cut_note"
+
+
+def cut_note(row: Row, headers: list[str]) -> str | None:
+    """What a row lost to the bounds, in one phrase (None: nothing)."""
+    if not row.cut and not row.dropped:
+        return None
+    names = [headers[i] if i < len(headers) else f"column {i + 1}" for i in row.cut]
+    parts = []
+    if names:
+        parts.append(
+            f"{', '.join(repr(n) for n in names[:5])} cut to the first "
+            f"{FIELD_MAX_CHARS:,} characters (or {ROW_MAX_CHARS:,} for the whole row)"
+        )
+    if row.dropped:
+        parts.append(f"{row.dropped} field(s) past the {ROW_MAX_FIELDS}th dropped")
+    return "; ".join(parts)
+
+
 def read_activities(archive: ExportArchive) -> tuple[HeaderMap, Iterator[dict[str, t.Any]]]:
     """The header map and the records of ``activities.csv`` (rows without an id skipped).
 
     Rows are parsed as the member is decompressed: memory does not grow with the number
-    of activities.
+    of activities nor with the length of a line; a row cut by a bound has :data:`CUT_KEY`.
     """
     try:
         rows = archive.text_rows("activities.csv")
@@ -784,10 +898,15 @@ def read_activities(archive: ExportArchive) -> tuple[HeaderMap, Iterator[dict[st
         raise ArchiveError(msg)
     header = map_header(header_row)
 
+    headers = [c.header for c in header.columns]
+
     def records() -> Iterator[dict[str, t.Any]]:
         try:
             for row in rows:
                 record = activity_record(row, header)
+                note = cut_note(row, headers)
+                if note:
+                    record[CUT_KEY] = note
                 if isinstance(record.get("id"), int):
                     yield record
         except MemberError as exc:  # damaged after its first rows: nothing more can be read
@@ -820,6 +939,9 @@ def read_gear(archive: ExportArchive) -> Iterator[dict[str, t.Any]]:
             header = [normalize_header(h) for h in next(rows, [])]
             for row in rows:
                 record: dict[str, t.Any] = {"kind": kind}
+                note = cut_note(row, header)
+                if note:
+                    record[CUT_KEY] = note
                 unknown: dict[str, t.Any] = {}
                 for index, cell in enumerate(header):
                     value = row[index] if index < len(row) else ""

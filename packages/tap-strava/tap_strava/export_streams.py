@@ -27,6 +27,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from tap_strava.conform import conform_to_schema
 from tap_strava.digest import DIGESTS_KEY, record_digest
 from tap_strava.export_archive import (
+    CUT_KEY,
     ExportArchive,
     read_activities,
     read_gear,
@@ -58,6 +59,9 @@ CHECKPOINT_EVERY = 100
 #: Bumped when the track readers change what they produce: every track is read again.
 TRACK_READER_VERSION = "1"
 FAILED = "!"  # digest prefix of a track that could not be read (no warning again)
+#: State key of the tracks skipped: ``{"<activity id>": {"file", "fingerprint" (the zip's
+#: CRC and size, or a file's size and mtime), "reason"}}``, until the file changes.
+SKIPPED_KEY = "skipped"
 
 
 class ArchiveSource:
@@ -126,11 +130,19 @@ class ExportStream(Stream):
         """The rows whose digest is new or changed; each remembered once it is out."""
         properties = list(self.schema["properties"])
         for row in rows:
+            note = row.pop(CUT_KEY, None)
             record = self.conform(row, f"{self.name} {row.get(key)}")
             digest = record_digest(record, properties)[:12]
             row_key = str(record[key])
             if self.digests.get(row_key) == digest:
                 continue
+            if note:  # warned when the cut row is emitted: once, not on every re-import
+                self.logger.warning(
+                    "%s %s: %s; the rest of the row is loaded (docs/export-archive.md, Limits)",
+                    self.name,
+                    row_key[:80],
+                    note,
+                )
             yield record
             self.remember(row_key, digest)
         self.checkpoint()
@@ -185,8 +197,9 @@ class ExportTracksStream(ExportStream):
         with TrackDecoder(archive, self.source.workers) as decoder:
             for job, digest, result in decoder.results(jobs):
                 if result.record is None:
-                    self._skip(job.activity_id, str(result.error), digest)
+                    self._skip(job, str(result.error), digest)
                     continue
+                self.get_context_state(None).get(SKIPPED_KEY, {}).pop(str(job.activity_id), None)
                 if result.thinned_step is not None:
                     self.logger.warning(
                         "export_tracks: activity %s: its track is above Meltano's limit for "
@@ -201,14 +214,25 @@ class ExportTracksStream(ExportStream):
         self.checkpoint()
         self.source.facts.add_archive_track_ids(self.source.athlete_id, with_track)
 
-    def _skip(self, activity_id: int, reason: str, digest: str) -> None:
-        """One warning for a file without a track; remembered, so it is not repeated."""
+    def _skip(self, job: TrackJob, reason: str, digest: str) -> None:
+        """One warning for a file without a track; remembered, so it is not repeated.
+
+        The digest (marked :data:`FAILED`) makes the next run skip the file before opening
+        it while its name, size and CRC stay the same; :data:`SKIPPED_KEY` keeps why, for
+        whoever reads the state.
+        """
         self.logger.warning(
             "export_tracks: activity %s: %s; its track is skipped (the activity row is loaded)",
-            activity_id,
+            job.activity_id,
             reason,
         )
-        self.remember(str(activity_id), FAILED + digest)
+        skipped = self.get_context_state(None).setdefault(SKIPPED_KEY, {})
+        skipped[str(job.activity_id)] = {
+            "file": job.filename[:200],
+            "fingerprint": self.source.archive.fingerprint(job.filename),
+            "reason": reason[:300],
+        }
+        self.remember(str(job.activity_id), FAILED + digest)
 
     def _jobs(
         self, archive: ExportArchive, rows: Iterable[dict[str, t.Any]], with_track: set[int]

@@ -8,18 +8,21 @@ the output (and the state's checkpoints, which follow the records) is the same w
 the number of workers. With one worker, or fewer than :data:`POOL_MIN_JOBS` files to
 decode, nothing is started and the files are decoded in the tap's own process.
 
-A job is small (the member's name and the activity's start): each worker opens the
-archive itself, read-only, and reads the member with the same bounds as the tap's
-process; the run's budget of decompressed bytes is shared out among the workers (see
-:class:`~tap_strava.export_archive.ReadBudget`), and a pipe never fills with jobs. A
-worker returns the finished ``export_tracks`` record (or the one line saying why the file has
-no track), thinned below Meltano's limit for one message where needed. At most
-``2 * workers + 2`` files are in flight, so memory does not grow with the archive.
+A job is small (the member's name, the activity's start and the most bytes its content
+may unpack to): each worker opens the archive itself, read-only, and decodes the member
+as a stream with the same bounds as the tap's process; the run's budget of decompressed
+bytes is shared out among the workers (see :class:`~tap_strava.export_archive.ReadBudget`),
+and a pipe never fills with jobs. A worker returns the finished ``export_tracks`` record
+(or the one line saying why the file has no track), thinned below Meltano's limit for one
+message where needed. At most ``2 * workers + 2`` files are in flight, and together they
+hold to one memory budget for the run (:data:`MEMORY_BUDGET`): the tap reserves each
+job's worst case before sending it, from the member's unpacked size (the zip's directory,
+or a gzip's trailer, which the worker then holds the file to).
 
 Workers are started with ``spawn``, not ``fork``: the tap has threads (stdout is written
 from one, see :mod:`tap_strava.message_writer`), and a forked child can inherit a lock
-that one of them held. A gzip or zip bomb found in a worker stops the run, as it would in
-the tap's process; a worker that dies stops it with one line (:class:`WorkerError`).
+that one of them held. A bomb inside one file costs that file's track, as it would in the
+tap's process; a worker that dies stops the run with one line (:class:`WorkerError`).
 """
 
 from __future__ import annotations
@@ -33,11 +36,20 @@ import multiprocessing
 import os
 import signal
 import typing as t
+import zipfile
+import zlib
 from pathlib import Path
 
 from tap_strava.errors import StravaUserError
 from tap_strava.export_archive import ExportArchive, MemberError, ReadBudget
-from tap_strava.track_files import Track, TrackError, read_track
+from tap_strava.track_files import (
+    MAX_BYTES,
+    Track,
+    TrackError,
+    file_format,
+    memory_cost,
+    read_track,
+)
 
 if t.TYPE_CHECKING:
     import datetime
@@ -49,6 +61,14 @@ if t.TYPE_CHECKING:
 #: envelope and a margin stay below it. A bigger track keeps every n-th sample.
 MAX_TRACK_BYTES = 40 * 2**20
 Tag = t.TypeVar("Tag")
+
+#: The run's memory for files being decoded (in the workers and their records in the tap),
+#: shared by every job in flight: the tap reserves each job's worst case
+#: (:func:`~tap_strava.track_files.memory_cost`) before sending it, and a job larger than
+#: what is free waits until the jobs before it are done (alone, it always runs).
+MEMORY_BUDGET = 320 * 2**20
+#: Errors of reading a member from the zip (a bad CRC, a truncated entry, an encrypted one).
+ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError)
 
 #: The default number of workers is the number of CPUs, at most this.
 MAX_DEFAULT_WORKERS = 4
@@ -70,6 +90,7 @@ class TrackJob:
     filename: str  # the member, relative to the archive's root (Filename in the CSV)
     start: datetime.datetime | None  # picks the activity in a multi-activity file
     start_date: str | None  # the activity's start, as emitted
+    limit: int | None = None  # most bytes its content may unpack to (set by the tap)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,19 +112,49 @@ def default_workers() -> int:
 
 
 def decode(job: TrackJob, archive: ExportArchive) -> TrackResult:
-    """The track record of one file: read, decoded, then bounded in size.
+    """The track record of one file: read as it is decoded, then bounded in size.
 
-    A file that is missing, unreadable or not a track is the result's ``error``; a bomb
-    (:class:`~tap_strava.export_archive.ArchiveBombError`) is raised: it stops the run.
+    A file that is missing, unreadable, not a track or beyond a bound (a gzip bomb inside
+    it, too large, too many samples) is the result's ``error``: it costs that file only.
+    The run's own bound (:class:`~tap_strava.export_archive.ArchiveBombError`) is raised.
     """
+    kind, _ = file_format(job.filename)
     try:
-        data = archive.read(job.filename)
-        track = read_track(job.filename, data, start=job.start)
+        if kind is None:
+            track = read_track(job.filename, b"")  # the one line about the unknown type
+        else:
+            with archive.open_member(job.filename, cap=MAX_BYTES[kind]) as handle:
+                track = read_track(job.filename, handle, start=job.start, limit=job.limit)
     except (MemberError, TrackError) as exc:
         return TrackResult(None, error=str(exc))
+    except ZIP_ERRORS as exc:
+        return TrackResult(None, error=f"{job.filename} cannot be read from the archive ({exc})")
     record = track_record(track, job.activity_id, job.start_date, job.filename)
     step = within_message_limit(record, track)
     return TrackResult(record, thinned_step=step)
+
+
+def unpacked_size(archive: ExportArchive, filename: str) -> int | None:
+    """What ``filename`` unpacks to, as claimed: the zip's directory, or a gzip's trailer.
+
+    The trailer is read here (packed bytes only, a fraction of decoding); the worker holds
+    the file to the size (:class:`TrackJob`'s ``limit``): a gzip whose content passes its
+    trailer is refused. None: not readable (the worker will say why, at no cost).
+    """
+    kind, gzipped = file_format(filename)
+    sizes = archive.member_size(filename)
+    if kind is None or sizes is None:
+        return None
+    if not gzipped:
+        return sizes[1]
+    tail = b""
+    try:
+        with archive.open_member(filename, cap=MAX_BYTES[kind]) as handle:
+            while chunk := handle.read(2**16):
+                tail = (tail + chunk)[-4:]
+    except (MemberError, *ZIP_ERRORS):
+        return None
+    return int.from_bytes(tail, "little") if len(tail) == 4 else None
 
 
 def track_record(
@@ -191,6 +242,8 @@ class TrackDecoder:
         self._processes: list[multiprocessing.process.BaseProcess] = []
         self._connections: list[Connection] = []
         self._drained = True  # no answer left unread (see close)
+        self.reserved = 0  # bytes of MEMORY_BUDGET held by the jobs in flight
+        self.peak_reserved = 0
 
     def __enter__(self) -> TrackDecoder:
         return self
@@ -253,18 +306,28 @@ class TrackDecoder:
             return
         if not self._processes:
             self._start()
-        window: collections.deque[tuple[int, TrackJob, Tag]] = collections.deque()
+        window: collections.deque[tuple[int, TrackJob, Tag, int]] = collections.deque()
         limit = 2 * self.workers + 2
         self._drained = False
-        for number, (job, tag) in enumerate(itertools.chain(head, pending)):
-            self._send(number % self.workers, job)
-            window.append((number % self.workers, job, tag))
-            if len(window) >= limit:
-                worker, done, done_tag = window.popleft()
+        for number, (planned, tag) in enumerate(itertools.chain(head, pending)):
+            # A member the tap cannot size (missing, unreadable) gets no room: the worker
+            # says why at no cost, and holds it to 0 bytes should it read after all.
+            size = unpacked_size(self.archive, planned.filename) or 0
+            job = dataclasses.replace(planned, limit=size)
+            cost = memory_cost(job.filename, size)
+            # The oldest answers first, until this job's worst case fits in the budget.
+            while window and (len(window) >= limit or self.reserved + cost > MEMORY_BUDGET):
+                worker, done, done_tag, done_cost = window.popleft()
                 yield done, done_tag, self._receive(worker, done)
+                self.reserved -= done_cost  # the record is out of the tap's hands
+            self._send(number % self.workers, job)
+            self.reserved += cost
+            self.peak_reserved = max(self.peak_reserved, self.reserved)
+            window.append((number % self.workers, job, tag, cost))
         while window:
-            worker, done, done_tag = window.popleft()
+            worker, done, done_tag, done_cost = window.popleft()
             yield done, done_tag, self._receive(worker, done)
+            self.reserved -= done_cost
         self._drained = True
 
     def _send(self, worker: int, job: TrackJob) -> None:

@@ -33,16 +33,27 @@ import re
 import typing as t
 import zlib
 
-from tap_strava.export_archive import (
-    MAX_RATIO,
-    MEMBER_MAX_BYTES,
-    RATIO_FLOOR_BYTES,
-    ArchiveBombError,
-)
+from tap_strava.export_archive import MAX_RATIO, RATIO_FLOOR_BYTES
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
+#: Largest decompressed original read, by format. FIT is decoded as a stream, so its bound
+#: is on work, not memory (a day at 1 Hz is some 3 MB); GPX and TCX are parsed whole, and
+#: gpxpy's objects take about 13 times the file's size, lxml's tree about 5 times (see
+#: MEMORY_FACTOR): 24 MiB of GPX is some 65,000 points with every extension, 18 hours at
+#: 1 Hz (docs/export-archive.md, Limits).
+MAX_BYTES = {"fit": 256 * 2**20, "gpx": 24 * 2**20, "tcx": 48 * 2**20}
+#: Peak memory of decoding one file and taking its record in the tap, per decompressed
+#: byte (measured on the simulator's files: docs/export-archive.md, Limits); for FIT at
+#: most FIT_MEMORY_MAX, as it keeps at most MAX_POINTS samples (about 1.1 KB each).
+MEMORY_FACTOR = {"fit": 48, "gpx": 14, "tcx": 6}
+FIT_MEMORY_MAX = 300 * 2**20
+#: Memory of one job beside its file (its process's buffers, the pipe, the message).
+JOB_MEMORY_BASE = 2**20
+#: Most samples read from one file: beyond it the file is skipped (no activity has four
+#: million samples: 46 days at 1 Hz), so a crafted file cannot keep a worker busy for hours.
+MAX_SAMPLES = 4_000_000
 #: Most samples kept per track. Beyond it every other sample is dropped (and again, as
 #: often as needed): memory and the Singer message stay bounded (a day at 1 Hz is 86,400).
 MAX_POINTS = 250_000
@@ -105,45 +116,147 @@ def file_format(filename: str) -> tuple[str | None, bool]:
     return None, gzipped
 
 
-def gunzip_bounded(data: bytes, what: str) -> bytes:
-    """The gzip member's content, bounded like a zip member (a bomb stops the run)."""
-    out = io.BytesIO()
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as handle:
-            while True:
-                chunk = handle.read(2**20)
-                if not chunk:
-                    break
-                out.write(chunk)
-                size = out.tell()
-                if size > MEMBER_MAX_BYTES or (
-                    size > RATIO_FLOOR_BYTES and size > MAX_RATIO * max(1, len(data))
-                ):
-                    msg = (
-                        f"{what} decompresses beyond the bounds ({size} bytes from "
-                        f"{len(data)}): a gzip bomb; download the archive again from Strava"
-                    )
-                    raise ArchiveBombError(msg)
-    except (OSError, EOFError, zlib.error) as exc:
-        msg = f"{what}: not a valid gzip file ({exc})"
-        raise TrackError(msg) from None
-    return out.getvalue()
+class TrackTooLargeError(TrackError):
+    """A file passes a bound (too large, a gzip bomb, too many samples).
+
+    Skipped as any unreadable file, and remembered by its name, size and CRC (see
+    :mod:`tap_strava.export_streams`).
+    """
 
 
-def read_track(filename: str, data: bytes, *, start: datetime.datetime | None = None) -> Track:
-    """The track of one original file; ``start`` picks the activity in a multi-activity file."""
+class LimitedReader(io.RawIOBase):
+    """``handle`` read up to ``limit`` bytes, else :class:`TrackTooLargeError`.
+
+    Also past :data:`MAX_RATIO` times the packed bytes read so far (``packed``, a gzip
+    member's source).
+
+    Counting happens as the bytes stream through: nothing is collected here.
+    """
+
+    def __init__(
+        self,
+        handle: t.IO[bytes],
+        what: str,
+        limit: int,
+        packed: t.Callable[[], int] | None = None,
+    ) -> None:
+        super().__init__()
+        self._handle = handle
+        self._what = what
+        self._limit = limit
+        self._packed = packed
+        self.total = 0
+
+    def readable(self) -> bool:
+        """Always: a reader."""
+        return True
+
+    def readinto(self, buffer: t.Any) -> int:
+        """Read into ``buffer``, counting against the bounds."""
+        try:
+            data = self._handle.read(min(len(buffer), 2**16))
+        except (OSError, EOFError, zlib.error) as exc:
+            msg = f"{self._what}: not a valid gzip file ({exc})"
+            raise TrackError(msg) from None
+        count = len(data)
+        buffer[:count] = data
+        self.total += count
+        if self.total > self._limit:
+            msg = (
+                f"{self._what} unpacks to more than {self._limit:,} bytes, the most its format "
+                "or its own header allows: too large, or a gzip bomb"
+            )
+            raise TrackTooLargeError(msg)
+        if self._packed is not None and self.total > RATIO_FLOOR_BYTES:
+            packed = self._packed()
+            if self.total > MAX_RATIO * max(1, packed):
+                msg = (
+                    f"{self._what} decompresses more than {MAX_RATIO} times its packed size "
+                    f"({self.total} bytes from {packed}): a gzip bomb"
+                )
+                raise TrackTooLargeError(msg)
+        return count
+
+
+class _Counted(io.RawIOBase):
+    """A reader that counts the bytes taken from it (the packed side of a gzip member)."""
+
+    def __init__(self, handle: t.IO[bytes]) -> None:
+        super().__init__()
+        self._handle = handle
+        self.total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: t.Any) -> int:
+        data = self._handle.read(len(buffer))
+        count = len(data)
+        buffer[:count] = data
+        self.total += count
+        return count
+
+
+def open_content(filename: str, handle: t.IO[bytes], limit: int | None = None) -> t.IO[bytes]:
+    """The decompressed content of one original as a bounded, buffered binary stream.
+
+    ``handle`` is the member as stored (maybe gzipped); ``limit`` the most bytes read
+    (default: :data:`MAX_BYTES` of its format). A gzip bomb is stopped by the ratio after
+    :data:`~tap_strava.export_archive.RATIO_FLOOR_BYTES`, whatever its size.
+    """
     kind, gzipped = file_format(filename)
+    cap = MAX_BYTES[kind or "fit"] if limit is None else min(limit, MAX_BYTES[kind or "fit"])
+    source: t.IO[bytes] = handle
+    packed: t.Callable[[], int] | None = None
+    if gzipped:
+        counted = _Counted(handle)
+        source = t.cast("t.IO[bytes]", gzip.GzipFile(fileobj=io.BufferedReader(counted)))
+        packed = lambda: counted.total  # noqa: E731 - read at each check
+    return io.BufferedReader(LimitedReader(source, filename, cap, packed), buffer_size=2**16)
+
+
+def memory_cost(filename: str, unpacked: int | None) -> int:
+    """The most memory decoding ``filename`` can take, given its unpacked size.
+
+    None: unknown, the format's bound is assumed.
+    """
+    kind, _ = file_format(filename)
+    if kind is None:
+        return JOB_MEMORY_BASE
+    size = MAX_BYTES[kind] if unpacked is None else min(unpacked, MAX_BYTES[kind])
+    cost = MEMORY_FACTOR[kind] * size
+    if kind == "fit":
+        cost = min(cost, FIT_MEMORY_MAX)
+    return JOB_MEMORY_BASE + cost
+
+
+def read_track(
+    filename: str,
+    data: bytes | t.IO[bytes],
+    *,
+    start: datetime.datetime | None = None,
+    limit: int | None = None,
+) -> Track:
+    """The track of one original file: bytes, or the member as a stream, read as decoded.
+
+    ``start`` picks the activity in a multi-activity file; ``limit`` lowers the bound on
+    its decompressed size (see :func:`open_content`).
+    """
+    kind, _ = file_format(filename)
     if kind is None:
         msg = f"{filename}: unknown file type (not .fit, .gpx or .tcx, optionally .gz)"
         raise TrackError(msg)
-    if gzipped:
-        data = gunzip_bounded(data, filename)
+    raw = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+    content = open_content(filename, raw, limit)
     if kind == "fit":
-        points = read_fit(data, filename, start)
-    elif kind == "gpx":
-        points = read_gpx(data, filename)
+        points = read_fit(content, filename, start)
     else:
-        points = read_tcx(data, filename, start)
+        try:
+            whole = content.read()  # bounded: GPX and TCX are parsed whole (MAX_BYTES)
+        except (OSError, EOFError, zlib.error) as exc:
+            msg = f"{filename}: not a valid gzip file ({exc})"
+            raise TrackError(msg) from None
+        points = read_gpx(whole, filename) if kind == "gpx" else read_tcx(whole, filename, start)
     return build_track(kind, points)
 
 
@@ -159,6 +272,9 @@ class _Decimator:
         self.seen = 0
 
     def add(self, point: Point) -> None:
+        if self.seen >= MAX_SAMPLES:
+            msg = f"more than {MAX_SAMPLES:,} samples"
+            raise TrackTooLargeError(msg)
         if self.seen % self.step == 0:
             self.points.append(point)
             if len(self.points) >= MAX_POINTS:
@@ -286,7 +402,7 @@ _FIT_SLOTS = {
 
 
 def read_fit(
-    data: bytes, filename: str, start: datetime.datetime | None
+    data: bytes | t.IO[bytes], filename: str, start: datetime.datetime | None
 ) -> tuple[list[Point], int, int]:
     """Records of the session that starts at ``start`` (Endurain's rule), else all.
 
@@ -305,7 +421,7 @@ def read_fit(
     sessions: list[tuple[float, float | None]] = []
     try:
         with fitdecode.FitReader(
-            io.BytesIO(data),
+            io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data,
             check_crc=fitdecode.CrcCheck.RAISE,
             keep_raw_chunks=False,
             processor=None,
