@@ -113,3 +113,25 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
     monkeypatch.setattr(ratelimit.time, "sleep", sleep)
     return seen
+
+
+def _printable(text: str) -> str:
+    r"""``text`` with lone surrogates written as ``\udc00`` escapes (UTF-8 encodable)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> t.Iterator[None]:
+    """Reports that pytest-xdist can send to the controller, whatever a test logged.
+
+    The hostile tests feed lone surrogates through the tap on purpose; a captured log line
+    or a failure message holding one cannot be encoded as UTF-8, and xdist then crashes the
+    whole session (INTERNALERROR) instead of reporting the test. Escape them in the report.
+    """
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    report.sections = [(title, _printable(body)) for title, body in report.sections]
+    if report.longrepr is not None:
+        text = str(report.longrepr)
+        if _printable(text) != text:
+            report.longrepr = _printable(text)
