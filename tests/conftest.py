@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import typing as t
 
 import pytest
@@ -135,3 +136,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         text = str(report.longrepr)
         if _printable(text) != text:
             report.longrepr = _printable(text)
+
+
+@pytest.fixture(autouse=True)
+def _no_stream_handler_outlives_its_test() -> t.Iterator[None]:
+    """Handlers a command's ``logging.basicConfig`` added (``strava-events serve`` in-process)
+    write to that test's captured stderr, which is closed afterwards: later tests in the same
+    worker would get "--- Logging error ---" tracebacks in their own stderr."""
+    root = logging.getLogger()
+    before = list(root.handlers)
+    yield
+    for handler in list(root.handlers):
+        if type(handler) is logging.StreamHandler and handler not in before:
+            root.removeHandler(handler)

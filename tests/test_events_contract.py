@@ -25,7 +25,7 @@ def test_the_tap_reads_and_acknowledges_through_its_own_client(served):
     for body in (event(object_id=1, aspect_type="create", updates={}), event(object_id=2), deauth):
         assert httpx.post(f"{served.url}/{CALLBACK_PATH}", json=body).status_code == 200
 
-    inbox = EventInbox(f"{served.url}/tap", TAP_TOKEN)
+    inbox = EventInbox(f"{served.tap_url}/tap", TAP_TOKEN)
     entries = inbox.pending()
     parsed = [parse_event(entry) for entry in entries]
     assert [(e.aspect_type, e.object_id) for e in parsed] == [
@@ -43,6 +43,6 @@ def test_the_tap_reads_and_acknowledges_through_its_own_client(served):
 
 
 def test_a_wrong_token_is_the_tap_s_one_line(served):
-    inbox = EventInbox(f"{served.url}/tap", "wrong-token-0123456789")
+    inbox = EventInbox(f"{served.tap_url}/tap", "wrong-token-0123456789")
     with pytest.raises(StravaConfigError, match="refused the token"):
         inbox.pending()
