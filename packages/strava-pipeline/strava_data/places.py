@@ -16,7 +16,7 @@ import sqlite3
 import typing as t
 from pathlib import Path
 
-from strava_data.rows import Found, owned, replace_file, write_lines
+from strava_data.rows import Found, keep_lines, owned, replace_file, write_lines
 from tap_strava.shared_facts import SharedFacts
 from tap_strava.token_store import forget_athlete
 
@@ -194,11 +194,8 @@ def log_lines(
             for line in lines
             if not pattern.search(line) and not any(text in line for text in texts)
         ]
-        if len(kept) == len(lines):
-            continue
-        found.append(Found(str(path), len(lines) - len(kept)))
-        if apply:
-            replace_file(path, functools.partial(write_lines, kept))
+        if removed := keep_lines(path, lines, kept, apply=apply):
+            found.append(removed)
     return found
 
 

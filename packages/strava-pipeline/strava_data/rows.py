@@ -138,6 +138,18 @@ def write_lines(lines: list[str], out: t.TextIO) -> None:
     out.writelines(lines)
 
 
+def keep_lines(path: Path, lines: list[str], kept: list[str], *, apply: bool) -> Found | None:
+    """What dropping ``lines`` not in ``kept`` removes from ``path`` (written if ``apply``).
+
+    None when every line is kept: the file is left untouched.
+    """
+    if len(kept) == len(lines):
+        return None
+    if apply:
+        replace_file(path, functools.partial(write_lines, kept))
+    return Found(str(path), len(lines) - len(kept))
+
+
 def _write_tree(tree: ET.ElementTree[ET.Element], out: t.TextIO) -> None:
     tree.write(out, encoding="unicode", xml_declaration=True)
 
@@ -195,11 +207,8 @@ def jsonl_rows(folder: Path, athlete_id: int, *, apply: bool) -> list[Found]:
                 continue
             if not owned(record, athlete_id):
                 kept.append(line)
-        if len(kept) == len(lines):
-            continue
-        found.append(Found(str(path), len(lines) - len(kept)))
-        if apply:
-            replace_file(path, functools.partial(write_lines, kept))
+        if removed := keep_lines(path, lines, kept, apply=apply):
+            found.append(removed)
     return found
 
 
