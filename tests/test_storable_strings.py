@@ -27,7 +27,7 @@ from strava_simulator.athlete import (
 from tap_strava.conform import conform_to_schema
 from tap_strava.digest import record_digest
 from tap_strava.schemas.activity import ACTIVITY_SCHEMA
-from tap_strava.storable_text import REPLACEMENT, make_storable, storable
+from tap_strava.storable_text import REPLACEMENT, answer_is_storable, make_storable, storable
 from tests.conftest import tap_config_for
 from tests.support import run_tap
 
@@ -95,6 +95,50 @@ def test_numbers_beside_strings_in_a_list_are_still_looked_at():
     record = {"series": [1.5, 2, "bad\x00", 3], "pairs": [[1.0, 2.0], ["x\ud800", 1.0]]}
     assert sorted(make_storable(record)) == ["pairs[1][0]", "series[2]"]
     _utf8_storable(record)
+
+
+# Strings as a JSON answer may carry them: clean ones (raw and escaped non-ASCII, a Hangul
+# syllable whose UTF-8 starts with the surrogates' lead byte 0xED) and unstorable ones.
+CLEAN_TEXTS = [
+    "Morning run",
+    "Caf\u00e9 \u2014 \u00fcber",
+    "\ud55c\uac15 \u041c\u043e\u0441\u043a\u0432\u0430",
+    "\U0001f600 ok",
+    "back\\slash",
+]
+UNSTORABLE_TEXTS = ["Lunch\x00run", "Tempo \ud83d run", "end \udfff", "\udc00 first"]
+
+
+def _answers(text: str) -> list[bytes]:
+    """One page holding ``text``: as Strava's UTF-8 and with every non-ASCII escaped."""
+    page = [{"id": 1, "name": text, "map": {"summary_polyline": "a~l~Fjk~uOwHJy@P"}}]
+    return [
+        json.dumps(page, ensure_ascii=False).encode("utf-8", "surrogatepass"),
+        json.dumps(page).encode(),
+        json.dumps(page).encode().upper().replace(b"\\U", b"\\u"),  # hex in upper case
+    ]
+
+
+@pytest.mark.parametrize("text", CLEAN_TEXTS + UNSTORABLE_TEXTS)
+def test_a_page_judged_storable_from_its_bytes_holds_no_unstorable_string(text):
+    """The tap skips the per-record walk for pages judged storable: never wrongly."""
+    for answer in _answers(text):
+        unstorable = bool(make_storable(json.loads(answer)))
+        if unstorable:
+            assert not answer_is_storable(answer), answer
+    if text in CLEAN_TEXTS:  # the usual page is judged clean (else the walk is never saved)
+        assert answer_is_storable(_answers(text)[0])
+        if max(map(ord, text)) < 0x10000:  # else escaped as a surrogate pair: "maybe"
+            assert answer_is_storable(_answers(text)[1])
+    else:
+        assert all(not answer_is_storable(answer) for answer in _answers(text))
+
+
+def test_a_page_in_utf16_or_with_an_escaped_backslash_is_walked_to_be_sure():
+    """What the byte search cannot read counts as "maybe": the walk then decides."""
+    assert not answer_is_storable(json.dumps([{"name": "x"}]).encode("utf-16"))
+    assert not answer_is_storable(b'[{"name": "C:\\\\u0000"}]')  # a false alarm, on purpose
+    assert not make_storable(json.loads(b'[{"name": "C:\\\\u0000"}]'))
 
 
 def test_conforming_makes_strings_storable_before_the_digest_with_one_warning(caplog):

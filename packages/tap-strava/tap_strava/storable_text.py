@@ -59,6 +59,30 @@ def storable(text: str) -> str:
     return _UNSTORABLE.sub(REPLACEMENT, _PAIR.sub(_combine, text))
 
 
+#: An escape of NUL or of a surrogate (backslash, u, then 0000 or D800..DFFF, hex in
+#: either case). An escaped backslash before "u0000" matches too: a false alarm costs the
+#: walk, never a missed string.
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+#: The UTF-8 bytes of a surrogate (the standard library decodes JSON bytes with
+#: ``surrogatepass``, so they arrive as lone surrogates).
+_SURROGATE_BYTES = re.compile(rb"\xed[\xa0-\xbf]")
+
+
+def answer_is_storable(content: bytes) -> bool:
+    """Whether every string of a JSON answer is storable, judged from its bytes alone.
+
+    A few searches in C over a page's bytes instead of a walk over every string of every
+    record: a page whose bytes cannot hold NUL or a lone surrogate needs no per-record
+    check. A NUL byte counts as "maybe" too (it is also the sign of UTF-16/32, which these
+    searches cannot read). ``False`` means "maybe": walk the records.
+    """
+    if b"\x00" in content:
+        return False
+    if b"\xed" in content and _SURROGATE_BYTES.search(content) is not None:
+        return False
+    return not (b"\\u" in content and _UNSTORABLE_ESCAPE.search(content) is not None)
+
+
 def make_storable(value: t.Any) -> list[str]:
     """Apply the rule to every string inside ``value`` (a dict or list), in place.
 
