@@ -38,6 +38,9 @@ def _view(project: MeltanoProject) -> dict[int, dict[str, t.Any]]:
     return by_id
 
 
+# Among the slowest end-to-end tests (over a minute each): in the extras, which CI also runs,
+# to keep `make test` well under its 15 minutes.
+@pytest.mark.extras
 def test_an_archive_lands_in_postgres_and_csv_and_the_api_fills_in_over_it(postgres_url, tmp_path):
     big = 10**7
     with StravaSimulator(

@@ -201,6 +201,9 @@ def test_renames_and_deletions_of_any_age_arrive_at_one_read_each(pushed):
     assert len(project.rows("event_receipts")) == 3
 
 
+# Among the slowest end-to-end tests (over a minute each): in the extras, which CI also runs,
+# to keep `make test` well under its 15 minutes.
+@pytest.mark.extras
 def test_a_crashed_events_run_replays_and_a_revocation_is_applied(pushed):
     sim, project, receiver, _forwarder = pushed
     target = sorted(sim.activities, key=lambda a: a["start_date"])[10]

@@ -58,6 +58,9 @@ def _holds(text: str, athlete_id: int) -> bool:
     return re.search(rf"(?<!\d){athlete_id}(?!\d)", text) is not None
 
 
+# Among the slowest end-to-end tests (over a minute each): in the extras, which CI also runs,
+# to keep `make test` well under its 15 minutes.
+@pytest.mark.extras
 def test_forget_leaves_nothing_of_the_athlete(meltano_project, simulator, tmp_path):
     athlete = simulator.athlete_id
     events_schema = "strava_events_" + uuid.uuid4().hex[:10]

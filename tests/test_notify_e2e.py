@@ -229,6 +229,9 @@ def test_cron_line_posts_success_then_no_new_then_failure(deployed, simulator):
             assert secret not in text
 
 
+# Among the slowest end-to-end tests (over a minute each): in the extras, which CI also runs,
+# to keep `make test` well under its 15 minutes.
+@pytest.mark.extras
 def test_postgres_down_is_reported_as_behind_and_caught_up_without_a_second_extraction(
     deployed, simulator
 ):
@@ -271,6 +274,9 @@ def test_postgres_down_is_reported_as_behind_and_caught_up_without_a_second_extr
     assert_csv_matches_postgres(deployed.meltano, deployed.root / "output")
 
 
+# Among the slowest end-to-end tests (over a minute each): in the extras, which CI also runs,
+# to keep `make test` well under its 15 minutes.
+@pytest.mark.extras
 def test_the_weekly_reconcile_cron_line_flags_a_deletion_and_posts_once(deployed, simulator):
     """Also one order for every writer (issue 14): a spool Postgres missed is applied by
     the reconcile job before it writes, so a later daily run cannot revert the reconcile."""
