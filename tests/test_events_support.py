@@ -64,11 +64,12 @@ class Served:
     """The receiver served as `strava-events serve` serves it (Hypercorn, both listeners),
     in a thread with its own event loop, on free ports of 127.0.0.1."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, public: socket.socket | None = None) -> None:
+        """``public``: a socket listening already (a test that must know the URL first)."""
         self.settings = settings
         self.apps = create_apps(settings)
         self.receiver = self.apps.receiver
-        self._public = server.listen("127.0.0.1", 0)
+        self._public = public or server.listen("127.0.0.1", 0)
         self._tap = server.listen("127.0.0.1", 0)
         self.port = self._public.getsockname()[1]
         self.tap_port = self._tap.getsockname()[1]

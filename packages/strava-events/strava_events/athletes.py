@@ -46,6 +46,10 @@ class KnownAthletes:
                 "token store not read, keeping %d known athletes: %s", len(self._from_store), exc
             )
 
+    def learn(self, athlete_id: int) -> None:
+        """Accept this athlete's events from now on (one who connected through the page)."""
+        self._from_store = self._from_store | {athlete_id}
+
     def __contains__(self, athlete_id: object) -> bool:
         """Whether events of this athlete are queued."""
         if athlete_id in self._configured:

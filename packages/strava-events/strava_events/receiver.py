@@ -11,6 +11,8 @@
   answered 200. Events of another subscription or athlete are answered 200 too (Strava
   must not retry them) but never stored. Every failure (a wrong path, a bad body, a wrong
   verify token) is charged to its client's failure budget; valid requests never are.
+* with ``STRAVA_EVENTS_CONNECT_URL`` set, ``GET /connect`` and ``GET /connect/return`` on the
+  public listener: the "Connect with Strava" page (:mod:`strava_events.connect`);
 * the tap's interface, on its own loopback listener: ``GET /tap/events/pending``,
   ``POST /tap/events/ack``, ``GET /tap/status``, behind a bearer token that is checked
   before anything else.
@@ -41,6 +43,7 @@ from starlette.routing import Route
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from strava_events.athletes import KnownAthletes
+from strava_events.connect import RETURN_PATH, START_PATH, ConnectPage
 from strava_events.events import EventError, parse_event
 from strava_events.groupcommit import GroupWriter
 from strava_events.queue import EventStore, StoredEvent, StoreError, describe, open_store
@@ -303,6 +306,8 @@ class Apps:
     callback: ASGIApp
     tap: Starlette
     receiver: Receiver
+    #: The "Connect with Strava" page, when it is on.
+    connect: ConnectPage | None = None
 
 
 def create_apps(settings: Settings, store: EventStore | None = None) -> Apps:
@@ -311,6 +316,11 @@ def create_apps(settings: Settings, store: EventStore | None = None) -> Apps:
     spool = Spool(settings.spool_dir, settings.limits.max_spool_events)
     athletes = KnownAthletes(settings.athlete_ids, settings.token_store)
     receiver = Receiver(settings, store, spool, athletes)
+    connect = (
+        ConnectPage(settings.connect, on_connected=athletes.learn)
+        if settings.connect is not None
+        else None
+    )
     callback_path = ("/" + settings.callback_path).encode("utf-8")
     verify_token = settings.verify_token.encode("utf-8")
     tap_token = settings.tap_token.encode("utf-8")
@@ -329,6 +339,14 @@ def create_apps(settings: Settings, store: EventStore | None = None) -> Apps:
         path = str(request.scope["path"]).encode("utf-8")
         if path == b"/healthz" and request.method == "GET":
             return JSONResponse({"ok": True})
+        if connect is not None and path.startswith(b"/connect") and request.method == "GET":
+            if path == START_PATH.encode():
+                # A person starts a few sign-ins; each costs budget, so a flood gets 429s.
+                receiver.failures.charge(client)
+                return connect.start(request)
+            if path == RETURN_PATH.encode():
+                answer = await connect.finish(request)
+                return answer if answer.status_code == 200 else failed(request, answer)
         if not hmac.compare_digest(path, callback_path):
             receiver.counters["not_found"] += 1
             return failed(request, _error(404, "not found"))
@@ -548,4 +566,4 @@ def create_apps(settings: Settings, store: EventStore | None = None) -> Apps:
         callback,  # type: ignore[arg-type]
         trusted_hosts=settings.forwarded_allow_ips,
     )
-    return Apps(callback=t.cast("ASGIApp", forwarded), tap=tap, receiver=receiver)
+    return Apps(callback=t.cast("ASGIApp", forwarded), tap=tap, receiver=receiver, connect=connect)

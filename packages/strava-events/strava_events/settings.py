@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote
 
+from strava_events.connect import ConnectSettings
+
 PREFIX = "STRAVA_EVENTS_"
 DEFAULT_API_BASE = "https://www.strava.com/api/v3"
 DEFAULT_SCHEMA = "strava_events"
@@ -109,6 +111,8 @@ class Settings:
     limits: Limits = dataclasses.field(default_factory=Limits)
     #: Acknowledged events are kept this long (duplicates of them are still recognised).
     retention_days: int = 30
+    #: The "Connect with Strava" page (``STRAVA_EVENTS_CONNECT_URL``), off when None.
+    connect: ConnectSettings | None = None
 
     @property
     def store_label(self) -> str:
@@ -349,6 +353,55 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         subscription_file=folder / SUBSCRIPTION_FILE,
         limits=limits,
         retention_days=_int(env, "RETENTION_DAYS", 30, 1, 3650),
+        connect=load_connect(env, token_store),
+    )
+
+
+_PUBLIC_URL_RE = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def load_connect(env: Mapping[str, str], token_store: Path | None) -> ConnectSettings | None:
+    """The "Connect with Strava" page's settings, or None when it is off (the default).
+
+    ``STRAVA_EVENTS_CONNECT_URL`` is the receiver's address as browsers reach it (scheme
+    and host, no path); its host must be the Strava app's "Authorization Callback Domain".
+    https is required except on a loopback host (a test, or a tunnel on this machine).
+    """
+    from tap_strava.oauth_flow import DEFAULT_TOKEN_URL, authorize_url_for
+
+    raw = _get(env, "CONNECT_URL")
+    if raw is None:
+        return None
+    public_url = raw.rstrip("/")
+    host = public_url.split("://", 1)[-1].split(":", 1)[0]
+    if not _PUBLIC_URL_RE.match(public_url) or (
+        public_url.startswith("http://") and host not in _LOOPBACK_HOSTS
+    ):
+        msg = (
+            f"{PREFIX}CONNECT_URL must be the receiver's https address without a path, such as "
+            "https://club.example.org (http only on 127.0.0.1 or localhost)"
+        )
+        raise SettingsError(msg)
+    if token_store is None:
+        msg = (
+            f"{PREFIX}CONNECT_URL needs {PREFIX}TOKEN_STORE{_where(env)}: set it to the tap's "
+            "token store file, where connected athletes' tokens go"
+        )
+        raise SettingsError(msg)
+    app = load_strava_app(env)
+    token_url = (
+        _get(env, "TOKEN_URL") or env.get("TAP_STRAVA_TOKEN_URL", "").strip() or DEFAULT_TOKEN_URL
+    )
+    env_file = env.get(_ENV_FILE)
+    return ConnectSettings(
+        public_url=public_url,
+        client_id=app.client_id,
+        client_secret=app.client_secret,
+        token_url=token_url,
+        authorize_url=authorize_url_for(token_url),
+        env_file=Path(env_file) if env_file else project_root(env) / ".env",
+        token_store_path=token_store,
     )
 
 

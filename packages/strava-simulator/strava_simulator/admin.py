@@ -16,6 +16,7 @@ DELETE   /_sim/activities/{id}       delete
 POST     /_sim/revoke                the athlete deauthorizes the app
 POST     /_sim/scope                 {"scope": "read,activity:read"}
 POST     /_sim/authorization         {"approve": false} / {"scope": "read"}
+POST     /_sim/consent               {"athlete_id": 123}: who consents (null: the primary)
 POST     /_sim/app                   {"active": false}: 403 Application Status Inactive
 POST     /_sim/access_token          issue an access token directly
 POST     /_sim/refresh_token         the athlete authorizes again: new refresh token
@@ -103,6 +104,7 @@ def _route(sim: StravaSimulator, request: Request) -> Response:
         ("POST", "/_sim/revoke"): lambda: (200, _revoke(sim)),
         ("POST", "/_sim/scope"): lambda: (200, _scope(sim, _body(request))),
         ("POST", "/_sim/authorization"): lambda: (200, _authorization(sim, _body(request))),
+        ("POST", "/_sim/consent"): lambda: (200, _consent(sim, _body(request))),
         ("POST", "/_sim/app"): lambda: (200, _app(sim, _body(request))),
         ("POST", "/_sim/access_token"): lambda: (200, {"access_token": sim.issue_access_token()}),
         ("POST", "/_sim/refresh_token"): lambda: (
@@ -161,6 +163,18 @@ def _authorization(sim: StravaSimulator, body: JSONDict) -> JSONDict:
         approve=bool(body.get("approve", True)), scope=str(scope) if scope is not None else None
     )
     return {"approve": bool(body.get("approve", True)), "scope": scope}
+
+
+def _consent(sim: StravaSimulator, body: JSONDict) -> JSONDict:
+    wanted = body.get("athlete_id")
+    if wanted is None:
+        sim.set_consenting_athlete(None)
+        return {"athlete_id": sim.primary.athlete_id}
+    athlete = next((a for a in sim.athletes if a.athlete_id == wanted), None)
+    if athlete is None:
+        raise AdminError(400, f"no athlete {wanted!r} in this simulator")
+    sim.set_consenting_athlete(athlete)
+    return {"athlete_id": athlete.athlete_id}
 
 
 def _app(sim: StravaSimulator, body: JSONDict) -> JSONDict:

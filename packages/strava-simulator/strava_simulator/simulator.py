@@ -119,6 +119,8 @@ class StravaSimulator:
         self._dataset = self.primary.dataset
         self._store = self.primary.store
         self._tokens = self.primary.tokens
+        # Who is signed in to Strava in the browser that opens the consent page.
+        self._consenting: SimulatedAthlete | None = None
         self._api = self.primary.api
         self._limiter = RateLimiter(
             Limits(
@@ -381,14 +383,34 @@ class StravaSimulator:
         """Issue a valid access token directly, bypassing the refresh flow."""
         return self._tokens.issue_access_token(self.now())[0]
 
-    def set_authorization(self, *, approve: bool = True, scope: str | None = None) -> None:
-        """Decide what the athlete does on the consent screen of ``/oauth/authorize``.
+    def set_authorization(
+        self,
+        *,
+        approve: bool = True,
+        scope: str | None = None,
+        athlete: SimulatedAthlete | None = None,
+    ) -> None:
+        """Decide what an athlete (the primary one by default) does on the consent screen.
 
-        ``approve=False`` makes it redirect with ``error=access_denied``; ``scope`` limits the
-        granted scopes to those listed (the athlete unticks the others).
+        ``approve=False`` makes ``/oauth/authorize`` redirect with ``error=access_denied``;
+        ``scope`` limits the granted scopes to those listed (the athlete unticks the others).
         """
-        self._tokens.approve = approve
-        self._tokens.grant_override = None if scope is None else parse_scope(scope)
+        tokens = (athlete or self.primary).tokens
+        tokens.approve = approve
+        tokens.grant_override = None if scope is None else parse_scope(scope)
+
+    def set_consenting_athlete(self, athlete: SimulatedAthlete | None) -> None:
+        """Who is signed in to Strava in the browser that opens ``/oauth/authorize``.
+
+        Strava's consent page answers for whoever is logged in there; the code it issues
+        belongs to that athlete, and so do the tokens it is exchanged for. ``None``: the
+        primary athlete (the default). A club's "Connect with Strava" page is tested by
+        letting each athlete in turn consent.
+        """
+        if athlete is not None and athlete not in self._athletes:
+            msg = "that athlete does not belong to this simulator"
+            raise ValueError(msg)
+        self._consenting = athlete
 
     @property
     def app_active(self) -> bool:
@@ -607,7 +629,7 @@ class StravaSimulator:
             result = athlete.tokens.token(params, now, athlete.api.summary_athlete())
             return json_response(result.status, result.body, OAUTH_JSON)
         if path in ("/oauth/authorize", "/oauth/mobile/authorize") and request.method == "GET":
-            status, answer = self._tokens.authorize(params)
+            status, answer = (self._consenting or self.primary).tokens.authorize(params)
             if status != 302:
                 return json_response(status, answer, OAUTH_JSON)
             redirect = params["redirect_uri"]

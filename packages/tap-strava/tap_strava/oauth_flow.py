@@ -50,6 +50,46 @@ ENV_PREFIX = "TAP_STRAVA_"
 SETTINGS_PAGE = "https://www.strava.com/settings/api"
 
 
+class AppCredentials(t.Protocol):
+    """What the code exchange and the token store read of their settings.
+
+    ``tap-strava-auth``'s :class:`Settings` has it, and so has the receiver's "Connect with
+    Strava" page (``strava_events.connect``), which stores athletes the same way.
+    """
+
+    @property
+    def client_id(self) -> str:
+        """The Strava app's Client ID."""
+
+    @property
+    def client_secret(self) -> str:
+        """The Strava app's Client Secret."""
+
+    @property
+    def token_url(self) -> str:
+        """Strava's token endpoint."""
+
+    @property
+    def token_store_path(self) -> Path:
+        """Where the token chains are kept."""
+
+
+class AuthorizeTarget(t.Protocol):
+    """What Strava's consent page URL is built from."""
+
+    @property
+    def client_id(self) -> str:
+        """The Strava app's Client ID."""
+
+    @property
+    def authorize_url(self) -> str:
+        """Strava's consent page."""
+
+    @property
+    def scope(self) -> str:
+        """The scopes asked for, comma separated."""
+
+
 @dataclasses.dataclass
 class Settings:
     """Everything one authorization needs, with where each value came from."""
@@ -81,7 +121,7 @@ def authorize_url_for(token_url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
-def build_authorize_url(settings: Settings, redirect_uri: str, state: str) -> str:
+def build_authorize_url(settings: AuthorizeTarget, redirect_uri: str, state: str) -> str:
     """Strava's consent page URL (``approval_prompt=force``: always show the scopes)."""
     query = urlencode(
         {
@@ -121,8 +161,13 @@ def check_scopes(granted: set[str], warn: Callable[[str], None]) -> None:
         warn("profile:read_all was not granted: the athlete stream gets the summary profile")
 
 
-def exchange_code(settings: Settings, code: str) -> dict[str, t.Any]:
-    """Trade the one-time code for tokens; turn Strava's refusals into one line each."""
+def exchange_code(
+    settings: AppCredentials, code: str, *, again: str = "run tap-strava-auth again"
+) -> dict[str, t.Any]:
+    """Trade the one-time code for tokens; turn Strava's refusals into one line each.
+
+    ``again``: how the person starts over, for the refusals only a new code fixes.
+    """
     try:
         response = requests.post(
             settings.token_url,
@@ -156,7 +201,7 @@ def exchange_code(settings: Settings, code: str) -> dict[str, t.Any]:
     elif "code" in fields:
         msg = (
             f"Strava refused the authorization code ({summary}): it expired or was already "
-            "used; run tap-strava-auth again"
+            f"used; {again}"
         )
     elif response.status_code in (400, 401):
         msg = (
@@ -197,7 +242,10 @@ def with_athlete_token(current: str | None, name: str, refresh_token: str) -> st
 
 
 def seed_token_store(
-    settings: Settings, answer: Mapping[str, t.Any], now: float, granted: set[str] | None = None
+    settings: AppCredentials,
+    answer: Mapping[str, t.Any],
+    now: float,
+    granted: set[str] | None = None,
 ) -> None:
     """Store the new chain keyed like the tap will look it up (client id + this token).
 
