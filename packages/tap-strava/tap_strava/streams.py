@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import dataclasses
 import datetime
@@ -105,6 +106,33 @@ class Cursor:
             page=max(1, int(value.get("page") or 1)),
             newest=str(value["newest"]) if value.get("newest") else None,
         )
+
+
+def _next_page(
+    cursor: Cursor,
+    page: dict[int, dict[str, t.Any]],
+    start_of: dict[int, int],
+    fresh: list[tuple[int, dict[str, t.Any]]],
+) -> Cursor:
+    """Where the newest-first backfill reads after this (non-empty) page.
+
+    It depends on the page alone (never on what was emitted), so the next read can start
+    before this page's records are emitted.
+    """
+    oldest = min(start_of.values())
+    if not fresh and len(page) >= MAX_PAGE_SIZE:
+        # A full page of one second: page on at that bound.
+        return Cursor(before=cursor.before, seen=cursor.seen, page=cursor.page + 1)
+    if not fresh:
+        # Only equal start times seen already: ask strictly older, to the end.
+        return Cursor(before=oldest)
+    at_oldest = [activity_id for activity_id, start in start_of.items() if start == oldest]
+    if len(page) >= MAX_PAGE_SIZE:
+        # A full page may cut a group of equal start times: ask that second again.
+        seen = cursor.seen if cursor.before == oldest + 1 else []
+        return Cursor(before=oldest + 1, seen=sorted({*seen, *at_oldest}))
+    # A short page holds every activity of its oldest second: ask strictly older.
+    return Cursor(before=oldest)
 
 
 class ActivityListStream(StravaStream):
@@ -433,59 +461,65 @@ class ActivitiesStream(ActivityListStream):
             self.name,
             iso(cursor.before) if cursor.before is not None else "now",
         )
-        while True:
-            partition_state[BACKFILL_KEY] = dataclasses.asdict(cursor)
-            write_state_now(self)
-            self._cursor = cursor
-            try:
-                page = {_activity_key(item): item for item in self.request_records(context)}
-            finally:
-                self._cursor = None
-            # Each start parsed once per page (sorting, the cursor and the range use it).
-            start_of = {key: epoch(item["start_date"]) for key, item in page.items()}
-            fresh = [
-                (activity_id, item)
-                for activity_id, item in page.items()
-                if not (
-                    cursor.before is not None
-                    and start_of[activity_id] == cursor.before - 1
-                    and activity_id in cursor.seen
-                )
-            ]
-            in_range = [pair for pair in fresh if floor is None or start_of[pair[0]] >= floor]
-            in_range.sort(key=lambda pair: (start_of[pair[0]], pair[0]), reverse=True)
-            newest_start = epoch(cursor.newest) if cursor.newest else None
-            for activity_id, record in in_range:
-                newer = newest_start is None or start_of[activity_id] > newest_start
-                if newer and not self.is_future(record, warn=False):
-                    cursor.newest = str(record["start_date"])
-                    newest_start = start_of[activity_id]
-                kept_from = self._backfill_digest_floor(cursor)
-                yield from self._emit(record, context, partition_state, None, kept_from)
-                # The SDK moved the bookmark to this (older) record: not while backfilling.
-                if high_water:
-                    partition_state["replication_key_value"] = high_water
+        reading: concurrent.futures.Future[list[dict[str, t.Any]]] | None = None
+        try:
+            while True:
+                partition_state[BACKFILL_KEY] = dataclasses.asdict(cursor)
+                write_state_now(self)
+                if reading is None:
+                    items = self._read_backfill_page(context, cursor)
                 else:
-                    partition_state.pop("replication_key_value", None)
-            self._prune_backfill_digests(cursor, partition_state)
-            if not page or (floor is not None and len(in_range) < len(fresh)):
-                break  # an empty answer (or the start_date passed): the history is read
-            oldest = min(start_of.values())
-            if not fresh and len(page) >= MAX_PAGE_SIZE:
-                cursor.page += 1  # a full page of one second: page on at that bound
-                continue
-            if not fresh:
-                # Only equal start times seen already: ask strictly older, to the end.
-                cursor.before, cursor.seen, cursor.page = oldest, [], 1
-                continue
-            at_oldest = [activity_id for activity_id, start in start_of.items() if start == oldest]
-            if len(page) >= MAX_PAGE_SIZE:
-                # A full page may cut a group of equal start times: ask that second again.
-                seen = cursor.seen if cursor.before == oldest + 1 else []
-                cursor.before, cursor.seen, cursor.page = oldest + 1, sorted({*seen, *at_oldest}), 1
-            else:
-                # A short page holds every activity of its oldest second: ask strictly older.
-                cursor.before, cursor.seen, cursor.page = oldest, [], 1
+                    items, reading = reading.result(), None
+                page = {_activity_key(item): item for item in items}
+                # Each start parsed once per page (sorting, the cursor and the range use it).
+                start_of = {key: epoch(item["start_date"]) for key, item in page.items()}
+                fresh = [
+                    (activity_id, item)
+                    for activity_id, item in page.items()
+                    if not (
+                        cursor.before is not None
+                        and start_of[activity_id] == cursor.before - 1
+                        and activity_id in cursor.seen
+                    )
+                ]
+                in_range = [pair for pair in fresh if floor is None or start_of[pair[0]] >= floor]
+                in_range.sort(key=lambda pair: (start_of[pair[0]], pair[0]), reverse=True)
+                # An empty answer (or the start_date passed): the history is read.
+                finished = not page or (floor is not None and len(in_range) < len(fresh))
+                following = None
+                if not finished:
+                    # The next page depends on this one only: read it while this one is
+                    # emitted (a page Strava serves meanwhile costs no time). It is a page
+                    # the loop reads next in any case, so no read is added.
+                    following = _next_page(cursor, page, start_of, fresh)
+                    reading = self._read_ahead(context, following)
+                newest_start = epoch(cursor.newest) if cursor.newest else None
+                for activity_id, record in in_range:
+                    newer = newest_start is None or start_of[activity_id] > newest_start
+                    if newer and not self.is_future(record, warn=False):
+                        cursor.newest = str(record["start_date"])
+                        newest_start = start_of[activity_id]
+                    kept_from = self._backfill_digest_floor(cursor)
+                    yield from self._emit(record, context, partition_state, None, kept_from)
+                    # The SDK moved the bookmark to this (older) record: not while backfilling.
+                    if high_water:
+                        partition_state["replication_key_value"] = high_water
+                    else:
+                        partition_state.pop("replication_key_value", None)
+                self._prune_backfill_digests(cursor, partition_state)
+                if following is None:
+                    break
+                cursor.before, cursor.seen, cursor.page = (
+                    following.before,
+                    following.seen,
+                    following.page,
+                )
+        finally:
+            if self._reader is not None:
+                # Stopped while a page was on its way (the target failed, the run ends)?
+                # The read finishes first, so that no request outlives the backfill.
+                self._reader.shutdown(wait=True)
+                self._reader = None
         partition_state.pop(BACKFILL_KEY, None)
         run_start = self.sync_run.started_at
         newest = [v for v in (cursor.newest, high_water) if v]
@@ -495,6 +529,30 @@ class ActivitiesStream(ActivityListStream):
         )
         partition_state[DIGESTS_KEY] = self._digests_to_keep(self._digests, partition_state)
         mark_state_changed(self)
+
+    def _read_backfill_page(
+        self, context: Context | None, cursor: Cursor
+    ) -> list[dict[str, t.Any]]:
+        """One page of the newest-first backfill at ``cursor`` (one request)."""
+        self._cursor = cursor
+        try:
+            return list(self.request_records(context))
+        finally:
+            self._cursor = None
+
+    def _read_ahead(
+        self, context: Context | None, cursor: Cursor
+    ) -> concurrent.futures.Future[list[dict[str, t.Any]]]:
+        """Read the page at ``cursor`` in the background (one read, as the loop would).
+
+        Only this thread makes requests meanwhile: the loop emits the current page's
+        records, which asks Strava nothing, and waits for this read before the next one.
+        """
+        if self._reader is None:
+            self._reader = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="strava-read-ahead"
+            )
+        return self._reader.submit(self._read_backfill_page, context, cursor)
 
     def _backfill_digest_floor(self, cursor: Cursor) -> int | None:
         """The oldest start whose digest a backfill keeps (None: all, nothing read yet).
@@ -577,6 +635,8 @@ class ActivitiesStream(ActivityListStream):
 
     # The listed record being emitted (see post_process).
     _listed: dict[str, t.Any] | None = None
+    # The backfill's read-ahead thread, while a backfill runs (see _read_ahead).
+    _reader: concurrent.futures.ThreadPoolExecutor | None = None
 
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, t.Any]]:
         """A page of summaries, its strings storable (:mod:`tap_strava.storable_text`).
