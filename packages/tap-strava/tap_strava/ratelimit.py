@@ -20,6 +20,19 @@ import typing as t
 if t.TYPE_CHECKING:
     import requests
 
+    from tap_strava.quota_ledger import Refusal
+
+
+class SharedLedger(t.Protocol):
+    """The app's quota ledger shared by every worker (:mod:`tap_strava.quota_ledger`)."""
+
+    def reserve(self, priority: str = ...) -> Refusal | None:
+        """Count one request in the current windows, or say why it has no place."""
+
+    def correct(self, snapshot: RateLimitSnapshot, *, rate_limited: bool = ...) -> None:
+        """Raise the windows to the figures of an answer's headers."""
+
+
 DEFAULT_WINDOW_SECONDS = 900
 DEFAULT_DAY_SECONDS = 86400
 # A 429 caused by other users of the app: wait for the next window this many times.
@@ -128,12 +141,16 @@ class RateLimitTracker:
         self.requests_seen = 0
         self.waited_seconds = 0.0
         self.exhausted: str | None = None  # why the run stopped early, if it did
+        # With a shared database: every request reserves its place there first.
+        self.ledger: SharedLedger | None = None
 
     def observe(self, response: requests.Response) -> None:
         """Record the quota headers of an API answer (token calls carry none)."""
         snapshot = RateLimitSnapshot.from_response(response)
         if snapshot is None:
             return
+        if self.ledger is not None:
+            self.ledger.correct(snapshot, rate_limited=response.status_code == 429)
         self.requests_seen += 1
         if self.first is None:
             self.first = snapshot
@@ -199,20 +216,45 @@ class RateLimitTracker:
         )
         self._last_seen_at = self._monotonic()
 
-    def before_request(self) -> None:
-        """Wait for quota, or raise :class:`QuotaExhausted`; never provoke a 429 ourselves."""
+    def before_request(self, priority: str = "daily") -> None:
+        """Wait for quota, or raise :class:`QuotaExhausted`; never provoke a 429 ourselves.
+
+        ``priority`` (events, daily, backfill) matters only with a shared ledger.
+        """
         if self.exhausted:
             raise QuotaExhausted(self.exhausted)
         budget = self._tightest()
-        if budget is None:
-            return
-        usage, limit = budget
-        if usage.daily >= limit.daily:
-            self._stop(f"the daily quota is spent ({usage.daily}/{limit.daily})", daily=True)
-        if usage.short >= limit.short and not self._window_spent:
-            self._wait_for_next_window(
-                f"the 15-minute quota is spent ({usage.short}/{limit.short})"
-            )
+        if budget is not None:
+            usage, limit = budget
+            if usage.daily >= limit.daily:
+                self._stop(f"the daily quota is spent ({usage.daily}/{limit.daily})", daily=True)
+            if usage.short >= limit.short and not self._window_spent:
+                self._wait_for_next_window(
+                    f"the 15-minute quota is spent ({usage.short}/{limit.short})"
+                )
+        if self.ledger is not None:
+            self._reserve(self.ledger, priority)
+
+    def _reserve(self, ledger: SharedLedger, priority: str) -> None:
+        """Take a place in the shared ledger: wait for it, or stop (daily, or too long)."""
+        waited = 0.0
+        while (refusal := ledger.reserve(priority)) is not None:
+            reason = refusal.describe(priority)
+            if refusal.window == "daily":
+                self._stop(reason, daily=True)
+            wait = refusal.seconds_left + (WINDOW_MARGIN_SECONDS if refusal.limit else 0.0)
+            if waited + wait > self.max_wait_seconds:
+                self._stop(
+                    f"{reason}; the next window opens in {wait:.0f} s, more than "
+                    f"max_rate_limit_wait_seconds={self.max_wait_seconds:.0f}"
+                )
+            if refusal.limit is not None:
+                logger.warning(
+                    "%s: %s: %.0f s (the next 15-minute window)", WAIT_MARKER, reason, wait
+                )
+            self._sleep_announcing(wait)
+            waited += wait
+            self._window_spent = True  # a new window: the last usage figures are stale
 
     def after_rate_limited(self, attempt: int) -> None:
         """A 429 from other users' traffic: wait for the next window, a bounded number of times."""
@@ -304,6 +346,11 @@ class RateLimitTracker:
             wait,
             f"{ends:%H:%M:%S}",
         )
+        self._sleep_announcing(wait)
+
+    def _sleep_announcing(self, wait: float) -> None:
+        """Sleep ``wait`` seconds, saying every minute how long is left (logs never go quiet)."""
+        ends = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=wait)
         left = wait
         while left > 0:
             chunk = min(left, WAIT_ANNOUNCE_SECONDS)
