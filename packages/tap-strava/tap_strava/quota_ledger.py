@@ -25,11 +25,11 @@ Limits are read from the headers, never assumed (the Extended tier's are set per
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import typing as t
 
 from tap_strava.errors import StravaConfigError
+from tap_strava.ratelimit import DAY, SHORT, Refusal
 from tap_strava.shared_database import SCHEMA, SharedDatabase, db_error, describe
 
 if t.TYPE_CHECKING:
@@ -43,29 +43,7 @@ PRIORITIES = (EVENTS, DAILY, BACKFILL)
 DEFAULT_RESERVE_PERCENT = 10
 #: While the limits are unknown, how long a refused request waits for the probe's answer.
 PROBE_WAIT_SECONDS = 0.25
-SHORT, DAY = "short", "daily"
 _LIMITS = "read"
-
-
-@dataclasses.dataclass(frozen=True)
-class Refusal:
-    """Why a request has no place now, and when the refusing window ends."""
-
-    window: str  # SHORT or DAY
-    used: int
-    cap: int  # what this priority may use of the window
-    limit: int | None  # the app's limit (None: not known yet)
-    seconds_left: float
-
-    def describe(self, priority: str) -> str:
-        """One line for the log and the state."""
-        name = "15-minute" if self.window == SHORT else "daily"
-        if self.limit is None:
-            return "the app's limits are not known yet (another worker's request is probing)"
-        return (
-            f"the app's {name} quota is spent for {priority} requests in the shared ledger "
-            f"({self.used}/{self.limit}, {priority} may use {self.cap})"
-        )
 
 
 def caps(limit: int, priority: str, reserve_percent: int) -> int:

@@ -20,7 +20,29 @@ import typing as t
 if t.TYPE_CHECKING:
     import requests
 
-    from tap_strava.quota_ledger import Refusal
+#: The windows of a shared ledger's refusal (:mod:`tap_strava.quota_ledger`).
+SHORT, DAY = "short", "daily"
+
+
+@dataclasses.dataclass(frozen=True)
+class Refusal:
+    """Why a request has no place now, and when the refusing window ends."""
+
+    window: str  # SHORT or DAY
+    used: int
+    cap: int  # what this priority may use of the window
+    limit: int | None  # the app's limit (None: not known yet)
+    seconds_left: float
+
+    def describe(self, priority: str) -> str:
+        """One line for the log and the state."""
+        name = "15-minute" if self.window == SHORT else "daily"
+        if self.limit is None:
+            return "the app's limits are not known yet (another worker's request is probing)"
+        return (
+            f"the app's {name} quota is spent for {priority} requests in the shared ledger "
+            f"({self.used}/{self.limit}, {priority} may use {self.cap})"
+        )
 
 
 class SharedLedger(t.Protocol):
@@ -240,7 +262,7 @@ class RateLimitTracker:
         waited = 0.0
         while (refusal := ledger.reserve(priority)) is not None:
             reason = refusal.describe(priority)
-            if refusal.window == "daily":
+            if refusal.window == DAY:
                 self._stop(reason, daily=True)
             wait = refusal.seconds_left + (WINDOW_MARGIN_SECONDS if refusal.limit else 0.0)
             if waited + wait > self.max_wait_seconds:
