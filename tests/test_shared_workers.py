@@ -15,6 +15,7 @@ import sys
 import threading
 import typing as t
 
+import psycopg
 import pytest
 
 from strava_simulator import StravaSimulator
@@ -106,3 +107,34 @@ def test_workers_sharing_one_quota_stay_under_every_window_without_a_429(
     assert len(api) >= 4 * 13, "every worker read its list and its details"
     assert max(per_window.values()) <= LIMIT, sorted(per_window.items())
     assert len(per_window) >= len(api) // LIMIT, "the workers waited for the next windows"
+
+
+def test_meltano_runs_with_its_system_database_and_the_tap_facts_on_one_server(
+    meltano_project, simulator, shared_database_url, token_keys
+):
+    """MELTANO_DATABASE_URI on PostgreSQL, the tap's shared facts beside it: a worker's view."""
+    system_uri = shared_database_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    extra = {
+        "MELTANO_DATABASE_URI": system_uri,
+        "TAP_STRAVA_SHARED_DATABASE_URL": shared_database_url,
+        "TAP_STRAVA_TOKEN_KEYS": token_keys,
+    }
+    proc = meltano_project.meltano("run", "tap-strava", "target-postgres", **extra)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(meltano_project.rows("activities")) == len(simulator.activities)
+    state = meltano_project.meltano("state", "get", "dev:tap-strava-to-target-postgres", **extra)
+    assert state.returncode == 0, state.stderr[-2000:]
+    assert json.loads(state.stdout)["singer_state"]["bookmarks"]["activities"]
+    with psycopg.connect(shared_database_url) as connection:
+        tables = {
+            row[0]
+            for row in connection.execute(
+                "SELECT table_schema || '.' || table_name FROM information_schema.tables"
+            )
+        }
+        ((athlete_id,),) = connection.execute(
+            "SELECT athlete_id FROM strava_shared.tokens WHERE refresh_token IS NOT NULL"
+        ).fetchall()
+    assert {"public.runs", "public.state"} <= tables, "Meltano's system database is there"
+    assert athlete_id == simulator.athlete_id, "the tap's tokens are there too"
+    assert not (meltano_project.workdir / "tokens.json").exists(), "no token file"
