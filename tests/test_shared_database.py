@@ -28,6 +28,7 @@ from tap_strava.token_store import StoredTokens
 from tap_strava.token_store_postgres import PostgresTokenStore, rotate_keys
 from tests.conftest import tap_config_for
 from tests.support import run_tap
+from tests.test_auth_helper import Browser, auth_env, run_helper  # noqa: F401 - a fixture
 
 
 def _rows(url: str, query: str) -> list[tuple]:
@@ -256,3 +257,29 @@ def _snapshot(*, used: int, limit: int) -> RateLimitSnapshot:
         read_usage=WindowPair(used, used),
         server_time=time.time(),
     )
+
+
+@pytest.mark.usefixtures("auth_env")
+def test_tap_strava_auth_seeds_the_shared_store_and_forgets_an_athlete_there(
+    simulator, tmp_path, shared_database_url, token_keys, monkeypatch, capsys
+):
+    monkeypatch.setenv("TAP_STRAVA_SHARED_DATABASE_URL", shared_database_url)
+    code, out, err = run_helper(monkeypatch, capsys, Browser())
+    assert code == 0, err
+    assert "Seeded the token store the shared database" in out
+    assert not (tmp_path / "store" / "tokens.json").exists(), "not the file"
+    store_keyed = PostgresTokenStore(
+        SharedDatabase(shared_database_url),
+        client_id=simulator.client_id,
+        configured_refresh_token=simulator.refresh_token,
+    )
+    seeded = store_keyed.load()
+    assert seeded is not None
+    assert seeded.athlete_id == simulator.athlete_id
+    assert "activity:read_all" in (seeded.scope or ""), "the reconcile's scope check reads it"
+    code, out, err = run_helper(
+        monkeypatch, capsys, Browser(act=False), "--forget-athlete", str(simulator.athlete_id)
+    )
+    assert code == 0, err
+    assert "Removed 1 token chain(s)" in out
+    assert store_keyed.load() is None
