@@ -283,3 +283,37 @@ def test_tap_strava_auth_seeds_the_shared_store_and_forgets_an_athlete_there(
     assert code == 0, err
     assert "Removed 1 token chain(s)" in out
     assert store_keyed.load() is None
+
+
+def test_strava_forget_athlete_finds_and_removes_the_athlete_in_the_shared_database(
+    shared_database_url, token_keys, tmp_path
+):
+    from strava_data import forget, places
+
+    for chain, athlete in (("mine", 11), ("other", 12)):
+        store = _store(shared_database_url, chain)
+        with store.locked():
+            store.save(StoredTokens(refresh_token=f"rt-{chain}", athlete_id=athlete))
+    PostgresSharedFacts(SharedDatabase(shared_database_url)).cache(
+        11, PROFILE, {"id": 11}, int(time.time())
+    )
+    where = forget.Places(
+        postgres={},
+        output=tmp_path,
+        duckdb=None,
+        spools=[],
+        logs=tmp_path,
+        receiver_sqlite=tmp_path / "none.sqlite3",
+        receiver_spool=tmp_path,
+        token_store=None,
+        shared_database=shared_database_url,
+    )
+    assert forget.stored_tokens(where, 11) == ["rt-mine"], "decrypted, to revoke at Strava"
+    listed = places.shared_database_entries(shared_database_url, 11, apply=False)
+    assert [(f.place, f.rows) for f in listed] == [
+        ("strava_shared.athlete_facts", 1),
+        ("strava_shared.tokens", 1),
+    ]
+    places.shared_database_entries(shared_database_url, 11, apply=True)
+    assert places.shared_database_entries(shared_database_url, 11, apply=False) == []
+    assert _rows(shared_database_url, "SELECT athlete_id FROM strava_shared.tokens") == [(12,)]

@@ -255,3 +255,18 @@ def rotate_keys(database: SharedDatabase, keys: TokenKeys | None = None) -> int:
                 changed += 1
         connection.commit()
     return changed
+
+
+def athlete_refresh_tokens(
+    database: SharedDatabase, athlete_id: int, keys: TokenKeys | None = None
+) -> list[str]:
+    """The athlete's stored refresh tokens, decrypted (to revoke them at Strava)."""
+    keys = keys or TokenKeys.from_environment()
+    with contextlib.closing(database.connect()) as connection:
+        rows = connection.execute(
+            f"SELECT refresh_token FROM {SCHEMA}.tokens "  # noqa: S608
+            "WHERE athlete_id = %s AND refresh_token IS NOT NULL",
+            (athlete_id,),
+        ).fetchall()
+        connection.rollback()
+    return [keys.decrypt(row[0]) for row in rows]
