@@ -44,6 +44,44 @@ DEFAULT_RESERVE_PERCENT = 10
 #: While the limits are unknown, how long a refused request waits for the probe's answer.
 PROBE_WAIT_SECONDS = 0.25
 _LIMITS = "read"
+_START = "floor(extract(epoch FROM now()) / %({length})s)::bigint * %({length})s"
+_CREATE_WINDOWS = (
+    f"INSERT INTO {SCHEMA}.quota_windows (kind, window_start, window_seconds) "  # noqa: S608
+    f"VALUES ('{DAY}', {_START.format(length='day')}, %(day)s), "
+    f"('{SHORT}', {_START.format(length='window')}, %(window)s) ON CONFLICT DO NOTHING"
+)
+#: What a priority may use of a window: the limit less ``steps`` reserves; unknown
+#: limits: one probe per 15-minute window, no daily bound.
+_CAP = (
+    "COALESCE((SELECT {column} - %(steps)s * ceil({column} * %(percent)s / 100.0) "  # noqa: S608
+    f"FROM {SCHEMA}.quota_limits WHERE name = %(name)s), {{unknown}})"
+)
+_RAISE_PARTS = {
+    DAY: {
+        "start": _START.format(length="day"),
+        "length": "%(day)s",
+        "cap": _CAP.format(column="daily_limit", unknown=2**31 - 1),
+    },
+    SHORT: {
+        "start": _START.format(length="window"),
+        "length": "%(window)s",
+        "cap": _CAP.format(column="short_limit", unknown=1),
+    },
+}
+_RAISE = (
+    f"UPDATE {SCHEMA}.quota_windows SET used = used + 1, reserved = reserved + 1, "  # noqa: S608
+    "updated_at = now() WHERE kind = '{kind}' AND window_start = {start} "
+    "AND window_seconds = {length} AND used + 1 <= {cap} RETURNING used"
+)
+_REFUSAL = (
+    "SELECT extract(epoch FROM now())::float8, "  # noqa: S608
+    f"(SELECT short_limit FROM {SCHEMA}.quota_limits WHERE name = %(name)s), "
+    f"(SELECT daily_limit FROM {SCHEMA}.quota_limits WHERE name = %(name)s), "
+    f"(SELECT used FROM {SCHEMA}.quota_windows WHERE kind = '{SHORT}' "
+    f"AND window_start = {_START.format(length='window')} AND window_seconds = %(window)s), "
+    f"(SELECT used FROM {SCHEMA}.quota_windows WHERE kind = '{DAY}' "
+    f"AND window_start = {_START.format(length='day')} AND window_seconds = %(day)s)"
+)
 
 
 def caps(limit: int, priority: str, reserve_percent: int) -> int:
@@ -73,9 +111,17 @@ class QuotaLedger:
 
     @property
     def connection(self) -> psycopg.Connection[t.Any]:
-        """The ledger's own connection (opened on first use)."""
+        """The ledger's own connection (opened on first use).
+
+        Its commits do not wait for the disk (``synchronous_commit = off``): a server
+        crash may forget the last few milliseconds of reservations, which the next
+        answer's headers put back; a reservation costs a millisecond, not an fsync.
+        """
         if self._connection is None or self._connection.closed:
-            self._connection = self.database.connect()
+            connection = self.database.connect()
+            connection.execute("SET synchronous_commit = off")
+            connection.commit()
+            self._connection = connection
         return self._connection
 
     def close(self) -> None:
@@ -85,63 +131,65 @@ class QuotaLedger:
             self._connection = None
 
     def reserve(self, priority: str = DAILY) -> Refusal | None:
-        """Count one request in the current windows, or say why not (nothing counted)."""
+        """Count one request in the current windows, or say why not (nothing counted).
+
+        One round trip in the common case (psycopg's pipeline): create the two window rows
+        if missing, then raise each by one only while it stays within this priority's cap
+        (``UPDATE ... WHERE used + 1 <= cap``: PostgreSQL re-checks the condition on the
+        newest row after waiting for another worker's lock), daily window first in every
+        worker. Both raised: commit; otherwise roll back and say which window refused.
+        The windows are those of the transaction's start on the database's clock.
+        """
         import psycopg
 
+        steps = PRIORITIES.index(priority) if priority in PRIORITIES else PRIORITIES.index(DAILY)
         connection = self.connection
+        params = {
+            "day": self.day_seconds,
+            "window": self.window_seconds,
+            "steps": steps,
+            "percent": self.reserve_percent,
+            "name": _LIMITS,
+        }
         try:
-            row = connection.execute(
-                "SELECT extract(epoch FROM clock_timestamp())::float8, l.short_limit, "  # noqa: S608
-                f"l.daily_limit FROM (SELECT 1) AS one LEFT JOIN {SCHEMA}.quota_limits AS l "
-                "ON l.name = %s",
-                (_LIMITS,),
-            ).fetchone()
-            assert row is not None
-            now, short_limit, daily_limit = float(row[0]), row[1], row[2]
-            starts = {
-                DAY: int(now // self.day_seconds) * self.day_seconds,
-                SHORT: int(now // self.window_seconds) * self.window_seconds,
-            }
-            lengths = {DAY: self.day_seconds, SHORT: self.window_seconds}
-            for kind in (DAY, SHORT):  # one order everywhere: no deadlock between workers
-                connection.execute(
-                    f"INSERT INTO {SCHEMA}.quota_windows (kind, window_start, window_seconds) "  # noqa: S608
-                    "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                    (kind, starts[kind], lengths[kind]),
-                )
-            used = {}
-            for kind in (DAY, SHORT):
-                found = connection.execute(
-                    f"SELECT used FROM {SCHEMA}.quota_windows WHERE kind = %s "  # noqa: S608
-                    "AND window_start = %s AND window_seconds = %s FOR UPDATE",
-                    (kind, starts[kind], lengths[kind]),
-                ).fetchone()
-                used[kind] = int(found[0]) if found else 0
-            limits = {DAY: daily_limit, SHORT: short_limit}
-            for kind in (DAY, SHORT):
-                limit = limits[kind]
-                if limit is None:
-                    cap = 1 if kind == SHORT else math.inf  # probe once per window
-                else:
-                    cap = caps(int(limit), priority, self.reserve_percent)
-                if used[kind] + 1 > cap:
-                    connection.rollback()
-                    left = starts[kind] + lengths[kind] - now
-                    if limit is None:
-                        left = min(left, PROBE_WAIT_SECONDS)
-                    return Refusal(kind, used[kind], int(min(cap, 2**31)), limit, max(0.0, left))
-            for kind in (DAY, SHORT):
-                connection.execute(
-                    f"UPDATE {SCHEMA}.quota_windows SET used = used + 1, "  # noqa: S608
-                    "reserved = reserved + 1, updated_at = now() WHERE kind = %s "
-                    "AND window_start = %s AND window_seconds = %s",
-                    (kind, starts[kind], lengths[kind]),
-                )
-            connection.commit()
+            with connection.pipeline():
+                connection.execute(_CREATE_WINDOWS, params)
+                daily = connection.execute(_RAISE.format(kind=DAY, **_RAISE_PARTS[DAY]), params)
+                short = connection.execute(_RAISE.format(kind=SHORT, **_RAISE_PARTS[SHORT]), params)
+            granted = daily.fetchone() is not None and short.fetchone() is not None
+            if granted:
+                connection.commit()
+                return None
+            connection.rollback()
+            return self._refusal(priority)
         except psycopg.Error as exc:
             connection.rollback()
             raise self._failure(exc) from exc
-        return None
+
+    def _refusal(self, priority: str) -> Refusal:
+        """Which window refused a request, how full it is, and when it ends."""
+        row = self.connection.execute(
+            _REFUSAL, {"day": self.day_seconds, "window": self.window_seconds, "name": _LIMITS}
+        ).fetchone()
+        self.connection.rollback()
+        assert row is not None
+        now, short_limit, daily_limit, short_used, daily_used = row
+        now = float(now)
+        for kind, limit, used, length in (
+            (DAY, daily_limit, daily_used, self.day_seconds),
+            (SHORT, short_limit, short_used, self.window_seconds),
+        ):
+            if limit is None:
+                cap = 1 if kind == SHORT else 2**31 - 1  # the probe of unknown limits
+            else:
+                cap = caps(int(limit), priority, self.reserve_percent)
+            if int(used or 0) + 1 > cap:
+                left = length - now % length
+                if limit is None:
+                    left = min(left, PROBE_WAIT_SECONDS)
+                return Refusal(kind, int(used or 0), cap, limit, max(0.0, left))
+        # The window turned over between the refusal and this look: try again at once.
+        return Refusal(SHORT, int(short_used or 0), 0, short_limit, 0.0)
 
     def correct(self, snapshot: RateLimitSnapshot, *, rate_limited: bool = False) -> None:
         """Raise the windows of this answer to Strava's figures (the larger count wins)."""
