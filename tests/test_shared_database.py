@@ -27,7 +27,7 @@ from tap_strava.token_keys import KEYS_ENV, new_key
 from tap_strava.token_store import StoredTokens
 from tap_strava.token_store_postgres import PostgresTokenStore, rotate_keys
 from tests.conftest import tap_config_for
-from tests.support import run_tap
+from tests.support import quota_stops, run_tap
 from tests.test_auth_helper import Browser, auth_env, run_helper  # noqa: F401 - a fixture
 
 
@@ -249,13 +249,13 @@ def test_a_tap_run_keeps_its_tokens_facts_and_quota_in_the_shared_database(
     assert reserved == len(api), "every API request took its place in the ledger first"
 
 
-def _snapshot(*, used: int, limit: int) -> RateLimitSnapshot:
+def _snapshot(*, used: int, limit: int, at: float | None = None) -> RateLimitSnapshot:
     return RateLimitSnapshot(
         limit=WindowPair(limit * 2, limit * 100),
         usage=WindowPair(used, used),
         read_limit=WindowPair(limit, limit * 50),
         read_usage=WindowPair(used, used),
-        server_time=time.time(),
+        server_time=time.time() if at is None else at,
     )
 
 
@@ -317,3 +317,35 @@ def test_strava_forget_athlete_finds_and_removes_the_athlete_in_the_shared_datab
     places.shared_database_entries(shared_database_url, 11, apply=True)
     assert places.shared_database_entries(shared_database_url, 11, apply=False) == []
     assert _rows(shared_database_url, "SELECT athlete_id FROM strava_shared.tokens") == [(12,)]
+
+
+def test_a_window_another_worker_spent_stops_cleanly_before_any_request(
+    tmp_path, shared_database_url, token_keys
+):
+    """The ledger says the app's 15-minute window is spent: no request, a clean stop."""
+    with StravaSimulator(seed=4, activity_count=30) as sim:
+        config = tap_config_for(sim, tmp_path, shared_database_url=shared_database_url)
+        other_worker = QuotaLedger(SharedDatabase(shared_database_url))
+        other_worker.correct(_snapshot(used=100, limit=100))
+        result = run_tap(config, streams=["activities"])
+        api = [r for r in sim.requests if r["path"].startswith("/api/v3")]
+    assert result.error is None, "a spent quota is a clean stop, not a failure"
+    assert api == [], "not one request sent into a spent window"
+    (stop,) = set(quota_stops(result.final_state))
+    assert "the app's 15-minute quota is spent for daily requests in the shared ledger" in stop
+
+
+def test_a_window_that_opens_soon_is_waited_for(tmp_path, shared_database_url, token_keys, waits):
+    with StravaSimulator(seed=4, activity_count=30, window_seconds=2) as sim:
+        config = tap_config_for(
+            sim, tmp_path, shared_database_url=shared_database_url, rate_limit_window_seconds=2
+        )
+        ledger = QuotaLedger(SharedDatabase(shared_database_url), window_seconds=2)
+        for ahead in (0, 2):  # this window and the next: spent whenever the run starts
+            ledger.correct(_snapshot(used=100, limit=100, at=time.time() + ahead))
+        result = run_tap(config, streams=["activities"])
+        statuses = {r["status"] for r in sim.requests if r["path"].startswith("/api/v3")}
+        assert set(result.ids()) == {a["id"] for a in sim.activities}
+    assert waits, "the tap waited for the next window"
+    assert all(w <= 3.1 for w in waits), waits
+    assert statuses == {200}
