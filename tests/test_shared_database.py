@@ -25,7 +25,7 @@ from tap_strava.shared_facts import PROFILE
 from tap_strava.shared_facts_postgres import PostgresSharedFacts
 from tap_strava.token_keys import KEYS_ENV, new_key
 from tap_strava.token_store import StoredTokens
-from tap_strava.token_store_postgres import PostgresTokenStore, rotate_keys
+from tap_strava.token_store_postgres import PostgresTokenStore, rotate_keys, stored_athlete_ids
 from tests.conftest import tap_config_for
 from tests.support import quota_stops, run_tap
 from tests.test_auth_helper import Browser, auth_env, run_helper  # noqa: F401 - a fixture
@@ -73,6 +73,7 @@ def test_tokens_are_encrypted_at_rest_and_the_athlete_id_is_clear(shared_databas
     assert "at-secret" not in access
     assert refresh.startswith("gAAAAA"), "a Fernet token"
     assert store.athlete_ids() == {4242}
+    assert stored_athlete_ids(SharedDatabase(shared_database_url)) == {4242}, "without keys"
 
 
 def test_a_wrong_or_missing_key_is_one_line_without_the_secret(

@@ -29,6 +29,10 @@ if t.TYPE_CHECKING:
     import psycopg
 
 _COLUMNS = "refresh_token, access_token, expires_at, athlete_id, scope, updated_at"
+_ATHLETE_IDS = (
+    f"SELECT DISTINCT athlete_id FROM {SCHEMA}.tokens "  # noqa: S608
+    "WHERE athlete_id IS NOT NULL AND refresh_token IS NOT NULL"
+)
 
 
 class PostgresTokenStore(TokenStore):
@@ -145,12 +149,7 @@ class PostgresTokenStore(TokenStore):
 
     def athlete_ids(self) -> set[int]:
         """The athlete ids of every chain in the database."""
-        rows = self._run(
-            f"SELECT DISTINCT athlete_id FROM {SCHEMA}.tokens "  # noqa: S608
-            "WHERE athlete_id IS NOT NULL AND refresh_token IS NOT NULL",
-            (),
-        ).fetchall()
-        return {int(row[0]) for row in rows}
+        return {int(row[0]) for row in self._run(_ATHLETE_IDS, ()).fetchall()}
 
     # -- the connection's transactions ------------------------------------------------------
     def _lock_row(self) -> None:
@@ -270,3 +269,15 @@ def athlete_refresh_tokens(
         ).fetchall()
         connection.rollback()
     return [keys.decrypt(row[0]) for row in rows]
+
+
+def stored_athlete_ids(database: SharedDatabase) -> set[int]:
+    """Whose tokens the shared store holds, read without the keys (ids are in clear).
+
+    For readers that must not hold the token keys, such as the push-event receiver
+    deciding whose events to accept.
+    """
+    with contextlib.closing(database.connect()) as connection:
+        rows = connection.execute(_ATHLETE_IDS).fetchall()
+        connection.rollback()
+    return {int(row[0]) for row in rows}
