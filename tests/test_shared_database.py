@@ -18,7 +18,7 @@ import pytest
 from strava_simulator import StravaSimulator
 from tap_strava import backends
 from tap_strava.errors import StravaConfigError
-from tap_strava.quota_ledger import BACKFILL, DAILY, EVENTS, QuotaLedger, caps
+from tap_strava.quota_ledger import BACKFILL, DAILY, EVENTS, FAIR_WAIT_SECONDS, QuotaLedger, caps
 from tap_strava.ratelimit import RateLimitSnapshot, WindowPair
 from tap_strava.shared_database import SharedDatabase
 from tap_strava.shared_facts import PROFILE
@@ -339,10 +339,14 @@ def test_a_window_another_worker_spent_stops_cleanly_before_any_request(
 def test_a_window_that_opens_soon_is_waited_for(tmp_path, shared_database_url, token_keys, waits):
     with StravaSimulator(seed=4, activity_count=30, window_seconds=2) as sim:
         config = tap_config_for(
-            sim, tmp_path, shared_database_url=shared_database_url, rate_limit_window_seconds=2
+            sim,
+            tmp_path,
+            shared_database_url=shared_database_url,
+            rate_limit_window_seconds=2,
+            max_rate_limit_wait_seconds=15,
         )
         ledger = QuotaLedger(SharedDatabase(shared_database_url), window_seconds=2)
-        for ahead in (0, 2):  # this window and the next: spent whenever the run starts
+        for ahead in (0, 2, 4, 6):  # this window and the next ones: spent when the run starts
             ledger.correct(_snapshot(used=100, limit=100, at=time.time() + ahead))
         result = run_tap(config, streams=["activities"])
         statuses = {r["status"] for r in sim.requests if r["path"].startswith("/api/v3")}
@@ -350,3 +354,22 @@ def test_a_window_that_opens_soon_is_waited_for(tmp_path, shared_database_url, t
     assert waits, "the tap waited for the next window"
     assert all(w <= 3.1 for w in waits), waits
     assert statuses == {200}
+
+
+def test_an_athlete_keeps_to_its_fair_share_while_another_is_active(shared_database_url):
+    ledger = QuotaLedger(
+        SharedDatabase(shared_database_url), window_seconds=3600, reserve_percent=0
+    )
+    ledger.correct(_snapshot(used=0, limit=20))
+    alice, bob = 101, 202
+    assert all(ledger.reserve(DAILY, alice) is None for _ in range(10)), "alone: all of it"
+    assert ledger.reserve(DAILY, bob) is None
+    refusal = ledger.reserve(DAILY, alice)
+    assert refusal is not None, "Bob's unused half stays his"
+    assert (refusal.window, refusal.used, refusal.cap) == ("fair", 10, 10)
+    assert 0 < refusal.seconds_left <= FAIR_WAIT_SECONDS
+    assert ledger.reserve(EVENTS, alice) is None, "events take no notice of shares"
+    assert all(ledger.reserve(BACKFILL, bob) is None for _ in range(8))
+    spent = ledger.reserve(DAILY, bob)
+    assert spent is not None
+    assert (spent.window, spent.used) == ("short", 20)

@@ -83,6 +83,12 @@ class StravaAccount:
         return int(self.profile["id"])
 
     @property
+    def known_athlete_id(self) -> int | None:
+        """The athlete's id if this run knows it already (never a request to learn it)."""
+        value = self.__dict__.get("athlete_id")
+        return value if isinstance(value, int) else None
+
+    @property
     def profile_fetched(self) -> bool:
         """Whether this run has fetched the profile already (no request to ask)."""
         return "profile" in self.__dict__

@@ -137,7 +137,8 @@ class StravaStream(WholeRecordMessages, EndOfStreamHook, RESTStream[int]):
         """
 
         def paced(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            self.account.rate_limits.before_request(self.quota_priority)
+            account = self.account
+            account.rate_limits.before_request(self.quota_priority, account.known_athlete_id)
             return func(*args, **kwargs)
 
         return with_rate_limit_waits(super().request_decorator(paced), self.account.rate_limits)

@@ -29,7 +29,7 @@ import math
 import typing as t
 
 from tap_strava.errors import StravaConfigError
-from tap_strava.ratelimit import DAY, SHORT, Refusal
+from tap_strava.ratelimit import DAY, FAIR, SHORT, Refusal
 from tap_strava.shared_database import SCHEMA, SharedDatabase, db_error, describe
 
 if t.TYPE_CHECKING:
@@ -43,44 +43,84 @@ PRIORITIES = (EVENTS, DAILY, BACKFILL)
 DEFAULT_RESERVE_PERCENT = 10
 #: While the limits are unknown, how long a refused request waits for the probe's answer.
 PROBE_WAIT_SECONDS = 0.25
+#: An athlete counts for the fair share while it reserved within this many seconds.
+FAIR_ACTIVE_SECONDS = 60
+#: How long an athlete past its fair share waits before asking again.
+FAIR_WAIT_SECONDS = 5.0
 _LIMITS = "read"
-_START = "floor(extract(epoch FROM now()) / %({length})s)::bigint * %({length})s"
+
+
+def _start(length: str) -> str:
+    """The start of the window of ``length`` (a parameter) that holds the database's now."""
+    return f"floor(extract(epoch FROM now()) / %({length})s)::bigint * %({length})s"
+
+
+def _cap(column: str, unknown: int) -> str:
+    """What a priority may use of a window: the limit less ``steps`` reserves.
+
+    Unknown limits (a fresh database): ``unknown``, one probe per 15-minute window.
+    """
+    return (
+        f"COALESCE((SELECT {column} - %(steps)s * ceil({column} * %(percent)s / 100.0) "  # noqa: S608
+        f"FROM {SCHEMA}.quota_limits WHERE name = %(name)s), {unknown})"
+    )
+
+
+def _others(alias: str) -> str:
+    """The other athletes active in the 15-minute window (reserved within a minute)."""
+    return (
+        f"{SCHEMA}.quota_athlete_windows AS {alias} WHERE {alias}.window_start = "
+        f"{_start('window')} AND {alias}.window_seconds = %(window)s "
+        f"AND {alias}.athlete_id <> %(fair_athlete)s "
+        f"AND {alias}.updated_at > now() - make_interval(secs => {FAIR_ACTIVE_SECONDS})"
+    )
+
+
+_SHORT_CAP = _cap("short_limit", 1)
+_DAY_CAP = _cap("daily_limit", 2**31 - 1)
+#: The fair share: the places the other active athletes have not used of their share
+#: (the class's cap over the active athletes, this one included) stay theirs.
+_OWED = (
+    "(SELECT COALESCE(sum(GREATEST(0, share.places - a.used)), 0) "  # noqa: S608
+    f"FROM (SELECT ceil(({_SHORT_CAP})::numeric / (1 + count(*))) AS places "
+    f"FROM {_others('o')}) AS share, {_others('a')})"
+)
 _CREATE_WINDOWS = (
     f"INSERT INTO {SCHEMA}.quota_windows (kind, window_start, window_seconds) "  # noqa: S608
-    f"VALUES ('{DAY}', {_START.format(length='day')}, %(day)s), "
-    f"('{SHORT}', {_START.format(length='window')}, %(window)s) ON CONFLICT DO NOTHING"
+    f"VALUES ('{DAY}', {_start('day')}, %(day)s), "
+    f"('{SHORT}', {_start('window')}, %(window)s) ON CONFLICT DO NOTHING"
 )
-#: What a priority may use of a window: the limit less ``steps`` reserves; unknown
-#: limits: one probe per 15-minute window, no daily bound.
-_CAP = (
-    "COALESCE((SELECT {column} - %(steps)s * ceil({column} * %(percent)s / 100.0) "  # noqa: S608
-    f"FROM {SCHEMA}.quota_limits WHERE name = %(name)s), {{unknown}})"
-)
-_RAISE_PARTS = {
-    DAY: {
-        "start": _START.format(length="day"),
-        "length": "%(day)s",
-        "cap": _CAP.format(column="daily_limit", unknown=2**31 - 1),
-    },
-    SHORT: {
-        "start": _START.format(length="window"),
-        "length": "%(window)s",
-        "cap": _CAP.format(column="short_limit", unknown=1),
-    },
-}
-_RAISE = (
+_RAISE_DAY = (
     f"UPDATE {SCHEMA}.quota_windows SET used = used + 1, reserved = reserved + 1, "  # noqa: S608
-    "updated_at = now() WHERE kind = '{kind}' AND window_start = {start} "
-    "AND window_seconds = {length} AND used + 1 <= {cap} RETURNING used"
+    f"updated_at = now() WHERE kind = '{DAY}' AND window_start = {_start('day')} "
+    f"AND window_seconds = %(day)s AND used + 1 <= {_DAY_CAP} RETURNING used"
+)
+_RAISE_SHORT = (
+    f"UPDATE {SCHEMA}.quota_windows SET used = used + 1, reserved = reserved + 1, "  # noqa: S608
+    f"updated_at = now() WHERE kind = '{SHORT}' AND window_start = {_start('window')} "
+    f"AND window_seconds = %(window)s AND used + 1 <= {_SHORT_CAP} "
+    f"AND (%(fair_athlete)s::bigint IS NULL OR used + 1 + {_OWED} <= {_SHORT_CAP}) "
+    "RETURNING used"
+)
+_COUNT_ATHLETE = (
+    f"INSERT INTO {SCHEMA}.quota_athlete_windows AS a "
+    "(athlete_id, window_start, window_seconds, used) "
+    f"SELECT %(athlete)s, {_start('window')}, %(window)s, 1 "
+    "WHERE %(athlete)s::bigint IS NOT NULL "
+    "ON CONFLICT (window_start, window_seconds, athlete_id) DO UPDATE SET "
+    "used = a.used + 1, updated_at = now()"
 )
 _REFUSAL = (
     "SELECT extract(epoch FROM now())::float8, "  # noqa: S608
     f"(SELECT short_limit FROM {SCHEMA}.quota_limits WHERE name = %(name)s), "
     f"(SELECT daily_limit FROM {SCHEMA}.quota_limits WHERE name = %(name)s), "
     f"(SELECT used FROM {SCHEMA}.quota_windows WHERE kind = '{SHORT}' "
-    f"AND window_start = {_START.format(length='window')} AND window_seconds = %(window)s), "
+    f"AND window_start = {_start('window')} AND window_seconds = %(window)s), "
     f"(SELECT used FROM {SCHEMA}.quota_windows WHERE kind = '{DAY}' "
-    f"AND window_start = {_START.format(length='day')} AND window_seconds = %(day)s)"
+    f"AND window_start = {_start('day')} AND window_seconds = %(day)s), "
+    f"(SELECT used FROM {SCHEMA}.quota_athlete_windows WHERE athlete_id = %(athlete)s "
+    f"AND window_start = {_start('window')} AND window_seconds = %(window)s), "
+    f"(SELECT 1 + count(*) FROM {_others('o')})"
 )
 
 
@@ -108,6 +148,7 @@ class QuotaLedger:
         self.reserve_percent = int(reserve_percent)
         self._connection: psycopg.Connection[t.Any] | None = None
         self._known_limits: tuple[int, int] | None = None
+        self._swept_window: int | None = None
 
     @property
     def connection(self) -> psycopg.Connection[t.Any]:
@@ -130,7 +171,7 @@ class QuotaLedger:
             self._connection.close()
             self._connection = None
 
-    def reserve(self, priority: str = DAILY) -> Refusal | None:
+    def reserve(self, priority: str = DAILY, athlete_id: int | None = None) -> Refusal | None:
         """Count one request in the current windows, or say why not (nothing counted).
 
         One round trip in the common case (psycopg's pipeline): create the two window rows
@@ -139,41 +180,50 @@ class QuotaLedger:
         newest row after waiting for another worker's lock), daily window first in every
         worker. Both raised: commit; otherwise roll back and say which window refused.
         The windows are those of the transaction's start on the database's clock.
+
+        With ``athlete_id`` a daily poll or backfill also keeps to the athlete's fair
+        share of the 15-minute window while other athletes are active in it (reserved
+        within :data:`FAIR_ACTIVE_SECONDS`): what they have not used of their share of
+        the class's cap stays theirs. Events take no notice of shares.
         """
         import psycopg
 
-        steps = PRIORITIES.index(priority) if priority in PRIORITIES else PRIORITIES.index(DAILY)
         connection = self.connection
-        params = {
-            "day": self.day_seconds,
-            "window": self.window_seconds,
-            "steps": steps,
-            "percent": self.reserve_percent,
-            "name": _LIMITS,
-        }
+        params = self._params(priority, athlete_id)
         try:
             with connection.pipeline():
                 connection.execute(_CREATE_WINDOWS, params)
-                daily = connection.execute(_RAISE.format(kind=DAY, **_RAISE_PARTS[DAY]), params)
-                short = connection.execute(_RAISE.format(kind=SHORT, **_RAISE_PARTS[SHORT]), params)
+                daily = connection.execute(_RAISE_DAY, params)
+                short = connection.execute(_RAISE_SHORT, params)
+                connection.execute(_COUNT_ATHLETE, params)
             granted = daily.fetchone() is not None and short.fetchone() is not None
             if granted:
                 connection.commit()
                 return None
             connection.rollback()
-            return self._refusal(priority)
+            return self._refusal(priority, params)
         except psycopg.Error as exc:
             connection.rollback()
             raise self._failure(exc) from exc
 
-    def _refusal(self, priority: str) -> Refusal:
-        """Which window refused a request, how full it is, and when it ends."""
-        row = self.connection.execute(
-            _REFUSAL, {"day": self.day_seconds, "window": self.window_seconds, "name": _LIMITS}
-        ).fetchone()
+    def _params(self, priority: str, athlete_id: int | None) -> dict[str, t.Any]:
+        known = priority if priority in PRIORITIES else DAILY
+        return {
+            "day": self.day_seconds,
+            "window": self.window_seconds,
+            "steps": PRIORITIES.index(known),
+            "percent": self.reserve_percent,
+            "name": _LIMITS,
+            "athlete": athlete_id,
+            "fair_athlete": None if known == EVENTS else athlete_id,
+        }
+
+    def _refusal(self, priority: str, params: dict[str, t.Any]) -> Refusal:
+        """Which window (or share) refused a request, how full it is, and when to ask again."""
+        row = self.connection.execute(_REFUSAL, params).fetchone()
         self.connection.rollback()
-        assert row is not None
-        now, short_limit, daily_limit, short_used, daily_used = row
+        assert row is not None  # a SELECT without FROM answers one row
+        now, short_limit, daily_limit, short_used, daily_used, athlete_used, active = row
         now = float(now)
         for kind, limit, used, length in (
             (DAY, daily_limit, daily_used, self.day_seconds),
@@ -188,7 +238,13 @@ class QuotaLedger:
                 if limit is None:
                     left = min(left, PROBE_WAIT_SECONDS)
                 return Refusal(kind, int(used or 0), cap, limit, max(0.0, left))
-        # The window turned over between the refusal and this look: try again at once.
+        left = self.window_seconds - now % self.window_seconds
+        if params["fair_athlete"] is not None and short_limit is not None:
+            share = math.ceil(caps(int(short_limit), priority, self.reserve_percent) / active)
+            return Refusal(
+                FAIR, int(athlete_used or 0), share, short_limit, min(left, FAIR_WAIT_SECONDS)
+            )
+        # The window turned over between the refusal and this look: ask again at once.
         return Refusal(SHORT, int(short_used or 0), 0, short_limit, 0.0)
 
     def correct(self, snapshot: RateLimitSnapshot, *, rate_limited: bool = False) -> None:
@@ -229,7 +285,15 @@ class QuotaLedger:
                     "rate_limited = w.rate_limited + EXCLUDED.rate_limited, updated_at = now()",
                     (kind, int(at // length) * length, length, spent, int(rate_limited)),
                 )
+            window = int(at // self.window_seconds)
+            if window != self._swept_window:
+                # Once per window and worker: the athletes' counts of past days go.
+                connection.execute(
+                    f"DELETE FROM {SCHEMA}.quota_athlete_windows "  # noqa: S608
+                    "WHERE updated_at < now() - interval '1 day'"
+                )
             connection.commit()
+            self._swept_window = window
         except psycopg.Error as exc:
             connection.rollback()
             raise self._failure(exc) from exc

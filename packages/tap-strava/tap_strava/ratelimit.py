@@ -21,16 +21,16 @@ if t.TYPE_CHECKING:
     import requests
 
 #: The windows of a shared ledger's refusal (:mod:`tap_strava.quota_ledger`).
-SHORT, DAY = "short", "daily"
+SHORT, DAY, FAIR = "short", "daily", "fair"
 
 
 @dataclasses.dataclass(frozen=True)
 class Refusal:
     """Why a request has no place now, and when the refusing window ends."""
 
-    window: str  # SHORT or DAY
-    used: int
-    cap: int  # what this priority may use of the window
+    window: str  # SHORT, DAY, or FAIR (the athlete's fair share of the 15-minute window)
+    used: int  # of the window (FAIR: by the athlete)
+    cap: int  # what this priority may use of the window (FAIR: the athlete's share)
     limit: int | None  # the app's limit (None: not known yet)
     seconds_left: float
 
@@ -39,6 +39,11 @@ class Refusal:
         name = "15-minute" if self.window == SHORT else "daily"
         if self.limit is None:
             return "the app's limits are not known yet (another worker's request is probing)"
+        if self.window == FAIR:
+            return (
+                f"this athlete used its fair share of the 15-minute window for {priority} "
+                f"requests ({self.used}/{self.cap}) while other athletes are active"
+            )
         return (
             f"the app's {name} quota is spent for {priority} requests in the shared ledger "
             f"({self.used}/{self.limit}, {priority} may use {self.cap})"
@@ -48,7 +53,7 @@ class Refusal:
 class SharedLedger(t.Protocol):
     """The app's quota ledger shared by every worker (:mod:`tap_strava.quota_ledger`)."""
 
-    def reserve(self, priority: str = ...) -> Refusal | None:
+    def reserve(self, priority: str = ..., athlete_id: int | None = ...) -> Refusal | None:
         """Count one request in the current windows, or say why it has no place."""
 
     def correct(self, snapshot: RateLimitSnapshot, *, rate_limited: bool = ...) -> None:
@@ -238,10 +243,11 @@ class RateLimitTracker:
         )
         self._last_seen_at = self._monotonic()
 
-    def before_request(self, priority: str = "daily") -> None:
+    def before_request(self, priority: str = "daily", athlete_id: int | None = None) -> None:
         """Wait for quota, or raise :class:`QuotaExhausted`; never provoke a 429 ourselves.
 
-        ``priority`` (events, daily, backfill) matters only with a shared ledger.
+        ``priority`` (events, daily, backfill) and ``athlete_id`` (the fair share) matter
+        only with a shared ledger.
         """
         if self.exhausted:
             raise QuotaExhausted(self.exhausted)
@@ -255,22 +261,23 @@ class RateLimitTracker:
                     f"the 15-minute quota is spent ({usage.short}/{limit.short})"
                 )
         if self.ledger is not None:
-            self._reserve(self.ledger, priority)
+            self._reserve(self.ledger, priority, athlete_id)
 
-    def _reserve(self, ledger: SharedLedger, priority: str) -> None:
+    def _reserve(self, ledger: SharedLedger, priority: str, athlete_id: int | None) -> None:
         """Take a place in the shared ledger: wait for it, or stop (daily, or too long)."""
         waited = 0.0
-        while (refusal := ledger.reserve(priority)) is not None:
+        while (refusal := ledger.reserve(priority, athlete_id)) is not None:
             reason = refusal.describe(priority)
             if refusal.window == DAY:
                 self._stop(reason, daily=True)
-            wait = refusal.seconds_left + (WINDOW_MARGIN_SECONDS if refusal.limit else 0.0)
+            window_end = refusal.window == SHORT and refusal.limit is not None
+            wait = refusal.seconds_left + (WINDOW_MARGIN_SECONDS if window_end else 0.0)
             if waited + wait > self.max_wait_seconds:
                 self._stop(
                     f"{reason}; the next window opens in {wait:.0f} s, more than "
                     f"max_rate_limit_wait_seconds={self.max_wait_seconds:.0f}"
                 )
-            if refusal.limit is not None:
+            if window_end:
                 logger.warning(
                     "%s: %s: %.0f s (the next 15-minute window)", WAIT_MARKER, reason, wait
                 )

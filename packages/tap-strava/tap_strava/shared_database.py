@@ -10,7 +10,7 @@ tables of one schema (:data:`SCHEMA`) of that PostgreSQL database instead:
   (:mod:`tap_strava.token_keys`), the athlete id in clear (the receiver reads it);
 * ``athlete_facts``: the cache of Strava's answers and the archive track ids, per athlete;
 * ``app_facts``: the last quota reading of any worker;
-* ``quota_windows`` and ``quota_limits``: the app's quota ledger
+* ``quota_windows``, ``quota_athlete_windows`` and ``quota_limits``: the app's quota ledger
   (:mod:`tap_strava.quota_ledger`).
 
 The schema is created idempotently by the first worker that connects (under an advisory
@@ -67,6 +67,14 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.quota_windows (
     rate_limited integer NOT NULL DEFAULT 0,
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (kind, window_start, window_seconds)
+);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.quota_athlete_windows (
+    window_start bigint NOT NULL,
+    window_seconds integer NOT NULL,
+    athlete_id bigint NOT NULL,
+    used integer NOT NULL DEFAULT 0,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (window_start, window_seconds, athlete_id)
 );
 CREATE TABLE IF NOT EXISTS {SCHEMA}.quota_limits (
     name text PRIMARY KEY,
