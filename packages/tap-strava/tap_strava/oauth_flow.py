@@ -227,8 +227,14 @@ def seed_token_store(
     expires_at = answer.get("expires_at")
     if expires_at is None and answer.get("expires_in") is not None:
         expires_at = int(now + float(answer["expires_in"]))
+    # Whatever the caller's settings: the shared database when configured (a setting of
+    # tap-strava-auth, else TAP_STRAVA_SHARED_DATABASE_URL), else the file.
+    store_config = {
+        "token_store_path": str(settings.token_store_path),
+        "shared_database_url": getattr(settings, "shared_database_url", None),
+    }
     store = backends.token_store(
-        settings.store_config,
+        store_config,
         client_id=settings.client_id,
         configured_refresh_token=refresh_token,
     )
