@@ -337,22 +337,22 @@ def test_a_window_another_worker_spent_stops_cleanly_before_any_request(
 
 
 def test_a_window_that_opens_soon_is_waited_for(tmp_path, shared_database_url, token_keys, waits):
-    with StravaSimulator(seed=4, activity_count=30, window_seconds=2) as sim:
+    with StravaSimulator(seed=4, activity_count=30, window_seconds=1) as sim:
         config = tap_config_for(
             sim,
             tmp_path,
             shared_database_url=shared_database_url,
-            rate_limit_window_seconds=2,
+            rate_limit_window_seconds=1,
             max_rate_limit_wait_seconds=15,
         )
-        ledger = QuotaLedger(SharedDatabase(shared_database_url), window_seconds=2)
-        for ahead in (0, 2, 4, 6):  # this window and the next ones: spent when the run starts
+        ledger = QuotaLedger(SharedDatabase(shared_database_url), window_seconds=1)
+        for ahead in (0, 1, 2, 3):  # this window and the next ones: spent when the run starts
             ledger.correct(_snapshot(used=100, limit=100, at=time.time() + ahead))
         result = run_tap(config, streams=["activities"])
         statuses = {r["status"] for r in sim.requests if r["path"].startswith("/api/v3")}
         assert set(result.ids()) == {a["id"] for a in sim.activities}
     assert waits, "the tap waited for the next window"
-    assert all(w <= 3.1 for w in waits), waits
+    assert all(w <= 2.1 for w in waits), waits
     assert statuses == {200}
 
 
