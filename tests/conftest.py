@@ -149,3 +149,40 @@ def _no_stream_handler_outlives_its_test() -> t.Iterator[None]:
     for handler in list(root.handlers):
         if type(handler) is logging.StreamHandler and handler not in before:
             root.removeHandler(handler)
+
+
+@pytest.fixture
+def shared_database_url(postgres_url: str) -> t.Iterator[str]:
+    """A fresh database of its own on the tests' server, for the shared facts of workers."""
+    import uuid
+    from urllib.parse import quote
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    from devtools.postgres import connect
+    from strava_data.postgres import to_libpq
+
+    name = f"shared_{uuid.uuid4().hex[:12]}"
+    with connect(postgres_url) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    parts = conninfo_to_dict(to_libpq(postgres_url))
+    user = quote(str(parts.get("user") or "postgres"))
+    password = f":{quote(str(parts['password']))}" if parts.get("password") else ""
+    host = str(parts.get("host") or "")
+    if host.startswith("/"):
+        url = f"postgresql://{user}{password}@/{name}?host={quote(host)}"
+    else:
+        url = f"postgresql://{user}{password}@{host}:{parts.get('port') or 5432}/{name}"
+    yield url
+    with connect(postgres_url) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def token_keys(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh Fernet key in TAP_STRAVA_TOKEN_KEYS (the tokens' encryption at rest)."""
+    from tap_strava.token_keys import KEYS_ENV, new_key
+
+    key = new_key()
+    monkeypatch.setenv(KEYS_ENV, key)
+    return key

@@ -53,6 +53,8 @@ class Places:
     receiver_sqlite: Path
     receiver_spool: Path
     token_store: Path | None
+    # The tap's shared database of several workers (shared_database_url), if configured.
+    shared_database: str | None = None
 
 
 def resolve(project: Project, dsn: str | None) -> Places:
@@ -85,6 +87,7 @@ def resolve(project: Project, dsn: str | None) -> Places:
         ),
         receiver_spool=Path(settings.get("STRAVA_EVENTS_SPOOL_DIR") or receiver / "spool"),
         token_store=project.token_store_path(),
+        shared_database=project_setting(project, "tap-strava", "shared_database_url"),
     )
 
 
@@ -150,18 +153,34 @@ def _postgres(places_: Places, athlete: int, *, apply: bool) -> tuple[list[rows.
     return found, markers
 
 
-def revoke(project: Project, token_store: Path, athlete: int) -> int:
-    """Revoke each of the athlete's stored refresh tokens at Strava; how many."""
-    try:
-        document = json.loads(token_store.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return 0
-    entries = [
-        entry
-        for entry in (document.get("tokens") or {}).values()
-        if isinstance(entry, dict) and entry.get("athlete_id") == athlete
-    ]
-    if not entries:
+def stored_tokens(where: Places, athlete: int) -> list[str]:
+    """The athlete's stored tokens (refresh, else access): token file and shared database."""
+    tokens: list[str] = []
+    if where.token_store is not None:
+        try:
+            document = json.loads(where.token_store.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            document = {}
+        tokens += [
+            str(entry.get("refresh_token") or entry.get("access_token") or "")
+            for entry in (document.get("tokens") or {}).values()
+            if isinstance(entry, dict) and entry.get("athlete_id") == athlete
+        ]
+    if where.shared_database:
+        from tap_strava.errors import StravaConfigError
+        from tap_strava.shared_database import SharedDatabase
+        from tap_strava.token_store_postgres import athlete_refresh_tokens
+
+        try:
+            tokens += athlete_refresh_tokens(SharedDatabase(where.shared_database), athlete)
+        except StravaConfigError as exc:
+            raise ProjectError(f"{exc}; nothing was removed") from exc
+    return tokens
+
+
+def revoke(project: Project, tokens: list[str]) -> int:
+    """Revoke each of the athlete's stored tokens at Strava; how many."""
+    if not tokens:
         return 0
     client_id = project_setting(project, "tap-strava", "client_id")
     secret = project_setting(project, "tap-strava", "client_secret")
@@ -177,8 +196,7 @@ def revoke(project: Project, token_store: Path, athlete: int) -> int:
         raise ProjectError(msg)
     url = token_url.rstrip("/").rsplit("/", 1)[0] + "/revoke"
     basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    for entry in entries:
-        token = entry.get("refresh_token") or entry.get("access_token") or ""
+    for token in tokens:
         body = urllib.parse.urlencode({"token": token, "token_type_hint": "refresh_token"})
         request = urllib.request.Request(  # noqa: S310 - Strava's (or the simulator's) URL
             url,
@@ -203,7 +221,7 @@ def revoke(project: Project, token_store: Path, athlete: int) -> int:
                 "pass --no-revoke; nothing was removed"
             )
             raise ProjectError(msg) from exc
-    return len(entries)
+    return len(tokens)
 
 
 def forget(project: Project, args: argparse.Namespace) -> list[tuple[str, list[rows.Found]]]:
@@ -213,9 +231,12 @@ def forget(project: Project, args: argparse.Namespace) -> list[tuple[str, list[r
     if where.duckdb is not None and where.duckdb.exists():
         rows.duckdb_rows(where.duckdb, athlete, apply=False)  # reachable before anything goes
     found_postgres, markers = _postgres(where, athlete, apply=False)  # reachable, and titles
+    if where.shared_database:  # reachable before anything goes
+        places.shared_database_entries(where.shared_database, athlete, apply=False)
     report: list[tuple[str, list[rows.Found]]] = []
-    if apply and where.token_store is not None and not args.no_revoke:
-        revoked = revoke(project, where.token_store, athlete)
+    has_store = where.token_store is not None or where.shared_database
+    if apply and has_store and not args.no_revoke:
+        revoked = revoke(project, stored_tokens(where, athlete))
         report.append(("Strava (oauth/revoke)", [rows.Found("token chain(s) revoked", revoked)]))
     report.append(("spools", places.spool_lines(where.spools, athlete, apply=apply)))
     report.append(
@@ -246,6 +267,9 @@ def forget(project: Project, args: argparse.Namespace) -> list[tuple[str, list[r
         report.append(
             ("token store", places.token_entries(where.token_store, athlete, apply=apply))
         )
+    if where.shared_database:
+        found_shared = places.shared_database_entries(where.shared_database, athlete, apply=apply)
+        report.append(("the workers' shared database", found_shared))
     return report
 
 

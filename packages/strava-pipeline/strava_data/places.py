@@ -16,7 +16,9 @@ import sqlite3
 import typing as t
 from pathlib import Path
 
+from strava_data.project import ProjectError
 from strava_data.rows import Found, keep_lines, owned, replace_file, write_lines
+from tap_strava.errors import StravaConfigError
 from tap_strava.shared_facts import SharedFacts
 from tap_strava.token_store import forget_athlete
 
@@ -230,6 +232,35 @@ def token_entries(token_store: Path, athlete_id: int, *, apply: bool) -> list[Fo
     if count and apply:
         forget_athlete(token_store, athlete_id)
     return [Found(str(token_store), count)] if count else []
+
+
+def shared_database_entries(url: str, athlete_id: int, *, apply: bool) -> list[Found]:
+    """The athlete's rows in the workers' shared database (facts cache, token chains).
+
+    Only with the tap's ``shared_database_url``; a database that cannot be reached is an
+    error (checked before anything is removed), never "nothing there".
+    """
+    from tap_strava.shared_database import SCHEMA, SharedDatabase
+
+    found: list[Found] = []
+    try:
+        connection = SharedDatabase(url).connect()
+    except StravaConfigError as exc:
+        raise ProjectError(f"{exc}; nothing was removed") from exc
+    with connection:
+        for table in ("athlete_facts", "tokens"):
+            query = f"SELECT count(*) FROM {SCHEMA}.{table} WHERE athlete_id = %s"  # noqa: S608
+            row = connection.execute(query, (athlete_id,)).fetchone()
+            count = int(row[0]) if row else 0
+            if count and apply:
+                connection.execute(
+                    f"DELETE FROM {SCHEMA}.{table} WHERE athlete_id = %s",  # noqa: S608
+                    (athlete_id,),
+                )
+            if count:
+                found.append(Found(f"{SCHEMA}.{table}", count))
+        connection.commit()
+    return found
 
 
 def receiver_files(

@@ -15,14 +15,14 @@ import re
 import time
 import typing as t
 from functools import cached_property
-from pathlib import Path
 
+from tap_strava import backends
 from tap_strava.auth import StravaAuthenticator
 from tap_strava.errors import StravaConfigError, one_line
 from tap_strava.ratelimit import RateLimitTracker
 from tap_strava.responses import ATHLETE_FAILURES
+from tap_strava.shared_database import SharedDatabase
 from tap_strava.shared_facts import SharedFacts
-from tap_strava.token_store import TokenStore, default_token_store_path
 
 DEFAULT_API_URL = "https://www.strava.com/api/v3"
 DEFAULT_TOKEN_URL = "https://www.strava.com/oauth/token"  # noqa: S105
@@ -83,6 +83,12 @@ class StravaAccount:
         return int(self.profile["id"])
 
     @property
+    def known_athlete_id(self) -> int | None:
+        """The athlete's id if this run knows it already (never a request to learn it)."""
+        value = self.__dict__.get("athlete_id")
+        return value if isinstance(value, int) else None
+
+    @property
     def profile_fetched(self) -> bool:
         """Whether this run has fetched the profile already (no request to ask)."""
         return "profile" in self.__dict__
@@ -136,20 +142,23 @@ class Athletes:
         They share one rate-limit view: the quota belongs to the app.
         """
         config = self.config
-        store_path = Path(config.get("token_store_path") or default_token_store_path())
+        database = SharedDatabase.from_config(config)
         timeout = float(config.get("request_timeout", 60))
         rate_limits = RateLimitTracker(
             window_seconds=int(config.get("rate_limit_window_seconds", 900)),
             max_wait_seconds=float(config.get("max_rate_limit_wait_seconds", 900)),
         )
-        # The quota belongs to the app: start from what the last run of any block saw.
+        # The quota belongs to the app: start from what the last run of any block saw,
+        # and with a shared database reserve every request in the app's ledger.
         rate_limits.restore(self.shared_facts.quota())
+        rate_limits.ledger = backends.quota_ledger(config, database)
         accounts = []
         for label, refresh_token in self.configured():
-            store = TokenStore(
-                store_path,
+            store = backends.token_store(
+                config,
                 client_id=str(config["client_id"]),
                 configured_refresh_token=refresh_token,
+                database=database,
             )
             authenticator = StravaAuthenticator(
                 client_id=str(config["client_id"]),

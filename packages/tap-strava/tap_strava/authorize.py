@@ -36,6 +36,7 @@ import typing as t
 import webbrowser
 from pathlib import Path
 
+from tap_strava import backends
 from tap_strava.callback_server import (
     CALLBACK_HOST,
     CALLBACK_PATH,
@@ -62,7 +63,7 @@ from tap_strava.oauth_flow import (
     seed_token_store,
     with_athlete_token,
 )
-from tap_strava.token_store import default_token_store_path, forget_athlete
+from tap_strava.token_store import default_token_store_path
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -109,7 +110,7 @@ PROG = "tap-strava-auth"
 DEFAULT_PORT = 8799
 DEFAULT_TIMEOUT_SECONDS = 300.0
 #: Settings this command needs; looked up in this order of sources (first found wins).
-LOOKED_UP = ("client_id", "client_secret", "token_url", "token_store_path")
+LOOKED_UP = ("client_id", "client_secret", "token_url", "token_store_path", "shared_database_url")
 
 
 # -- settings -----------------------------------------------------------------------------
@@ -222,6 +223,7 @@ def resolve_settings(
         scope=args.scope,
         sources=sources,
         athlete=(getattr(args, "athlete", None) or "").strip() or None,
+        shared_database_url=found.get("shared_database_url"),
     )
 
 
@@ -319,10 +321,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = resolve_settings(args, environ)
         if args.forget_athlete is not None:
-            removed = forget_athlete(settings.token_store_path, args.forget_athlete)
+            removed = backends.forget_athlete(settings.store_config, args.forget_athlete)
             say(
                 f"Removed {removed} token chain(s) of athlete {args.forget_athlete} from "
-                f"{settings.token_store_path}"
+                f"{settings.token_store_name}"
             )
             return
         browser = webbrowser.open if args.browser and can_open_browser(environ) else None

@@ -55,6 +55,14 @@ class StravaStream(WholeRecordMessages, EndOfStreamHook, RESTStream[int]):
         return t.cast("RunOwner", owning_tap(self)).sync_run
 
     _account: StravaAccount | None = None
+    #: The class of this stream's requests in the app's shared quota ledger
+    #: (:mod:`tap_strava.quota_ledger`): the daily poll unless a stream says otherwise.
+    quota_class: t.ClassVar[str] = "daily"
+
+    @property
+    def quota_priority(self) -> str:
+        """The ledger class of this stream's requests: every request of an events run is one."""
+        return "events" if self.sync_run.events is not None else self.quota_class
 
     def generate_child_contexts(
         self, record: dict[str, t.Any], context: Context | None
@@ -129,7 +137,8 @@ class StravaStream(WholeRecordMessages, EndOfStreamHook, RESTStream[int]):
         """
 
         def paced(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            self.account.rate_limits.before_request()
+            account = self.account
+            account.rate_limits.before_request(self.quota_priority, account.known_athlete_id)
             return func(*args, **kwargs)
 
         return with_rate_limit_waits(super().request_decorator(paced), self.account.rate_limits)

@@ -74,6 +74,9 @@ def summary_digest(activity: dict[str, t.Any]) -> str:
 class PerActivityStream(ActivityListStream):
     """One request per activity, within a per-run budget, resumable across runs."""
 
+    # Details, laps, zones and streams: backfill, after the events and the daily polls.
+    quota_class: t.ClassVar[str] = "backfill"
+
     replication_key = "activity_start_date"
     budget_setting: t.ClassVar[str]
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE  # every record is conformed here

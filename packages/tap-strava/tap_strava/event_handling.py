@@ -18,13 +18,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing as t
-from pathlib import Path
 
+from tap_strava.backends import forget_athlete
 from tap_strava.dates import iso
 from tap_strava.errors import StravaAuthError
 from tap_strava.event_inbox import EventInbox, InvalidEvent, PushEvent, parse_event
 from tap_strava.responses import StravaNotFound
-from tap_strava.token_store import default_token_store_path, forget_athlete
 
 if t.TYPE_CHECKING:
     import logging
@@ -200,8 +199,7 @@ class EventRun:
         try:
             get("/athlete", account)
         except StravaAuthError:
-            path = Path(self.config.get("token_store_path") or default_token_store_path())
-            removed = forget_athlete(path, athlete_id)
+            removed = forget_athlete(self.config, athlete_id)
             logger.warning(
                 "Athlete %s revoked this app's access: %d token entr%s removed from the token "
                 "store; remove its refresh token from the configuration and delete its data "

@@ -26,6 +26,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests
 
+from tap_strava import backends
 from tap_strava.callback_server import (
     CALLBACK_HOST,
     CALLBACK_PATH,
@@ -39,7 +40,8 @@ from tap_strava.errors import (
     strava_error_fields,
     strava_error_summary,
 )
-from tap_strava.token_store import StoredTokens, TokenStore
+from tap_strava.shared_database import describe
+from tap_strava.token_store import StoredTokens
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -107,6 +109,23 @@ class Settings:
     sources: dict[str, str] = dataclasses.field(default_factory=dict)
     # An entry of the `athletes` setting to (re)authorize instead of refresh_token.
     athlete: str | None = None
+    # Several workers' shared database: the token store is there, not in the file.
+    shared_database_url: str | None = None
+
+    @property
+    def store_config(self) -> dict[str, t.Any]:
+        """The token store's settings as the tap reads them (see ``tap_strava.backends``)."""
+        return {
+            "token_store_path": str(self.token_store_path),
+            "shared_database_url": self.shared_database_url,
+        }
+
+    @property
+    def token_store_name(self) -> str:
+        """Where the tokens go, for messages (the database without its password)."""
+        if self.shared_database_url:
+            return f"the shared database {describe(self.shared_database_url)}"
+        return str(self.token_store_path)
 
 
 def authorize_url_for(token_url: str) -> str:
@@ -256,8 +275,14 @@ def seed_token_store(
     expires_at = answer.get("expires_at")
     if expires_at is None and answer.get("expires_in") is not None:
         expires_at = int(now + float(answer["expires_in"]))
-    store = TokenStore(
-        settings.token_store_path,
+    # Whatever the caller's settings: the shared database when configured (a setting of
+    # tap-strava-auth, else TAP_STRAVA_SHARED_DATABASE_URL), else the file.
+    store_config = {
+        "token_store_path": str(settings.token_store_path),
+        "shared_database_url": getattr(settings, "shared_database_url", None),
+    }
+    store = backends.token_store(
+        store_config,
         client_id=settings.client_id,
         configured_refresh_token=refresh_token,
     )
@@ -418,7 +443,7 @@ def _complete(
     except StravaUserError as exc:
         _warn(f"The token store was not seeded ({exc}); the first run will refresh instead")
     else:
-        say(f"Seeded the token store {settings.token_store_path}")
+        say(f"Seeded the token store {settings.token_store_name}")
     who = f"athlete {athlete_id}" if athlete_id is not None else "the athlete"
     names = " ".join(str(athlete.get(k) or "") for k in ("firstname", "lastname")).strip()
     say(f"Authorized {who}{f' ({names})' if names else ''}. Next: meltano config test tap-strava")

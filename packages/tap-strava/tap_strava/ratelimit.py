@@ -20,6 +20,46 @@ import typing as t
 if t.TYPE_CHECKING:
     import requests
 
+#: The windows of a shared ledger's refusal (:mod:`tap_strava.quota_ledger`).
+SHORT, DAY, FAIR = "short", "daily", "fair"
+
+
+@dataclasses.dataclass(frozen=True)
+class Refusal:
+    """Why a request has no place now, and when the refusing window ends."""
+
+    window: str  # SHORT, DAY, or FAIR (the athlete's fair share of the 15-minute window)
+    used: int  # of the window (FAIR: by the athlete)
+    cap: int  # what this priority may use of the window (FAIR: the athlete's share)
+    limit: int | None  # the app's limit (None: not known yet)
+    seconds_left: float
+
+    def describe(self, priority: str) -> str:
+        """One line for the log and the state."""
+        name = "15-minute" if self.window == SHORT else "daily"
+        if self.limit is None:
+            return "the app's limits are not known yet (another worker's request is probing)"
+        if self.window == FAIR:
+            return (
+                f"this athlete used its fair share of the 15-minute window for {priority} "
+                f"requests ({self.used}/{self.cap}) while other athletes are active"
+            )
+        return (
+            f"the app's {name} quota is spent for {priority} requests in the shared ledger "
+            f"({self.used}/{self.limit}, {priority} may use {self.cap})"
+        )
+
+
+class SharedLedger(t.Protocol):
+    """The app's quota ledger shared by every worker (:mod:`tap_strava.quota_ledger`)."""
+
+    def reserve(self, priority: str = ..., athlete_id: int | None = ...) -> Refusal | None:
+        """Count one request in the current windows, or say why it has no place."""
+
+    def correct(self, snapshot: RateLimitSnapshot, *, rate_limited: bool = ...) -> None:
+        """Raise the windows to the figures of an answer's headers."""
+
+
 DEFAULT_WINDOW_SECONDS = 900
 DEFAULT_DAY_SECONDS = 86400
 # A 429 caused by other users of the app: wait for the next window this many times.
@@ -128,12 +168,16 @@ class RateLimitTracker:
         self.requests_seen = 0
         self.waited_seconds = 0.0
         self.exhausted: str | None = None  # why the run stopped early, if it did
+        # With a shared database: every request reserves its place there first.
+        self.ledger: SharedLedger | None = None
 
     def observe(self, response: requests.Response) -> None:
         """Record the quota headers of an API answer (token calls carry none)."""
         snapshot = RateLimitSnapshot.from_response(response)
         if snapshot is None:
             return
+        if self.ledger is not None:
+            self.ledger.correct(snapshot, rate_limited=response.status_code == 429)
         self.requests_seen += 1
         if self.first is None:
             self.first = snapshot
@@ -199,20 +243,47 @@ class RateLimitTracker:
         )
         self._last_seen_at = self._monotonic()
 
-    def before_request(self) -> None:
-        """Wait for quota, or raise :class:`QuotaExhausted`; never provoke a 429 ourselves."""
+    def before_request(self, priority: str = "daily", athlete_id: int | None = None) -> None:
+        """Wait for quota, or raise :class:`QuotaExhausted`; never provoke a 429 ourselves.
+
+        ``priority`` (events, daily, backfill) and ``athlete_id`` (the fair share) matter
+        only with a shared ledger.
+        """
         if self.exhausted:
             raise QuotaExhausted(self.exhausted)
         budget = self._tightest()
-        if budget is None:
-            return
-        usage, limit = budget
-        if usage.daily >= limit.daily:
-            self._stop(f"the daily quota is spent ({usage.daily}/{limit.daily})", daily=True)
-        if usage.short >= limit.short and not self._window_spent:
-            self._wait_for_next_window(
-                f"the 15-minute quota is spent ({usage.short}/{limit.short})"
-            )
+        if budget is not None:
+            usage, limit = budget
+            if usage.daily >= limit.daily:
+                self._stop(f"the daily quota is spent ({usage.daily}/{limit.daily})", daily=True)
+            if usage.short >= limit.short and not self._window_spent:
+                self._wait_for_next_window(
+                    f"the 15-minute quota is spent ({usage.short}/{limit.short})"
+                )
+        if self.ledger is not None:
+            self._reserve(self.ledger, priority, athlete_id)
+
+    def _reserve(self, ledger: SharedLedger, priority: str, athlete_id: int | None) -> None:
+        """Take a place in the shared ledger: wait for it, or stop (daily, or too long)."""
+        waited = 0.0
+        while (refusal := ledger.reserve(priority, athlete_id)) is not None:
+            reason = refusal.describe(priority)
+            if refusal.window == DAY:
+                self._stop(reason, daily=True)
+            window_end = refusal.window == SHORT and refusal.limit is not None
+            wait = refusal.seconds_left + (WINDOW_MARGIN_SECONDS if window_end else 0.0)
+            if waited + wait > self.max_wait_seconds:
+                self._stop(
+                    f"{reason}; the next window opens in {wait:.0f} s, more than "
+                    f"max_rate_limit_wait_seconds={self.max_wait_seconds:.0f}"
+                )
+            if window_end:
+                logger.warning(
+                    "%s: %s: %.0f s (the next 15-minute window)", WAIT_MARKER, reason, wait
+                )
+            self._sleep_announcing(wait)
+            waited += wait
+            self._window_spent = True  # a new window: the last usage figures are stale
 
     def after_rate_limited(self, attempt: int) -> None:
         """A 429 from other users' traffic: wait for the next window, a bounded number of times."""
@@ -304,6 +375,11 @@ class RateLimitTracker:
             wait,
             f"{ends:%H:%M:%S}",
         )
+        self._sleep_announcing(wait)
+
+    def _sleep_announcing(self, wait: float) -> None:
+        """Sleep ``wait`` seconds, saying every minute how long is left (logs never go quiet)."""
+        ends = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=wait)
         left = wait
         while left > 0:
             chunk = min(left, WAIT_ANNOUNCE_SECONDS)

@@ -20,6 +20,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.singerlib import StateMessage
 
+from tap_strava import backends
 from tap_strava.answer_size import DEFAULT_MAX_ANSWER_MIB
 from tap_strava.athletes import DEFAULT_API_URL, DEFAULT_TOKEN_URL, Athletes
 from tap_strava.detail_streams import (
@@ -42,10 +43,8 @@ from tap_strava.export_streams import export_streams
 from tap_strava.message_writer import BackgroundWriter
 from tap_strava.run import SyncRun
 from tap_strava.sdk_adapter import ConfigValidationHook
-from tap_strava.shared_facts import SharedFacts
 from tap_strava.state_keys import SKIPPED_ATHLETES_KEY
 from tap_strava.streams import ActivitiesStream, AthleteStatsStream, AthleteStream
-from tap_strava.token_store import default_token_store_path
 
 if t.TYPE_CHECKING:
     from tap_strava.client import StravaStream
@@ -397,6 +396,26 @@ class TapStrava(ConfigValidationHook, Tap):
             "$XDG_STATE_HOME/tap-strava/tokens.json (~/.local/state/...).",
         ),
         th.Property(
+            "shared_database_url",
+            th.StringType,
+            secret=True,
+            title="Shared Database URL",
+            description="PostgreSQL URL (postgresql://user@host/db) of the database that "
+            "several workers of one Strava app share: the tokens (encrypted with the keys "
+            "of TAP_STRAVA_TOKEN_KEYS), the facts cache and the quota ledger then live in "
+            "its schema strava_shared instead of files beside token_store_path. Also read "
+            "from TAP_STRAVA_SHARED_DATABASE_URL. Default: unset (files).",
+        ),
+        th.Property(
+            "quota_reserve_percent",
+            th.IntegerType(minimum=0, maximum=50),
+            default=10,
+            title="Quota Reserve Percent",
+            description="With shared_database_url: the share of each quota window kept "
+            "for events; daily polls stop short of it, backfills (details, laps, zones, "
+            "streams) short of twice it.",
+        ),
+        th.Property(
             "max_rate_limit_wait_seconds",
             th.IntegerType(minimum=0),
             default=900,
@@ -555,8 +574,7 @@ class TapStrava(ConfigValidationHook, Tap):
     @cached_property
     def sync_run(self) -> SyncRun:
         """What every stream of this sync shares (see :mod:`tap_strava.run`)."""
-        store_path = Path(self.config.get("token_store_path") or default_token_store_path())
-        facts = SharedFacts.beside(store_path)
+        facts = backends.shared_facts(self.config)
         events = None
         if self.config.get("events_url"):
             inbox = EventInbox(
@@ -714,13 +732,12 @@ class TapStrava(ConfigValidationHook, Tap):
         """The streams this tap offers (the events mode's own set when events_url is set)."""
         if self.config.get("export_archive_path"):
             # An archive import: its own streams, no API stream, no request.
-            store_path = Path(self.config.get("token_store_path") or default_token_store_path())
             return t.cast(
                 "list[StravaStream]",
                 export_streams(
                     self,
                     str(self.config["export_archive_path"]),
-                    SharedFacts.beside(store_path),
+                    backends.shared_facts(self.config),
                     workers=self.config.get("export_workers"),
                 ),
             )
