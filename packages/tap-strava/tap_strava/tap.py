@@ -21,6 +21,7 @@ from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.singerlib import StateMessage
 
 from tap_strava.answer_size import DEFAULT_MAX_ANSWER_MIB
+from tap_strava.archive_local_time import athlete_zone
 from tap_strava.athletes import DEFAULT_API_URL, DEFAULT_TOKEN_URL, Athletes
 from tap_strava.detail_streams import (
     ActivityDetailsStream,
@@ -274,6 +275,15 @@ class TapStrava(ConfigValidationHook, Tap):
             "whatever the number.",
         ),
         th.Property(
+            "athlete_timezone",
+            th.StringType,
+            title="Athlete Timezone",
+            description="The athlete's IANA time zone (Europe/Paris; Strava's '(GMT+01:00) "
+            "Europe/Paris' is read too): the local start time of an archive activity whose "
+            "file tells none (no FIT local time, no position), e.g. a manual one "
+            "(export_activities.start_date_local_rule athlete_timezone). Unset: those stay null.",
+        ),
+        th.Property(
             "start_date",
             th.DateTimeType,
             title="Start Date",
@@ -512,6 +522,10 @@ class TapStrava(ConfigValidationHook, Tap):
 
     def _semantic_errors(self) -> list[str]:
         errors = []
+        try:
+            athlete_zone(self.config.get("athlete_timezone"))
+        except StravaConfigError as exc:
+            errors.append(str(exc))
         for setting in ("start_date", "end_date"):
             value = self.config.get(setting)
             if not value:
@@ -722,6 +736,7 @@ class TapStrava(ConfigValidationHook, Tap):
                     str(self.config["export_archive_path"]),
                     SharedFacts.beside(store_path),
                     workers=self.config.get("export_workers"),
+                    athlete_timezone=self.config.get("athlete_timezone"),
                 ),
             )
         if self.config.get("events_url"):
