@@ -161,3 +161,21 @@ def test_local_start_times_agree_with_the_api(imported):  # type: ignore[no-unty
         assert row["start_date_local"] + "Z" == answer["start_date_local"], row["id"]
     fit_files = sum(1 for e in manifest.entries.values() if e.format == "fit" and e.outcome == "ok")
     assert rules.get("fit_local_timestamp", 0) >= fit_files > 0, rules
+
+
+def test_archive_numbers_equal_the_apis_exactly(imported):  # type: ignore[no-untyped-def]
+    """The CSV's widened float32s (``3322.949951171875``) arrive as the API's own numbers."""
+    sim, _, _, result = imported
+    token = sim.issue_access_token()
+    fields = ("distance", "max_speed", "average_speed", "total_elevation_gain", "moving_time")
+    compared = 0
+    for row in result.records("export_activities"):
+        answer = requests.get(
+            f"{sim.api_url}/activities/{row['id']}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        ).json()
+        for name in fields:
+            assert row[name] == answer[name], (row["id"], name, row[name], answer[name])
+            compared += row[name] is not None and row[name] != int(row[name] or 0)
+    assert compared > 50  # fractional values, the ones a widening shows
