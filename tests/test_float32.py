@@ -45,6 +45,13 @@ def test_a_value_that_never_was_a_float32_is_left_alone(value):
     assert unwiden(value) is value
 
 
+def test_a_whole_number_is_left_alone_even_where_a_float32_could_not_tell():
+    sunrise = 1717213184.0  # epoch seconds, a multiple of 128: exactly a float32
+    assert is_float32(sunrise)
+    assert shortest_float32(sunrise) == 1717213200.0  # the same float32, 16 s away
+    assert unwiden(sunrise) is sunrise
+
+
 def test_the_shortest_decimal_is_not_a_fixed_number_of_places():
     assert shortest_float32(0.00012339999375399202) == 0.0001234  # 7 places, not 2 or 3
     assert shortest_float32(123456.796875) == 123456.8

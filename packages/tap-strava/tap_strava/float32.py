@@ -8,7 +8,8 @@ replaced by the shortest decimal that reads back as the same 32-bit float (``332
 not rounded to a fixed number of places (that would cut 0.0001234 or keep 1748.2000).
 A value that is not exactly a 32-bit float (``3322.95`` as printed by an older export,
 German ``9,44``) did not come through one and is left as it is; a float32 that is already
-short (``1428.0``, ``0.5``) is unchanged by the rule.
+short (``1428.0``, ``0.5``) is unchanged by the rule, and so is any whole number
+(see :func:`unwiden`).
 """
 
 from __future__ import annotations
@@ -48,5 +49,13 @@ def shortest_float32(value: float) -> float:
 
 
 def unwiden(value: float) -> float:
-    """A number of the export: its shortest float32 decimal if it is a float32, else itself."""
-    return shortest_float32(value) if is_float32(value) else value
+    """A number of the export: its shortest float32 decimal if it is a float32, else itself.
+
+    Whole numbers are left alone: below 2**24 a whole float32 is its own shortest decimal
+    already, and above it every float32 is whole, so a whole value there (epoch seconds
+    such as ``Sunrise Time``, 1717213184.0) cannot be told from a widened one and is not
+    moved to another whole number (1717213200.0) of the same float32.
+    """
+    if not is_float32(value) or value.is_integer():
+        return value
+    return shortest_float32(value)
