@@ -37,6 +37,7 @@ from tap_strava.export_streams import (
 )
 from tap_strava.schemas.strava_fields import NOT_DECLARED, STREAM_MODELS
 from tap_strava.streams import ActivitiesStream, AthleteStatsStream, AthleteStream
+from tap_strava.wall_time import is_wall_time_property
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PAGE = PROJECT_ROOT / "docs" / "schema.md"
@@ -98,9 +99,12 @@ target-postgres gives the column when it creates the table.
 
 **Time zones.** target-postgres stores every `date-time` as `timestamp without time zone`
 (it has no setting for `timestamptz`). The values are UTC instants, except the
-`*_local` columns (`start_date_local`): those hold the athlete's local wall-clock time, which
-Strava writes with a false `Z`. Read a UTC column as `col AT TIME ZONE 'UTC'` to get a
-`timestamptz`.
+`*_local` columns (`start_date_local`, marked "local wall time without zone"): those hold
+the athlete's local wall-clock time, sent without any zone label (`2026-12-04T18:13:34`;
+Strava's false `Z` is removed, so target-csv writes `2026-12-04 18:13:34`, not `+00:00`).
+Read a UTC column as `col AT TIME ZONE 'UTC'` to get a `timestamptz`; never a `*_local`
+one. `event_receipts.received_at` is a UTC instant too; where a version before issue 25
+created it as `text`, it stays `text` (read it with `received_at::timestamp`).
 
 **Nested objects.** An object declared with properties (`map`, `athlete`, the totals) is one
 `jsonb` column in PostgreSQL and one column per property in CSV (`map__summary_polyline`);
@@ -148,7 +152,9 @@ def json_type(spec: t.Mapping[str, t.Any]) -> str:
         return " or ".join(json_type(option) for option in spec["anyOf"])
     kinds = _types(spec)
     text = " or ".join(kinds) or "any"
-    if spec.get("format"):
+    if spec.get("format") and is_wall_time_property(spec):
+        text += f" ({spec['format']}, local wall time without zone)"
+    elif spec.get("format"):
         text += f" ({spec['format']})"
     if "array" in kinds and isinstance(spec.get("items"), dict):
         text = text.replace("array", f"array of {json_type(spec['items'])}", 1)

@@ -135,3 +135,47 @@ def test_a_german_simulated_archive(tmp_path):  # type: ignore[no-untyped-def]
             assert row["distance"] == pytest.approx(detail["distance"], abs=0.1)
         recorded = [e for e in manifest.entries.values() if e.outcome == "ok"]
         assert len(result.records("export_tracks")) == len(recorded)
+
+
+def test_local_start_times_agree_with_the_api(imported):  # type: ignore[no-untyped-def]
+    """The archive's ``start_date_local`` against the API's, by the rule that gave it.
+
+    The simulator writes FIT files with the activity's ``local_timestamp`` (its
+    ``utc_offset``): those must equal the API's wall time to the second. The other rules
+    are counted, and every row has one or says none applied.
+    """
+    sim, manifest, _, result = imported
+    token = sim.issue_access_token()
+    rules: dict[str | None, int] = {}
+    for row in result.records("export_activities"):
+        rule = row["start_date_local_rule"]
+        rules[rule] = rules.get(rule, 0) + 1
+        assert (row["start_date_local"] is None) == (rule is None), row["id"]
+        if rule != "fit_local_timestamp":
+            continue
+        answer = requests.get(
+            f"{sim.api_url}/activities/{row['id']}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        ).json()
+        assert row["start_date_local"] + "Z" == answer["start_date_local"], row["id"]
+    fit_files = sum(1 for e in manifest.entries.values() if e.format == "fit" and e.outcome == "ok")
+    assert rules.get("fit_local_timestamp", 0) >= fit_files > 0, rules
+
+
+def test_archive_numbers_equal_the_apis_exactly(imported):  # type: ignore[no-untyped-def]
+    """The CSV's widened float32s (``3322.949951171875``) arrive as the API's own numbers."""
+    sim, _, _, result = imported
+    token = sim.issue_access_token()
+    fields = ("distance", "max_speed", "average_speed", "total_elevation_gain", "moving_time")
+    compared = 0
+    for row in result.records("export_activities"):
+        answer = requests.get(
+            f"{sim.api_url}/activities/{row['id']}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        ).json()
+        for name in fields:
+            assert row[name] == answer[name], (row["id"], name, row[name], answer[name])
+            compared += row[name] is not None and row[name] != int(row[name] or 0)
+    assert compared > 50  # fractional values, the ones a widening shows

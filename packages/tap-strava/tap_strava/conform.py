@@ -24,6 +24,7 @@ import math
 import typing as t
 
 from tap_strava.storable_text import make_record_storable
+from tap_strava.wall_time import is_wall_time_property, without_false_zone
 
 #: The catch-all column of every stream: keys Strava sends that the schema does not declare.
 UNKNOWN_FIELDS = "_unknown_fields"
@@ -165,6 +166,8 @@ class _Plan:
     #: Per declared name, the Python types that need no conversion (the catch-all column:
     #: every type, it is never converted); a name missing here is undeclared.
     fast: t.Mapping[str, frozenset[type] | None]
+    #: Local wall-time columns (:mod:`tap_strava.wall_time`): Strava's false ``Z`` removed.
+    wall_times: tuple[str, ...] = ()
     #: Record shapes (keys and value types, in order) seen to need no change at the top
     #: level: what the loop below would find depends on nothing else, and the records of
     #: one stream come in few shapes (about a hundred for 10,000 activities).
@@ -210,7 +213,12 @@ def _plan(schema: t.Mapping[str, t.Any]) -> _Plan:
         else frozenset(spec["properties"])
         for _, spec in nested
     )
-    plan = _Plan(schema, tuple(fields), tuple(nested), flat_keys, fast_by_name)
+    wall_times = tuple(
+        name
+        for name, spec in schema.get("properties", {}).items()
+        if isinstance(spec, dict) and is_wall_time_property(spec)
+    )
+    plan = _Plan(schema, tuple(fields), tuple(nested), flat_keys, fast_by_name, wall_times)
     _PLANS[id(schema)] = plan
     return plan
 
@@ -272,6 +280,10 @@ def conform_to_schema(
             record[UNKNOWN_FIELDS] = {**kept, **unknown} if isinstance(kept, dict) else unknown
         elif not isinstance(kept, dict) or not kept:
             record[UNKNOWN_FIELDS] = None
+    for name in plan.wall_times:  # a wall time is sent without a zone label
+        value = record.get(name)
+        if value is not None:
+            record[name] = without_false_zone(value)
     if not converting:
         return record
     for name, types, _ in plan.fields:  # in the schema's order, as the warnings were

@@ -16,10 +16,15 @@ import hashlib
 import json
 import typing as t
 
+from tap_strava.wall_time import with_false_zone
+
 DIGESTS_KEY = "digests"
 
 # Fields that describe the sync, not the activity: a change there is not an update.
 IGNORED_FIELDS = frozenset({"athlete_id"})
+#: Local wall times, emitted without Strava's false ``Z`` since issue 25 and digested with
+#: it, as every earlier version did: an upgrade finds the digests it stored unchanged.
+WALL_TIME_FIELDS = ("start_date_local",)
 
 #: The canonical form: ``json.dumps(..., sort_keys=True, separators=(",", ":"),
 #: default=str)``, built once (``json.dumps`` with arguments builds an encoder per call).
@@ -52,6 +57,9 @@ def record_digest(record: t.Mapping[str, t.Any], properties: t.Iterable[str]) ->
     if len(canonical) != len(template):  # keys outside the schema: only the schema's count
         get = record.get
         canonical = {name: get(name) for name in template}
+    for name in WALL_TIME_FIELDS:
+        if name in canonical:
+            canonical[name] = with_false_zone(canonical[name])
     payload = _CANONICAL_JSON(canonical)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 

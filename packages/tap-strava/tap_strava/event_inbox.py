@@ -17,6 +17,7 @@ the target committed what the event caused, so a crash replays the event, harmle
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import typing as t
 
 import requests
@@ -102,7 +103,7 @@ def parse_event(entry: t.Any) -> PushEvent:
             raise InvalidEvent(msg)
         text = value if isinstance(value, str) else str(value)
         clean_updates[name] = text[:MAX_UPDATE_TEXT]
-    received_at = entry.get("received_at")
+    received_at = utc_instant(entry.get("received_at"))
     try:
         return PushEvent(
             key=key,
@@ -113,11 +114,36 @@ def parse_event(entry: t.Any) -> PushEvent:
             subscription_id=_int(event, "subscription_id"),
             event_time=_int(event, "event_time"),
             updates=clean_updates,
-            received_at=str(received_at)[:40] if received_at is not None else None,
+            received_at=received_at,
         )
     except InvalidEvent as exc:
         msg = f"event {key}: {exc}"
         raise InvalidEvent(msg) from None
+
+
+def utc_instant(value: t.Any) -> str | None:
+    """The receiver's receive time as RFC 3339 in UTC (``...T22:09:00.123456Z``), or None.
+
+    The receiver sends RFC 3339 with a ``Z``; epoch seconds (its own storage, an older or
+    another receiver) are read too. Anything else is not a time: None, rather than text
+    in a timestamp column (``event_receipts.received_at`` is a ``date-time`` since
+    issue 25). A value without an offset is taken as UTC, the receiver's zone.
+    """
+    moment: datetime.datetime | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if 0 <= value < 2**37:  # a finite epoch, within datetime's range
+            moment = datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)
+    elif isinstance(value, str) and len(value) <= 40:
+        try:
+            moment = datetime.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.timezone.utc)
+    if moment is None:
+        return None
+    utc = moment.astimezone(datetime.timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class EventInbox:

@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 
 from tap_strava.bounded_csv import BoundedReader, Row
 from tap_strava.errors import StravaUserError
+from tap_strava.float32 import unwiden
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -810,8 +811,8 @@ def _convert(text: str, kind: str) -> tuple[bool, t.Any]:
         number = parse_number(value)
         return (number is not None), (round(number) if number is not None else None)
     if kind == "number":
-        number = parse_number(value)
-        return (number is not None), number
+        number = parse_number(value)  # widened float32s as the file meant them (float32.py)
+        return (number is not None), (unwiden(number) if number is not None else None)
     if kind == "bool":
         lowered = value.lower()
         if lowered in {"true", "1", "1.0", "yes", "wahr", "ja"}:

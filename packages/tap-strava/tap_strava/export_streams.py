@@ -24,11 +24,19 @@ from pathlib import Path
 from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
+from tap_strava.archive_local_time import (
+    FACTS_KEY,
+    StartFacts,
+    athlete_zone,
+    local_start,
+    read_start_facts,
+)
 from tap_strava.conform import conform_to_schema
 from tap_strava.digest import DIGESTS_KEY, record_digest
 from tap_strava.export_archive import (
     CUT_KEY,
     ExportArchive,
+    MemberError,
     read_activities,
     read_gear,
 )
@@ -40,10 +48,12 @@ from tap_strava.schemas.export_archive import (
 from tap_strava.sdk_adapter import mark_state_changed, write_state_now
 from tap_strava.track_decoding import (
     MAX_TRACK_BYTES,
+    ZIP_ERRORS,
     TrackDecoder,
     TrackJob,
     default_workers,
 )
+from tap_strava.track_files import MAX_BYTES, TrackError, file_format
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -67,10 +77,17 @@ SKIPPED_KEY = "skipped"
 class ArchiveSource:
     """The archive of this run, opened on first use (discovery never opens it)."""
 
-    def __init__(self, path: str | Path, facts: SharedFacts, workers: int) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        facts: SharedFacts,
+        workers: int,
+        athlete_timezone: str | None = None,
+    ) -> None:
         self.path = Path(path).expanduser()
         self.facts = facts
         self.workers = workers  # processes decoding the tracks (see track_decoding)
+        self.athlete_timezone = athlete_timezone  # the last rule of the local start
 
     @cached_property
     def archive(self) -> ExportArchive:
@@ -159,7 +176,59 @@ class ExportActivitiesStream(ExportStream):
         """Every new or changed activity of the archive."""
         del context
         _, rows = read_activities(self.source.archive)
-        yield from self.emit_changed(rows, "id")
+        yield from self.emit_changed(self._with_local_start(rows), "id")
+
+    def _with_local_start(self, rows: Iterable[dict[str, t.Any]]) -> Iterator[dict[str, t.Any]]:
+        """Each row with ``start_date_local`` and its rule (:mod:`~tap_strava.archive_local_time`).
+
+        What a file tells is kept in the state with the file's identity, so that only a
+        new or changed file is opened; entries of rows no longer in the archive go.
+        """
+        fallback = athlete_zone(self.source.athlete_timezone)
+        state = self.get_context_state(None)
+        known = state.get(FACTS_KEY)
+        if not isinstance(known, dict):
+            known = state[FACTS_KEY] = {}
+        seen: set[str] = set()
+        for row in rows:
+            facts = self._facts(row, known, seen)
+            local, rule = local_start(row.get("start_date"), facts, fallback)
+            row["start_date_local"] = local
+            row["start_date_local_rule"] = rule
+            yield row
+        for key in [key for key in known if key not in seen]:
+            del known[key]
+
+    def _facts(
+        self, row: dict[str, t.Any], known: dict[str, t.Any], seen: set[str]
+    ) -> StartFacts | None:
+        """The facts of the row's file: remembered, else read (None without a file)."""
+        filename = row.get("filename")
+        if not filename or row.get("id") is None:
+            return None
+        key = str(row["id"])
+        seen.add(key)
+        archive = self.source.archive
+        identity = record_digest(
+            {"identity": f"{filename}|{archive.fingerprint(filename)}|{row.get('start_date')}"},
+            ["identity"],
+        )[:12]
+        facts = StartFacts.from_state(known.get(key), identity)
+        if facts is None:
+            facts = self._read_facts(str(filename), _moment(row.get("start_date")))
+            known[key] = facts.as_state(identity)
+        return facts
+
+    def _read_facts(self, filename: str, start: datetime.datetime | None) -> StartFacts:
+        """What one file tells; nothing if it cannot be read (export_tracks says why)."""
+        kind, _ = file_format(filename)
+        if kind is None:
+            return StartFacts()
+        try:
+            with self.source.archive.open_member(filename, cap=MAX_BYTES[kind]) as handle:
+                return read_start_facts(filename, handle, start)
+        except (MemberError, TrackError, *ZIP_ERRORS):
+            return StartFacts()
 
 
 class ExportGearStream(ExportStream):
@@ -266,14 +335,20 @@ def _moment(value: t.Any) -> datetime.datetime | None:
 
 
 def export_streams(
-    tap: Tap, path: str | Path, facts: SharedFacts, workers: int | None = None
+    tap: Tap,
+    path: str | Path,
+    facts: SharedFacts,
+    workers: int | None = None,
+    athlete_timezone: str | None = None,
 ) -> list[Stream]:
     """The streams of an archive import (activities first: a bad header stops there).
 
     ``workers``: processes decoding the tracks (None: one per CPU, see
     :func:`~tap_strava.track_decoding.default_workers`; 1: in the tap's process).
+    ``athlete_timezone``: the zone of activities whose file tells no local time.
     """
-    source = ArchiveSource(path, facts, default_workers() if workers is None else workers)
+    workers = default_workers() if workers is None else workers
+    source = ArchiveSource(path, facts, workers, athlete_timezone)
     return [
         ExportActivitiesStream(tap, source),
         ExportTracksStream(tap, source),

@@ -22,6 +22,7 @@ from singer_sdk.singerlib import StateMessage
 
 from tap_strava import backends
 from tap_strava.answer_size import DEFAULT_MAX_ANSWER_MIB
+from tap_strava.archive_local_time import athlete_zone
 from tap_strava.athletes import DEFAULT_API_URL, DEFAULT_TOKEN_URL, Athletes
 from tap_strava.detail_streams import (
     ActivityDetailsStream,
@@ -271,6 +272,15 @@ class TapStrava(ConfigValidationHook, Tap):
             "by side; default one per CPU, at most 4. 1 decodes in the tap's own process, "
             "as does any run with fewer than 32 files to decode. The output is the same "
             "whatever the number.",
+        ),
+        th.Property(
+            "athlete_timezone",
+            th.StringType,
+            title="Athlete Timezone",
+            description="The athlete's IANA time zone (Europe/Paris; Strava's '(GMT+01:00) "
+            "Europe/Paris' is read too): the local start time of an archive activity whose "
+            "file tells none (no FIT local time, no position), e.g. a manual one "
+            "(export_activities.start_date_local_rule athlete_timezone). Unset: those stay null.",
         ),
         th.Property(
             "start_date",
@@ -531,6 +541,10 @@ class TapStrava(ConfigValidationHook, Tap):
 
     def _semantic_errors(self) -> list[str]:
         errors = []
+        try:
+            athlete_zone(self.config.get("athlete_timezone"))
+        except StravaConfigError as exc:
+            errors.append(str(exc))
         for setting in ("start_date", "end_date"):
             value = self.config.get(setting)
             if not value:
@@ -739,6 +753,7 @@ class TapStrava(ConfigValidationHook, Tap):
                     str(self.config["export_archive_path"]),
                     backends.shared_facts(self.config),
                     workers=self.config.get("export_workers"),
+                    athlete_timezone=self.config.get("athlete_timezone"),
                 ),
             )
         if self.config.get("events_url"):

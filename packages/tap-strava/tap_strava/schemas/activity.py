@@ -6,6 +6,7 @@ from singer_sdk import typing as th
 
 from tap_strava.conform import with_unknown_fields
 from tap_strava.schemas.common import ATHLETE_ID, LATLNG, META_ATHLETE
+from tap_strava.wall_time import wall_time_property
 
 ACTIVITY_SCHEMA = th.PropertiesList(
     th.Property("id", th.IntegerType, required=True, description="Activity id (int64)."),
@@ -115,6 +116,11 @@ ACTIVITY_SCHEMA = th.PropertiesList(
     th.Property("from_accepted_tag", th.BooleanType, description="Copied from a group tag."),
     th.Property("device_name", th.StringType, description="Recording device, if given."),
 ).to_dict()
+# A local wall time, sent without Strava's false 'Z' (tap_strava.wall_time).
+ACTIVITY_SCHEMA["properties"]["start_date_local"] = wall_time_property(
+    "Start as local wall-clock time (the athlete's clock, no zone: Strava's false 'Z' is "
+    "removed); timestamp without time zone in PostgreSQL."
+)
 
 # Fields Strava adds later are kept in one catch-all column (tap_strava.conform).
 with_unknown_fields(ACTIVITY_SCHEMA)

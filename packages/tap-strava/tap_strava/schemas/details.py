@@ -7,6 +7,7 @@ from singer_sdk import typing as th
 from tap_strava.conform import with_unknown_fields
 from tap_strava.schemas.activity import ACTIVITY_SCHEMA
 from tap_strava.schemas.common import ATHLETE_ID, META_ATHLETE
+from tap_strava.wall_time import wall_time_property
 
 ACTIVITY_ID = th.Property(
     "activity_id", th.IntegerType, required=True, description="Id of the activity."
@@ -89,7 +90,7 @@ LAP_SCHEMA = th.PropertiesList(
     th.Property("lap_index", th.IntegerType, description="1-based position in the activity."),
     th.Property("split", th.IntegerType, description="Split number, as Strava counts them."),
     th.Property("start_date", th.DateTimeType, description="Lap start (UTC)."),
-    th.Property("start_date_local", th.DateTimeType, description="Local wall time (false Z)."),
+    th.Property("start_date_local", th.DateTimeType),  # declared below: a wall time
     th.Property("elapsed_time", th.IntegerType, description="Seconds."),
     th.Property("moving_time", th.IntegerType, description="Seconds."),
     th.Property("distance", th.NumberType, description="Metres."),
@@ -116,6 +117,9 @@ LAP_SCHEMA = th.PropertiesList(
     th.Property("athlete", META_ATHLETE, description="The owner, as {id, resource_state}."),
     th.Property("resource_state", th.IntegerType, description="2 = summary."),
 ).to_dict()
+LAP_SCHEMA["properties"]["start_date_local"] = wall_time_property(
+    "Lap start as local wall-clock time (no zone: Strava's false 'Z' is removed)."
+)
 
 ZONE_SCHEMA = th.PropertiesList(
     ATHLETE_ID,

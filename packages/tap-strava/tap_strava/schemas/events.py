@@ -34,7 +34,12 @@ EVENT_RECEIPT_SCHEMA = th.PropertiesList(
         required=True,
         description="The receiver's key of the event (a digest of the whole event).",
     ),
-    th.Property("received_at", th.StringType, description="When the receiver stored it."),
+    th.Property(
+        "received_at",
+        th.DateTimeType,
+        description="When the receiver stored it (UTC, to the microsecond). A PostgreSQL "
+        "column created as text by a version before issue 25 stays text.",
+    ),
     th.Property(
         "processed_at",
         th.DateTimeType,

@@ -19,6 +19,7 @@ from tap_strava.conform import with_unknown_fields
 from tap_strava.export_archive import ENGLISH_COLUMNS
 from tap_strava.schemas.common import ATHLETE_ID
 from tap_strava.track_files import INTEGER_SERIES, SERIES
+from tap_strava.wall_time import wall_time_property
 
 _KINDS: dict[str, dict[str, t.Any]] = {
     "int": {"type": ["integer", "null"]},
@@ -48,6 +49,32 @@ _UNITS = {
 }
 
 
+#: The local start the export lacks, worked out by the tap (tap_strava.archive_local_time).
+_LOCAL_START: dict[str, t.Any] = {
+    "start_date_local": wall_time_property(
+        "Start as local wall-clock time (no zone), by the rule in start_date_local_rule; "
+        "null when none applies."
+    ),
+    "start_date_local_rule": {
+        "type": ["string", "null"],
+        "description": "How start_date_local was found: fit_local_timestamp (the FIT "
+        "file's local time), start_coordinates (the zone of the first position, "
+        "timezonefinder), athlete_timezone (the tap's setting); null: none applied.",
+    },
+}
+
+
+def _after(properties: dict[str, t.Any], name: str, extra: dict[str, t.Any]) -> dict[str, t.Any]:
+    """``properties`` with ``extra`` inserted after ``name`` (a reader finds them together)."""
+    out: dict[str, t.Any] = {}
+    for key, spec in properties.items():
+        out[key] = spec
+        if key == name:
+            out.update(extra)
+    out.update({key: spec for key, spec in extra.items() if key not in out})
+    return out
+
+
 def _activity_schema() -> dict[str, t.Any]:
     properties: dict[str, t.Any] = {
         "id": {"type": ["integer"], "description": _UNITS["id"]},
@@ -63,6 +90,7 @@ def _activity_schema() -> dict[str, t.Any]:
         if name in _UNITS:
             spec["description"] = _UNITS[name]
         properties.setdefault(name, spec)
+    properties = _after(properties, "start_date", _LOCAL_START)
     schema = {"type": "object", "properties": properties, "required": ["id", "athlete_id"]}
     return with_unknown_fields(schema)
 
