@@ -89,7 +89,7 @@ class Activity:
     elevation_m: float
     gear_id: str | None
     trainer: bool
-    #: ``api`` (the activities table) or ``archive`` (export_activities only).
+    #: ``api`` (the activities table only), ``archive`` (export_activities only) or ``both``.
     source: str = "api"
 
     @property
@@ -105,7 +105,7 @@ class Activity:
     @property
     def local_time(self) -> bool:
         """Whether ``start_local`` is a local wall time (the archive has only UTC)."""
-        return self.source == "api"
+        return self.source != "archive"
 
     @property
     def pace_min_per_km(self) -> float | None:
@@ -134,11 +134,14 @@ class Dataset:
     athlete_id: int | None = None
     athlete_name: str = ""
 
+    def count(self, source: str) -> int:
+        """Activities the source has (``api`` or ``archive``; those in both count for each)."""
+        return sum(1 for a in self.activities if a.source in (source, "both"))
+
     @property
     def sources(self) -> list[str]:
-        """The sources the activities came from, ``api`` first."""
-        found = {a.source for a in self.activities}
-        return [s for s in ("api", "archive") if s in found]
+        """The sources holding any of the activities, ``api`` first."""
+        return [s for s in ("api", "archive") if self.count(s)]
 
 
 def _to_datetime(value: t.Any) -> datetime.datetime:
@@ -380,7 +383,10 @@ def load_athlete(db: Database, athlete_id: int | None) -> Dataset:
     for ident, name_, sport, start, distance, moving, climb, gear_name, kind in _archive_rows(
         db, athlete_id
     ):
-        if ident is None or int(ident) in activities or int(ident) in deleted:
+        if ident is None or int(ident) in deleted:
+            continue
+        if int(ident) in activities:
+            activities[int(ident)] = dataclasses.replace(activities[int(ident)], source="both")
             continue
         gear_id = by_name.get(str(gear_name)) if gear_name else None
         row = (ident, name_, sport or kind, start, distance, moving, climb, gear_id, False)

@@ -252,16 +252,15 @@ def coverage(dataset: Dataset, today: datetime.date | None = None) -> str:
     first = activities[0].day if activities else end
     who = ""
     if dataset.athlete_id is not None:
-        name = f"{dataset.athlete_name} " if dataset.athlete_name else ""
-        who = f"{name}(athlete {dataset.athlete_id}) · "
-    sources = " and ".join(
-        {"api": "the API", "archive": "the export archive"}[s] for s in dataset.sources
-    )
+        who = f"athlete {dataset.athlete_id}"
+        who = f"{dataset.athlete_name} ({who}) · " if dataset.athlete_name else f"{who} · "
+    names = {"api": "API", "archive": "export archive"}
+    sources = ", ".join(f"{names[s]}: {dataset.count(s)}" for s in dataset.sources)
     times = "local times"
-    if "archive" in dataset.sources:
+    if any(not a.local_time for a in activities):
         times = "local times; archive-only activities in UTC (the archive has no local time)"
     return (
-        f"{who}{len(activities)} activities from {sources or 'no source yet'}, "
+        f"{who}{len(activities)} activities ({sources or 'no source loaded'}) from "
         f"{first:%d %b %Y} to {end:%d %b %Y} · {times}"
     )
 

@@ -27,6 +27,10 @@ if t.TYPE_CHECKING:
 HEATMAP_SIZE = (1200, 720)
 ROUTE_SIZE = (260, 200)
 RECENT_MAPS = 12
+#: Line widths in pixels: the heatmap's (each track counts once per pixel it covers) and
+#: a route map's.
+HEAT_LINE = 2
+ROUTE_LINE = 2
 FRAME_RADIUS_KM = 80.0
 
 
@@ -37,6 +41,7 @@ class RouteMap:
     activity_id: int
     source: str
     png: bytes | None
+    frame: heatmap.Frame | None = None
 
 
 @dataclasses.dataclass
@@ -114,15 +119,17 @@ def build(
     box = heatmap.bounds_of([visible[i] for i in framed])
     if box is not None:
         result.frame = heatmap.frame_for(box, *HEATMAP_SIZE)
-        result.heatmap_png = heatmap.heatmap_png([visible[i] for i in framed], result.frame)
+        result.heatmap_png = heatmap.heatmap_png(
+            [visible[i] for i in framed], result.frame, HEAT_LINE
+        )
     with_route = [a.id for a in reversed(dataset.activities) if a.id in result.source_of]
     for ident in with_route[:recent]:
         shown = visible.get(ident)
-        picture = None
+        picture, frame = None, None
         if shown:
             route_box = heatmap.bounds_of([shown])
             assert route_box is not None
             frame = heatmap.frame_for(route_box, *ROUTE_SIZE)
-            picture = heatmap.route_png(shown, frame, colour_of(ident))
-        result.maps.append(RouteMap(ident, result.source_of[ident], picture))
+            picture = heatmap.route_png(shown, frame, colour_of(ident), ROUTE_LINE)
+        result.maps.append(RouteMap(ident, result.source_of[ident], picture, frame))
     return result
