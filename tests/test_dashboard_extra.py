@@ -107,7 +107,8 @@ def test_polylines_decode_as_google_documents_them():
     decoded = polyline.decode(encode_polyline(track))
     assert len(decoded) == len(rounded)
     for (a, b), (c, d) in zip(decoded, rounded, strict=True):
-        assert abs(a - c) < 1.1e-5 and abs(b - d) < 1.1e-5
+        assert abs(a - c) < 1.1e-5
+        assert abs(b - d) < 1.1e-5
     with pytest.raises(polyline.PolylineError, match="ends inside"):
         polyline.decode("_p~iF~ps|U_ulL")
     with pytest.raises(polyline.PolylineError, match="character"):
