@@ -198,13 +198,18 @@ def hide(points: np.ndarray, zones: Sequence[Zone]) -> list[np.ndarray]:
     drawn on, where a small circle stays a circle). Parts of one point are dropped: a
     line needs two.
     """
+    return hide_and_count(points, zones)[0]
+
+
+def hide_and_count(points: np.ndarray, zones: Sequence[Zone]) -> tuple[list[np.ndarray], int]:
+    """:func:`hide`, and how many points were within a zone (for the report's caption)."""
     points = np.asarray(points, dtype=float).reshape(-1, 2)
-    if len(points) < 2:
-        return []
     lat, lon = points[:, 0], points[:, 1]
     hidden = np.zeros(len(points), dtype=bool)
     for zone in zones:
         hidden |= distance_m(lat, lon, zone) <= zone.radius_m
+    if len(points) < 2:
+        return [], int(hidden.sum())
     cut = hidden[:-1] | hidden[1:]
     if zones:
         x, y = mercator(lat, lon)
@@ -215,15 +220,9 @@ def hide(points: np.ndarray, zones: Sequence[Zone]) -> list[np.ndarray]:
             reach = zone.radius_m * SEGMENT_MARGIN / world_m
             cut |= _segment_distance(x, y, float(cx[0]), float(cy[0])) <= reach
     parts = np.split(points, np.flatnonzero(cut) + 1)
-    return [part for part in parts if len(part) >= 2]
+    return [part for part in parts if len(part) >= 2], int(hidden.sum())
 
 
 def hidden_count(points: np.ndarray, zones: Sequence[Zone]) -> int:
-    """How many of the points lie within a zone (for the report's caption)."""
-    points = np.asarray(points, dtype=float).reshape(-1, 2)
-    if not zones or not len(points):
-        return 0
-    hidden = np.zeros(len(points), dtype=bool)
-    for zone in zones:
-        hidden |= distance_m(points[:, 0], points[:, 1], zone) <= zone.radius_m
-    return int(hidden.sum())
+    """How many of the points lie within a zone."""
+    return hide_and_count(points, zones)[1]

@@ -109,8 +109,8 @@ def build(
     for track in track_reader.tracks(db, dataset.athlete_id, ids):
         counts[track.source] += 1
         result.source_of[track.activity_id] = track.source
-        result.hidden_points += privacy.hidden_count(track.points, zones)
-        parts = privacy.hide(track.points, zones)
+        parts, hidden = privacy.hide_and_count(track.points, zones)
+        result.hidden_points += hidden
         if parts:
             visible[track.activity_id] = to_world(parts)
     result.sources = dict(counts)

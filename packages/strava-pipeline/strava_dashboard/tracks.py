@@ -18,7 +18,6 @@ report over years of tracks never pulls every ``latlng`` through one result set.
 from __future__ import annotations
 
 import dataclasses
-import json
 import typing as t
 
 import numpy as np
@@ -84,19 +83,29 @@ def _polylines(db: Database, athlete_id: int | None, skip: set[int]) -> dict[int
     return found
 
 
-def _latlng(value: t.Any) -> np.ndarray:
-    """``[[lat, lng], ...]`` as PostgreSQL (jsonb[]) or DuckDB (JSON text) returns it.
+_NO_FIX = (float("nan"), float("nan"))
 
-    Samples without a fix (null, or not a pair) are left out; the line joins their
-    neighbours, and privacy zones still cut it (see :func:`strava_dashboard.privacy.hide`).
+
+def _latlng(value: t.Any) -> np.ndarray:
+    """``[[lat, lng], ...]`` as JSON text (PostgreSQL's ``array_to_json``, DuckDB's JSON).
+
+    Samples without a fix (null, or a pair holding null) are left out; the line joins
+    their neighbours, and privacy zones still cut it (see
+    :func:`strava_dashboard.privacy.hide`).
     """
-    value = json_value(value)
-    pairs = []
-    for item in value or ():
-        pair = json.loads(item) if isinstance(item, str) else item
-        if isinstance(pair, (list, tuple)) and len(pair) == 2 and None not in pair:
-            pairs.append(pair)
-    points = np.asarray(pairs, dtype=float).reshape(-1, 2)
+    items = json_value(value) or []
+    pairs = [_NO_FIX if item is None else item for item in items]
+    try:
+        points = np.asarray(pairs, dtype=float).reshape(-1, 2)
+    except (TypeError, ValueError):  # an item that is not a pair of numbers
+        kept = [
+            item
+            for item in pairs
+            if isinstance(item, (list, tuple))
+            and len(item) == 2
+            and all(isinstance(v, (int, float)) for v in item)
+        ]
+        points = np.asarray(kept, dtype=float).reshape(-1, 2)
     return points[np.isfinite(points).all(axis=1)]
 
 
@@ -108,8 +117,11 @@ def read_track(db: Database, activity_id: int, athlete_id: int | None, source: s
         raise ValueError(msg)
     where, params = db.athlete_filter(table, athlete_id)
     where += (" AND" if where else " WHERE") + " activity_id = ?"
+    # PostgreSQL's jsonb[] would come back as one parsed value per sample (slow in
+    # Python): ask for one JSON text. DuckDB (target-duckdb) holds JSON text already.
+    column = "array_to_json(latlng)::text" if db.kind == "postgres" else "latlng"
     rows = db.rows(
-        f"SELECT latlng FROM {db.table(table)}{where}",  # noqa: S608
+        f"SELECT {column} FROM {db.table(table)}{where}",  # noqa: S608
         (*params, activity_id),
     )
     return _latlng(rows[0][0]) if rows else np.empty((0, 2))
