@@ -155,7 +155,10 @@ def read_archive_zones(path: Path) -> list[Zone]:
                 return []
             return parse_zone_rows(archive.text_rows(ZONES_FILE), f"{path.name}:{ZONES_FILE}")
     except (ArchiveError, MemberError) as exc:
-        msg = f"cannot read the privacy zones of {path}: {exc}"
+        msg = (
+            f"cannot read the privacy zones of {path}: {exc} (--export-archive '' reads "
+            "no archive's zones)"
+        )
         raise ZoneError(msg) from None
 
 
