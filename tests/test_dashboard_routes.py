@@ -19,6 +19,7 @@ import io
 import itertools
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -407,7 +408,7 @@ def test_one_report_per_athlete_saying_its_sources_dates_and_route_sources(loade
     assert expected["archive-track"] > 10
 
 
-def test_athlete_id_picks_one_athlete_and_an_unknown_one_is_one_line(loaded, tmp_path):
+def test_athlete_id_picks_one_athlete_and_bad_settings_are_one_line(loaded, tmp_path):
     athlete = loaded.ids["api-only"]
     out = tmp_path / "one.html"
     proc = render(loaded.url, loaded.schema, out, "--athlete-id", str(athlete), "--no-png")
@@ -416,12 +417,43 @@ def test_athlete_id_picks_one_athlete_and_an_unknown_one_is_one_line(loaded, tmp
     page = out.read_text(encoding="utf-8")
     assert f"athlete {athlete}" in coverage(page)
     assert set(route_figures(page)) <= {a["id"] for a in loaded.activities("api-only")}
+    assert "no privacy zone set" in page
 
-    proc = render(loaded.url, loaded.schema, out, "--athlete-id", "1")
-    assert proc.returncode == 1
-    (line,) = proc.stderr.splitlines()
-    assert line.startswith("tap-strava-dashboard: error: no activities of athlete 1 in schema")
-    assert str(athlete) in line
+    # The zones of the environment variable count; --no-maps leaves the maps out.
+    env = {**os.environ, privacy.ENV_VAR: "0,0,100; 1,1,200"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "strava_dashboard", "--database-url", loaded.url, "--schema",
+         loaded.schema, "--out", str(out), "--export-archive", "", "--athlete-id",
+         str(athlete), "--no-png"],
+        capture_output=True, text=True, timeout=600, check=False, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "privacy: 2 zones, 0 points hidden" in out.read_text(encoding="utf-8")
+    proc = render(loaded.url, loaded.schema, out, "--athlete-id", str(athlete), "--no-maps")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    page = out.read_text(encoding="utf-8")
+    assert "chart-route-heatmap" not in page
+    assert not route_figures(page)
+
+    bad_archive = write_test_archive(
+        tmp_path / "export_4242.zip",
+        [],
+        extra_members={"privacy_zones.csv": b"Address,Radius\nHome,0.40 kilometers\n"},
+    )
+    for args, message in (
+        (("--athlete-id", "1"), "no activities of athlete 1 in schema"),
+        (("--privacy-zone", "52.1,4.3"), "--privacy-zone '52.1,4.3' is not LAT,LON,RADIUS_M"),
+        (("--export-archive", str(bad_archive)), "row 2 has no coordinates"),
+    ):
+        (tmp_path / "bad.html").unlink(missing_ok=True)
+        proc = render(loaded.url, loaded.schema, tmp_path / "bad.html", *args)
+        assert proc.returncode == 1, (args, proc.stderr)
+        (line,) = proc.stderr.splitlines()
+        assert line.startswith("tap-strava-dashboard: error: "), line
+        assert message in line, line
+        assert not (tmp_path / "bad.html").exists()
+        if args[0] == "--athlete-id":
+            assert str(athlete) in line  # the athletes there are named
 
 
 class RecordingDatabase(data.Database):
