@@ -22,6 +22,8 @@ FLAGS = (
     "--disable-sync",
     "--hide-scrollbars",
     "--force-device-scale-factor=1",
+    # No name resolves: a page that would fetch anything by URL shows it broken.
+    "--host-resolver-rules=MAP * ~NOTFOUND",
     # Lets the page's load events (image decoding) finish before the dump/screenshot.
     "--virtual-time-budget=5000",
 )

@@ -305,7 +305,7 @@ def test_dbt_builds_the_same_models_on_duckdb(loaded, postgres_build, duckdb_fil
 LAYOUT_PROBE = """
 <script>
 window.addEventListener("load", () => {
-  const charts = [...document.querySelectorAll("figure img")].map((img) => {
+  const charts = [...document.querySelectorAll("figure[id^=chart-] img")].map((img) => {
     const box = img.getBoundingClientRect();
     return {id: img.parentElement.id, x: box.left + scrollX, y: box.top + scrollY,
             w: box.width, h: box.height, decoded: img.complete && img.naturalWidth > 0};
@@ -323,7 +323,11 @@ CHART_IDS = {
     "chart-pace-trend",
     "chart-elevation",
     "chart-gear-mileage",
+    # The routes' heatmap: this API-only account's summary polylines.
+    "chart-route-heatmap",
 }
+#: The recent routes' small maps (tests/test_dashboard_routes.py looks at them closely).
+ROUTE_MAP = '<figure class="route" id="route-'
 
 
 def render(url: str, out: Path, *args: str) -> subprocess.CompletedProcess:
@@ -353,7 +357,9 @@ def test_the_report_is_self_contained_with_a_png_per_chart(loaded, report):
     assert "@import" not in page
     assert "url(" not in page
     assert set(re.findall(r'<figure id="([^"]+)"', page)) == CHART_IDS
-    assert page.count('src="data:image/png;base64,') == len(CHART_IDS)
+    maps = page.count(ROUTE_MAP)
+    assert maps == 12
+    assert page.count('src="data:image/png;base64,') == len(CHART_IDS) + maps
 
     pngs = sorted((report.parent / "report-charts").glob("*.png"))
     assert {p.stem for p in pngs} == {c.removeprefix("chart-") for c in CHART_IDS}
@@ -375,7 +381,8 @@ def test_the_report_renders_from_duckdb_and_from_an_empty_database(duckdb_file, 
     out = tmp_path / "duck.html"
     proc = render(f"duckdb:///{duckdb_file}", out, "--no-png")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert out.read_text(encoding="utf-8").count("data:image/png;base64,") == len(CHART_IDS)
+    page = out.read_text(encoding="utf-8")
+    assert page.count("data:image/png;base64,") == len(CHART_IDS) + page.count(ROUTE_MAP)
     assert not (tmp_path / "duck-charts").exists()
 
     import duckdb
@@ -391,7 +398,9 @@ def test_the_report_renders_from_duckdb_and_from_an_empty_database(duckdb_file, 
         conn.execute("CREATE TABLE strava.athlete (bikes JSON, shoes JSON)")
     proc = render(f"duckdb:///{empty}", tmp_path / "empty.html", "--today", "2026-11-28")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "No activities loaded yet." in (tmp_path / "empty.html").read_text(encoding="utf-8")
+    empty_page = (tmp_path / "empty.html").read_text(encoding="utf-8")
+    assert "No activities loaded yet." in empty_page
+    assert "No routes loaded" in empty_page
 
     proc = render(f"duckdb:///{tmp_path / 'missing.duckdb'}", tmp_path / "x.html")
     assert proc.returncode == 1
@@ -413,7 +422,8 @@ def test_chromium_draws_every_chart(report, tmp_path):
     assert set(charts) == CHART_IDS
     assert all(c["decoded"] for c in charts.values()), charts
 
-    shot = browser.screenshot(probe, tmp_path / "shot.png")
+    # Tall enough for the routes' heatmap under the charts.
+    shot = browser.screenshot(probe, tmp_path / "shot.png", 1400, 4200)
     pixels = imread(str(shot))[:, :, :3]
     height, width = pixels.shape[:2]
     for chart_id, box in charts.items():
@@ -424,6 +434,12 @@ def test_chromium_draws_every_chart(report, tmp_path):
         assert x1 <= width, (chart_id, box)
         assert y1 <= height, f"{chart_id} is below the screenshot: {box}"
         region = pixels[y0:y1, x0:x1].reshape(-1, 3)
+        if chart_id == "chart-route-heatmap":
+            # Thin lines on a dark ground (few colours): tests/test_dashboard_routes.py
+            # checks its pixels; here, that the routes are drawn in it at all.
+            warm = ((region[:, 0] > 0.6) & (region[:, 2] < 0.5)).mean()
+            assert warm > 0.001, (chart_id, warm)
+            continue
         ink = (region.min(axis=1) < 0.85).mean()  # neither white nor near-white
         colours = len({tuple(p) for p in (region * 255).astype(int)[::7].tolist()})
         assert ink > 0.03, (chart_id, ink)

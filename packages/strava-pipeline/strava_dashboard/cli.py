@@ -1,14 +1,29 @@
-"""``tap-strava-dashboard``: render the training report from the loaded tables."""
+"""``tap-strava-dashboard``: render the training report from the loaded tables.
+
+This module imports only the standard library and the pipeline's own core at the top:
+the drawing modules need the ``dashboard`` extra (matplotlib, which brings numpy and
+Pillow), and without it the command must say so in one line, not in a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import sys
+import typing as t
 from pathlib import Path
 
-from strava_dashboard import data, report
 from strava_data.project import Project
+
+if t.TYPE_CHECKING:
+    from strava_dashboard.data import Database
+    from strava_dashboard.privacy import Zone
+
+PROG = "tap-strava-dashboard"
+#: Top-level modules of the ``dashboard`` extra (and what they bring) the report imports.
+EXTRA_MODULES = frozenset({"matplotlib", "numpy", "PIL", "duckdb", "psycopg"})
+EXTRA_HINT = "pip install 'strava-pipeline[dashboard]' (in this repository: make setup-extras)"
 
 
 def _default_url() -> str | None:
@@ -25,10 +40,12 @@ def _default_url() -> str | None:
 
 def parser() -> argparse.ArgumentParser:
     """The command line (documented in docs/destinations.md, "Analytics")."""
+    settings = Project.here().settings
     cli = argparse.ArgumentParser(
-        prog="tap-strava-dashboard",
+        prog=PROG,
         description="Render a self-contained HTML training report (and a PNG of each "
-        "chart) from the tables tap-strava loaded into PostgreSQL or DuckDB.",
+        "chart) from the tables tap-strava loaded into PostgreSQL or DuckDB: one per "
+        "athlete, with a heatmap of their routes and a map of each recent activity.",
     )
     cli.add_argument(
         "--database-url",
@@ -38,7 +55,16 @@ def parser() -> argparse.ArgumentParser:
         " TARGET_DUCKDB_FILEPATH.",
     )
     cli.add_argument("--schema", default="strava", help="schema of the raw tables (strava)")
-    cli.add_argument("--out", type=Path, default=Path("report.html"), help="the HTML file")
+    cli.add_argument(
+        "--out",
+        type=Path,
+        default=Path("report.html"),
+        help="the HTML file; with several athletes and no --athlete-id, an index linking "
+        "one <out>-<athlete id>.html per athlete",
+    )
+    cli.add_argument(
+        "--athlete-id", type=int, help="the athlete to report on (default: each athlete)"
+    )
     cli.add_argument(
         "--png-dir",
         type=Path,
@@ -51,33 +77,132 @@ def parser() -> argparse.ArgumentParser:
         help="the report's last day, YYYY-MM-DD (default: the newest activity's day)",
     )
     cli.add_argument("--title", default="Strava training report")
+    cli.add_argument(
+        "--privacy-zone",
+        action="append",
+        default=[],
+        metavar="LAT,LON,RADIUS_M",
+        help="hide every route point within RADIUS_M metres of LAT,LON (repeatable; also "
+        "STRAVA_DASHBOARD_PRIVACY_ZONES, items separated by ';')",
+    )
+    cli.add_argument(
+        "--export-archive",
+        default=settings.get("STRAVA_EXPORT_ARCHIVE") or "",
+        metavar="PATH",
+        help="the export archive (zip or folder) whose privacy_zones.csv is applied too "
+        "(default: STRAVA_EXPORT_ARCHIVE; '' reads none)",
+    )
+    cli.add_argument(
+        "--no-maps", action="store_true", help="leave out the heatmap and the route maps"
+    )
     return cli
+
+
+def _fail(message: str) -> t.NoReturn:
+    sys.exit(f"{PROG}: error: {' '.join(message.split())}")
+
+
+def _require_extra(database_url: str) -> None:
+    """One line naming the missing module and the install, instead of a traceback."""
+    try:
+        import matplotlib  # noqa: F401
+        import numpy  # noqa: F401
+        import PIL  # noqa: F401
+
+        if database_url.startswith("duckdb:"):
+            import duckdb  # noqa: F401
+    except ModuleNotFoundError as exc:
+        name = (exc.name or "").split(".")[0]
+        if name not in EXTRA_MODULES:
+            raise
+        _fail(f"the dashboard extra is not installed (no module named {name!r}): {EXTRA_HINT}")
+
+
+def _zones(args: argparse.Namespace) -> list[Zone]:
+    from strava_dashboard import privacy
+
+    zones: list[Zone] = []
+    try:
+        for item in args.privacy_zone:
+            zones += privacy.parse_setting(item, "--privacy-zone")
+        zones += privacy.parse_setting(os.environ.get(privacy.ENV_VAR, ""), privacy.ENV_VAR)
+        if args.export_archive:
+            zones += privacy.read_archive_zones(Path(args.export_archive))
+    except privacy.ZoneError as exc:
+        _fail(str(exc))
+    return zones
+
+
+def _pages(args: argparse.Namespace, db: Database) -> list[int | None]:
+    from strava_dashboard import data
+
+    found = data.athletes(db)
+    if args.athlete_id is None:
+        return found or [None]
+    if args.athlete_id not in found:
+        listed = ", ".join(str(a) for a in found if a is not None) or "none"
+        _fail(
+            f"no activities of athlete {args.athlete_id} in schema {args.schema} "
+            f"(athletes there: {listed}): check --athlete-id"
+        )
+    return [args.athlete_id]
 
 
 def main(argv: list[str] | None = None) -> None:
     """Read, draw, write; one line per file written, one error line on failure."""
     args = parser().parse_args(argv)
     if not args.database_url:
-        sys.exit(
-            "tap-strava-dashboard: error: no --database-url: set STRAVA_DASHBOARD_DATABASE_URL, "
+        _fail(
+            "no --database-url: set STRAVA_DASHBOARD_DATABASE_URL, "
             "TARGET_POSTGRES_SQLALCHEMY_URL or TARGET_DUCKDB_FILEPATH (environment or the "
             "project's .env)"
         )
-    png_dir: Path | None = None
-    if not args.no_png:
-        png_dir = args.png_dir or args.out.with_name(f"{args.out.stem}-charts")
+    _require_extra(args.database_url)
+    from strava_dashboard import charts, data, report, routes
+
+    zones = _zones(args)
     try:
-        dataset = data.load(args.database_url, args.schema)
+        db = data.Database(args.database_url, args.schema)
     except Exception as exc:  # one line naming the cause, not a traceback
-        sys.exit(f"tap-strava-dashboard: error: cannot read the tables: {exc}".rstrip())
-    page = report.render(
-        dataset,
-        today=args.today,
-        title=args.title,
-        png_links=report.png_links(args.out, png_dir, report.CHART_SLUGS),
-    )
-    for path in report.write(page, args.out, png_dir):
-        print(path)
+        _fail(f"cannot read the tables: {exc}")
+    with db:
+        athletes = _pages(args, db)
+        single = len(athletes) == 1
+        index: list[tuple[str, str, str]] = []
+        for athlete in athletes:
+            out = args.out if single else args.out.with_name(f"{args.out.stem}-{athlete}.html")
+            png_dir: Path | None = None
+            if not args.no_png:
+                png_dir = (
+                    out.with_name(f"{out.stem}-charts")
+                    if not args.png_dir
+                    else (args.png_dir if single else args.png_dir / str(athlete))
+                )
+            try:
+                dataset = data.load_athlete(db, athlete)
+                colours = {a.id: charts.GROUP_COLOURS[a.group] for a in dataset.activities}
+                drawn = None
+                if not args.no_maps:
+                    drawn = routes.build(db, dataset, zones, colour_of=colours.__getitem__)
+            except Exception as exc:  # a database error: one line, not a traceback
+                _fail(f"cannot read the tables: {exc}")
+            page = report.render(
+                dataset,
+                today=args.today,
+                title=args.title,
+                png_links=report.png_links(out, png_dir, report.CHART_SLUGS),
+                routes=drawn,
+            )
+            for path in report.write(page, out, png_dir):
+                print(path)
+            who = f"athlete {athlete}" + (
+                f" ({dataset.athlete_name})" if dataset.athlete_name else ""
+            )
+            index.append((out.name, who, report.coverage(dataset, args.today)))
+    if not single:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report.index_page(args.title, index), encoding="utf-8")
+        print(args.out)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,21 @@ from pathlib import Path
 
 from strava_dashboard import charts
 from strava_dashboard.data import Activity, Dataset
+from strava_dashboard.tracks import SOURCE_LABELS
+
+if t.TYPE_CHECKING:
+    from strava_dashboard.routes import Routes
 
 RECENT_ROWS = 15
 # The charts in page order; each is also exported as <slug>.png.
-CHART_SLUGS = ("weekly-distance", "calendar-heatmap", "pace-trend", "elevation", "gear-mileage")
+CHART_SLUGS = (
+    "weekly-distance",
+    "calendar-heatmap",
+    "pace-trend",
+    "elevation",
+    "gear-mileage",
+    "route-heatmap",
+)
 
 STYLE = """
 :root { color-scheme: light; }
@@ -52,6 +63,17 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-sp
 td:first-child { white-space: nowrap; }
 .sport { display: inline-block; width: 9px; height: 9px; border-radius: 50%; margin-right: 6px; }
 footer { color: #6b7280; font-size: 12px; margin-top: 14px; }
+section.routes { margin-top: 16px; background: #fff; border-radius: 10px; padding: 12px 14px;
+                 box-shadow: 0 1px 2px rgba(0,0,0,.08); }
+.route-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr));
+              gap: 12px; }
+figure.route { padding: 0; box-shadow: none; }
+figure.route img { width: 260px; max-width: 100%; border: 1px solid #e5e7eb; border-radius: 6px; }
+figure.route figcaption { display: block; font-weight: 400; font-size: 12px; margin: 4px 0 0; }
+.route-hidden { width: 260px; height: 200px; display: flex; align-items: center;
+                justify-content: center; background: #f8fafc; color: #6b7280;
+                border: 1px dashed #d1d5db; border-radius: 6px; font-size: 12px; }
+.note { color: #6b7280; font-size: 12px; font-weight: 400; margin: 0 0 6px; }
 @media (max-width: 900px) { .grid, .tiles { grid-template-columns: 1fr; } }
 """
 
@@ -96,15 +118,17 @@ def _tiles(activities: list[Activity], end: datetime.date) -> list[tuple[str, st
     ]
 
 
-def _recent_table(dataset: Dataset) -> str:
+def _recent_table(dataset: Dataset, source_of: dict[int, str]) -> str:
     rows = []
     for activity in reversed(dataset.activities[-RECENT_ROWS:]):
         gear = dataset.gear.get(activity.gear_id or "")
         gear_name = gear.name if gear else (activity.gear_id or "")
         indoor = " (indoor)" if activity.trainer else ""
+        zone = "" if activity.local_time else " UTC"
+        route = SOURCE_LABELS.get(source_of.get(activity.id, ""), "")
         rows.append(
             "<tr>"
-            f"<td>{activity.start_local:%a %d %b %Y %H:%M}</td>"
+            f"<td>{activity.start_local:%a %d %b %Y %H:%M}{zone}</td>"
             f"<td>{html.escape(activity.name)}</td>"
             f'<td><span class="sport" style="background:{charts.GROUP_COLOURS[activity.group]}">'
             f"</span>{html.escape(activity.sport_type)}{indoor}</td>"
@@ -113,14 +137,17 @@ def _recent_table(dataset: Dataset) -> str:
             f'<td class="num">{_speed_or_pace(activity)}</td>'
             f'<td class="num">{activity.elevation_m:.0f}</td>'
             f"<td>{html.escape(gear_name)}</td>"
+            f"<td>{html.escape(activity.source)}</td>"
+            f"<td>{html.escape(route)}</td>"
             "</tr>"
         )
-    body = "\n".join(rows) or '<tr><td colspan="8">No activities loaded yet.</td></tr>'
+    body = "\n".join(rows) or '<tr><td colspan="10">No activities loaded yet.</td></tr>'
     return (
         '<section class="recent" id="recent-activities"><h2>Recent activities</h2><table>'
         "<thead><tr><th>Start (local)</th><th>Name</th><th>Sport</th>"
         '<th class="num">km</th><th class="num">Moving</th><th class="num">Pace / speed</th>'
-        '<th class="num">Climb m</th><th>Gear</th></tr></thead>'
+        '<th class="num">Climb m</th><th>Gear</th><th>Source</th><th>Route from</th>'
+        "</tr></thead>"
         f"<tbody>\n{body}\n</tbody></table></section>"
     )
 
@@ -136,16 +163,122 @@ def _figure(chart: charts.Chart, wide: bool, png_href: str | None) -> str:
     )
 
 
+def _count(number: int, what: str) -> str:
+    return f"{number:,} {what}{'' if number == 1 else 's'}"
+
+
+def _routes_caption(routes: Routes) -> str:
+    """Where the routes came from, what is outside the frame, what privacy hid."""
+    by_source = ", ".join(
+        f"{routes.sources[s]:,} from {SOURCE_LABELS[s]}s"
+        for s in SOURCE_LABELS
+        if routes.sources.get(s)
+    )
+    parts = [f"{_count(sum(routes.sources.values()), 'route')} ({by_source or 'none'})"]
+    if routes.outside_frame:
+        parts.append(f"{_count(routes.outside_frame, 'route')} far from the others not shown")
+    if routes.zones:
+        parts.append(
+            f"privacy: {_count(routes.zones, 'zone')}, "
+            f"{_count(routes.hidden_points, 'point')} hidden"
+        )
+    else:
+        parts.append("no privacy zone set")
+    return " · ".join(parts)
+
+
+def heatmap_chart(routes: Routes) -> charts.Chart | None:
+    """The heatmap as a chart of the page (and its PNG export), None without a route."""
+    if routes.heatmap_png is None:
+        return None
+    return charts.Chart(
+        slug="route-heatmap",
+        title="Where you train: every route, brighter where more of them pass",
+        alt=f"Heatmap of {routes.in_frame} routes",
+        png=routes.heatmap_png,
+    )
+
+
+def _heatmap_figure(routes: Routes, chart: charts.Chart | None, png_href: str | None) -> str:
+    caption = f'<p class="note" id="route-sources">{html.escape(_routes_caption(routes))}</p>'
+    if chart is None:
+        return (
+            '<figure id="chart-route-heatmap" class="wide"><figcaption>Where you train'
+            f"</figcaption>{caption}<p>No routes loaded: archive tracks (export_tracks), API "
+            "streams (activity_streams) or the activity list's summary polylines.</p></figure>"
+        )
+    figure = _figure(chart, True, png_href)
+    return figure.replace("</figcaption>", f"</figcaption>{caption}", 1)
+
+
+def _routes_section(routes: Routes, dataset: Dataset) -> str:
+    by_id = {a.id: a for a in dataset.activities}
+    items = []
+    for route in routes.maps:
+        activity = by_id[route.activity_id]
+        label = SOURCE_LABELS[route.source]
+        zone = "" if activity.local_time else " UTC"
+        if route.png is None:
+            picture = '<div class="route-hidden">route hidden: inside a privacy zone</div>'
+        else:
+            data = base64.b64encode(route.png).decode("ascii")
+            picture = (
+                f'<img alt="Route of {html.escape(activity.name)}" '
+                f'src="data:image/png;base64,{data}">'
+            )
+        items.append(
+            f'<figure class="route" id="route-{activity.id}" data-source="{route.source}">'
+            f"{picture}<figcaption>{activity.start_local:%d %b %Y %H:%M}{zone} · "
+            f"{html.escape(activity.name)} · {activity.distance_km:.1f} km<br>"
+            f"route from the {html.escape(label)}</figcaption></figure>"
+        )
+    body = "\n".join(items) or "<p>No recent activity has a route.</p>"
+    return (
+        '<section class="routes" id="recent-routes"><h2>Recent routes</h2>'
+        f'<div class="route-grid">\n{body}\n</div></section>'
+    )
+
+
+def _end(dataset: Dataset, today: datetime.date | None) -> datetime.date:
+    """The report's last day: ``today`` or the newest activity's."""
+    activities = dataset.activities
+    return today or (activities[-1].day if activities else datetime.date.today())
+
+
+def coverage(dataset: Dataset, today: datetime.date | None = None) -> str:
+    """Who, from which sources, over which dates (what the header says)."""
+    activities = dataset.activities
+    end = _end(dataset, today)
+    first = activities[0].day if activities else end
+    who = ""
+    if dataset.athlete_id is not None:
+        who = f"athlete {dataset.athlete_id}"
+        who = f"{dataset.athlete_name} ({who}) · " if dataset.athlete_name else f"{who} · "
+    names = {"api": "API", "archive": "export archive"}
+    sources = ", ".join(f"{names[s]}: {dataset.count(s)}" for s in dataset.sources)
+    times = "local times"
+    if any(not a.local_time for a in activities):
+        times = "local times; archive-only activities in UTC (the archive has no local time)"
+    return (
+        f"{who}{len(activities)} activities ({sources or 'no source loaded'}) from "
+        f"{first:%d %b %Y} to {end:%d %b %Y} · {times}"
+    )
+
+
 def render(
     dataset: Dataset,
     *,
     today: datetime.date | None = None,
     title: str = "Strava training report",
     png_links: dict[str, str] | None = None,
+    routes: Routes | None = None,
 ) -> Report:
-    """The report as of ``today`` (default: the day of the newest activity)."""
+    """The report as of ``today`` (default: the day of the newest activity).
+
+    ``routes`` adds the heatmap and the recent routes (None: no map section at all).
+    """
     activities = dataset.activities
-    end = today or (activities[-1].day if activities else datetime.date.today())
+    end = _end(dataset, today)
     drawn = [
         charts.weekly_distance(activities, end),
         charts.calendar_heatmap(activities, end),
@@ -156,10 +289,16 @@ def render(
     links = png_links or {}
     wide = {"weekly-distance", "calendar-heatmap", "gear-mileage"}
     figures = "\n".join(_figure(c, c.slug in wide, links.get(c.slug)) for c in drawn)
+    route_section = ""
+    if routes is not None:
+        heat = heatmap_chart(routes)
+        figures += "\n" + _heatmap_figure(routes, heat, links.get("route-heatmap"))
+        if heat is not None:
+            drawn.append(heat)
+        route_section = _routes_section(routes, dataset)
     tiles = "".join(
         f"<div class=tile><b>{v}</b><span>{k}</span></div>" for v, k in _tiles(activities, end)
     )
-    first = activities[0].day if activities else end
     page = f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -170,13 +309,14 @@ def render(
 </head>
 <body>
 <header><h1>{html.escape(title)}</h1>
-<p>{len(activities)} activities from {first:%d %b %Y} to {end:%d %b %Y} · local times</p></header>
+<p id="coverage">{html.escape(coverage(dataset, today))}</p></header>
 <main>
 <div class="tiles">{tiles}</div>
 <div class="grid">
 {figures}
 </div>
-{_recent_table(dataset)}
+{route_section}
+{_recent_table(dataset, routes.source_of if routes else {})}
 <footer>Made by tap-strava-dashboard from the loaded tables on
 {datetime.date.today():%d %b %Y}.</footer>
 </main>
@@ -184,6 +324,29 @@ def render(
 </html>
 """
     return Report(html=page, charts=drawn)
+
+
+def index_page(title: str, pages: t.Sequence[tuple[str, str, str]]) -> str:
+    """A page linking the athletes' reports: (relative href, athlete, coverage) each."""
+    items = "\n".join(
+        f'<li><a href="{html.escape(href)}">{html.escape(who)}</a>: {html.escape(what)}</li>'
+        for href, who, what in pages
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{html.escape(title)}</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<header><h1>{html.escape(title)}</h1><p>One report per athlete</p></header>
+<main><section class="recent"><ul>
+{items}
+</ul></section></main>
+</body>
+</html>
+"""
 
 
 def write(report: Report, out: Path, png_dir: Path | None) -> list[Path]:
