@@ -11,8 +11,8 @@ import pytest
 from strava_simulator import StravaSimulator
 from strava_simulator.athlete import SimulatedAthlete
 from tap_strava.errors import StravaConfigError
-from tests.test_athletes import CORE_STREAMS, athletes_config, ids_by_athlete, partitions
 from tests.support import run_tap, run_tap_cli
+from tests.test_athletes import CORE_STREAMS, athletes_config, ids_by_athlete, partitions
 
 
 @pytest.fixture

@@ -11,10 +11,12 @@ Dagster to the same rows.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import typing as t
 import uuid
@@ -126,6 +128,18 @@ def tap_processes(athlete_id: int) -> list[int]:
     return found
 
 
+def kill_first_tap(athlete_id: int, killed: list[int]) -> None:
+    """SIGKILL the athlete's first tap process once it is into its pages (the step fails)."""
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while not killed and time.monotonic() < deadline:
+        for pid in tap_processes(athlete_id):
+            time.sleep(0.5)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+        time.sleep(0.1)
+
+
 def overlap(runs: list[dict[str, t.Any]]) -> int:
     """The most runs that were running at one moment (start/end times from Dagster)."""
     points = []
@@ -163,7 +177,7 @@ def test_the_daemon_polls_each_athlete_as_a_partition(club_database, tmp_path):
         connect_athletes(config, sim.athletes)
         bob.revoke_tokens()  # bob left: his run fails, alone
         # Slow list pages, so that cid's tap can be caught and killed mid-run.
-        sim.inject_fault("/athlete/activities", "slow", count=-1, delay=0.4)
+        sim.inject_fault("/athlete/activities", "slow", count=-1, delay=1.0)
 
         tap_config = tmp_path / "tap.json"
         tap_config.write_text(json.dumps(config))
@@ -172,7 +186,9 @@ def test_the_daemon_polls_each_athlete_as_a_partition(club_database, tmp_path):
         target_config.write_text(
             json.dumps(
                 {
-                    "sqlalchemy_url": club_database.replace("postgresql://", "postgresql+psycopg://"),
+                    "sqlalchemy_url": club_database.replace(
+                        "postgresql://", "postgresql+psycopg://"
+                    ),
                     "default_target_schema": "strava",
                     "add_record_metadata": True,
                     "use_copy": True,
@@ -182,7 +198,9 @@ def test_the_daemon_polls_each_athlete_as_a_partition(club_database, tmp_path):
         )
         home = tmp_path / "dagster-home"
         home.mkdir()
-        (home / "dagster.yaml").write_text(DAGSTER_YAML.format(url=club_database))
+        # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; dagster-postgres has psycopg2.
+        storage_url = club_database.replace("postgresql://", "postgresql+psycopg2://")
+        (home / "dagster.yaml").write_text(DAGSTER_YAML.format(url=storage_url))
         env = {
             **os.environ,
             "DAGSTER_HOME": str(home),
@@ -205,14 +223,12 @@ def test_the_daemon_polls_each_athlete_as_a_partition(club_database, tmp_path):
             start_new_session=True,
         )
         killed: list[int] = []
+        killer = threading.Thread(target=kill_first_tap, args=(cid.athlete_id, killed))
+        killer.daemon = True
+        killer.start()
         try:
             deadline = time.monotonic() + DEADLINE_SECONDS
             while True:
-                if not killed:
-                    for pid in tap_processes(cid.athlete_id):
-                        time.sleep(1.0)  # well into its pages
-                        os.kill(pid, signal.SIGKILL)
-                        killed.append(pid)
                 state = report(env)
                 last = {run["partition"]: run for run in state["runs"]}
                 settled = len(last) == 4 and all(
@@ -271,7 +287,7 @@ def test_the_daemon_polls_each_athlete_as_a_partition(club_database, tmp_path):
             stored = " ".join(
                 str(row)
                 for table in ("runs", "run_tags", "event_logs")
-                for row in connection.execute(f"SELECT * FROM {table}")  # noqa: S608
+                for row in connection.execute(f"SELECT * FROM {table}")
             )
         assert stored
         assert not [s for s in secrets if s in stored]

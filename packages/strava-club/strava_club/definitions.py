@@ -19,7 +19,6 @@ Dagster's public API only; settings come from ``STRAVA_CLUB_*`` variables
 (strava_club.settings), never from run config or tags, which Dagster stores in clear.
 """
 
-
 import datetime
 import json
 import subprocess
@@ -170,10 +169,12 @@ def report_failed_polls(context: dg.RunFailureSensorContext) -> None:
         "reason": context.failure_event.message or "",
         "will_retry": will_retry,
     }
-    steps = context.get_step_failure_events()
-    if steps:
-        error = steps[0].event_specific_data.error  # type: ignore[union-attr]
-        line["reason"] = error.message.strip() if error else line["reason"]
+    for step in context.get_step_failure_events():
+        data = step.step_failure_data
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            line["reason"] = data.user_failure_data.description  # the op's own line
+        elif data.error is not None:
+            line["reason"] = data.error.message.strip()
     settings.report_path.parent.mkdir(parents=True, exist_ok=True)
     with settings.report_path.open("a", encoding="utf-8") as report:
         report.write(json.dumps(line) + "\n")

@@ -55,9 +55,7 @@ def summary(report: dict[str, t.Any]) -> str:
     synced = [key for key, run in last.items() if run["status"] == "SUCCESS"]
     failed = [key for key, run in last.items() if run["status"] == "FAILURE"]
     reasons = {str(line["athlete_id"]): line["reason"] for line in report["failures"]}
-    lines = [
-        f"{len(report['partitions'])} athletes; {len(synced)} synced; {len(failed)} failed"
-    ]
+    lines = [f"{len(report['partitions'])} athletes; {len(synced)} synced; {len(failed)} failed"]
     lines += [f"  athlete {key}: {reasons.get(key, 'no reason recorded')}" for key in failed]
     return "\n".join(lines)
 

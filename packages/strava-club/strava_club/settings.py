@@ -12,8 +12,11 @@ import json
 import os
 from pathlib import Path
 
-DEFAULT_STREAMS = ("activities", "athlete", "athlete_stats")
-DEFAULT_CYCLE_COMMANDS = (("strava-apply-deletions",), ("strava-merged-view",))
+DEFAULT_STREAMS: tuple[str, ...] = ("activities", "athlete", "athlete_stats")
+DEFAULT_CYCLE_COMMANDS: tuple[tuple[str, ...], ...] = (
+    ("strava-apply-deletions",),
+    ("strava-merged-view",),
+)
 
 
 class ClubSettingsError(Exception):

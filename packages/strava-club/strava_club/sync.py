@@ -60,6 +60,7 @@ class SyncOutcome:
 
     @property
     def ok(self) -> bool:
+        """Whether both processes ended well (a quota stop is a success)."""
         return self.tap_exit == 0 and self.target_exit == 0
 
     @property
@@ -91,7 +92,9 @@ def schema_messages(catalog: dict[str, t.Any]) -> list[str]:
     """SCHEMA lines for the selected streams: target-postgres creates their tables."""
     lines = []
     for entry in catalog.get("streams", []):
-        root = next((m["metadata"] for m in entry.get("metadata", []) if not m["breadcrumb"]), {})
+        root: dict[str, t.Any] = next(
+            (m["metadata"] for m in entry.get("metadata", []) if not m["breadcrumb"]), {}
+        )
         if not root.get("selected"):
             continue
         message = {
@@ -159,8 +162,8 @@ def quota_stops(state: dict[str, t.Any]) -> list[str]:
 
 
 @contextlib.contextmanager
-def run_files(settings: ClubSettings, athlete_id: int) -> Iterator[dict[str, Path]]:
-    """The run's own folder: the restriction, the catalog and the input state."""
+def run_files(athlete_id: int) -> Iterator[dict[str, Path]]:
+    """The run's own folder, named after the athlete: the restriction and the catalog."""
     with tempfile.TemporaryDirectory(prefix=f"strava-club-{athlete_id}-") as folder:
         root = Path(folder)
         restriction = root / "athlete.json"
@@ -193,7 +196,7 @@ def sync_athlete(
     state and ends; the target drains and the state is kept.
     """
     state_path = settings.state_path(athlete_id)
-    with run_files(settings, athlete_id) as files:
+    with run_files(athlete_id) as files:
         catalog_path = files["root"] / "catalog.json"
         catalog_path.write_text(json.dumps(catalog), encoding="utf-8")
         tap_args = [
