@@ -26,7 +26,7 @@ import psycopg
 import pytest
 
 from strava_simulator import StravaSimulator
-from tap_strava.token_store import StoredTokens, TokenStore
+from tap_strava.token_store import StoredTokens, TokenStore, forget_athlete
 from tests.conftest import tap_config_for
 
 pytestmark = pytest.mark.extras
@@ -240,6 +240,13 @@ def test_the_daemon_polls_each_athlete_as_a_partition(club_database, tmp_path):
                 assert daemon.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
                 assert time.monotonic() < deadline, json.dumps(state, indent=1)[-3000:]
                 time.sleep(3)
+            polls_done = time.monotonic() - started
+            # Bob's entry leaves the token store (he revoked): the sensor drops his partition.
+            assert forget_athlete(Path(config["token_store_path"]), bob.athlete_id) == 1
+            while str(bob.athlete_id) in report(env)["partitions"]:
+                assert time.monotonic() < deadline, "bob's partition was never removed"
+                time.sleep(3)
+            after_revoke = report(env)
         finally:
             os.killpg(daemon.pid, signal.SIGTERM)
             try:
@@ -249,7 +256,7 @@ def test_the_daemon_polls_each_athlete_as_a_partition(club_database, tmp_path):
                 daemon.wait()
             log.close()
         wall = time.monotonic() - started
-        print(f"club daemon test: {wall:.0f} s wall")
+        print(f"club daemon test: polls settled after {polls_done:.0f} s, {wall:.0f} s in all")
 
         # Every athlete a partition, added by the sensor from the token store.
         ids = {a.athlete_id for a in sim.athletes}
@@ -258,6 +265,7 @@ def test_the_daemon_polls_each_athlete_as_a_partition(club_database, tmp_path):
         runs_of: dict[int, list[dict[str, t.Any]]] = {}
         for run in state["runs"]:
             runs_of.setdefault(int(run["partition"]), []).append(run)
+        assert set(after_revoke["partitions"]) == {str(i) for i in ids - {bob.athlete_id}}
         # The revoked athlete: one run, failed, not retried, reported with its reason.
         assert [r["status"] for r in runs_of[bob.athlete_id]] == ["FAILURE"]
         assert runs_of[bob.athlete_id][0]["will_retry"] == "false"
@@ -291,3 +299,50 @@ def test_the_daemon_polls_each_athlete_as_a_partition(club_database, tmp_path):
             )
         assert stored
         assert not [s for s in secrets if s in stored]
+
+
+SCHEDULE_CHECK = """
+import datetime, json
+import dagster as dg
+from strava_club.definitions import ATHLETES, daily_poll_schedule
+with dg.instance_for_test() as instance:
+    instance.add_dynamic_partitions(ATHLETES.name, ["101", "202"])
+    when = datetime.datetime(2026, 12, 7, 5, 0, tzinfo=datetime.timezone.utc)
+    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when)
+    requests = daily_poll_schedule(context)
+    print(json.dumps([[r.partition_key, r.run_key, sorted(r.tags)] for r in requests]))
+"""
+
+
+def test_the_daily_schedule_asks_for_every_athletes_poll():
+    proc = subprocess.run(
+        [str(CLUB_BIN / "python"), "-c", SCHEDULE_CHECK],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    requests = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [(key, run_key) for key, run_key, _tags in requests] == [
+        ("101", "2026-12-07-101"),
+        ("202", "2026-12-07-202"),
+    ]
+
+
+def test_the_report_without_dagster_home_is_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    proc = subprocess.run(
+        [str(CLUB_BIN / "strava-club-report")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("strava-club-report: error: ")
+    assert "DAGSTER_HOME" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

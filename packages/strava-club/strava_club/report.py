@@ -72,8 +72,10 @@ def main(argv: list[str] | None = None) -> int:
             "runs": poll_runs(instance),
             "failures": failures(),
         }
-    except ClubSettingsError as exc:
-        print(f"strava-club-report: error: {exc}", file=sys.stderr)
+    except (ClubSettingsError, dg.DagsterError) as exc:
+        # DAGSTER_HOME unset or its dagster.yaml wrong: Dagster's first line names it.
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"strava-club-report: error: {first}", file=sys.stderr)
         return 1
     print(json.dumps(report) if args.json else summary(report))
     return 0
