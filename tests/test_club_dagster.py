@@ -36,7 +36,7 @@ CLUB_BIN = ROOT / ".venv-club" / "bin"
 TAP = ROOT / ".venv" / "bin" / "tap-strava"
 TARGET = ROOT / ".meltano" / "loaders" / "target-postgres" / "venv" / "bin" / "target-postgres"
 SERVER = os.environ.get("STRAVA_CLUB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
-DEADLINE_SECONDS = 420
+DEADLINE_SECONDS = 600
 
 if not (CLUB_BIN / "dagster-daemon").exists():
     pytest.skip(
@@ -95,6 +95,43 @@ def connect_athletes(config: dict[str, t.Any], athletes: t.Iterable[t.Any]) -> N
             configured_refresh_token=athlete.refresh_token,
         )
         store.save(StoredTokens(refresh_token=athlete.refresh_token, athlete_id=athlete.athlete_id))
+
+
+def club_env(config: dict[str, t.Any], database: str, tmp_path: Path) -> dict[str, str]:
+    """The files and STRAVA_CLUB_* variables of a club (secrets in files, mode 0600)."""
+    tap_config = tmp_path / "tap.json"
+    tap_config.write_text(json.dumps(config))
+    tap_config.chmod(0o600)
+    target_config = tmp_path / "target.json"
+    target_config.write_text(
+        json.dumps(
+            {
+                "sqlalchemy_url": database.replace("postgresql://", "postgresql+psycopg://"),
+                "default_target_schema": "strava",
+                "add_record_metadata": True,
+                "use_copy": True,
+                "validate_records": False,
+            }
+        )
+    )
+    home = tmp_path / "dagster-home"
+    home.mkdir(exist_ok=True)
+    # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; dagster-postgres has psycopg2.
+    storage_url = database.replace("postgresql://", "postgresql+psycopg2://")
+    (home / "dagster.yaml").write_text(DAGSTER_YAML.format(url=storage_url))
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "STRAVA_CLUB_TAP": str(TAP),
+        "STRAVA_CLUB_TARGET": str(TARGET),
+        "STRAVA_CLUB_TAP_CONFIG": str(tap_config),
+        "STRAVA_CLUB_TARGET_CONFIG": str(target_config),
+        "STRAVA_CLUB_STATE_DIR": str(tmp_path / "club-state"),
+        "STRAVA_CLUB_STREAMS": "activities,athlete",
+        "PATH": f"{CLUB_BIN}:{os.environ['PATH']}",
+    }
+    env.pop("VIRTUAL_ENV", None)
+    return env
 
 
 def report(env: dict[str, str]) -> dict[str, t.Any]:
@@ -179,40 +216,7 @@ def test_the_daemon_polls_each_athlete_as_a_partition(club_database, tmp_path):
         # Slow list pages, so that cid's tap can be caught and killed mid-run.
         sim.inject_fault("/athlete/activities", "slow", count=-1, delay=1.0)
 
-        tap_config = tmp_path / "tap.json"
-        tap_config.write_text(json.dumps(config))
-        tap_config.chmod(0o600)
-        target_config = tmp_path / "target.json"
-        target_config.write_text(
-            json.dumps(
-                {
-                    "sqlalchemy_url": club_database.replace(
-                        "postgresql://", "postgresql+psycopg://"
-                    ),
-                    "default_target_schema": "strava",
-                    "add_record_metadata": True,
-                    "use_copy": True,
-                    "validate_records": False,
-                }
-            )
-        )
-        home = tmp_path / "dagster-home"
-        home.mkdir()
-        # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; dagster-postgres has psycopg2.
-        storage_url = club_database.replace("postgresql://", "postgresql+psycopg2://")
-        (home / "dagster.yaml").write_text(DAGSTER_YAML.format(url=storage_url))
-        env = {
-            **os.environ,
-            "DAGSTER_HOME": str(home),
-            "STRAVA_CLUB_TAP": str(TAP),
-            "STRAVA_CLUB_TARGET": str(TARGET),
-            "STRAVA_CLUB_TAP_CONFIG": str(tap_config),
-            "STRAVA_CLUB_TARGET_CONFIG": str(target_config),
-            "STRAVA_CLUB_STATE_DIR": str(tmp_path / "club-state"),
-            "STRAVA_CLUB_STREAMS": "activities,athlete",
-            "PATH": f"{CLUB_BIN}:{os.environ['PATH']}",
-        }
-        env.pop("VIRTUAL_ENV", None)
+        env = club_env(config, club_database, tmp_path)
         log = (tmp_path / "daemon.log").open("w")
         daemon = subprocess.Popen(
             [str(CLUB_BIN / "dagster-daemon"), "run", "-m", "strava_club.definitions"],
@@ -346,3 +350,49 @@ def test_the_report_without_dagster_home_is_one_line(tmp_path):
     assert "DAGSTER_HOME" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+INTERRUPT_CHECK = """
+import json, os, signal, sys, threading
+from pathlib import Path
+from strava_club.settings import club_settings
+from strava_club.sync import discover, selected_catalog, sync_athlete
+
+settings = club_settings()
+catalog = selected_catalog(discover(settings), settings.streams)
+taps = []
+# Dagster interrupts an op the way SIGINT interrupts Python's main thread.
+def interrupt_soon(tap):
+    taps.append(tap)
+    threading.Timer(8.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+try:
+    sync_athlete(settings, int(sys.argv[1]), catalog, print, started=interrupt_soon)
+except KeyboardInterrupt:
+    print(json.dumps({"interrupted": True, "tap_exit": taps[0].returncode}))
+"""
+
+
+def test_an_interrupted_athlete_run_stops_the_tap_cleanly_and_keeps_its_state(
+    club_database, tmp_path
+):
+    """The op's subprocesses end on an interruption: SIGTERM, the tap's state is kept."""
+    with StravaSimulator(seed=31, activity_count=60, read_limit_15min=600) as sim:
+        config = tap_config_for(sim, tmp_path, max_rate_limit_wait_seconds=5)
+        connect_athletes(config, [sim.primary])
+        sim.inject_fault("/athlete/activities", "slow", count=-1, delay=1.5)
+        env = club_env(config, club_database, tmp_path)
+        proc = subprocess.run(
+            [str(CLUB_BIN / "python"), "-c", INTERRUPT_CHECK, str(sim.primary.athlete_id)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result == {"interrupted": True, "tap_exit": 0}  # SIGTERM: state written, exit 0
+    state = json.loads(
+        (tmp_path / "club-state" / f"athlete-{sim.primary.athlete_id}.json").read_text()
+    )
+    assert "activities" in state["bookmarks"]

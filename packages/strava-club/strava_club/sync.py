@@ -223,33 +223,56 @@ def sync_athlete(
                 tap.stdout.close()  # the target owns the pipe now: the tap sees it close
             if started is not None:
                 started(tap)
+            reader = OutputReader(target)
             try:
-                out, err = communicate(target)
+                out, err = reader.wait()
                 tap.wait()
             except BaseException:
+                # Interrupted (Dagster terminates the run): the tap writes its state and
+                # ends, the target drains; what it committed is kept, then the error goes on.
                 stop(tap)
                 target.wait(timeout=STOP_SECONDS * 2)
+                out, _err = reader.wait()
+                keep_last_state(state_path, out)
                 raise
         tap_text = stderr_path.read_text(encoding="utf-8", errors="replace")
-    lines = [line for line in out.decode("utf-8", "replace").splitlines() if line.strip()]
     outcome = SyncOutcome(athlete_id, tap.returncode, target.returncode, last_error(tap_text))
-    if lines:
-        write_state(state_path, lines[-1])
+    if keep_last_state(state_path, out):
         outcome.quota_stops = quota_stops(json.loads(state_path.read_text(encoding="utf-8")))
     if target.returncode != 0:
         log(f"target-postgres: {' '.join(err.decode('utf-8', 'replace').splitlines()[-1:])}")
     return outcome
 
 
-def communicate(process: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
-    """The process's output, read in a thread so that an interruption reaches the caller."""
-    result: dict[str, tuple[bytes, bytes]] = {}
-    reader = threading.Thread(target=lambda: result.update(out=process.communicate()))
-    reader.daemon = True
-    reader.start()
-    while reader.is_alive():
-        reader.join(timeout=0.5)
-    return result["out"]
+class OutputReader:
+    """A process's output, read in a thread so that an interruption reaches the caller.
+
+    ``communicate()`` in the caller's thread would hold Dagster's interruption until the
+    target ends; here the caller waits in short joins, between which it can be
+    interrupted.
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self._result: dict[str, tuple[bytes, bytes]] = {}
+        self._thread = threading.Thread(
+            target=lambda: self._result.update(out=process.communicate()), daemon=True
+        )
+        self._thread.start()
+
+    def wait(self) -> tuple[bytes, bytes]:
+        """The process's stdout and stderr once it has ended."""
+        while self._thread.is_alive():
+            self._thread.join(timeout=0.5)
+        return self._result.get("out", (b"", b""))
+
+
+def keep_last_state(path: Path, out: bytes) -> bool:
+    """Write the target's last STATE line to the athlete's state file; whether there was one."""
+    lines = [line for line in out.decode("utf-8", "replace").splitlines() if line.strip()]
+    if not lines:
+        return False
+    write_state(path, lines[-1])
+    return True
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
