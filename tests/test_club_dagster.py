@@ -353,7 +353,7 @@ def test_the_report_without_dagster_home_is_one_line(tmp_path):
 
 
 INTERRUPT_CHECK = """
-import json, os, signal, sys, threading
+import json, os, signal, sys, threading, time
 from pathlib import Path
 from strava_club.settings import club_settings
 from strava_club.sync import discover, selected_catalog, sync_athlete
@@ -361,10 +361,16 @@ from strava_club.sync import discover, selected_catalog, sync_athlete
 settings = club_settings()
 catalog = selected_catalog(discover(settings), settings.streams)
 taps = []
-# Dagster interrupts an op the way SIGINT interrupts Python's main thread.
+# Dagster interrupts an op the way SIGINT interrupts Python's main thread: here once the
+# tap has made its first request (its stderr, a file, says so), so it is syncing.
+def interrupt_when_syncing(tap):
+    stderr = Path(os.readlink(f"/proc/{tap.pid}/fd/2"))
+    while "http_request_count" not in stderr.read_text(errors="replace"):
+        time.sleep(0.2)
+    os.kill(os.getpid(), signal.SIGINT)
 def interrupt_soon(tap):
     taps.append(tap)
-    threading.Timer(8.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    threading.Thread(target=interrupt_when_syncing, args=(tap,), daemon=True).start()
 try:
     sync_athlete(settings, int(sys.argv[1]), catalog, print, started=interrupt_soon)
 except KeyboardInterrupt:
@@ -391,8 +397,8 @@ def test_an_interrupted_athlete_run_stops_the_tap_cleanly_and_keeps_its_state(
         )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result == {"interrupted": True, "tap_exit": 0}  # SIGTERM: state written, exit 0
-    state = json.loads(
-        (tmp_path / "club-state" / f"athlete-{sim.primary.athlete_id}.json").read_text()
-    )
+    assert result == {"interrupted": True, "tap_exit": 0}, proc.stdout  # SIGTERM: exit 0
+    assert "state kept" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    state_file = tmp_path / "club-state" / f"athlete-{sim.primary.athlete_id}.json"
+    state = json.loads(state_file.read_text())
     assert "activities" in state["bookmarks"]

@@ -233,7 +233,11 @@ def sync_athlete(
                 stop(tap)
                 target.wait(timeout=STOP_SECONDS * 2)
                 out, _err = reader.wait()
-                keep_last_state(state_path, out)
+                kept = keep_last_state(state_path, out)
+                log(
+                    f"interrupted: the tap stopped (exit {tap.returncode}), target-postgres "
+                    f"ended (exit {target.returncode}), state {'kept' if kept else 'unchanged'}"
+                )
                 raise
         tap_text = stderr_path.read_text(encoding="utf-8", errors="replace")
     outcome = SyncOutcome(athlete_id, tap.returncode, target.returncode, last_error(tap_text))
