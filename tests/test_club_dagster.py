@@ -402,3 +402,47 @@ def test_an_interrupted_athlete_run_stops_the_tap_cleanly_and_keeps_its_state(
     state_file = tmp_path / "club-state" / f"athlete-{sim.primary.athlete_id}.json"
     state = json.loads(state_file.read_text())
     assert "activities" in state["bookmarks"]
+
+
+CYCLE_CHECK = """
+import dagster as dg
+from strava_club.definitions import cycle_end
+with dg.instance_for_test() as instance:
+    assert cycle_end.execute_in_process(instance=instance).success
+"""
+STAMP = (
+    "import sys, time; start = time.time(); time.sleep(4); "
+    "open(sys.argv[1], 'a').write(f'{start} {time.time()}\\n')"
+)
+
+
+def test_the_cycle_steps_never_overlap_across_workers(club_database, tmp_path):
+    """Two workers' cycle_end at once: the advisory lock runs their commands one at a time.
+
+    The op alone (not the daemon's scheduling) is what is checked here, so each worker
+    executes the job in its own process.
+    """
+    stamps = tmp_path / "stamps.txt"
+    config = {"client_id": "1", "client_secret": "x", "token_store_path": str(tmp_path / "t")}
+    env = club_env(config, club_database, tmp_path)
+    env["STRAVA_CLUB_CYCLE_COMMANDS"] = json.dumps(
+        [[str(CLUB_BIN / "python"), "-c", STAMP, str(stamps)]]
+    )
+    workers = [
+        subprocess.Popen(
+            [str(CLUB_BIN / "python"), "-c", CYCLE_CHECK],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for worker in workers:
+        _out, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err[-2000:]
+    spans = sorted(tuple(map(float, line.split())) for line in stamps.read_text().splitlines())
+    assert len(spans) == 2
+    (_first_start, first_end), (second_start, _second_end) = spans
+    assert second_start >= first_end
