@@ -245,6 +245,14 @@ def test_the_daemon_polls_each_athlete_as_a_partition(club_database, tmp_path):
                 assert time.monotonic() < deadline, json.dumps(state, indent=1)[-3000:]
                 time.sleep(3)
             polls_done = time.monotonic() - started
+            message = subprocess.run(
+                [str(CLUB_BIN / "strava-club-report")],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=True,
+            ).stdout.splitlines()
             # Bob's entry leaves the token store (he revoked): the sensor drops his partition.
             assert forget_athlete(Path(config["token_store_path"]), bob.athlete_id) == 1
             while str(bob.athlete_id) in report(env)["partitions"]:
@@ -269,6 +277,12 @@ def test_the_daemon_polls_each_athlete_as_a_partition(club_database, tmp_path):
         runs_of: dict[int, list[dict[str, t.Any]]] = {}
         for run in state["runs"]:
             runs_of.setdefault(int(run["partition"]), []).append(run)
+        # The club's message: how many synced, who failed and why.
+        assert message[0] == "4 athletes; 3 synced; 1 failed"
+        assert message[1].startswith(
+            f"  athlete {bob.athlete_id}: Strava rejected the refresh token"
+        )
+        assert len(message) == 2
         assert set(after_revoke["partitions"]) == {str(i) for i in ids - {bob.athlete_id}}
         # The revoked athlete: one run, failed, not retried, reported with its reason.
         assert [r["status"] for r in runs_of[bob.athlete_id]] == ["FAILURE"]

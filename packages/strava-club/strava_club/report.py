@@ -49,12 +49,17 @@ def failures() -> list[dict[str, t.Any]]:
 
 def summary(report: dict[str, t.Any]) -> str:
     """One message: athletes, synced, failed with their reasons."""
+    partitions = set(report["partitions"])
     last: dict[str, dict[str, t.Any]] = {}
-    for run in report["runs"]:
-        last[str(run["partition"])] = run
+    for run in report["runs"]:  # oldest first: the last run of each athlete wins
+        if run["partition"] in partitions:
+            last[str(run["partition"])] = run
     synced = [key for key, run in last.items() if run["status"] == "SUCCESS"]
     failed = [key for key, run in last.items() if run["status"] == "FAILURE"]
-    reasons = {str(line["athlete_id"]): line["reason"] for line in report["failures"]}
+    reasons = {
+        str(line["athlete_id"]): str(line["reason"]).removeprefix(f"athlete {line['athlete_id']}: ")
+        for line in report["failures"]
+    }
     lines = [f"{len(report['partitions'])} athletes; {len(synced)} synced; {len(failed)} failed"]
     lines += [f"  athlete {key}: {reasons.get(key, 'no reason recorded')}" for key in failed]
     return "\n".join(lines)
