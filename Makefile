@@ -8,7 +8,7 @@ PLUGINS := .meltano/.plugins-installed
 CORE_PLUGINS := tap-strava tap-strava-details tap-strava-reconcile tap-strava-events target-csv target-postgres mapper-strava-tally target-strava-spool tap-strava-replay strava-data
 EXTRAS := $(VENV)/.extras-installed
 
-.PHONY: setup demo test test-e2e test-sdk-range lint format clean settings-doc schema-doc setup-extras test-extras dashboard bench bench-archive bench-events bench-strings
+.PHONY: setup setup-club demo test test-e2e test-sdk-range lint format clean settings-doc schema-doc setup-extras test-extras dashboard bench bench-archive bench-events bench-strings
 
 # The three distributions of packages/ (the tap, the simulator, the pipeline around them),
 # editable, and the tools of the suite.
@@ -38,7 +38,22 @@ $(EXTRAS): $(PACKAGE_FILES) requirements-extras.txt meltano.yml loaders/target-x
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	touch $@
 
-setup-extras: setup $(EXTRAS)
+setup-extras: setup $(EXTRAS) setup-club
+
+# The club's Dagster definitions (packages/strava-club, docs/scaling.md) in their own
+# environment, never the core install: Dagster, its webserver and PostgreSQL storage are
+# about 250 MB. dagster, dagster-webserver and dagster-postgres are pinned together in
+# packages/strava-club/pyproject.toml.
+CLUB_VENV := .venv-club
+CLUB_INSTALLED := $(CLUB_VENV)/.installed
+
+$(CLUB_INSTALLED): packages/strava-club/pyproject.toml
+	$(PYTHON) -m venv $(CLUB_VENV)
+	$(CLUB_VENV)/bin/pip install --quiet --upgrade pip
+	$(CLUB_VENV)/bin/pip install --quiet -e ./packages/strava-club
+	touch $@
+
+setup-club: $(CLUB_INSTALLED)
 
 setup: $(INSTALLED) $(PLUGINS)
 
@@ -111,4 +126,4 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(SDK_VENV) .meltano .embedded-pg .embedded-pg-* .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SDK_VENV) $(CLUB_VENV) .meltano .embedded-pg .embedded-pg-* .demo .pytest_cache .mypy_cache .ruff_cache

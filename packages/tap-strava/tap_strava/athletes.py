@@ -177,7 +177,47 @@ class Athletes:
                     get=self._get,
                 )
             )
+        wanted = self.config.get("athlete_ids")
+        if wanted:
+            return self.restricted(accounts, [int(athlete_id) for athlete_id in wanted])
         return accounts
+
+    def restricted(self, accounts: list[StravaAccount], wanted: list[int]) -> list[StravaAccount]:
+        """The accounts of the ``athlete_ids`` setting only, in its order.
+
+        An orchestrator runs one athlete per run (its own state id, its own failure); the
+        configuration still lists every token of the club. Whose chain a token is comes
+        from the token store; a token whose athlete is not recorded there yet costs one
+        profile read, and only while a wanted id is still missing. An id no token belongs
+        to is a configuration error: syncing nothing would look like a quiet success.
+        """
+        by_id: dict[int, StravaAccount] = {}
+        unknown: list[StravaAccount] = []
+        for account in accounts:
+            stored = account.authenticator.token_store.load()
+            if stored is not None and isinstance(stored.athlete_id, int):
+                by_id.setdefault(stored.athlete_id, account)
+            else:
+                unknown.append(account)
+        failures: list[str] = []
+        for account in unknown:
+            if all(athlete_id in by_id for athlete_id in wanted):
+                break
+            try:
+                by_id.setdefault(account.athlete_id, account)
+            except ATHLETE_FAILURES as exc:
+                failures.append(f"{account.label}: {one_line(exc)}")
+        missing = [athlete_id for athlete_id in dict.fromkeys(wanted) if athlete_id not in by_id]
+        if missing:
+            ids = ", ".join(str(athlete_id) for athlete_id in missing)
+            unread = f" (tokens whose athlete could not be read: {'; '.join(failures)})"
+            msg = (
+                f"athlete_ids: no configured token belongs to athlete {ids}"
+                f"{unread if failures else ''}; authorize that athlete (`tap-strava-auth "
+                "--athlete NAME` adds an entry to athletes) or remove the id from athlete_ids"
+            )
+            raise StravaConfigError(msg)
+        return [by_id[athlete_id] for athlete_id in dict.fromkeys(wanted)]
 
     @property
     def first(self) -> StravaAccount:

@@ -132,6 +132,7 @@ def started_by_meltano_config_test() -> bool:
 
 
 _INTEGER_TEXT = re.compile(r"^\s*[+-]?\d+\s*$")
+_INTEGER_LIST_TEXT = re.compile(r"^\s*\d+(\s*,\s*\d+)*\s*$")
 _BOOLEAN_TEXT = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
 
@@ -156,6 +157,8 @@ def coerce_setting_text(config: dict[str, t.Any], schema: dict[str, t.Any]) -> d
             try:
                 parsed = json.loads(value)
             except ValueError:
+                if _INTEGER_LIST_TEXT.match(value):  # athlete_ids as "123, 456"
+                    result[name] = [int(part) for part in value.split(",")]
                 continue
             if isinstance(parsed, list):
                 result[name] = parsed
@@ -214,6 +217,16 @@ class TapStrava(ConfigValidationHook, Tap):
             "token store entry and state partition; added to refresh_token if both are set. "
             "An athlete whose token fails is skipped and reported while the others sync. "
             "The app's quota is shared: an athlete the quota left out last run goes first.",
+        ),
+        th.Property(
+            "athlete_ids",
+            th.ArrayType(th.IntegerType),
+            title="Athlete IDs",
+            description="Restrict the run to these Strava athlete ids (a JSON list like "
+            "[123, 456], or 123,456), out of the configured tokens: an orchestrator runs one "
+            "athlete per run under its own state id (docs/scaling.md). An id with no token "
+            "in the configuration ends the run with one line. Absent: every configured "
+            "athlete.",
         ),
         th.Property(
             "reconcile",
@@ -507,6 +520,11 @@ class TapStrava(ConfigValidationHook, Tap):
                 errors[name] = f"{name} ({variable}) must be a whole number{bound}, got {value!r}"
             elif "boolean" in kinds:
                 errors[name] = f"{name} ({variable}) must be true or false, got {value!r}"
+            elif name == "athlete_ids":
+                errors[name] = (
+                    f"{name} ({variable}) must be a JSON list of athlete ids like [123, 456] "
+                    f"or 123,456, got {value!r}"
+                )
             elif "array" in kinds:
                 # Never the value: the athletes list holds refresh tokens.
                 errors[name] = (
@@ -574,6 +592,11 @@ class TapStrava(ConfigValidationHook, Tap):
             errors.append(
                 "events_url is set but events_token is not: give the receiver's "
                 "STRAVA_EVENTS_TAP_TOKEN (TAP_STRAVA_EVENTS_TOKEN)"
+            )
+        if self.config.get("athlete_ids") and self.config.get("reconcile"):
+            errors.append(
+                "athlete_ids and reconcile exclude each other: a reconcile flags rows of every "
+                "athlete, so it must read them all (unset athlete_ids for tap-strava-reconcile)"
             )
         if self.config.get("events_url") and self.config.get("reconcile"):
             errors.append("events_url and reconcile exclude each other: run them as two plugins")

@@ -1,0 +1,1 @@
+"""Dagster definitions for a club of athletes on one Strava app (docs/scaling.md)."""

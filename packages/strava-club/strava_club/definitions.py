@@ -1,0 +1,187 @@
+"""The club's Dagster definitions: athletes as dynamic partitions, their daily poll.
+
+* ``athletes``: one dynamic partition per athlete id, kept equal to the token store's
+  athletes by ``athlete_partitions`` (a sensor): added when an athlete connects, removed
+  when their entry goes after they revoke. A newly added athlete's first poll starts at
+  once.
+* ``daily_poll``: one athlete's run of tap-strava piped into target-postgres under that
+  athlete's own state (strava_club.sync). Its op runs in the ``strava_tap`` pool; the
+  instance's run queue limits concurrent runs and, by a tag limit per unique partition,
+  keeps one run per athlete at a time. A failure a retry cannot help (revoked token, bad
+  setting) tags the run so that Dagster's run retries leave it alone; a quota stop is a
+  success the next poll resumes.
+* ``daily_poll_schedule`` asks for every athlete's poll once a day.
+* ``cycle_end``: apply-deletions and the merged view, once per cycle under a PostgreSQL
+  advisory lock (never in every athlete's run: concurrent DROP/CREATE VIEW fail).
+* ``report_failed_polls`` (a run failure sensor) writes one line per failed athlete run.
+
+Dagster's public API only; settings come from ``STRAVA_CLUB_*`` variables
+(strava_club.settings), never from run config or tags, which Dagster stores in clear.
+"""
+
+import datetime
+import json
+import subprocess
+
+import dagster as dg
+
+from strava_club.athletes import connected_athletes
+from strava_club.settings import ClubSettings, club_settings
+from strava_club.sync import create_tables, discover, selected_catalog, sync_athlete
+from strava_club.tables import advisory_lock, tables_exist
+
+ATHLETES = dg.DynamicPartitionsDefinition(name="athletes")
+POOL = "strava_tap"
+#: The tag Dagster's run retries read; set on a run whose failure a retry cannot help.
+RETRY_ON_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"
+TABLES_LOCK = "strava-club:create-tables"
+CYCLE_LOCK = "strava-club:cycle-end"
+
+
+@dg.op(pool=POOL)
+def poll_athlete(context: dg.OpExecutionContext) -> dg.Output[int]:
+    """Sync one athlete (the run's partition) into PostgreSQL; the athlete id out."""
+    settings = club_settings()
+    athlete_id = int(context.partition_key)
+    catalog = selected_catalog(discover(settings), settings.streams)
+    ensure_tables(settings, catalog, context.log)
+    outcome = sync_athlete(settings, athlete_id, catalog, context.log.info)
+    if not outcome.ok:
+        if not outcome.retryable:
+            # Read by Dagster when the run fails: no run retry for this one.
+            context.instance.add_run_tags(context.run_id, {RETRY_ON_FAILURE_TAG: "false"})
+        raise dg.Failure(
+            description=f"athlete {athlete_id}: {outcome.reason}",
+            metadata={
+                "athlete_id": athlete_id,
+                "retryable": outcome.retryable,
+                "tap_exit": outcome.tap_exit,
+                "target_exit": outcome.target_exit,
+            },
+        )
+    if outcome.quota_stops:
+        context.log.warning(
+            f"athlete {athlete_id}: stopped on the app's quota ({outcome.quota_stops[0]}); "
+            "the next poll resumes there"
+        )
+    return dg.Output(
+        athlete_id,
+        metadata={"athlete_id": athlete_id, "quota_stops": len(outcome.quota_stops)},
+    )
+
+
+def ensure_tables(settings: ClubSettings, catalog: dict, log: dg.DagsterLogManager) -> None:
+    """Create the target tables once, under an advisory lock, before the first load.
+
+    target-postgres's CREATE TABLE races when several athletes' first runs start at once;
+    the first run to take the lock creates them, the others find them.
+    """
+    streams = [entry["tap_stream_id"] for entry in catalog.get("streams", [])]
+    selected = [name for name in streams if name in settings.streams]
+    with advisory_lock(settings.postgres_dsn(), TABLES_LOCK) as connection:
+        if tables_exist(connection, settings.target_schema(), selected):
+            return
+        log.info(f"creating the tables {', '.join(selected)} before the first load")
+        create_tables(settings, catalog)
+
+
+@dg.job(
+    partitions_def=ATHLETES,
+    tags={"strava/job": "daily-poll"},
+    description="One athlete's daily poll: tap-strava (athlete_ids) into target-postgres.",
+)
+def daily_poll() -> None:
+    """The daily poll of one athlete (the partition)."""
+    poll_athlete()
+
+
+@dg.sensor(
+    job=daily_poll, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING
+)
+def athlete_partitions(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    """Keep one partition per athlete of the token store; poll a new athlete at once."""
+    settings = club_settings()
+    connected = {str(athlete_id) for athlete_id in connected_athletes(settings.token_store_path())}
+    known = set(context.instance.get_dynamic_partitions(ATHLETES.name))
+    added = sorted(connected - known, key=int)
+    removed = sorted(known - connected, key=int)
+    requests = []
+    if added:
+        requests.append(ATHLETES.build_add_request(added))
+    if removed:
+        requests.append(ATHLETES.build_delete_request(removed))
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(partition_key=key, run_key=f"first-poll-{key}") for key in added
+        ],
+        dynamic_partitions_requests=requests,
+    )
+
+
+@dg.schedule(job=daily_poll, cron_schedule="0 5 * * *", execution_timezone="UTC")
+def daily_poll_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+    """Every athlete's poll, once a day; the run queue spreads them out."""
+    day = (context.scheduled_execution_time or datetime.datetime.now(datetime.UTC)).date()
+    return [
+        dg.RunRequest(partition_key=key, run_key=f"{day.isoformat()}-{key}")
+        for key in context.instance.get_dynamic_partitions(ATHLETES.name)
+    ]
+
+
+@dg.op
+def apply_cycle_commands(context: dg.OpExecutionContext) -> None:
+    """apply-deletions and the merged view, once, under a PostgreSQL advisory lock."""
+    settings = club_settings()
+    with advisory_lock(settings.postgres_dsn(), CYCLE_LOCK):
+        for command in settings.cycle_commands:
+            proc = subprocess.run(list(command), capture_output=True, text=True, check=False)
+            context.log.info(f"{' '.join(command)}: {proc.stdout.strip()[-300:]}")
+            if proc.returncode != 0:
+                tail = " ".join(proc.stderr.strip().splitlines()[-1:])
+                raise dg.Failure(description=f"{command[0]} failed: {tail}")
+
+
+@dg.job(description="Once per cycle, after the athletes' polls: deletions, merged view.")
+def cycle_end() -> None:
+    """The steps that span every athlete, never run inside one athlete's run."""
+    apply_cycle_commands()
+
+
+@dg.schedule(job=cycle_end, cron_schedule="0 7 * * *", execution_timezone="UTC")
+def cycle_end_schedule() -> dg.RunRequest:
+    """After the daily polls have had two hours."""
+    return dg.RunRequest()
+
+
+@dg.run_failure_sensor(
+    monitored_jobs=[daily_poll],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=5,
+)
+def report_failed_polls(context: dg.RunFailureSensorContext) -> None:
+    """One JSON line per failed athlete run (the club's daily message reads them)."""
+    settings = club_settings()
+    run = context.dagster_run
+    will_retry = run.tags.get("dagster/will_retry") == "true"
+    line = {
+        "athlete_id": run.tags.get("dagster/partition"),
+        "run_id": run.run_id,
+        "reason": context.failure_event.message or "",
+        "will_retry": will_retry,
+    }
+    for step in context.get_step_failure_events():
+        data = step.step_failure_data
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            line["reason"] = data.user_failure_data.description  # the op's own line
+        elif data.error is not None:
+            line["reason"] = data.error.message.strip()
+    settings.report_path.parent.mkdir(parents=True, exist_ok=True)
+    with settings.report_path.open("a", encoding="utf-8") as report:
+        report.write(json.dumps(line) + "\n")
+
+
+defs = dg.Definitions(
+    jobs=[daily_poll, cycle_end],
+    sensors=[athlete_partitions, report_failed_polls],
+    schedules=[daily_poll_schedule, cycle_end_schedule],
+)

@@ -1,0 +1,128 @@
+"""The club's settings, read from the environment of the Dagster code location.
+
+Secrets (the app's client secret, every athlete's refresh token, the database password)
+stay in the files these variables name: Dagster stores run config and tags in clear, so
+nothing secret is ever put there. Runs carry only the athlete id (its partition key).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+DEFAULT_STREAMS: tuple[str, ...] = ("activities", "athlete", "athlete_stats")
+DEFAULT_CYCLE_COMMANDS: tuple[tuple[str, ...], ...] = (
+    ("strava-apply-deletions",),
+    ("strava-merged-view",),
+)
+
+
+class ClubSettingsError(Exception):
+    """A club setting is missing or malformed (one line naming the variable)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ClubSettings:
+    """Where the tap, the target, their configurations and the per-athlete states are."""
+
+    tap: str
+    target: str
+    tap_config: Path
+    target_config: Path
+    state_dir: Path
+    streams: tuple[str, ...] = DEFAULT_STREAMS
+    cycle_commands: tuple[tuple[str, ...], ...] = DEFAULT_CYCLE_COMMANDS
+
+    @property
+    def report_path(self) -> Path:
+        """One JSON line per failed athlete run: the club's daily message reads it."""
+        return self.state_dir / "failures.jsonl"
+
+    def state_path(self, athlete_id: int) -> Path:
+        """The athlete's own Singer state (its own state id, in Meltano's words)."""
+        return self.state_dir / f"athlete-{athlete_id}.json"
+
+    def token_store_path(self) -> Path:
+        """The tap's token store, as its configuration names it."""
+        config = read_json(self.tap_config, "STRAVA_CLUB_TAP_CONFIG")
+        path = config.get("token_store_path")
+        if not path:
+            msg = (
+                f"{self.tap_config} sets no token_store_path: the club's sensor reads the "
+                "athletes from the token store; set it in STRAVA_CLUB_TAP_CONFIG's file"
+            )
+            raise ClubSettingsError(msg)
+        return Path(str(path)).expanduser()
+
+    def postgres_dsn(self) -> str:
+        """A libpq connection string for target-postgres's database (its config file)."""
+        config = read_json(self.target_config, "STRAVA_CLUB_TARGET_CONFIG")
+        url = str(config.get("sqlalchemy_url") or "")
+        if url:
+            return url.replace("postgresql+psycopg://", "postgresql://", 1).replace(
+                "postgresql+psycopg2://", "postgresql://", 1
+            )
+        parts = {
+            "host": config.get("host", "127.0.0.1"),
+            "port": config.get("port", 5432),
+            "user": config.get("user", "postgres"),
+            "password": config.get("password"),
+            "dbname": config.get("database", "postgres"),
+        }
+        return " ".join(f"{key}={value}" for key, value in parts.items() if value is not None)
+
+    def target_schema(self) -> str:
+        """The schema target-postgres loads into."""
+        config = read_json(self.target_config, "STRAVA_CLUB_TARGET_CONFIG")
+        return str(config.get("default_target_schema") or "public")
+
+
+def read_json(path: Path, variable: str) -> dict:
+    """A JSON object from a settings file, or one line naming the variable."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        msg = f"{variable}: cannot read {path} as JSON ({exc}); point it at a JSON config file"
+        raise ClubSettingsError(msg) from exc
+    if not isinstance(value, dict):
+        msg = f"{variable}: {path} holds no JSON object; point it at a JSON config file"
+        raise ClubSettingsError(msg)
+    return value
+
+
+def _required(environ: dict[str, str], name: str) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        msg = f"{name} is not set: the club's definitions need it (docs/scaling.md)"
+        raise ClubSettingsError(msg)
+    return value
+
+
+def club_settings(environ: dict[str, str] | None = None) -> ClubSettings:
+    """The settings from ``STRAVA_CLUB_*`` variables (see docs/scaling.md)."""
+    env = dict(os.environ if environ is None else environ)
+    streams = tuple(
+        name.strip() for name in env.get("STRAVA_CLUB_STREAMS", "").split(",") if name.strip()
+    )
+    commands = DEFAULT_CYCLE_COMMANDS
+    if env.get("STRAVA_CLUB_CYCLE_COMMANDS"):
+        try:
+            parsed = json.loads(env["STRAVA_CLUB_CYCLE_COMMANDS"])
+            commands = tuple(tuple(str(arg) for arg in command) for command in parsed)
+        except (ValueError, TypeError) as exc:
+            msg = (
+                "STRAVA_CLUB_CYCLE_COMMANDS must be a JSON list of command lines like "
+                '[["strava-apply-deletions"], ["strava-merged-view"]]'
+            )
+            raise ClubSettingsError(msg) from exc
+    return ClubSettings(
+        tap=_required(env, "STRAVA_CLUB_TAP"),
+        target=_required(env, "STRAVA_CLUB_TARGET"),
+        tap_config=Path(_required(env, "STRAVA_CLUB_TAP_CONFIG")),
+        target_config=Path(_required(env, "STRAVA_CLUB_TARGET_CONFIG")),
+        state_dir=Path(_required(env, "STRAVA_CLUB_STATE_DIR")),
+        streams=streams or DEFAULT_STREAMS,
+        cycle_commands=commands,
+    )

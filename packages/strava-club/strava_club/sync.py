@@ -1,0 +1,292 @@
+"""One athlete's sync: tap-strava restricted to that athlete, piped into target-postgres.
+
+No Meltano here: ``meltano run`` writes each run's catalog and config under fixed names in
+the project's ``.meltano/run``, so two of them in one project at once overwrite each
+other's, and its start-up costs seconds per run. The tap and the target are run directly,
+with the athlete's own state file (``athlete-<id>.json``), the restriction in a second
+``--config`` file and nothing else written locally: no CSV, no shared spool.
+
+Secrets stay in the configuration files: the runs' own files hold only the athlete id and
+the catalog.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import typing as t
+from pathlib import Path
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from strava_club.settings import ClubSettings
+
+#: Parts of tap-strava's one-line errors for which a retry cannot help: the athlete
+#: revoked or must authorize again, the app's credentials or a setting are wrong
+#: (tap_strava/errors.py, auth.py). Anything else (a killed process, a network failure,
+#: a 5xx after the tap's own retries) is worth a run retry.
+NOT_RETRYABLE = (
+    "Strava rejected the refresh token",
+    "Strava rejected the app credentials",
+    "Strava refused the token refresh",
+    "Application Status Inactive",
+    "authorize the app again",
+    "tap-strava-auth",
+    "athlete_ids:",
+    "invalid configuration",
+    "reconcile refused",
+)
+#: How long the tap may take to stop after SIGTERM (it writes its state and exits 0).
+STOP_SECONDS = 30.0
+ERROR_PREFIX = "tap-strava: error: "
+
+
+@dataclasses.dataclass
+class SyncOutcome:
+    """What one athlete's run did: exit codes, the tap's error line, records, quota stops."""
+
+    athlete_id: int
+    tap_exit: int
+    target_exit: int
+    error: str = ""
+    quota_stops: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether both processes ended well (a quota stop is a success)."""
+        return self.tap_exit == 0 and self.target_exit == 0
+
+    @property
+    def retryable(self) -> bool:
+        """Whether running it again could end differently (not a revoked token, ...)."""
+        return not any(part in self.error for part in NOT_RETRYABLE)
+
+    @property
+    def reason(self) -> str:
+        """One line for the report: the tap's own error, else the exit codes."""
+        if self.error:
+            return self.error
+        return f"tap exited {self.tap_exit}, target-postgres exited {self.target_exit}"
+
+
+def selected_catalog(discovered: dict[str, t.Any], streams: t.Iterable[str]) -> dict[str, t.Any]:
+    """The discovered catalog with ``streams`` selected and every other stream not."""
+    wanted = set(streams)
+    catalog = json.loads(json.dumps(discovered))
+    for entry in catalog.get("streams", []):
+        chosen = entry.get("tap_stream_id") in wanted
+        for item in entry.get("metadata", []):
+            if not item.get("breadcrumb"):
+                item.setdefault("metadata", {})["selected"] = chosen
+    return catalog
+
+
+def schema_messages(catalog: dict[str, t.Any]) -> list[str]:
+    """SCHEMA lines for the selected streams: target-postgres creates their tables."""
+    lines = []
+    for entry in catalog.get("streams", []):
+        root: dict[str, t.Any] = next(
+            (m["metadata"] for m in entry.get("metadata", []) if not m["breadcrumb"]), {}
+        )
+        if not root.get("selected"):
+            continue
+        message = {
+            "type": "SCHEMA",
+            "stream": entry["tap_stream_id"],
+            "schema": entry["schema"],
+            "key_properties": entry.get("key_properties") or root.get("table-key-properties", []),
+        }
+        lines.append(json.dumps(message))
+    return lines
+
+
+def discover(settings: ClubSettings) -> dict[str, t.Any]:
+    """The tap's catalog (no request to Strava: accounts are built on first use)."""
+    proc = subprocess.run(
+        [settings.tap, "--config", str(settings.tap_config), "--discover"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if proc.returncode != 0:
+        msg = f"tap-strava --discover failed: {last_error(proc.stderr) or proc.returncode}"
+        raise RuntimeError(msg)
+    return t.cast("dict[str, t.Any]", json.loads(proc.stdout))
+
+
+def create_tables(settings: ClubSettings, catalog: dict[str, t.Any]) -> None:
+    """Feed target-postgres the SCHEMA messages alone: it creates the tables, loads nothing.
+
+    target-postgres's ``CREATE TABLE`` races when several first runs start at once; the
+    caller holds an advisory lock and does this once, before any athlete's load.
+    """
+    proc = subprocess.run(
+        [settings.target, "--config", str(settings.target_config)],
+        input="\n".join(schema_messages(catalog)) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if proc.returncode != 0:
+        tail = " ".join(proc.stderr.strip().splitlines()[-1:])[:300]
+        msg = f"target-postgres could not create the tables: {tail}"
+        raise RuntimeError(msg)
+
+
+def last_error(stderr: str) -> str:
+    """The tap's one-line error (``tap-strava: error: ...``) without its prefix, if any."""
+    for line in reversed(stderr.splitlines()):
+        if line.startswith(ERROR_PREFIX):
+            return line[len(ERROR_PREFIX) :].strip()
+    return ""
+
+
+def quota_stops(state: dict[str, t.Any]) -> list[str]:
+    """Every ``quota_stop`` of a state (the tap stopped cleanly on a spent quota)."""
+    return [
+        str(part["quota_stop"])
+        for stream in (state.get("bookmarks") or {}).values()
+        if isinstance(stream, dict)
+        for part in [stream, *(stream.get("partitions") or [])]
+        if isinstance(part, dict) and part.get("quota_stop")
+    ]
+
+
+@contextlib.contextmanager
+def run_files(athlete_id: int) -> Iterator[dict[str, Path]]:
+    """The run's own folder, named after the athlete: the restriction and the catalog."""
+    with tempfile.TemporaryDirectory(prefix=f"strava-club-{athlete_id}-") as folder:
+        root = Path(folder)
+        restriction = root / "athlete.json"
+        restriction.write_text(json.dumps({"athlete_ids": [athlete_id]}), encoding="utf-8")
+        yield {"root": root, "restriction": restriction}
+
+
+def write_state(path: Path, line: str) -> None:
+    """Keep the target's last STATE (what it committed), atomically."""
+    message = json.loads(line)
+    value = message.get("value", message) if isinstance(message, dict) else message
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(value), encoding="utf-8")
+    temporary.replace(path)
+
+
+def sync_athlete(
+    settings: ClubSettings,
+    athlete_id: int,
+    catalog: dict[str, t.Any],
+    log: Callable[[str], None],
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
+) -> SyncOutcome:
+    """Run ``tap-strava --config CLUB --config {athlete_ids: [id]} | target-postgres``.
+
+    The state goes in from the athlete's own file and out from the target's last STATE
+    line, kept even when the run fails later (the target committed that far). If the
+    caller is interrupted (Dagster terminates the run), the tap gets SIGTERM, writes its
+    state and ends; the target drains and the state is kept.
+    """
+    state_path = settings.state_path(athlete_id)
+    with run_files(athlete_id) as files:
+        catalog_path = files["root"] / "catalog.json"
+        catalog_path.write_text(json.dumps(catalog), encoding="utf-8")
+        tap_args = [
+            settings.tap,
+            "--config",
+            str(settings.tap_config),
+            "--config",
+            str(files["restriction"]),
+            "--catalog",
+            str(catalog_path),
+        ]
+        if state_path.exists():
+            tap_args += ["--state", str(state_path)]
+        stderr_path = files["root"] / "tap.stderr"
+        with stderr_path.open("wb") as tap_stderr:
+            tap = subprocess.Popen(tap_args, stdout=subprocess.PIPE, stderr=tap_stderr)
+            target = subprocess.Popen(
+                [settings.target, "--config", str(settings.target_config)],
+                stdin=tap.stdout,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            if tap.stdout is not None:
+                tap.stdout.close()  # the target owns the pipe now: the tap sees it close
+            if started is not None:
+                started(tap)
+            reader = OutputReader(target)
+            try:
+                out, err = reader.wait()
+                tap.wait()
+            except BaseException:
+                # Interrupted (Dagster terminates the run): the tap writes its state and
+                # ends, the target drains; what it committed is kept, then the error goes on.
+                stop(tap)
+                target.wait(timeout=STOP_SECONDS * 2)
+                out, _err = reader.wait()
+                kept = keep_last_state(state_path, out)
+                log(
+                    f"interrupted: the tap stopped (exit {tap.returncode}), target-postgres "
+                    f"ended (exit {target.returncode}), state {'kept' if kept else 'unchanged'}"
+                )
+                raise
+        tap_text = stderr_path.read_text(encoding="utf-8", errors="replace")
+    outcome = SyncOutcome(athlete_id, tap.returncode, target.returncode, last_error(tap_text))
+    if keep_last_state(state_path, out):
+        outcome.quota_stops = quota_stops(json.loads(state_path.read_text(encoding="utf-8")))
+    if target.returncode != 0:
+        log(f"target-postgres: {' '.join(err.decode('utf-8', 'replace').splitlines()[-1:])}")
+    return outcome
+
+
+class OutputReader:
+    """A process's output, read in a thread so that an interruption reaches the caller.
+
+    ``communicate()`` in the caller's thread would hold Dagster's interruption until the
+    target ends; here the caller waits in short joins, between which it can be
+    interrupted.
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self._result: dict[str, tuple[bytes, bytes]] = {}
+        self._thread = threading.Thread(
+            target=lambda: self._result.update(out=process.communicate()), daemon=True
+        )
+        self._thread.start()
+
+    def wait(self) -> tuple[bytes, bytes]:
+        """The process's stdout and stderr once it has ended."""
+        while self._thread.is_alive():
+            self._thread.join(timeout=0.5)
+        return self._result.get("out", (b"", b""))
+
+
+def keep_last_state(path: Path, out: bytes) -> bool:
+    """Write the target's last STATE line to the athlete's state file; whether there was one."""
+    lines = [line for line in out.decode("utf-8", "replace").splitlines() if line.strip()]
+    if not lines:
+        return False
+    write_state(path, lines[-1])
+    return True
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (the tap writes its state and exits 0), SIGKILL if it does not end."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
