@@ -145,7 +145,10 @@ def copy_to_duckdb(
                     ]
                 )
             marks = ", ".join("?" for _ in columns)
-            duck.executemany(f'INSERT INTO "{catalog}"."strava"."{table}" VALUES ({marks})', rows)
+            if rows:
+                duck.executemany(
+                    f'INSERT INTO "{catalog}"."strava"."{table}" VALUES ({marks})', rows
+                )
 
 
 def postgres_mart(project: MeltanoProject, model: str) -> list[dict[str, t.Any]]:
