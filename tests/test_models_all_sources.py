@@ -33,7 +33,14 @@ from devtools.postgres import connect
 from strava_simulator import StravaSimulator
 from strava_simulator.archive import write_archive
 from tests.pipeline import PROJECT_ROOT, MeltanoProject
-from tests.test_analytics import RIDES, assert_built, copy_to_duckdb, duckdb_mart, postgres_mart
+from tests.test_analytics import (
+    RIDES,
+    RUNS,
+    assert_built,
+    copy_to_duckdb,
+    duckdb_mart,
+    postgres_mart,
+)
 from tests.test_pipeline_reconcile import record_granted_scope
 
 pytestmark = pytest.mark.extras
@@ -329,9 +336,31 @@ def _check_marts(loaded: Loaded, mart: t.Callable[[str], list[dict[str, t.Any]]]
         if key not in gear_km:
             assert float(row["distance_km"]) == 0, key  # listed in a profile, unused
 
-    # Personal bests: each athlete's own activities only.
-    for row in mart("personal_bests"):
+    # Personal bests: each athlete's own fastest (the archive says nothing of a trainer).
+    bests = {
+        (r["athlete_id"], r["sport_group"], r["distance_label"]): r for r in mart("personal_bests")
+    }
+    for row in bests.values():
         assert row["activity_id"] in loaded.expected[row["athlete_id"]], row
+    for athlete_id, activities in loaded.expected.items():
+        for group, sports, label, metres in (
+            ("run", RUNS, "5K", 5000),
+            ("ride", RIDES, "20K", 20000),
+        ):
+            times = [
+                metres * a["moving_time"] / a["distance"]
+                for a in activities.values()
+                if a["sport_type"] in sports
+                and a["distance"] >= metres
+                and a["moving_time"] > 0
+                and not (a["trainer"] and loaded.kinds[athlete_id] != "archive")
+            ]
+            key = (athlete_id, group, label)
+            if times:
+                assert _close(bests[key]["estimated_time_s"], min(times)), key
+            else:
+                assert key not in bests, key
+    assert {a for a, _, _ in bests} == set(loaded.expected), "every athlete has bests"
 
 
 def test_dbt_builds_over_every_source_on_postgres_after_the_previous_models(loaded, postgres_build):
