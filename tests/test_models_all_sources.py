@@ -503,11 +503,27 @@ def hand_made(postgres_url, tmp_path_factory) -> t.Iterator[MeltanoProject]:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{project.analytics_schema}" CASCADE')
 
 
-def test_each_archive_row_gets_local_time_by_the_stated_rule(hand_made):
-    build = hand_made.dbt("build", PGTZ=SESSION_ZONE)
+@pytest.mark.parametrize("database", ["postgres", "duckdb"])
+def test_each_archive_row_gets_local_time_by_the_stated_rule(hand_made, database):
+    if database == "postgres":
+        build = hand_made.dbt("build", PGTZ=SESSION_ZONE)
+
+        def mart(model: str) -> list[dict[str, t.Any]]:
+            return postgres_mart(hand_made, model)
+
+    else:
+        path = hand_made.workdir / "strava.duckdb"
+        copy_to_duckdb(hand_made, path, tables=["activities", "export_activities"])
+        build = hand_made.dbt(
+            "build", "--target", "duckdb", TARGET_DUCKDB_FILEPATH=str(path), TZ=SESSION_ZONE
+        )
+
+        def mart(model: str) -> list[dict[str, t.Any]]:
+            return duckdb_mart(hand_made, path, model)
+
     assert build.returncode == 0, (build.stdout + build.stderr)[-4000:]
     assert re.search(r"ERROR=0 SKIP=0", build.stdout), build.stdout[-3000:]
-    rows = {r["activity_id"]: r for r in postgres_mart(hand_made, "activities_enriched")}
+    rows = {r["activity_id"]: r for r in mart("activities_enriched")}
     rules = {k: (r["local_time_rule"], r["local_date"], r["week_start"]) for k, r in rows.items()}
     monday = datetime.date(2026, 6, 1)
     sunday = datetime.date(2026, 5, 31)
@@ -525,6 +541,6 @@ def test_each_archive_row_gets_local_time_by_the_stated_rule(hand_made):
     assert (rows[11]["gear_id"], rows[12]["gear_id"]) == ("g4", "b7")
     assert (rows[11]["manual"], rows[12]["manual"]) == (False, True)
     assert rows[20]["ride_bucket"] == "indoor"
-    gear = {(r["athlete_id"], r["gear_id"]): r for r in postgres_mart(hand_made, "gear_mileage")}
+    gear = {(r["athlete_id"], r["gear_id"]): r for r in mart("gear_mileage")}
     assert gear[(1, "g4")]["gear_name"] == "Shoes"
     assert gear[(2, "b7")]["gear_kind"] == "bike"
