@@ -184,6 +184,15 @@ def _previous_project(workdir: Path) -> Path:
     return target / "transform"
 
 
+def _relation_exists(project: MeltanoProject, name: str) -> bool:
+    with connect(project.postgres_url) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+            (project.analytics_schema, name),
+        ).fetchone()
+    return found is not None
+
+
 @pytest.fixture(scope="module")
 def postgres_build(loaded) -> subprocess.CompletedProcess:
     """The upgrade: the previous models built first, then these, in a non-UTC session."""
@@ -207,6 +216,7 @@ def postgres_build(loaded) -> subprocess.CompletedProcess:
         }
     assert columns, "the previous marts were built first"
     assert "athlete_id" not in columns, "by the previous models"
+    assert _relation_exists(project, "stg_activities"), "the previous staging view"
     return project.dbt("build", PGTZ=SESSION_ZONE, TZ=SESSION_ZONE)
 
 
@@ -403,6 +413,15 @@ def test_dbt_builds_over_every_source_on_postgres_after_the_previous_models(load
                 (project.analytics_schema,),
             ).fetchall()
         )
+        relations = {
+            r[0]
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (project.analytics_schema,),
+            ).fetchall()
+        }
+    assert "stg_activities" not in relations, "no stale model of the previous version"
+    assert {"activities_all", *MART_KEYS} <= relations
     assert types["start_date"] == "timestamp with time zone"
     assert types["start_date_local"] == "timestamp without time zone"
 
