@@ -17,6 +17,11 @@ whether a time-series exists (the API's ``activity_streams`` or the archive's
 ``export_tracks``). The view is built from the tables that exist, so it is re-created by
 the jobs that may add one (``strava-archive``, ``strava-events``); running it again is
 harmless.
+
+The dbt model ``activities_all`` (``transform/models/intermediate/``) is the same merge
+with the columns the marts need, for users with dbt; it reads the raw tables, never this
+view (dropped and re-created here without CASCADE). Change the precedence in both:
+``tests/test_models_all_sources.py`` fails when they disagree on a shared row.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
--- Training volume per calendar month (local time) and sport type.
+-- Training volume per athlete, calendar month (local time) and sport type.
 select
+    athlete_id,
     month_start,
     cast(extract(year from month_start) as integer) as year,
     cast(extract(month from month_start) as integer) as month,
@@ -10,4 +11,4 @@ select
     sum(moving_hours) as moving_hours,
     sum(elevation_gain_m) as elevation_gain_m
 from {{ ref('activities_enriched') }}
-group by month_start, sport_type
+group by athlete_id, month_start, sport_type

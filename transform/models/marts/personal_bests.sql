@@ -1,4 +1,4 @@
--- The fastest activity over each standard distance. The activity list gives each
+-- Each athlete's fastest activity over each standard distance. The activity list gives each
 -- activity's average moving pace only (split times are in best_efforts of the detailed
 -- activity), so the time is estimated: the distance at that activity's average pace,
 -- from activities at least that long.
@@ -20,6 +20,7 @@ with targets as (
 
 candidates as (
     select
+        a.athlete_id,
         targets.sport_group,
         targets.distance_label,
         targets.target_m,
@@ -32,7 +33,7 @@ candidates as (
         a.average_speed_kmh,
         targets.target_m * a.moving_time_s / a.distance_m as estimated_time_s,
         row_number() over (
-            partition by targets.sport_group, targets.distance_label
+            partition by a.athlete_id, targets.sport_group, targets.distance_label
             order by a.moving_time_s / a.distance_m, a.local_date, a.activity_id
         ) as fastest
     from targets
@@ -44,6 +45,7 @@ candidates as (
 )
 
 select
+    athlete_id,
     sport_group,
     distance_label,
     target_m / 1000.0 as target_km,

@@ -1,8 +1,8 @@
--- The original script's SQL summary function, as a model: rides split into outdoor and
+-- The original script's SQL summary function, as a model, per athlete: rides split into outdoor and
 -- indoor (trainer flag or VirtualRide), with totals per day, ISO week, month and year of
 -- local time. The function's "any date range" is a sum over the day rows, e.g.
 --   select sum(outdoor_km), sum(indoor_km) from analytics.ride_summary
---   where period_grain = 'day' and period_start between '2026-03-01' and '2026-05-31'
+--   where athlete_id = 12345 and period_grain = 'day' and period_start between '2026-03-01' and '2026-05-31'
 with rides as (
     select * from {{ ref('activities_enriched') }}
     where is_ride
@@ -10,6 +10,7 @@ with rides as (
 
 {% for grain in ['day', 'week', 'month', 'year'] %}
 select
+    athlete_id,
     '{{ grain }}' as period_grain,
     cast(date_trunc('{{ grain }}', start_date_local) as date) as period_start,
     count(case when ride_bucket = 'outdoor' then 1 end) as outdoor_rides,
@@ -29,6 +30,6 @@ select
                 / sum(distance_km)
     end as indoor_share
 from rides
-group by cast(date_trunc('{{ grain }}', start_date_local) as date)
+group by athlete_id, cast(date_trunc('{{ grain }}', start_date_local) as date)
 {% if not loop.last %}union all{% endif %}
 {% endfor %}

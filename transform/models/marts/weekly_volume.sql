@@ -1,5 +1,6 @@
--- Training volume per ISO week (Monday to Sunday, local time) and sport type.
+-- Training volume per athlete, ISO week (Monday to Sunday, local time) and sport type.
 select
+    athlete_id,
     week_start,
     cast(extract(isoyear from week_start) as integer) as iso_year,
     cast(extract(week from week_start) as integer) as iso_week,
@@ -10,4 +11,4 @@ select
     sum(moving_hours) as moving_hours,
     sum(elevation_gain_m) as elevation_gain_m
 from {{ ref('activities_enriched') }}
-group by week_start, sport_type
+group by athlete_id, week_start, sport_type

@@ -1,7 +1,8 @@
--- Totals per local calendar year, per sport type and for all sports ('All'), next to the
+-- Totals per athlete and local calendar year, per sport type and for all sports ('All'), next to the
 -- year before and the change in distance.
 with per_sport as (
     select
+        athlete_id,
         local_year as year,
         sport_type,
         count(*) as activities,
@@ -9,11 +10,12 @@ with per_sport as (
         sum(moving_hours) as moving_hours,
         sum(elevation_gain_m) as elevation_gain_m
     from {{ ref('activities_enriched') }}
-    group by local_year, sport_type
+    group by athlete_id, local_year, sport_type
 ),
 
 all_sports as (
     select
+        athlete_id,
         year,
         'All' as sport_type,
         sum(activities) as activities,
@@ -21,7 +23,7 @@ all_sports as (
         sum(moving_hours) as moving_hours,
         sum(elevation_gain_m) as elevation_gain_m
     from per_sport
-    group by year
+    group by athlete_id, year
 ),
 
 totals as (
@@ -31,6 +33,7 @@ totals as (
 )
 
 select
+    totals.athlete_id,
     totals.year,
     totals.sport_type,
     cast(totals.activities as bigint) as activities,
@@ -45,5 +48,6 @@ select
     end as distance_change_pct
 from totals
 left join totals as previous
-    on previous.sport_type = totals.sport_type
+    on previous.athlete_id = totals.athlete_id
+    and previous.sport_type = totals.sport_type
     and previous.year = totals.year - 1
