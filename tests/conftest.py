@@ -39,6 +39,16 @@ def tap_config(simulator: StravaSimulator, tmp_path: t.Any) -> dict:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_string_warnings() -> None:
+    """Each test sees the warnings of its own records: the once-per-run memory of the rule
+    for strings (an lru_cache, process-wide) would hide a warning an earlier test of the
+    same worker gave for a record of the same id."""
+    from tap_strava.storable_text import _warn
+
+    _warn.cache_clear()
+
+
+@pytest.fixture(autouse=True)
 def _no_retry_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process runs retry without waiting (the retry count is what matters here)."""
     import backoff
