@@ -8,7 +8,7 @@ PLUGINS := .meltano/.plugins-installed
 CORE_PLUGINS := tap-strava tap-strava-details tap-strava-reconcile tap-strava-events target-csv target-postgres mapper-strava-tally target-strava-spool tap-strava-replay strava-data
 EXTRAS := $(VENV)/.extras-installed
 
-.PHONY: setup setup-club demo test test-e2e test-sdk-range lint format clean settings-doc schema-doc setup-extras test-extras dashboard bench bench-archive bench-events bench-strings
+.PHONY: setup setup-club bench-club demo test test-e2e test-sdk-range lint format clean settings-doc schema-doc setup-extras test-extras dashboard bench bench-archive bench-events bench-strings
 
 # The three distributions of packages/ (the tap, the simulator, the pipeline around them),
 # editable, and the tools of the suite.
@@ -89,6 +89,12 @@ test-extras: setup-extras
 # The demo, then the training dashboard from its data (.demo/report.html).
 dashboard: setup-extras
 	$(BIN)/python -m devtools.demo --dashboard
+
+# A simulated club on one app (issue 26): 50 athletes x 447 activities, the first sync,
+# then a day of daily polls at 1, 2 and 4 concurrent runs (docs/benchmarks.md);
+# BENCH_ARGS="--athletes 200" for the bigger club, ~15 min at 50.
+bench-club: setup
+	$(BIN)/python -m devtools.bench_club $(BENCH_ARGS)
 
 # API requests, throughput and peak memory against the simulator (docs/benchmarks.md);
 # BENCH_ARGS="--sizes 1000,10000,100000" for the full table, "--quick" for 1,000 only,

@@ -43,9 +43,9 @@ def _fresh_string_warnings() -> None:
     """Each test sees the warnings of its own records: the once-per-run memory of the rule
     for strings (an lru_cache, process-wide) would hide a warning an earlier test of the
     same worker gave for a record of the same id."""
-    from tap_strava.storable_text import _warn
+    from tap_strava.storable_text import forget_warnings
 
-    _warn.cache_clear()
+    forget_warnings()
 
 
 @pytest.fixture(autouse=True)

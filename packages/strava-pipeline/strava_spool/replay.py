@@ -50,7 +50,7 @@ from strava_spool.cli import (
     spool_dir,
 )
 from strava_spool.folder import CONSUMER_NAME, Position, Spool, SpoolFolder, consumer_label
-from tap_strava.storable_text import make_record_storable
+from tap_strava.storable_text import forget_warnings, make_record_storable
 
 PROG = "tap-strava-replay"
 POSITION_KEY = "strava_replay"
@@ -131,6 +131,7 @@ class Replay:
 
     def run(self, output: t.BinaryIO) -> list[Spool]:
         """Emit the pending spools to ``output``; returns them."""
+        forget_warnings()  # a replay is a run: its records warn, whatever ran before
         epoch = self.folder.epoch()
         if self.position.seq and self.position.epoch != epoch:
             self.logger.warning(

@@ -195,6 +195,15 @@ def make_record_storable(
     return found
 
 
+def forget_warnings() -> None:
+    """Start a new run of the rule in this process: a record warned about warns again.
+
+    The warning is once per record and run; a process that runs more than once (the
+    replay, once per consumer; a test suite) says where each run begins.
+    """
+    _warn.cache_clear()
+
+
 @functools.lru_cache(maxsize=4096)
 def _warn(logger: logging.Logger, stream: str, label: str, places: tuple[str, ...]) -> None:
     """Once per record and run (a record conformed twice is warned about once)."""
