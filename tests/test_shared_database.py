@@ -373,3 +373,53 @@ def test_an_athlete_keeps_to_its_fair_share_while_another_is_active(shared_datab
     spent = ledger.reserve(DAILY, bob)
     assert spent is not None
     assert (spent.window, spent.used) == ("short", 20)
+
+
+def test_a_run_for_one_athlete_of_a_large_club_holds_few_connections(
+    tmp_path, shared_database_url, token_keys
+):
+    """A club's configuration lists every athlete: a run for one must not open a database
+    connection per listed athlete (four such runs at once exhausted a server's 100)."""
+    database = shared_database_url.split("?", 1)[0].rsplit("/", 1)[-1]
+    count = (
+        f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{database}' "
+        "AND pid <> pg_backend_pid()"
+    )
+    seen: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:  # the most connections the run holds at any moment
+        with psycopg.connect(shared_database_url.replace("+psycopg", ""), autocommit=True) as c:
+            while not done.is_set():
+                seen.append(c.execute(count).fetchone()[0])
+
+    with StravaSimulator(seed=6, activity_count=5) as sim:
+        for seed in range(7, 31):
+            sim.add_athlete(seed=seed, activity_count=1)
+        config = tap_config_for(sim, tmp_path, shared_database_url=shared_database_url)
+        del config["refresh_token"]
+        config["athletes"] = [
+            {"name": f"a{n}", "refresh_token": a.refresh_token} for n, a in enumerate(sim.athletes)
+        ]
+        for athlete in sim.athletes:  # what the Connect page or tap-strava-auth leaves
+            store = backends.token_store(
+                config, client_id=sim.client_id, configured_refresh_token=athlete.refresh_token
+            )
+            store.save(
+                StoredTokens(refresh_token=athlete.refresh_token, athlete_id=athlete.athlete_id)
+            )
+            store.close()
+        wanted = sim.athletes[3]
+        config["athlete_ids"] = [wanted.athlete_id]
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            result = run_tap(config, streams=["activities"])
+        finally:
+            done.set()
+            watcher.join()
+    assert {r["athlete_id"] for r in result.records("activities")} == {wanted.athlete_id}
+    assert len(seen) > 10, "the watcher looked while the run went on"
+    # The chosen athlete's store, the facts cache, the ledger and one being opened at most:
+    # not one per listed athlete (25 here).
+    assert max(seen) <= 4, max(seen)

@@ -194,7 +194,11 @@ class Athletes:
         by_id: dict[int, StravaAccount] = {}
         unknown: list[StravaAccount] = []
         for account in accounts:
-            stored = account.authenticator.token_store.load()
+            store = account.authenticator.token_store
+            stored = store.load()
+            # A club's configuration lists every athlete: in a shared database each store
+            # holds a connection, so it is released at once (the chosen one reopens it).
+            store.close()
             if stored is not None and isinstance(stored.athlete_id, int):
                 by_id.setdefault(stored.athlete_id, account)
             else:

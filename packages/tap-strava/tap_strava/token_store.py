@@ -126,6 +126,9 @@ class TokenStore:
         self._ensure_folder()
         write_atomically(self.path, payload)
 
+    def close(self) -> None:
+        """Release what the store holds open (nothing for a file; see the shared database's)."""
+
     def forget_access_token(self) -> None:
         """Drop a cached access token that Strava no longer accepts."""
         tokens = self.load()
