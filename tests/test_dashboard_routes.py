@@ -27,17 +27,21 @@ import typing as t
 import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from devtools import browser
-from devtools.postgres import connect
-from strava_dashboard import data, heatmap, privacy, routes, tracks
-from strava_simulator import StravaSimulator
-from strava_simulator.archive import write_archive
-from tests.conftest import tap_config_for
-from tests.export_fixtures import write_archive as write_test_archive
-from tests.support import run_tap
+# The dashboard extra (numpy, Pillow, matplotlib): `make test`'s environment has none of
+# it, and these tests are extras; without it the module is skipped, not an import error.
+np = pytest.importorskip("numpy")
+pytest.importorskip("PIL")
+
+from devtools import browser  # noqa: E402
+from devtools.postgres import connect  # noqa: E402
+from strava_dashboard import data, heatmap, privacy, routes, tracks  # noqa: E402
+from strava_simulator import StravaSimulator  # noqa: E402
+from strava_simulator.archive import write_archive  # noqa: E402
+from tests.conftest import tap_config_for  # noqa: E402
+from tests.export_fixtures import write_archive as write_test_archive  # noqa: E402
+from tests.support import run_tap  # noqa: E402
 
 pytestmark = pytest.mark.extras
 
