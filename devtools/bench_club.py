@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import collections
 import concurrent.futures
-import contextlib
 import json
 import os
 import resource
@@ -38,7 +37,6 @@ import sys
 import tempfile
 import time
 import typing as t
-import uuid
 from pathlib import Path
 
 import psycopg
@@ -46,6 +44,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "packages" / "strava-club"))  # sync.py needs no Dagster
 
+from devtools.postgres import scratch_database  # noqa: E402
 from strava_club.settings import ClubSettings  # noqa: E402
 from strava_club.sync import create_tables, discover, sync_athlete  # noqa: E402
 from strava_simulator import StravaSimulator  # noqa: E402
@@ -64,19 +63,6 @@ def children_cpu() -> float:
     """CPU seconds of every finished child process of this one (taps and targets)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-@contextlib.contextmanager
-def database() -> t.Iterator[str]:
-    """A database of the bench's own on the machine's PostgreSQL, dropped afterwards."""
-    name = f"bench_club_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{SERVER}/{name}"
-    finally:
-        with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def club_settings(sim: StravaSimulator, url: str, folder: Path, window: float) -> ClubSettings:
@@ -200,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[KEYS_ENV] = new_key()
     rows = []
     with (
-        database() as url,
+        scratch_database(SERVER, "bench_club") as url,
         tempfile.TemporaryDirectory(prefix="bench-club-") as folder,
         StravaSimulator(
             seed=500,

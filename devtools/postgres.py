@@ -40,3 +40,21 @@ def postgres_server(data_dir: Path | None = None) -> Iterator[str]:
 def connect(url: str) -> psycopg.Connection:
     """A psycopg connection to the server behind a SQLAlchemy URL."""
     return psycopg.connect(to_libpq(url), autocommit=True)
+
+
+@contextlib.contextmanager
+def scratch_database(server: str, prefix: str) -> Iterator[str]:
+    """A database of its own on ``server`` (a libpq URL without a database), then dropped.
+
+    For what needs a whole database to itself: Dagster's storage, a club's shared store.
+    """
+    import uuid
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server}/{name}"
+    finally:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -19,12 +19,12 @@ import subprocess
 import threading
 import time
 import typing as t
-import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from devtools.postgres import scratch_database
 from strava_simulator import StravaSimulator
 from tap_strava.token_store import StoredTokens, TokenStore, forget_athlete
 from tests.conftest import tap_config_for
@@ -76,14 +76,8 @@ telemetry:
 @pytest.fixture
 def club_database() -> t.Iterator[str]:
     """A database of this test's own on the real server: Dagster's storage and the rows."""
-    name = f"wt_dagster_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{SERVER}/{name}"
-    finally:
-        with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(SERVER, "wt_dagster") as url:
+        yield url
 
 
 def connect_athletes(config: dict[str, t.Any], athletes: t.Iterable[t.Any]) -> None:
