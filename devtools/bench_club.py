@@ -79,6 +79,8 @@ def club_settings(sim: StravaSimulator, url: str, folder: Path, window: float) -
         "token_store_path": str(folder / "tokens.json"),
         "shared_database_url": url.replace("postgresql://", "postgresql+psycopg://"),
         "max_rate_limit_wait_seconds": int(window) + 5,
+        # The simulator's shortened "15 minutes": the ledger's windows must be the same.
+        "rate_limit_window_seconds": int(window),
         "start_date": "2000-01-01T00:00:00Z",
     }
     target_config = {
