@@ -6,7 +6,9 @@ import contextlib
 import dataclasses
 import io
 import json
+import subprocess
 import typing as t
+from pathlib import Path
 
 from tap_strava.tap import TapStrava
 
@@ -115,3 +117,42 @@ def run_tap_cli(config: t.Mapping[str, t.Any], tmp_path: t.Any, *args: str) -> t
         timeout=120,
         check=False,
     )
+
+
+#: The project's target-postgres (``make setup`` installs it as a Meltano plugin).
+TARGET_POSTGRES = (
+    Path(__file__).resolve().parent.parent
+    / ".meltano/loaders/target-postgres/venv/bin/target-postgres"
+)
+
+
+def load_into_postgres(
+    messages: list[dict[str, t.Any]],
+    url: str,
+    schema: str,
+    workdir: Path,
+    *,
+    batch_size_rows: int | None = None,
+    timeout: float = 300,
+) -> None:
+    """Pipe Singer messages into the project's target-postgres, configured as meltano.yml."""
+    settings: dict[str, t.Any] = {
+        "sqlalchemy_url": url,
+        "default_target_schema": schema,
+        "add_record_metadata": True,
+        "use_copy": True,
+        "validate_records": False,
+    }
+    if batch_size_rows is not None:
+        settings["batch_size_rows"] = batch_size_rows
+    config = workdir / "target-postgres.json"
+    config.write_text(json.dumps(settings))
+    proc = subprocess.run(
+        [str(TARGET_POSTGRES), "--config", str(config)],
+        input="".join(json.dumps(m) + "\n" for m in messages),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]

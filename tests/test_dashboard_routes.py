@@ -41,7 +41,7 @@ from strava_simulator import StravaSimulator  # noqa: E402
 from strava_simulator.archive import write_archive  # noqa: E402
 from tests.conftest import tap_config_for  # noqa: E402
 from tests.export_fixtures import write_archive as write_test_archive  # noqa: E402
-from tests.support import run_tap  # noqa: E402
+from tests.support import load_into_postgres, run_tap  # noqa: E402
 
 pytestmark = pytest.mark.extras
 
@@ -245,28 +245,7 @@ class Loaded:
 
 
 def _load(messages: list[dict], url: str, schema: str, workdir: Path) -> None:
-    config = workdir / "target.json"
-    config.write_text(
-        json.dumps(
-            {
-                "sqlalchemy_url": url,
-                "default_target_schema": schema,
-                "add_record_metadata": True,
-                "use_copy": True,
-                "validate_records": False,
-                "batch_size_rows": 50,
-            }
-        )
-    )
-    proc = subprocess.run(
-        [str(TARGET), "--config", str(config)],
-        input="".join(json.dumps(m) + "\n" for m in messages),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    load_into_postgres(messages, url, schema, workdir, batch_size_rows=50, timeout=600)
 
 
 @pytest.fixture(scope="module")

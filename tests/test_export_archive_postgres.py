@@ -8,8 +8,6 @@ re-import must leave the tables as they were.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import pytest
 from devtools.postgres import connect
 from tests.export_fixtures import Activity, gpx_bytes, samples, standard_activities, start_at
 from tests.export_fixtures import write_archive as write_test_archive
-from tests.support import run_tap
+from tests.support import load_into_postgres, run_tap
 
 TARGET = (
     Path(__file__).resolve().parents[1]
@@ -27,28 +25,7 @@ TARGET = (
 
 
 def _load(messages: list[dict], postgres_url: str, schema: str, tmp_path: Path) -> None:
-    config = tmp_path / "target.json"
-    config.write_text(
-        json.dumps(
-            {
-                "sqlalchemy_url": postgres_url,
-                "default_target_schema": schema,
-                "add_record_metadata": True,
-                "use_copy": True,
-                "validate_records": False,
-                "batch_size_rows": 50,
-            }
-        )
-    )
-    proc = subprocess.run(
-        [str(TARGET), "--config", str(config)],
-        input="".join(json.dumps(m) + "\n" for m in messages),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    load_into_postgres(messages, postgres_url, schema, tmp_path, batch_size_rows=50)
 
 
 @pytest.mark.skipif(not TARGET.exists(), reason="target-postgres is not installed (make setup)")

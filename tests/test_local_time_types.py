@@ -28,6 +28,7 @@ import pytest
 from devtools.postgres import connect
 from tap_strava.event_inbox import parse_event, utc_instant
 from tap_strava.schemas.events import EVENT_RECEIPT_SCHEMA
+from tests.support import load_into_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "fixtures" / "golden_output.jsonl.gz"
@@ -69,27 +70,7 @@ def _as_previous_version(messages: list[dict]) -> list[dict]:
 
 
 def _postgres(messages: list[dict], url: str, schema: str, tmp_path: Path) -> None:
-    config = tmp_path / "postgres.json"
-    config.write_text(
-        json.dumps(
-            {
-                "sqlalchemy_url": url,
-                "default_target_schema": schema,
-                "add_record_metadata": True,
-                "use_copy": True,
-                "validate_records": False,
-            }
-        )
-    )
-    proc = subprocess.run(
-        [str(TARGET_POSTGRES), "--config", str(config)],
-        input="".join(json.dumps(m) + "\n" for m in messages),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    load_into_postgres(messages, url, schema, tmp_path)
 
 
 def _column_type(conn, schema: str, table: str, column: str) -> str:

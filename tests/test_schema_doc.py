@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import subprocess
 import typing as t
 import uuid
 from pathlib import Path
@@ -24,6 +23,7 @@ from devtools import schema_doc
 from devtools.postgres import connect
 from tap_strava.conform import conform_to_schema
 from tap_strava.schemas.details import ZONE_SCHEMA
+from tests.support import load_into_postgres
 
 TARGET = schema_doc.TARGET_PYTHON.parent / "target-postgres"
 needs_target = pytest.mark.skipif(
@@ -35,27 +35,7 @@ def _run_target(
     messages: list[dict[str, t.Any]], postgres_url: str, schema: str, tmp: Path
 ) -> None:
     """Pipe Singer messages into the project's target-postgres, configured as meltano.yml."""
-    config = tmp / "target.json"
-    config.write_text(
-        json.dumps(
-            {
-                "sqlalchemy_url": postgres_url,
-                "default_target_schema": schema,
-                "add_record_metadata": True,
-                "use_copy": True,
-                "validate_records": False,
-            }
-        )
-    )
-    proc = subprocess.run(
-        [str(TARGET), "--config", str(config)],
-        input="".join(json.dumps(m) + "\n" for m in messages),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    load_into_postgres(messages, postgres_url, schema, tmp)
 
 
 def _page_types(page: str) -> dict[str, dict[str, str]]:
