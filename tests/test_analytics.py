@@ -29,6 +29,8 @@ from devtools.postgres import connect
 from strava_simulator import StravaSimulator
 from tests.pipeline import MeltanoProject
 
+ROOT = Path(__file__).resolve().parents[1]
+
 pytestmark = pytest.mark.extras
 
 RIDES = {
@@ -354,7 +356,14 @@ def render(url: str, out: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def report(loaded, tmp_path_factory):
     out = tmp_path_factory.mktemp("dashboard") / "report.html"
-    proc = render(loaded.postgres_url, out, "--schema", loaded.schema)
+    proc = render(
+        loaded.postgres_url,
+        out,
+        "--schema",
+        loaded.schema,
+        "--analytics-schema",
+        loaded.analytics_schema,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
@@ -388,6 +397,43 @@ def test_the_report_is_self_contained_with_a_png_per_chart(loaded, report):
         assert html.escape(activity["name"]) in page, activity["name"]
 
 
+def _sport_colours(page: str) -> dict[str, set[str]]:
+    """Sport type -> the colours the recent activities table gives it."""
+    found = re.findall(r'<span class="sport" style="background:(#\w+)"></span>([^<(]+)', page)
+    colours: dict[str, set[str]] = {}
+    for colour, sport in found:
+        colours.setdefault(sport.strip(), set()).add(colour)
+    return colours
+
+
+def test_the_report_draws_the_models_definitions_not_its_own(duckdb_file, tmp_path):
+    """One definition: change the models' sport groups and the report follows them."""
+    import shutil
+
+    from strava_dashboard.charts import GROUP_COLOURS
+
+    database = tmp_path / "strava.duckdb"
+    shutil.copy(duckdb_file, database)
+    project = tmp_path / "transform"
+    shutil.copytree(ROOT / "transform", project, ignore=shutil.ignore_patterns("target", "logs"))
+    macros = project / "macros" / "sport_groups.sql"
+    runs = "in ('Run', 'TrailRun', 'VirtualRun') then 'run'"
+    assert runs in macros.read_text()
+    pages = {}
+    for name in ("as shipped", "runs as swims"):
+        if name == "runs as swims":
+            macros.write_text(macros.read_text().replace(runs, runs.replace("'run'", "'swim'")))
+        out = tmp_path / f"{name.replace(' ', '-')}.html"
+        proc = render(
+            f"duckdb:///{database}", out, "--no-png", "--no-maps", "--dbt-project-dir", str(project)
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        pages[name] = _sport_colours(out.read_text(encoding="utf-8"))
+    assert pages["as shipped"]["Run"] == {GROUP_COLOURS["Run"]}
+    assert pages["runs as swims"]["Run"] == {GROUP_COLOURS["Swim"]}
+    assert pages["runs as swims"]["Ride"] == pages["as shipped"]["Ride"] == {GROUP_COLOURS["Ride"]}
+
+
 def test_the_report_renders_from_duckdb_and_from_an_empty_database(duckdb_file, tmp_path):
     out = tmp_path / "duck.html"
     proc = render(f"duckdb:///{duckdb_file}", out, "--no-png")
@@ -398,20 +444,39 @@ def test_the_report_renders_from_duckdb_and_from_an_empty_database(duckdb_file, 
 
     import duckdb
 
+    # The loader's tables without a row: what a first run that found nothing leaves.
     empty = tmp_path / "empty.duckdb"
     with duckdb.connect(str(empty)) as conn:
+        conn.execute(f"ATTACH '{duckdb_file}' AS loaded (READ_ONLY)")
         conn.execute("CREATE SCHEMA strava")
-        conn.execute(
-            "CREATE TABLE strava.activities (id BIGINT, name VARCHAR, sport_type VARCHAR,"
-            " start_date_local TIMESTAMP, distance DOUBLE, moving_time BIGINT,"
-            " total_elevation_gain DOUBLE, gear_id VARCHAR, trainer BOOLEAN)"
-        )
-        conn.execute("CREATE TABLE strava.athlete (bikes JSON, shoes JSON)")
+        tables = conn.execute(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_catalog = 'loaded' AND table_schema = 'strava'"
+        ).fetchall()
+        for (table,) in tables:
+            conn.execute(
+                f'CREATE TABLE strava."{table}" AS SELECT * FROM loaded.strava."{table}" LIMIT 0'
+            )
     proc = render(f"duckdb:///{empty}", tmp_path / "empty.html", "--today", "2026-11-28")
     assert proc.returncode == 0, proc.stderr[-3000:]
     empty_page = (tmp_path / "empty.html").read_text(encoding="utf-8")
     assert "No activities loaded yet." in empty_page
     assert "No routes loaded" in empty_page
+
+    # Tables no loader writes (no athlete_id): the models cannot build, and the command
+    # says which model failed and why in one line.
+    broken = tmp_path / "broken.duckdb"
+    with duckdb.connect(str(broken)) as conn:
+        conn.execute("CREATE SCHEMA strava")
+        conn.execute("CREATE TABLE strava.activities (id BIGINT, name VARCHAR)")
+        conn.execute("CREATE TABLE strava.athlete (bikes JSON, shoes JSON)")
+    proc = render(f"duckdb:///{broken}", tmp_path / "broken.html")
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("tap-strava-dashboard: error: dbt build of the models failed ("), line
+    assert "stg_gear" in line
+    assert 'column "athlete_id" not found' in line
+    assert line.endswith("dbt.log")
 
     proc = render(f"duckdb:///{tmp_path / 'missing.duckdb'}", tmp_path / "x.html")
     assert proc.returncode == 1

@@ -37,11 +37,14 @@ pytest.importorskip("PIL")
 from devtools import browser  # noqa: E402
 from devtools.postgres import connect  # noqa: E402
 from strava_dashboard import data, heatmap, privacy, routes, tracks  # noqa: E402
+from strava_dashboard.models import build  # noqa: E402
 from strava_simulator import StravaSimulator  # noqa: E402
 from strava_simulator.archive import write_archive  # noqa: E402
 from tests.conftest import tap_config_for  # noqa: E402
 from tests.export_fixtures import write_archive as write_test_archive  # noqa: E402
 from tests.support import load_into_postgres, run_tap  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.extras
 
@@ -231,6 +234,8 @@ def test_the_heatmap_and_a_route_map_leave_the_zone_background():
 class Loaded:
     url: str
     schema: str
+    #: The analytics schema the report reads, built once by the fixture.
+    models: str
     sim: StravaSimulator
     ids: dict[str, int]  # archive-only, api-only, mixed -> athlete id
     workdir: Path
@@ -287,17 +292,29 @@ def loaded(postgres_url, tmp_path_factory):
                 result = run_tap(config, streams=["activities", "athlete", "activity_streams"])
                 assert len(result.records("activity_streams")) == streams
                 _load(result.messages, postgres_url, schema, workdir)
-            yield Loaded(postgres_url, schema, sim, ids, workdir)
+            build(postgres_url, raw_schema=schema, analytics_schema=f"{schema}_models",
+                  project_dir=ROOT / "transform", meltano_root=ROOT)  # fmt: skip
+            yield Loaded(postgres_url, schema, f"{schema}_models", sim, ids, workdir)
         finally:
             with connect(postgres_url) as conn:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}_models" CASCADE')
 
 
-def render(url: str, schema: str, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def render(
+    url: str,
+    schema: str,
+    out: Path,
+    *args: str,
+    models: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """The command on the raw ``schema``; with ``models``, on those built models as they are."""
+    read = ["--analytics-schema", models, "--no-build"] if models else []
     return subprocess.run(
         [sys.executable, "-m", "strava_dashboard", "--database-url", url, "--schema", schema,
-         "--out", str(out), "--export-archive", "", *args],
-        capture_output=True, text=True, timeout=600, check=False,
+         *read, "--out", str(out), "--export-archive", "", *args],
+        capture_output=True, text=True, timeout=600, check=False, env=env,
     )  # fmt: skip
 
 
@@ -347,7 +364,9 @@ def expected_sources(loaded: Loaded, label: str) -> dict[str, int]:
 
 
 def test_one_report_per_athlete_saying_its_sources_dates_and_route_sources(loaded, tmp_path):
-    proc = render(loaded.url, loaded.schema, tmp_path / "report.html", "--no-png")
+    proc = render(
+        loaded.url, loaded.schema, tmp_path / "report.html", "--no-png", models=loaded.models
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     index = (tmp_path / "report.html").read_text(encoding="utf-8")
     for label, athlete in loaded.ids.items():
@@ -355,9 +374,9 @@ def test_one_report_per_athlete_saying_its_sources_dates_and_route_sources(loade
         page = (tmp_path / f"report-{athlete}.html").read_text(encoding="utf-8")
         summaries = loaded.activities(label)
         own_ids = {a["id"] for a in summaries}
-        # The dates: local for the API's rows, UTC for the archive-only athlete's.
-        key = "start_date" if label == "archive-only" else "start_date_local"
-        days = sorted(datetime.date.fromisoformat(a[key][:10]) for a in summaries)
+        # The dates: the athlete's local days, the archive-only athlete's too (the models
+        # give archive rows a local time from their files).
+        days = sorted(datetime.date.fromisoformat(a["start_date_local"][:10]) for a in summaries)
         text = coverage(page)
         assert f"athlete {athlete}" in text
         assert f"{len(summaries)} activities" in text
@@ -368,7 +387,20 @@ def test_one_report_per_athlete_saying_its_sources_dates_and_route_sources(loade
             "mixed": f"(API: {ACTIVITIES}, export archive: {ACTIVITIES})",
         }[label]
         assert sources in text, text
-        assert ("archive-only activities in UTC" in text) == (label == "archive-only")
+        # In UTC: archive rows whose files told no local time, of an athlete without an API
+        # history to take a zone from (from the raw table, not the models).
+        in_utc = 0
+        if label == "archive-only":
+            in_utc = loaded.count(
+                "SELECT count(*) FROM {s}.export_activities"
+                " WHERE athlete_id = %s AND start_date_local IS NULL",
+                athlete,
+            )
+        if in_utc:
+            what = "activity" if in_utc == 1 else "activities"
+            assert f"; {in_utc} {what} in UTC (no time zone known)" in text, text
+        else:
+            assert "in UTC" not in text, text
 
         # Routes: only this athlete's, each saying its source; the caption counts them.
         figures = route_figures(page)
@@ -394,7 +426,10 @@ def test_one_report_per_athlete_saying_its_sources_dates_and_route_sources(loade
 def test_athlete_id_picks_one_athlete_and_bad_settings_are_one_line(loaded, tmp_path):
     athlete = loaded.ids["api-only"]
     out = tmp_path / "one.html"
-    proc = render(loaded.url, loaded.schema, out, "--athlete-id", str(athlete), "--no-png")
+    proc = render(
+        loaded.url, loaded.schema, out, "--athlete-id", str(athlete), "--no-png",
+        models=loaded.models,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == [str(out)]
     page = out.read_text(encoding="utf-8")
@@ -404,15 +439,16 @@ def test_athlete_id_picks_one_athlete_and_bad_settings_are_one_line(loaded, tmp_
 
     # The zones of the environment variable count; --no-maps leaves the maps out.
     env = {**os.environ, privacy.ENV_VAR: "0,0,100; 1,1,200"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "strava_dashboard", "--database-url", loaded.url, "--schema",
-         loaded.schema, "--out", str(out), "--export-archive", "", "--athlete-id",
-         str(athlete), "--no-png"],
-        capture_output=True, text=True, timeout=600, check=False, env=env,
+    proc = render(
+        loaded.url, loaded.schema, out, "--athlete-id", str(athlete), "--no-png",
+        models=loaded.models, env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "privacy: 2 zones, 0 points hidden" in out.read_text(encoding="utf-8")
-    proc = render(loaded.url, loaded.schema, out, "--athlete-id", str(athlete), "--no-maps")
+    proc = render(
+        loaded.url, loaded.schema, out, "--athlete-id", str(athlete), "--no-maps",
+        models=loaded.models,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     page = out.read_text(encoding="utf-8")
     assert "chart-route-heatmap" not in page
@@ -429,7 +465,7 @@ def test_athlete_id_picks_one_athlete_and_bad_settings_are_one_line(loaded, tmp_
         (("--export-archive", str(bad_archive)), "row 2 has no coordinates"),
     ):
         (tmp_path / "bad.html").unlink(missing_ok=True)
-        proc = render(loaded.url, loaded.schema, tmp_path / "bad.html", *args)
+        proc = render(loaded.url, loaded.schema, tmp_path / "bad.html", *args, models=loaded.models)
         assert proc.returncode == 1, (args, proc.stderr)
         (line,) = proc.stderr.splitlines()
         assert line.startswith("tap-strava-dashboard: error: "), line
@@ -476,7 +512,7 @@ def _zones_on_routes(loaded: Loaded, db: data.Database, athlete: int) -> list[pr
 
 def test_no_route_point_or_segment_enters_a_zone_in_the_data_or_the_pictures(loaded):
     athlete = loaded.ids["mixed"]
-    with RecordingDatabase(loaded.url, loaded.schema) as db:
+    with RecordingDatabase(loaded.url, loaded.schema, loaded.models) as db:
         zones = _zones_on_routes(loaded, db, athlete)
         dataset = data.load_athlete(db, athlete)
         checked = 0
@@ -563,12 +599,12 @@ def test_the_report_renders_the_same_routes_from_duckdb(loaded, tmp_path):
             duck.executemany(f'INSERT INTO "strava"."strava"."{table}" VALUES ({marks})', rows)
     athlete = loaded.ids["mixed"]
     pages = {}
-    for name, url, schema in (
-        ("duckdb", f"duckdb:///{path}", "strava"),
-        ("postgres", loaded.url, loaded.schema),
+    for name, url, schema, models in (
+        ("duckdb", f"duckdb:///{path}", "strava", None),  # the command builds them
+        ("postgres", loaded.url, loaded.schema, loaded.models),
     ):
         out = tmp_path / f"{name}.html"
-        proc = render(url, schema, out, "--athlete-id", str(athlete), "--no-png")
+        proc = render(url, schema, out, "--athlete-id", str(athlete), "--no-png", models=models)
         assert proc.returncode == 0, proc.stderr[-3000:]
         pages[name] = out.read_text(encoding="utf-8")
     assert route_figures(pages["duckdb"]) == route_figures(pages["postgres"])
@@ -599,7 +635,7 @@ def test_chromium_offline_shows_the_heatmap_and_every_route_map(loaded, tmp_path
     athlete = loaded.ids["mixed"]
     out = tmp_path / "report.html"
     proc = render(loaded.url, loaded.schema, out, "--athlete-id", str(athlete), "--no-png",
-                  "--privacy-zone", "0,0,100")  # fmt: skip
+                  "--privacy-zone", "0,0,100", models=loaded.models)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     page = out.read_text(encoding="utf-8")
     # Offline by construction: nothing the page would fetch, no http(s) anywhere in a source.

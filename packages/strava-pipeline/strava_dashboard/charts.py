@@ -49,7 +49,10 @@ class Chart:
 
 
 def week_start(day: datetime.date) -> datetime.date:
-    """Monday of the ISO week the day is in."""
+    """Monday of the ISO week the day is in: the charts' axis, from the report's last day.
+
+    Which week an activity belongs to is the model's (``Activity.week``), not this.
+    """
     return day - datetime.timedelta(days=day.weekday())
 
 
@@ -107,7 +110,7 @@ def weekly_distance(activities: list[Activity], end: datetime.date, weeks: int =
         g: collections.defaultdict(float) for g in GROUPS
     }
     for activity in activities:
-        monday = week_start(activity.day)
+        monday = activity.week
         if periods[0] <= monday <= last:
             values[activity.group][monday] += activity.distance_km
     fig, ax = _figure(width=12.0, height=3.0)
@@ -220,7 +223,7 @@ def monthly_elevation(activities: list[Activity], end: datetime.date, months: in
         g: collections.defaultdict(float) for g in GROUPS
     }
     for activity in activities:
-        month = activity.day.replace(day=1)
+        month = activity.month
         if periods[0] <= month <= first:
             values[activity.group][month] += activity.elevation_m
     fig, ax = _figure()
@@ -244,28 +247,20 @@ def _month_label(value: float) -> str:
     return num2date(value).strftime("%b %y")
 
 
-def gear_mileage(activities: list[Activity], gear: dict[str, Gear]) -> Chart:
-    """Kilometres per bike and pair of shoes from the activities, Strava's total as a tick."""
-    km: dict[str, float] = collections.defaultdict(float)
-    for activity in activities:
-        if activity.gear_id:
-            km[activity.gear_id] += activity.distance_km
-    ids = sorted(set(km) | set(gear), key=lambda g: km.get(g, 0.0))
+def gear_mileage(gear: dict[str, Gear]) -> Chart:
+    """Kilometres per bike and pair of shoes (the ``gear_mileage`` model), Strava's as a tick."""
+    km = {g: item.km for g, item in gear.items()}
+    ids = sorted(gear, key=lambda g: km[g])
     fig, ax = _figure(width=12.0, height=max(1.6, 0.32 * len(ids) + 0.8))
     ax.grid(axis="y", visible=False)
     ax.grid(axis="x", color=GRID, linewidth=0.8)
     if ids:
-        labels = [gear[g].name if g in gear else g for g in ids]
+        labels = [gear[g].name for g in ids]
         colours = [
-            GROUP_COLOURS["Ride"]
-            if (gear[g].kind if g in gear else ("bike" if g.startswith("b") else "shoe")) == "bike"
-            else GROUP_COLOURS["Run"]
-            for g in ids
+            GROUP_COLOURS["Ride"] if gear[g].kind == "bike" else GROUP_COLOURS["Run"] for g in ids
         ]
-        ax.barh(labels, [km.get(g, 0.0) for g in ids], color=colours, height=0.6)
-        strava = [
-            (label, gear[g].strava_km) for label, g in zip(labels, ids, strict=True) if g in gear
-        ]
+        ax.barh(labels, [km[g] for g in ids], color=colours, height=0.6)
+        strava = [(label, gear[g].strava_km) for label, g in zip(labels, ids, strict=True)]
         if any(value is not None for _, value in strava):
             ax.scatter(
                 [v for _, v in strava if v is not None],

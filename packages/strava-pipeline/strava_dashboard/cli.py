@@ -1,8 +1,10 @@
-"""``tap-strava-dashboard``: render the training report from the loaded tables.
+"""``tap-strava-dashboard``: build the analytics models, then render the training report.
 
-This module imports only the standard library and the pipeline's own core at the top:
-the drawing modules need the ``dashboard`` extra (matplotlib, which brings numpy and
-Pillow), and without it the command must say so in one line, not in a traceback.
+The report reads the dbt models (transform/), which the command builds first with dbt
+(:mod:`strava_dashboard.models`; ``--no-build`` reads them as they are). This module
+imports only the standard library and the pipeline's own core at the top: the drawing
+modules need the ``dashboard`` extra (matplotlib, which brings numpy and Pillow; dbt),
+and without it the command must say so in one line, not in a traceback.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def _default_url() -> str | None:
 
 def parser() -> argparse.ArgumentParser:
     """The command line (documented in docs/destinations.md, "Analytics")."""
-    settings = Project.here().settings
+    project = Project.here()
+    settings = project.settings
     cli = argparse.ArgumentParser(
         prog=PROG,
         description="Render a self-contained HTML training report (and a PNG of each "
@@ -55,6 +58,23 @@ def parser() -> argparse.ArgumentParser:
         " TARGET_DUCKDB_FILEPATH.",
     )
     cli.add_argument("--schema", default="strava", help="schema of the raw tables (strava)")
+    cli.add_argument(
+        "--analytics-schema",
+        default=settings.get("STRAVA_ANALYTICS_SCHEMA") or "analytics",
+        help="schema of the dbt models the report reads and builds (default: "
+        "STRAVA_ANALYTICS_SCHEMA, else analytics)",
+    )
+    cli.add_argument(
+        "--no-build",
+        action="store_true",
+        help="read the models as they are, without running dbt build first",
+    )
+    cli.add_argument(
+        "--dbt-project-dir",
+        type=Path,
+        default=project.root / "transform" if project.root else Path("transform"),
+        help="the dbt project (default: the Meltano project's transform/)",
+    )
     cli.add_argument(
         "--out",
         type=Path,
@@ -118,6 +138,14 @@ def _require_extra(database_url: str) -> None:
         _fail(f"the dashboard extra is not installed (no module named {name!r}): {EXTRA_HINT}")
 
 
+def _check_database(database_url: str) -> None:
+    """A DuckDB file must exist before dbt runs (dbt would create an empty one)."""
+    if database_url.startswith("duckdb:"):
+        path = Path(database_url.removeprefix("duckdb:").removeprefix("///"))
+        if not path.is_file():
+            _fail(f"cannot read the tables: No DuckDB file at {path}")
+
+
 def _zones(args: argparse.Namespace) -> list[Zone]:
     from strava_dashboard import privacy
 
@@ -158,15 +186,30 @@ def main(argv: list[str] | None = None) -> None:
             "project's .env)"
         )
     _require_extra(args.database_url)
-    from strava_dashboard import charts, data, report, routes
+    from strava_dashboard import charts, data, models, report, routes
 
     zones = _zones(args)
+    _check_database(args.database_url)
+    if not args.no_build:
+        try:
+            models.build(
+                args.database_url,
+                raw_schema=args.schema,
+                analytics_schema=args.analytics_schema,
+                project_dir=args.dbt_project_dir,
+                meltano_root=Project.here().root,
+            )
+        except models.BuildFailed as exc:
+            _fail(str(exc))
     try:
-        db = data.Database(args.database_url, args.schema)
+        db = data.Database(args.database_url, args.schema, args.analytics_schema)
     except Exception as exc:  # one line naming the cause, not a traceback
         _fail(f"cannot read the tables: {exc}")
     with db:
-        athletes = _pages(args, db)
+        try:
+            athletes = _pages(args, db)
+        except data.ModelsMissing as exc:
+            _fail(str(exc))
         single = len(athletes) == 1
         index: list[tuple[str, str, str]] = []
         for athlete in athletes:

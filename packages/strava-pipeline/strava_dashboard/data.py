@@ -1,16 +1,14 @@
-"""Reading the raw tables the loaders wrote (PostgreSQL or DuckDB) into plain objects.
+"""Reading the analytics models (PostgreSQL or DuckDB) into plain objects.
 
-The dashboard reads the raw tables, not the dbt models, so that it works right after a
-load, without dbt installed. Its few sums use the same definitions as the models in
-``transform/`` (local dates from ``start_date_local``, ISO weeks, indoor rides = trainer or
-VirtualRide).
+The report draws what the dbt models in ``transform/`` define, never a Python copy of
+them: every activity of every source once per athlete, with its local date, ISO week,
+month, sport group and the rule that gave its local time (``activities_enriched``), and
+the kilometres per bike and pair of shoes (``gear_mileage``). The command builds the
+models before reading them (:mod:`strava_dashboard.models`). What the models do not hold
+is read from the raw tables the loaders wrote: the athlete's name and, one activity at a
+time, the tracks (:mod:`strava_dashboard.tracks`).
 
-One report is about one athlete (``athlete_id``, the partition key of every table). Its
-activities come from the API's ``activities`` and, for those the API does not have, from
-the archive's ``export_activities``, so an archive-only user and the years before a
-user's API history are in the report too. The archive has no local time: its rows use
-the UTC start (``Activity.local_time`` says so). Deletions are left out as in
-``activities_merged`` (the reconcile's ``_sdc_deleted_at``, ``activity_deletions``).
+One report is about one athlete (``athlete_id``, the key of every mart).
 """
 
 from __future__ import annotations
@@ -22,106 +20,62 @@ import re
 import typing as t
 from pathlib import Path
 
-RIDE_TYPES = frozenset(
-    {
-        "Ride",
-        "MountainBikeRide",
-        "GravelRide",
-        "EBikeRide",
-        "EMountainBikeRide",
-        "VirtualRide",
-        "Velomobile",
-        "Handcycle",
-    }
-)
-RUN_TYPES = frozenset({"Run", "TrailRun", "VirtualRun"})
-WALK_TYPES = frozenset({"Walk", "Hike"})
-
-#: The columns read from ``activities`` (API) and, in the same order, ``export_activities``.
-API_COLUMNS = (
-    "id",
-    "name",
-    "sport_type",
-    "start_date_local",
-    "distance",
-    "moving_time",
-    "total_elevation_gain",
-    "gear_id",
-    "trainer",
-)
-ARCHIVE_COLUMNS = (
-    "id",
-    "name",
-    "sport_type",
-    "start_date",
-    "distance",
-    "moving_time",
-    "total_elevation_gain",
-    "gear_name",
-    "activity_type",
-)
+#: The marts the report reads (transform/models/marts).
+ACTIVITIES_MART = "activities_enriched"
+GEAR_MART = "gear_mileage"
+#: The models' sport groups (the ``sport_group`` macro) as the charts label them.
+GROUP_LABELS = {"ride": "Ride", "run": "Run", "swim": "Swim", "walk": "Walk", "other": "Other"}
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def sport_group(sport_type: str) -> str:
-    """Ride, Run, Swim, Walk or Other: the colours of the charts (Strava's list grows)."""
-    if sport_type in RIDE_TYPES:
-        return "Ride"
-    if sport_type in RUN_TYPES:
-        return "Run"
-    if sport_type == "Swim":
-        return "Swim"
-    if sport_type in WALK_TYPES:
-        return "Walk"
-    return "Other"
+class ModelsMissing(Exception):
+    """The marts are not in the analytics schema (one line naming the fix)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Activity:
-    """One activity in the units the report shows."""
+    """One row of ``activities_enriched`` in the units the report shows."""
 
     id: int
     name: str
     sport_type: str
+    #: The model's sport group, as the charts label it (Ride, Run, Swim, Walk, Other).
+    group: str
+    #: The local wall time of the start (the model's ``start_date_local``).
     start_local: datetime.datetime
+    #: The model's local date, the Monday of its ISO week and the first of its month.
+    day: datetime.date
+    week: datetime.date
+    month: datetime.date
     distance_km: float
     moving_s: int
     elevation_m: float
+    #: Minutes per km over the moving time (the model's); None without a distance.
+    pace_min_per_km: float | None
     gear_id: str | None
     trainer: bool
     #: ``api`` (the activities table only), ``archive`` (export_activities only) or ``both``.
     source: str = "api"
-
-    @property
-    def group(self) -> str:
-        """The sport group the charts colour by."""
-        return sport_group(self.sport_type)
-
-    @property
-    def day(self) -> datetime.date:
-        """The athlete's local date (Strava's local wall time; UTC for archive rows)."""
-        return self.start_local.date()
+    #: Where the local time came from (``api``, ``fit_local_timestamp``,
+    #: ``start_coordinates``, ``athlete_timezone`` or ``utc``: none known).
+    local_time_rule: str = "api"
 
     @property
     def local_time(self) -> bool:
-        """Whether ``start_local`` is a local wall time (the archive has only UTC)."""
-        return self.source != "archive"
-
-    @property
-    def pace_min_per_km(self) -> float | None:
-        """Minutes per km over the moving time; None without a distance."""
-        if self.distance_km <= 0 or self.moving_s <= 0:
-            return None
-        return self.moving_s / 60 / self.distance_km
+        """Whether ``start_local`` is a local wall time (``utc``: no zone was known)."""
+        return self.local_time_rule != "utc"
 
 
 @dataclasses.dataclass(frozen=True)
 class Gear:
-    """A bike or pair of shoes from the athlete profile (or the archive's bikes/shoes)."""
+    """One row of ``gear_mileage``: a bike or pair of shoes and its loaded kilometres."""
 
     id: str
     name: str
     kind: str
+    #: Kilometres in the loaded activities (the model's sum).
+    km: float
+    #: Strava's own total for the gear (older activities included), when the profile has it.
     strava_km: float | None
 
 
@@ -148,29 +102,15 @@ def _to_datetime(value: t.Any) -> datetime.datetime:
     """A timestamp as the database returns it (datetime or ISO text), without a zone."""
     if isinstance(value, datetime.datetime):
         return value.replace(tzinfo=None)
-    return datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00")).replace(tzinfo=None)
+    return datetime.datetime.fromisoformat(str(value)).replace(tzinfo=None)
 
 
-def _to_bool(value: t.Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "t", "1")
-    return bool(value)
-
-
-def _activity(row: t.Sequence[t.Any], source: str = "api") -> Activity:
-    ident, name, sport, start, distance, moving, elevation, gear_id, trainer = row
-    return Activity(
-        id=int(ident),
-        name=str(name or ""),
-        sport_type=str(sport or "Unknown"),
-        start_local=_to_datetime(start),
-        distance_km=float(distance or 0) / 1000,
-        moving_s=int(moving or 0),
-        elevation_m=float(elevation or 0),
-        gear_id=str(gear_id) if gear_id else None,
-        trainer=_to_bool(trainer),
-        source=source,
-    )
+def _to_date(value: t.Any) -> datetime.date:
+    if isinstance(value, datetime.datetime):
+        return value.date()
+    if isinstance(value, datetime.date):
+        return value
+    return datetime.date.fromisoformat(str(value)[:10])
 
 
 def json_value(value: t.Any) -> t.Any:
@@ -180,30 +120,10 @@ def json_value(value: t.Any) -> t.Any:
     return value
 
 
-def _gear_items(value: t.Any) -> list[dict[str, t.Any]]:
-    """bikes/shoes as a list of dicts: jsonb[] (Postgres), JSON text (DuckDB) or None."""
-    if value is None:
-        return []
-    value = json_value(value)
-    items = value if isinstance(value, list) else [value]
-    return [json_value(i) for i in items if i is not None]
-
-
-def _gear(rows: t.Iterable[t.Sequence[t.Any]]) -> dict[str, Gear]:
-    gear: dict[str, Gear] = {}
-    for bikes, shoes in rows:
-        for kind, items in (("bike", bikes), ("shoe", shoes)):
-            for item in _gear_items(items):
-                if not isinstance(item, dict) or not item.get("id"):
-                    continue
-                distance = item.get("distance")
-                gear[str(item["id"])] = Gear(
-                    id=str(item["id"]),
-                    name=str(item.get("name") or item["id"]),
-                    kind=kind,
-                    strava_km=float(distance) / 1000 if distance is not None else None,
-                )
-    return gear
+def _to_bool(value: t.Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "t", "1")
+    return bool(value)
 
 
 class Database:
@@ -215,11 +135,15 @@ class Database:
     user) instead of failing on what does not.
     """
 
-    def __init__(self, database_url: str, schema: str = "strava") -> None:
-        if not _IDENTIFIER.match(schema):
-            msg = f"Not a plain schema name: {schema!r}"
-            raise ValueError(msg)
+    def __init__(
+        self, database_url: str, schema: str = "strava", analytics_schema: str = "analytics"
+    ) -> None:
+        for name in (schema, analytics_schema):
+            if not _IDENTIFIER.match(name):
+                msg = f"Not a plain schema name: {name!r}"
+                raise ValueError(msg)
         self.schema = schema
+        self.analytics_schema = analytics_schema
         self._conn: t.Any
         params: tuple[str, ...]
         if database_url.startswith("duckdb:"):
@@ -237,7 +161,7 @@ class Database:
             if not _IDENTIFIER.match(str(catalog)):
                 msg = f"Not a plain catalog name: {catalog!r}"
                 raise ValueError(msg)
-            self._prefix = f'"{catalog}"."{schema}"'
+            self._catalog = f'"{catalog}".'
             where, params = "table_catalog = ? AND table_schema = ?", (str(catalog), schema)
         elif database_url.startswith(("postgresql", "postgres:")):
             import psycopg
@@ -246,17 +170,23 @@ class Database:
             url = re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", database_url)
             self.kind = "postgres"
             self._conn = psycopg.connect(url, autocommit=True)
-            self._prefix = f'"{schema}"'
+            self._catalog = ""
             where, params = "table_schema = ?", (schema,)
         else:
             msg = f"Unsupported database URL (postgresql:// or duckdb:///): {database_url}"
             raise ValueError(msg)
-        self.columns: dict[str, set[str]] = {}
+        self.columns = self._columns(where, params)
+        self.model_columns = self._columns(where, (*params[:-1], analytics_schema))
+
+    def _columns(self, where: str, params: tuple[str, ...]) -> dict[str, set[str]]:
+        """Each table of one schema with its column names."""
+        columns: dict[str, set[str]] = {}
         for table, column in self.rows(
             f"SELECT table_name, column_name FROM information_schema.columns WHERE {where}",  # noqa: S608
             params,
         ):
-            self.columns.setdefault(str(table), set()).add(str(column))
+            columns.setdefault(str(table), set()).add(str(column))
+        return columns
 
     def __enter__(self) -> Database:
         return self
@@ -269,11 +199,18 @@ class Database:
         self._conn.close()
 
     def table(self, name: str) -> str:
-        """The quoted full name of a table of the schema."""
+        """The quoted full name of a raw table (the loaders' schema)."""
+        return self._name(self.schema, name)
+
+    def model(self, name: str) -> str:
+        """The quoted full name of a dbt model (the analytics schema)."""
+        return self._name(self.analytics_schema, name)
+
+    def _name(self, schema: str, name: str) -> str:
         if not _IDENTIFIER.match(name):
             msg = f"Not a plain table name: {name!r}"
             raise ValueError(msg)
-        return f'{self._prefix}."{name}"'
+        return f'{self._catalog}"{schema}"."{name}"'
 
     def has(self, table: str, *columns: str) -> bool:
         """Whether the table exists with all these columns."""
@@ -285,11 +222,6 @@ class Database:
             statement = statement.replace("?", "%s")
         return [tuple(r) for r in self._conn.execute(statement, tuple(params)).fetchall()]
 
-    def select_list(self, table: str, wanted: t.Sequence[str]) -> str:
-        """``"a", "b", NULL, ...``: the wanted columns the table has, NULL for the others."""
-        have = self.columns.get(table, set())
-        return ", ".join(f'"{c}"' if c in have else "NULL" for c in wanted)
-
     def athlete_filter(self, table: str, athlete_id: int | None) -> tuple[str, tuple[t.Any, ...]]:
         """``WHERE athlete_id = ?`` when the table is partitioned and an athlete is given."""
         if athlete_id is None or "athlete_id" not in self.columns.get(table, set()):
@@ -297,108 +229,109 @@ class Database:
         return " WHERE athlete_id = ?", (athlete_id,)
 
 
-def athletes(db: Database) -> list[int | None]:
-    """The athletes with activities from either source; ``[None]`` without a partition key."""
-    found: set[int] = set()
-    partitioned = False
-    for table in ("activities", "export_activities"):
-        if db.has(table, "athlete_id"):
-            partitioned = True
-            found.update(
-                int(a)
-                for (a,) in db.rows(f"SELECT DISTINCT athlete_id FROM {db.table(table)}")  # noqa: S608
-                if a is not None
-            )
-    if not partitioned:
-        return [None]
-    return [*sorted(found)]
-
-
-def _deleted_ids(db: Database, athlete_id: int | None) -> set[int]:
-    if not db.has("activity_deletions", "id"):
-        return set()
-    where, params = db.athlete_filter("activity_deletions", athlete_id)
-    statement = f"SELECT id FROM {db.table('activity_deletions')}{where}"  # noqa: S608
-    return {int(i) for (i,) in db.rows(statement, params)}
-
-
-def _api_rows(db: Database, athlete_id: int | None) -> list[tuple[t.Any, ...]]:
-    if "activities" not in db.columns:
-        return []
-    where, params = db.athlete_filter("activities", athlete_id)
-    if "_sdc_deleted_at" in db.columns["activities"]:
-        where += (" AND" if where else " WHERE") + " _sdc_deleted_at IS NULL"
-    columns = db.select_list("activities", API_COLUMNS)
-    return db.rows(f"SELECT {columns} FROM {db.table('activities')}{where}", params)  # noqa: S608
-
-
-def _archive_rows(db: Database, athlete_id: int | None) -> list[tuple[t.Any, ...]]:
-    if "export_activities" not in db.columns:
-        return []
-    where, params = db.athlete_filter("export_activities", athlete_id)
-    columns = db.select_list("export_activities", ARCHIVE_COLUMNS)
-    return db.rows(f"SELECT {columns} FROM {db.table('export_activities')}{where}", params)  # noqa: S608
-
-
-def _archive_gear(db: Database, athlete_id: int | None) -> dict[str, Gear]:
-    if not db.has("export_gear", "id", "name", "kind"):
-        return {}
-    where, params = db.athlete_filter("export_gear", athlete_id)
-    return {
-        str(i): Gear(id=str(i), name=str(n or i), kind=str(k or ""), strava_km=None)
-        for i, n, k in db.rows(
-            f"SELECT id, name, kind FROM {db.table('export_gear')}{where}",  # noqa: S608
-            params,
+def require_models(db: Database) -> None:
+    """Fail in one line when the marts the report reads are not built."""
+    missing = [m for m in (ACTIVITIES_MART, GEAR_MART) if m not in db.model_columns]
+    if missing:
+        msg = (
+            f"no {', '.join(missing)} in schema {db.analytics_schema}: build the models "
+            "(leave out --no-build, or run `meltano invoke dbt:build`) or set "
+            "--analytics-schema"
         )
-    }
+        raise ModelsMissing(msg)
 
 
-def _athlete(db: Database, athlete_id: int | None) -> tuple[dict[str, Gear], str]:
-    if "athlete" not in db.columns:
-        return {}, ""
+def athletes(db: Database) -> list[int | None]:
+    """The athletes the models hold activities of (None: loaded without an athlete id)."""
+    require_models(db)
+    found = db.rows(f"SELECT DISTINCT athlete_id FROM {db.model(ACTIVITIES_MART)}")  # noqa: S608
+    ids = {int(a) for (a,) in found if a is not None}
+    return [*sorted(ids), *([None] if any(a is None for (a,) in found) else [])]
+
+
+def _athlete_name(db: Database, athlete_id: int | None) -> str:
+    """The profile's first and last name (the raw ``athlete`` table; the marts have none)."""
+    if athlete_id is None or not db.has("athlete", "firstname", "lastname"):
+        return ""
     where, params = db.athlete_filter("athlete", athlete_id)
-    names = db.select_list("athlete", ("bikes", "shoes", "firstname", "lastname"))
-    rows = db.rows(f"SELECT {names} FROM {db.table('athlete')}{where}", params)  # noqa: S608
-    gear = _gear((bikes, shoes) for bikes, shoes, _, _ in rows)
-    name = ""
-    if rows and athlete_id is not None:
-        name = " ".join(str(p) for p in rows[0][2:] if p).strip()
-    return gear, name
+    rows = db.rows(f"SELECT firstname, lastname FROM {db.table('athlete')}{where}", params)  # noqa: S608
+    return " ".join(str(p) for p in rows[0] if p).strip() if rows else ""
+
+
+#: ``activities_enriched``'s columns read, in the order :func:`_activity` takes them.
+ACTIVITY_COLUMNS = (
+    "activity_id",
+    "activity_name",
+    "sport_type",
+    "sport_group",
+    "start_date_local",
+    "local_date",
+    "week_start",
+    "month_start",
+    "distance_km",
+    "moving_time_s",
+    "elevation_gain_m",
+    "pace_min_per_km",
+    "gear_id",
+    "trainer",
+    "source",
+    "local_time_rule",
+)
+
+
+def _activity(row: t.Sequence[t.Any]) -> Activity:
+    (ident, name, sport, group, start, day, week, month, km, moving, climb, pace, gear_id,
+     trainer, source, rule) = row  # fmt: skip
+    return Activity(
+        id=int(ident),
+        name=str(name or ""),
+        sport_type=str(sport or "Unknown"),
+        group=GROUP_LABELS.get(str(group), "Other"),
+        start_local=_to_datetime(start),
+        day=_to_date(day),
+        week=_to_date(week),
+        month=_to_date(month),
+        distance_km=float(km or 0),
+        moving_s=int(moving or 0),
+        elevation_m=float(climb or 0),
+        pace_min_per_km=float(pace) if pace is not None else None,
+        gear_id=str(gear_id) if gear_id else None,
+        trainer=_to_bool(trainer),
+        source=str(source or "api"),
+        local_time_rule=str(rule or "utc"),
+    )
 
 
 def load_athlete(db: Database, athlete_id: int | None) -> Dataset:
-    """One athlete's activities (API first, the archive for the rest) and gear."""
-    deleted = _deleted_ids(db, athlete_id)
-    gear, name = _athlete(db, athlete_id)
-    archive_gear = _archive_gear(db, athlete_id)
-    # An archive activity's gear is known by name: the profile's gear of that name, else
-    # the archive's own bikes.csv/shoes.csv entry.
-    by_name = {g.name: g.id for g in archive_gear.values()}
-    by_name.update({g.name: g.id for g in gear.values()})
-    activities: dict[int, Activity] = {}
-    for row in _api_rows(db, athlete_id):
-        activity = _activity(row, "api")
-        if activity.id not in deleted:
-            activities[activity.id] = activity
-    for ident, name_, sport, start, distance, moving, climb, gear_name, kind in _archive_rows(
-        db, athlete_id
-    ):
-        if ident is None or int(ident) in deleted:
-            continue
-        if int(ident) in activities:
-            activities[int(ident)] = dataclasses.replace(activities[int(ident)], source="both")
-            continue
-        gear_id = by_name.get(str(gear_name)) if gear_name else None
-        row = (ident, name_, sport or kind, start, distance, moving, climb, gear_id, False)
-        activities[int(ident)] = _activity(row, "archive")
-    used = {a.gear_id for a in activities.values() if a.gear_id}
-    gear.update({k: g for k, g in archive_gear.items() if k in used and k not in gear})
-    ordered = sorted(activities.values(), key=lambda a: (a.start_local, a.id))
-    return Dataset(activities=ordered, gear=gear, athlete_id=athlete_id, athlete_name=name)
-
-
-def load(database_url: str, schema: str = "strava") -> Dataset:
-    """Every activity of a one-athlete database (the report before it was per athlete)."""
-    with Database(database_url, schema) as db:
-        found = athletes(db)
-        return load_athlete(db, found[0] if len(found) == 1 else None)
+    """One athlete's activities (oldest first) and gear, as the marts hold them."""
+    require_models(db)
+    same = "athlete_id IS NOT DISTINCT FROM ?"
+    columns = ", ".join(f'"{c}"' for c in ACTIVITY_COLUMNS)
+    activities = [
+        _activity(row)
+        for row in db.rows(
+            f"SELECT {columns} FROM {db.model(ACTIVITIES_MART)} WHERE {same}"  # noqa: S608
+            " AND start_date_local IS NOT NULL ORDER BY start_date_local, activity_id",
+            (athlete_id,),
+        )
+    ]
+    gear_query = (
+        "SELECT gear_id, gear_name, gear_kind, distance_km, strava_distance_km"  # noqa: S608
+        f" FROM {db.model(GEAR_MART)} WHERE {same} AND gear_id IS NOT NULL"
+    )
+    gear = {
+        str(ident): Gear(
+            id=str(ident),
+            name=str(name or ident),
+            kind=str(kind or ""),
+            km=float(km or 0),
+            strava_km=float(strava) if strava is not None else None,
+        )
+        for ident, name, kind, km, strava in db.rows(gear_query, (athlete_id,))
+    }
+    return Dataset(
+        activities=activities,
+        gear=gear,
+        athlete_id=athlete_id,
+        athlete_name=_athlete_name(db, athlete_id),
+    )

@@ -257,8 +257,10 @@ def coverage(dataset: Dataset, today: datetime.date | None = None) -> str:
     names = {"api": "API", "archive": "export archive"}
     sources = ", ".join(f"{names[s]}: {dataset.count(s)}" for s in dataset.sources)
     times = "local times"
-    if any(not a.local_time for a in activities):
-        times = "local times; archive-only activities in UTC (the archive has no local time)"
+    in_utc = sum(1 for a in activities if not a.local_time)
+    if in_utc:
+        what = "activity" if in_utc == 1 else "activities"
+        times = f"local times; {in_utc:,} {what} in UTC (no time zone known)"
     return (
         f"{who}{len(activities)} activities ({sources or 'no source loaded'}) from "
         f"{first:%d %b %Y} to {end:%d %b %Y} · {times}"
@@ -284,7 +286,7 @@ def render(
         charts.calendar_heatmap(activities, end),
         charts.pace_trend(activities, end),
         charts.monthly_elevation(activities, end),
-        charts.gear_mileage(activities, dataset.gear),
+        charts.gear_mileage(dataset.gear),
     ]
     links = png_links or {}
     wide = {"weekly-distance", "calendar-heatmap", "gear-mileage"}
