@@ -478,6 +478,13 @@ def test_the_report_renders_from_duckdb_and_from_an_empty_database(duckdb_file, 
     assert 'column "athlete_id" not found' in line
     assert line.endswith("dbt.log")
 
+    proc = render(f"duckdb:///{empty}", tmp_path / "x.html", "--dbt-project-dir", str(tmp_path))
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        f"tap-strava-dashboard: error: no dbt project at {tmp_path}: run from the Meltano "
+        "project (its transform/ folder) or pass --dbt-project-dir"
+    )
+
     proc = render(f"duckdb:///{tmp_path / 'missing.duckdb'}", tmp_path / "x.html")
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("tap-strava-dashboard: error: cannot read the tables")

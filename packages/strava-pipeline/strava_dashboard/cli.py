@@ -138,12 +138,17 @@ def _require_extra(database_url: str) -> None:
         _fail(f"the dashboard extra is not installed (no module named {name!r}): {EXTRA_HINT}")
 
 
-def _check_database(database_url: str) -> None:
-    """A DuckDB file must exist before dbt runs (dbt would create an empty one)."""
-    if database_url.startswith("duckdb:"):
-        path = Path(database_url.removeprefix("duckdb:").removeprefix("///"))
-        if not path.is_file():
-            _fail(f"cannot read the tables: No DuckDB file at {path}")
+def _check_database(args: argparse.Namespace, data: t.Any) -> None:
+    """The database answers before dbt runs: its error is clearer than dbt's.
+
+    The connection is closed again at once: DuckDB lets no other process (dbt) write a
+    file this one has open. A DuckDB file that is not there is an error too (dbt would
+    create an empty one).
+    """
+    try:
+        data.Database(args.database_url, args.schema, args.analytics_schema).close()
+    except Exception as exc:  # one line naming the cause, not a traceback
+        _fail(f"cannot read the tables: {exc}")
 
 
 def _zones(args: argparse.Namespace) -> list[Zone]:
@@ -189,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     from strava_dashboard import charts, data, models, report, routes
 
     zones = _zones(args)
-    _check_database(args.database_url)
+    _check_database(args, data)
     if not args.no_build:
         try:
             models.build(

@@ -78,17 +78,16 @@ def _failure_line(output: str) -> str:
     """
     lines = [_TIMESTAMP.sub("", _ANSI.sub("", line)).strip() for line in output.splitlines()]
     lines = [line for line in lines if line]
-    summary = next((i for i, line in enumerate(lines) if line.startswith("Completed with")), None)
-    if summary is not None:
-        details = lines[summary + 1 :]
-        for i, line in enumerate(details):
-            if _FAILURE.search(line):
-                reason = next(
-                    (r for r in details[i + 1 :] if not _NODE.search(r)), ""
-                )  # "Failure in model x" is followed by "Runtime Error in model x", then why
-                return f"{line}: {reason}" if reason and not reason.startswith("Done.") else line
-    failing = [line for line in lines if _FAILURE.search(line)]
-    return (failing or lines or ["no output"])[0]
+    summary = next((i for i, line in enumerate(lines) if line.startswith("Completed with")), -1)
+    details = lines[summary + 1 :]
+    for i, line in enumerate(details):
+        if _FAILURE.search(line):
+            # "Failure in model x" is followed by "Runtime Error in model x", then the why.
+            reason = next((r for r in details[i + 1 :] if not _NODE.search(r)), "")
+            if reason and not reason.startswith(("Done.", "Completed")):
+                return f"{line}: {reason}"
+            return line
+    return lines[-1] if lines else "no output"
 
 
 def build(
@@ -103,8 +102,9 @@ def build(
 
     The raw tables are read from ``raw_schema`` and the models written to
     ``analytics_schema``; dbt is the ``dbt`` plugin of the Meltano project at
-    ``meltano_root`` when it is installed there (:func:`dbt_executable`). dbt's compiled files and log go to a folder of their own (kept,
-    and named in the error, when the build fails), never into the project's transform/.
+    ``meltano_root`` when it is installed there (:func:`dbt_executable`). dbt's compiled
+    files and log go to a folder of their own (kept, and named in the error, when the
+    build fails), never into the project's transform/.
     """
     dbt = dbt_executable(meltano_root)
     if dbt is None:
