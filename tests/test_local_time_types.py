@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import datetime
 import gzip
 import json
 import subprocess
@@ -26,6 +27,9 @@ from pathlib import Path
 import pytest
 
 from devtools.postgres import connect
+from strava_events.events import event_from_dict
+from strava_events.queue import PostgresStore, StoredEvent
+from strava_events.settings import to_libpq
 from tap_strava.event_inbox import parse_event, utc_instant
 from tap_strava.schemas.events import EVENT_RECEIPT_SCHEMA
 from tests.support import load_into_postgres
@@ -201,4 +205,75 @@ def test_an_upgrade_over_a_database_of_the_previous_version(postgres_url, tmp_pa
             assert typed == "2026-12-06 22:09:00.5"
         finally:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            conn.execute(f'DROP SCHEMA IF EXISTS "{fresh}" CASCADE')
+
+
+def _queued_event(object_id: int, received_at: float) -> StoredEvent:
+    document = {
+        "aspect_type": "create",
+        "event_time": 1_796_000_000 + object_id,
+        "object_id": object_id,
+        "object_type": "activity",
+        "owner_id": 4242,
+        "subscription_id": 7,
+        "updates": {},
+    }
+    return StoredEvent(event_from_dict(document), received_at)
+
+
+def test_the_receivers_postgres_queue_keeps_instants_and_converts_an_old_one(postgres_url):
+    """The queue's times are timestamptz; a queue of epoch doubles is converted in place."""
+    dsn = to_libpq(postgres_url)
+    old, fresh = f"queue_old_{uuid.uuid4().hex[:8]}", f"queue_new_{uuid.uuid4().hex[:8]}"
+    received = [1_796_000_000.25, 1_796_000_100.5, 1_796_000_050.75]  # not in order
+    events = [_queued_event(i, at) for i, at in enumerate(received, start=1)]
+    with connect(postgres_url) as conn:
+        try:
+            # The table as versions before issue 25 created it, with two events waiting and
+            # one acknowledged.
+            conn.execute(f'CREATE SCHEMA "{old}"')
+            conn.execute(
+                f'CREATE TABLE "{old}".events (key text PRIMARY KEY CHECK (length(key) = 64),'
+                " received_at double precision NOT NULL, event text NOT NULL,"
+                " owner_id bigint NOT NULL, object_type text NOT NULL, object_id bigint NOT NULL,"
+                " acked_at double precision)"
+            )
+            for stored in events:
+                conn.execute(
+                    f'INSERT INTO "{old}".events VALUES (%s, %s, %s, 4242, %s, %s, %s)',
+                    (
+                        stored.key,
+                        stored.received_at,
+                        json.dumps(stored.event.as_dict()),
+                        "activity",
+                        stored.event.object_id,
+                        1_796_000_200.0 if stored.event.object_id == 3 else None,
+                    ),
+                )
+            for schema in (old, fresh):
+                store = PostgresStore(dsn, schema)
+                store.setup()
+                store.setup()  # a second start finds it converted
+                assert [
+                    _column_type(conn, schema, "events", c) for c in ("received_at", "acked_at")
+                ] == ["timestamp with time zone"] * 2
+                store.close()
+            # The converted queue: the same events waiting, oldest first, at the same times.
+            store = PostgresStore(dsn, old)
+            waiting = store.pending(10)
+            assert [s.key for s in waiting] == [events[0].key, events[1].key]
+            assert [s.received_at for s in waiting] == [received[0], received[1]]
+            assert store.counts() == {"pending": 2, "acknowledged": 1}
+            (acked,) = conn.execute(
+                f'SELECT acked_at FROM "{old}".events WHERE acked_at IS NOT NULL'
+            ).fetchone()
+            assert acked == datetime.datetime(2026, 11, 30, 0, 56, 40, tzinfo=datetime.UTC)
+            # New events go in and out as instants, to the microsecond.
+            late = _queued_event(9, 1_796_000_300.123456)
+            assert store.insert([late]) == 1
+            assert store.pending(10)[-1].received_at == late.received_at
+            assert store.ack([late.key]) == 1
+            store.close()
+        finally:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{old}" CASCADE')
             conn.execute(f'DROP SCHEMA IF EXISTS "{fresh}" CASCADE')

@@ -217,12 +217,12 @@ class PostgresStore:
             sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)),
             self._sql("""CREATE TABLE IF NOT EXISTS {table} (
                 key text PRIMARY KEY CHECK (length(key) = 64),
-                received_at double precision NOT NULL,
+                received_at timestamptz NOT NULL,
                 event text NOT NULL,
                 owner_id bigint NOT NULL,
                 object_type text NOT NULL,
                 object_id bigint NOT NULL,
-                acked_at double precision
+                acked_at timestamptz
             )"""),
             self._sql(
                 "CREATE INDEX IF NOT EXISTS events_pending ON {table} "
@@ -238,10 +238,34 @@ class PostgresStore:
                 with self._connection() as conn:
                     for statement in statements:
                         conn.execute(statement)
+                    self._migrate_epoch_columns(conn)
                 return
             except StoreError as exc:
                 if attempt or not isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
                     raise
+
+    def _migrate_epoch_columns(self, conn: psycopg.Connection[t.Any]) -> None:
+        """Turn the epoch-second columns of a table made before issue 25 into timestamptz.
+
+        Versions before issue 25 kept ``received_at`` and ``acked_at`` as ``double
+        precision`` epoch seconds, which an analyst reading the schema cannot tell from a
+        distance. The table is locked while it is checked, so that of two receivers
+        starting at once one converts it and the other finds it converted.
+        """
+        conn.execute(self._sql("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+        epoch = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s"
+            " AND table_name = 'events' AND data_type = 'double precision'",
+            (self.schema,),
+        ).fetchall()
+        for (column,) in epoch:
+            from psycopg import sql
+
+            conn.execute(
+                sql.SQL(
+                    "ALTER TABLE {table} ALTER COLUMN {c} TYPE timestamptz USING to_timestamp({c})"
+                ).format(table=self._table, c=sql.Identifier(column))  # type: ignore[arg-type]
+            )
 
     def insert(self, events: Sequence[StoredEvent]) -> int:
         """Insert new keys; a key already there (acknowledged or not) is left alone."""
@@ -252,7 +276,7 @@ class PostgresStore:
                     self._sql(
                         "INSERT INTO {table} "
                         "(key, received_at, event, owner_id, object_type, object_id) "
-                        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING"
+                        "VALUES (%s, to_timestamp(%s), %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING"
                     ),
                     _insert_values(stored),
                 )
@@ -287,7 +311,8 @@ class PostgresStore:
                         self._sql(
                             "INSERT INTO {table} "
                             "(key, received_at, event, owner_id, object_type, object_id) "
-                            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING"
+                            "VALUES (%s, to_timestamp(%s), %s, %s, %s, %s) "
+                            "ON CONFLICT (key) DO NOTHING"
                         ),
                         [_insert_values(stored) for stored in new],
                     )
@@ -298,7 +323,7 @@ class PostgresStore:
         with self._connection() as conn:
             rows = conn.execute(
                 self._sql(
-                    "SELECT key, received_at, event FROM {table} "
+                    "SELECT key, extract(epoch FROM received_at), event FROM {table} "
                     "WHERE acked_at IS NULL ORDER BY received_at, key LIMIT %s"
                 ),
                 (limit,),
@@ -312,7 +337,8 @@ class PostgresStore:
         with self._connection() as conn:
             cursor = conn.execute(
                 self._sql(
-                    "UPDATE {table} SET acked_at = %s WHERE key = ANY(%s) AND acked_at IS NULL"
+                    "UPDATE {table} SET acked_at = to_timestamp(%s) "
+                    "WHERE key = ANY(%s) AND acked_at IS NULL"
                 ),
                 (time.time(), list(keys)),
             )
@@ -322,7 +348,9 @@ class PostgresStore:
         """Forget acknowledged events past the retention."""
         with self._connection() as conn:
             cursor = conn.execute(
-                self._sql("DELETE FROM {table} WHERE acked_at IS NOT NULL AND acked_at < %s"),
+                self._sql(
+                    "DELETE FROM {table} WHERE acked_at IS NOT NULL AND acked_at < to_timestamp(%s)"
+                ),
                 (older_than,),
             )
             return max(cursor.rowcount, 0)
