@@ -18,10 +18,13 @@ from __future__ import annotations
 import collections
 import datetime
 import decimal
+import html
 import json
 import math
+import os
 import re
 import subprocess
+import sys
 import tarfile
 import typing as t
 import uuid
@@ -434,6 +437,58 @@ def test_dbt_builds_over_every_source_on_postgres_after_the_previous_models(load
     assert {"activities_all", *MART_KEYS} <= relations
     assert types["start_date"] == "timestamp with time zone"
     assert types["start_date_local"] == "timestamp without time zone"
+
+
+def test_the_report_shows_each_athletes_whole_range_and_routes_from_the_models(
+    loaded, postgres_build, tmp_path
+):
+    """tap-strava-dashboard over the upgraded database: one page per athlete, from the marts.
+
+    The command builds the models itself (after the upgrade above) with a session zone far
+    from UTC; each athlete's page covers all their activities, from their first local day
+    to their last, and a heatmap of their own routes; a privacy zone at an archive-only
+    athlete's start hides points there.
+    """
+    assert_built(postgres_build)
+    project = loaded.project
+    archive_id = next(a for a, kind in loaded.kinds.items() if kind == "archive")
+    first = min(loaded.expected[archive_id].values(), key=lambda a: a["start_date"])
+    lat, lng = first["start_latlng"]
+    out = tmp_path / "report.html"
+    proc = subprocess.run(
+        [sys.executable, "-m", "strava_dashboard", "--database-url", project.postgres_url,
+         "--schema", project.schema, "--analytics-schema", project.analytics_schema,
+         "--out", str(out), "--no-png", "--export-archive", "",
+         "--privacy-zone", f"{lat},{lng},300"],
+        capture_output=True, text=True, timeout=900, check=False,
+        env={**os.environ, "PGTZ": SESSION_ZONE, "TZ": SESSION_ZONE},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rules = {
+        (r["athlete_id"], r["activity_id"]): r["local_time_rule"]
+        for r in postgres_mart(project, "activities_enriched")
+    }
+    for athlete_id, activities in loaded.expected.items():
+        page = (tmp_path / f"report-{athlete_id}.html").read_text(encoding="utf-8")
+        found = re.search(r'<p id="coverage">(.*?)</p>', page)
+        assert found
+        coverage = html.unescape(found.group(1))
+        days = sorted(_expected_day(a, rules[(athlete_id, i)]) for i, a in activities.items())
+        assert f"athlete {athlete_id}" in coverage
+        assert f" {len(activities)} activities (" in coverage, coverage
+        assert f"from {days[0]:%d %b %Y} to {days[-1]:%d %b %Y}" in coverage, coverage
+        caption = re.search(r'<p class="note" id="route-sources">(.*?)</p>', page)
+        assert caption, loaded.kinds[athlete_id]
+        routes = int(re.search(r"([\d,]+) routes? \(", caption.group(1)).group(1).replace(",", ""))
+        assert routes > 0
+        assert re.search(r'id="chart-route-heatmap".*?src="data:image/png;base64,', page, re.S)
+        drawn_from = set(re.findall(r'data-source="([^"]+)"', page))
+        assert drawn_from, loaded.kinds[athlete_id]
+        if loaded.kinds[athlete_id] == "archive":
+            assert drawn_from == {"archive-track"}
+            hidden = re.search(r"privacy: 1 zone, ([\d,]+) points? hidden", caption.group(1))
+            assert hidden, caption.group(1)
+            assert int(hidden.group(1).replace(",", "")) > 0, caption.group(1)
 
 
 def test_dbt_builds_the_same_marts_on_duckdb(loaded, postgres_build, duckdb_file, duckdb_build):
