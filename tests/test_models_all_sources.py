@@ -452,14 +452,14 @@ def test_the_report_shows_each_athletes_whole_range_and_routes_from_the_models(
     assert_built(postgres_build)
     project = loaded.project
     archive_id = next(a for a, kind in loaded.kinds.items() if kind == "archive")
-    first = min(loaded.expected[archive_id].values(), key=lambda a: a["start_date"])
-    lat, lng = first["start_latlng"]
+    outdoors = [a for a in loaded.expected[archive_id].values() if a["start_latlng"]]
+    lat, lng = min(outdoors, key=lambda a: a["start_date"])["start_latlng"]
     out = tmp_path / "report.html"
     proc = subprocess.run(
         [sys.executable, "-m", "strava_dashboard", "--database-url", project.postgres_url,
          "--schema", project.schema, "--analytics-schema", project.analytics_schema,
          "--out", str(out), "--no-png", "--export-archive", "",
-         "--privacy-zone", f"{lat},{lng},300"],
+         f"--privacy-zone={lat},{lng},300"],
         capture_output=True, text=True, timeout=900, check=False,
         env={**os.environ, "PGTZ": SESSION_ZONE, "TZ": SESSION_ZONE},
     )  # fmt: skip

@@ -103,7 +103,8 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         metavar="LAT,LON,RADIUS_M",
         help="hide every route point within RADIUS_M metres of LAT,LON (repeatable; also "
-        "STRAVA_DASHBOARD_PRIVACY_ZONES, items separated by ';')",
+        "STRAVA_DASHBOARD_PRIVACY_ZONES, items separated by ';'); a negative latitude "
+        "needs the = form: --privacy-zone=-33.86,151.21,400",
     )
     cli.add_argument(
         "--export-archive",
