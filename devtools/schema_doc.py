@@ -112,16 +112,16 @@ target-postgres gives the column when it creates the table.
 **Time zones.** Every `timestamp without time zone` column of these raw tables holds a UTC
 instant, except the local wall times
 __WALL_TIMES__
-(marked "local wall time without zone" below). target-postgres writes every `date-time` as `timestamp without time zone` (it cannot
-write `timestamptz` and has no setting for it; target-duckdb writes `TIMESTAMP` alike), so
-nothing in the column says which it is: this page does. The local wall times hold the
-athlete's wall-clock time, sent without any zone label (`2026-12-04T18:13:34`; Strava's false
-`Z` is removed, so target-csv writes `2026-12-04 18:13:34`, not `+00:00`). Read a UTC column
-as `col AT TIME ZONE 'UTC'` to get a `timestamptz`; never a local one. The analytics models
-do this for you: there every instant is `timestamp with time zone` and every
-`timestamp without time zone` is a local wall time. `event_receipts.received_at` is a UTC
-instant too; where a version before issue 25 created it as `text`, it stays `text` (read it
-with `received_at::timestamp`).
+(marked "local wall time without zone" below). target-postgres writes every `date-time` as
+`timestamp without time zone` (it cannot write `timestamptz` and has no setting for it;
+target-duckdb writes `TIMESTAMP` alike), so nothing in the column says which it is: this
+page does. The local wall times hold the athlete's wall-clock time, sent without any zone
+label (`2026-12-04T18:13:34`; Strava's false `Z` is removed, so target-csv writes
+`2026-12-04 18:13:34`, not `+00:00`). Read a UTC column as `col AT TIME ZONE 'UTC'` to get a
+`timestamptz`; never a local one. The analytics models below do this for you: there every
+instant is `timestamp with time zone` and every `timestamp without time zone` is a local
+wall time. `event_receipts.received_at` is a UTC instant too; where a version before issue
+25 created it as `text`, it stays `text` (read it with `received_at::timestamp`).
 
 **Nested objects.** An object declared with properties (`map`, `athlete`, the totals) is one
 `jsonb` column in PostgreSQL and one column per property in CSV (`map__summary_polyline`);
