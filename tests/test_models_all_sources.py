@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools import schema_doc
 from devtools.postgres import connect
 from strava_simulator import StravaSimulator
 from strava_simulator.archive import write_archive
@@ -489,6 +490,95 @@ def test_the_report_shows_each_athletes_whole_range_and_routes_from_the_models(
             hidden = re.search(r"privacy: 1 zone, ([\d,]+) points? hidden", caption.group(1))
             assert hidden, caption.group(1)
             assert int(hidden.group(1).replace(",", "")) > 0, caption.group(1)
+
+
+def _documented() -> dict[str, dict[str, str]]:
+    """Model -> column -> data_type, as transform/models/*/schema.yml declare them."""
+    return {
+        model["name"]: {
+            column["name"]: column.get("data_type", "(no data_type)")
+            for column in model.get("columns") or []
+        }
+        for _, model in schema_doc.dbt_models()
+    }
+
+
+def _differences(
+    documented: dict[str, dict[str, str]], built: dict[str, dict[str, str]]
+) -> list[str]:
+    problems = [f"{model}: built, not documented" for model in built.keys() - documented.keys()]
+    problems += [f"{model}: documented, not built" for model in documented.keys() - built.keys()]
+    for model in documented.keys() & built.keys():
+        mine, theirs = documented[model], built[model]
+        problems += [
+            f"{model}.{c}: built ({theirs[c]}), not documented" for c in theirs.keys() - mine.keys()
+        ]
+        problems += [f"{model}.{c}: documented, not built" for c in mine.keys() - theirs.keys()]
+        problems += [
+            f"{model}.{c}: documented as {mine[c]}, built as {theirs[c]}"
+            for c in mine.keys() & theirs.keys()
+            if mine[c] != theirs[c]
+        ]
+    return sorted(problems)
+
+
+def test_every_built_column_is_documented_with_its_postgresql_type(loaded, postgres_build):
+    """docs/schema.md's analytics models (from schema.yml) are what PostgreSQL holds.
+
+    Every model's columns and types in the built analytics schema, as
+    information_schema.columns names them, equal what schema.yml declares: no column
+    undocumented, none documented that is not there, no type different.
+    """
+    assert_built(postgres_build)
+    with connect(loaded.project.postgres_url) as conn:
+        rows = conn.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = %s ORDER BY table_name, ordinal_position",
+            (loaded.project.analytics_schema,),
+        ).fetchall()
+    built: dict[str, dict[str, str]] = collections.defaultdict(dict)
+    for table, column, data_type in rows:
+        built[table][column] = data_type
+    problems = _differences(_documented(), built)
+    assert not problems, (
+        "transform/models/*/schema.yml differs from the built analytics schema (fix the "
+        "schema.yml, then run `make schema-doc`):\n  " + "\n  ".join(problems)
+    )
+
+
+#: docs/schema.md's PostgreSQL types by the names DuckDB's information_schema gives them.
+DUCKDB_NAMES = {
+    "bigint": "BIGINT",
+    "integer": "INTEGER",
+    "double precision": "DOUBLE",
+    "text": "VARCHAR",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "timestamp with time zone": "TIMESTAMP WITH TIME ZONE",
+    "timestamp without time zone": "TIMESTAMP",
+}
+
+
+def test_the_duckdb_build_has_the_documented_columns(loaded, duckdb_file, duckdb_build):
+    """What the page says of DuckDB: the same columns, the same types by DuckDB's names."""
+    import duckdb
+
+    assert_built(duckdb_build)
+    with duckdb.connect(str(duckdb_file), read_only=True) as conn:
+        rows = conn.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns"
+            " WHERE table_catalog = ? AND table_schema = ? ORDER BY table_name, ordinal_position",
+            [duckdb_file.stem, loaded.project.analytics_schema],
+        ).fetchall()
+    built: dict[str, dict[str, str]] = collections.defaultdict(dict)
+    for table, column, data_type in rows:
+        built[table][column] = data_type
+    documented = {
+        model: {name: DUCKDB_NAMES.get(kind, kind) for name, kind in columns.items()}
+        for model, columns in _documented().items()
+    }
+    problems = _differences(documented, built)
+    assert not problems, "the DuckDB build differs from schema.yml:\n  " + "\n  ".join(problems)
 
 
 def test_dbt_builds_the_same_marts_on_duckdb(loaded, postgres_build, duckdb_file, duckdb_build):

@@ -6,6 +6,12 @@ into a real PostgreSQL and compares every column's type with the page's, so the 
 what a user finds in the database, not only what the generator believes. The third loads
 a table as the previous version did and again after a field is declared: what the page
 says an upgrade does.
+
+The page's last section, the dbt models, comes from transform/models/*/schema.yml. Here,
+without a database: the section is what the generator writes, every column a model's SQL
+selects is documented (and no other), with a PostgreSQL type and a meaning, and no
+timestamp leaves its zone unsaid. That the types are what a build holds is the extras'
+tests/test_models_all_sources.py (it builds the models on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -38,11 +44,16 @@ def _run_target(
     load_into_postgres(messages, postgres_url, schema, tmp)
 
 
+ANALYTICS = "## Analytics models (dbt)"
+
+
 def _page_types(page: str) -> dict[str, dict[str, str]]:
     """Per stream on the page: column -> the PostgreSQL type the page gives it."""
     tables: dict[str, dict[str, str]] = {}
     current: dict[str, str] = {}
     for line in page.splitlines():
+        if line.startswith(ANALYTICS):
+            break
         if line.startswith("### "):
             current = tables.setdefault(line[4:].strip(), {})
         row = re.match(r"\| `([^`.]+)`(?: \(key\))? \| [^|]+ \| ([^|(][^|]*) \|", line)
@@ -156,3 +167,105 @@ def test_an_upgrade_that_declares_a_field_adds_a_column(postgres_url, tmp_path):
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
     assert rows == [(1, None, {"max": 7}), (2, 7, None)]
     assert column == ("bigint",)
+
+
+# -- the analytics models (dbt): cheap, no database -------------------------------------
+
+#: The PostgreSQL types a model column may declare, as information_schema.columns names them.
+POSTGRES_TYPES = {
+    "bigint",
+    "integer",
+    "double precision",
+    "numeric",
+    "text",
+    "boolean",
+    "date",
+    "timestamp with time zone",
+    "timestamp without time zone",
+    "jsonb",
+}
+
+
+def selected_columns(sql: str) -> list[str]:
+    """The columns a model's final SELECT names, read from its SQL text (no dbt, no parse).
+
+    The final SELECT is the one at the start of a line (a CTE's is indented); a model with
+    more than one (stg_gear's branches, a union in a loop) must name the same columns in
+    each. Each item is ``expr AS name`` or a bare ``[alias.]name``; anything else fails, so
+    a model written another way changes this reader, not the check.
+    """
+    text = re.sub(r"\{#.*?#\}", "", sql, flags=re.S)
+    text = re.sub(r"--[^\n]*", "", text)
+    text = re.sub(r"\{\{\s*adapter\.quote\('(\w+)'\)\s*\}\}", r"\1", text)
+    text = re.sub(r"\{\{.*?\}\}", "x", text, flags=re.S)
+    lists = []
+    for start in re.finditer(r"^select\b", text, flags=re.M):
+        body = text[start.end() :]
+        end = re.search(r"^(?:from|where|group|\{%)", body, flags=re.M)
+        body = body[: end.start()] if end else body
+        items, depth, current = [], 0, ""
+        for char in body:
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            if char == "," and depth == 0:
+                items.append(current)
+                current = ""
+            else:
+                current += char
+        items.append(current)
+        names = []
+        for item in (" ".join(i.split()) for i in items):
+            named = re.search(r"\bas (\w+)$", item) or re.fullmatch(r"(?:\w+\.)?(\w+)", item)
+            assert named, f"cannot tell the name of the selected column {item!r}"
+            names.append(named.group(1))
+        lists.append(names)
+    assert lists, "no SELECT at the start of a line"
+    assert all(names == lists[0] for names in lists), f"the SELECTs differ: {lists}"
+    return lists[0]
+
+
+def test_the_analytics_section_is_generated_from_schema_yml():
+    """The page's last section is the generator's, even without target-postgres."""
+    page = schema_doc.PAGE.read_text(encoding="utf-8")
+    assert page.endswith(schema_doc.analytics_section()), (
+        "docs/schema.md's 'Analytics models (dbt)' differs from transform/models/*/schema.yml: "
+        "run `make schema-doc` and commit docs/schema.md"
+    )
+
+
+def test_every_column_a_model_selects_is_documented():
+    """schema.yml lists each model's columns, in the order its SQL selects them."""
+    models = schema_doc.dbt_models()
+    assert {model["name"] for _, model in models} == {
+        path.stem for path in schema_doc.MODELS_DIR.glob("*/*.sql")
+    }
+    for layer, model in models:
+        path = schema_doc.MODELS_DIR / layer / f"{model['name']}.sql"
+        documented = [column["name"] for column in model.get("columns") or []]
+        selected = selected_columns(path.read_text(encoding="utf-8"))
+        assert documented == selected, (
+            f"{layer}/schema.yml, {model['name']}: document every column the SQL selects, in "
+            f"its order; undocumented {sorted(set(selected) - set(documented))}, not selected "
+            f"{sorted(set(documented) - set(selected))}"
+        )
+
+
+def test_every_model_column_has_a_type_a_meaning_and_no_ambiguous_zone():
+    problems = []
+    for layer, model in schema_doc.dbt_models():
+        where = f"{layer}/schema.yml, {model['name']}"
+        if not str(model.get("description", "")).strip():
+            problems.append(f"{where}: no description")
+        for column in model.get("columns") or []:
+            name, kind = f"{where}.{column['name']}", column.get("data_type")
+            meaning = " ".join(str(column.get("description", "")).split()).lower()
+            if kind not in POSTGRES_TYPES:
+                problems.append(f"{name}: data_type {kind!r} is none of {sorted(POSTGRES_TYPES)}")
+            if not meaning:
+                problems.append(f"{name}: no description")
+            if kind == "timestamp with time zone" and "instant" not in meaning:
+                problems.append(f"{name}: a timestamptz whose description does not say instant")
+            if kind == "timestamp without time zone" and "local wall time" not in meaning:
+                problems.append(f"{name}: a timestamp without zone not called a local wall time")
+            if kind == "date" and "local" not in meaning:
+                problems.append(f"{name}: a date that does not say it is the local calendar's")
+    assert not problems, "\n".join(problems)
