@@ -1,5 +1,8 @@
 """One athlete's sync: tap-strava restricted to that athlete, piped into target-postgres.
 
+The club's events run is the same pipe with the tap's events mode instead of the
+restriction (:func:`sync_events`), under the club's one events state.
+
 No Meltano here: ``meltano run`` writes each run's catalog and config under fixed names in
 the project's ``.meltano/run``, so two of them in one project at once overwrite each
 other's, and its start-up costs seconds per run. The tap and the target are run directly,
