@@ -425,3 +425,36 @@ def test_a_run_for_one_athlete_of_a_large_club_holds_few_connections(
     # The chosen athlete's store, the facts cache, the ledger and one being opened at most:
     # not one per listed athlete (25 here).
     assert max(seen) <= 4, max(seen)
+
+
+def test_a_club_without_tokens_in_its_configuration_syncs_the_stores_athletes(
+    tmp_path, shared_database_url, token_keys
+):
+    """A club's configuration holds the app's credentials only: whoever connected (their
+    chain in the shared store, as the Connect page leaves it) is synced, and athlete_ids
+    picks one of them; an id the store does not hold is still one line."""
+    with StravaSimulator(seed=8, activity_count=12) as sim:
+        sim.add_athlete(seed=9, activity_count=7)
+        ann, bob = sim.athletes
+        config = tap_config_for(sim, tmp_path, shared_database_url=shared_database_url)
+        del config["refresh_token"]
+        for athlete in (ann, bob):  # what the Connect page stores: the chain, the id
+            store = backends.token_store(
+                config, client_id=sim.client_id, configured_refresh_token=athlete.refresh_token
+            )
+            store.save(
+                StoredTokens(refresh_token=athlete.refresh_token, athlete_id=athlete.athlete_id)
+            )
+            store.close()
+
+        one = run_tap({**config, "athlete_ids": [bob.athlete_id]}, streams=["activities"])
+        assert {r["id"] for r in one.records("activities")} == {a["id"] for a in bob.activities}
+        both = run_tap(config, streams=["activities"])
+        by_owner: dict[int, set[int]] = {}
+        for record in both.records("activities"):
+            by_owner.setdefault(record["athlete_id"], set()).add(record["id"])
+        assert by_owner == {
+            a.athlete_id: {activity["id"] for activity in a.activities} for a in (ann, bob)
+        }
+        with pytest.raises(StravaConfigError, match="no configured token belongs to athlete 77"):
+            run_tap({**config, "athlete_ids": [77]}, streams=["activities"])

@@ -13,6 +13,9 @@
 * ``daily_poll_schedule`` asks for every athlete's poll once a day.
 * ``cycle_end``: apply-deletions and the merged view, once per cycle under a PostgreSQL
   advisory lock (never in every athlete's run: concurrent DROP/CREATE VIEW fail).
+* ``events_run`` (not partitioned: the receiver's pending events have no owner filter)
+  runs the tap's events mode into target-postgres, then the cycle's steps; the
+  ``receiver_events`` sensor starts one when events wait and none is queued or running.
 * ``report_failed_polls`` (a run failure sensor) writes one line per failed athlete run.
 
 Dagster's public API only; settings come from ``STRAVA_CLUB_*`` variables
@@ -21,13 +24,15 @@ Dagster's public API only; settings come from ``STRAVA_CLUB_*`` variables
 
 import datetime
 import json
+import os
 import subprocess
 
 import dagster as dg
 
-from strava_club.athletes import connected_athletes
-from strava_club.settings import ClubSettings, club_settings
-from strava_club.sync import create_tables, discover, selected_catalog, sync_athlete
+from strava_club.athletes import connected_athletes, shared_athletes
+from strava_club.events import ReceiverUnreachable, pending_events
+from strava_club.settings import EVENT_STREAMS, ClubSettings, club_settings
+from strava_club.sync import create_tables, discover, selected_catalog, sync_athlete, sync_events
 from strava_club.tables import advisory_lock, tables_exist
 
 ATHLETES = dg.DynamicPartitionsDefinition(name="athletes")
@@ -36,6 +41,18 @@ POOL = "strava_tap"
 RETRY_ON_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"
 TABLES_LOCK = "strava-club:create-tables"
 CYCLE_LOCK = "strava-club:cycle-end"
+#: The events run's tag value (the instance limits ``strava/job: events`` to one run).
+EVENTS_JOB_TAG = "events"
+#: How often the events sensor asks the receiver (a definition, so read at load time).
+EVENTS_SENSOR_SECONDS = int(os.environ.get("STRAVA_CLUB_EVENTS_SENSOR_SECONDS", "60"))
+#: Run statuses of an events run not finished yet.
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 
 @dg.op(pool=POOL)
@@ -70,14 +87,20 @@ def poll_athlete(context: dg.OpExecutionContext) -> dg.Output[int]:
     )
 
 
-def ensure_tables(settings: ClubSettings, catalog: dict, log: dg.DagsterLogManager) -> None:
+def ensure_tables(
+    settings: ClubSettings,
+    catalog: dict,
+    log: dg.DagsterLogManager,
+    wanted: tuple[str, ...] | None = None,
+) -> None:
     """Create the target tables once, under an advisory lock, before the first load.
 
-    target-postgres's CREATE TABLE races when several athletes' first runs start at once;
-    the first run to take the lock creates them, the others find them.
+    target-postgres's CREATE TABLE races when several athletes' first runs start at once
+    (and the events run with them); the first run to take the lock creates them, the
+    others find them.
     """
     streams = [entry["tap_stream_id"] for entry in catalog.get("streams", [])]
-    selected = [name for name in streams if name in settings.streams]
+    selected = [name for name in streams if name in (wanted or settings.streams)]
     with advisory_lock(settings.postgres_dsn(), TABLES_LOCK) as connection:
         if tables_exist(connection, settings.target_schema(), selected):
             return
@@ -99,9 +122,16 @@ def daily_poll() -> None:
     job=daily_poll, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING
 )
 def athlete_partitions(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    """Keep one partition per athlete of the token store; poll a new athlete at once."""
+    """Keep one partition per athlete of the token store; poll a new athlete at once.
+
+    The token store is the shared database's when the tap's configuration (or the
+    environment) sets ``shared_database_url``: athletes who connect through the receiver's
+    Connect page land there, on whichever machine serves it.
+    """
     settings = club_settings()
-    connected = {str(athlete_id) for athlete_id in connected_athletes(settings.token_store_path())}
+    dsn = settings.shared_database_dsn()
+    ids = shared_athletes(dsn) if dsn else connected_athletes(settings.token_store_path())
+    connected = {str(athlete_id) for athlete_id in ids}
     known = set(context.instance.get_dynamic_partitions(ATHLETES.name))
     added = sorted(connected - known, key=int)
     removed = sorted(known - connected, key=int)
@@ -128,17 +158,22 @@ def daily_poll_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunReq
     ]
 
 
-@dg.op
-def apply_cycle_commands(context: dg.OpExecutionContext) -> None:
+def run_cycle_commands(log: dg.DagsterLogManager) -> None:
     """apply-deletions and the merged view, once, under a PostgreSQL advisory lock."""
     settings = club_settings()
     with advisory_lock(settings.postgres_dsn(), CYCLE_LOCK):
         for command in settings.cycle_commands:
             proc = subprocess.run(list(command), capture_output=True, text=True, check=False)
-            context.log.info(f"{' '.join(command)}: {proc.stdout.strip()[-300:]}")
+            log.info(f"{' '.join(command)}: {proc.stdout.strip()[-300:]}")
             if proc.returncode != 0:
                 tail = " ".join(proc.stderr.strip().splitlines()[-1:])
                 raise dg.Failure(description=f"{command[0]} failed: {tail}")
+
+
+@dg.op
+def apply_cycle_commands(context: dg.OpExecutionContext) -> None:
+    """apply-deletions and the merged view, once, under a PostgreSQL advisory lock."""
+    run_cycle_commands(context.log)
 
 
 @dg.job(description="Once per cycle, after the athletes' polls: deletions, merged view.")
@@ -151,6 +186,79 @@ def cycle_end() -> None:
 def cycle_end_schedule() -> dg.RunRequest:
     """After the daily polls have had two hours."""
     return dg.RunRequest()
+
+
+@dg.op(pool=POOL)
+def apply_events(context: dg.OpExecutionContext) -> dg.Output[int]:
+    """The tap's events mode into PostgreSQL: what the receiver's pending events name.
+
+    Every request of this run is an event request in the app's quota ledger, the first
+    class served (its reserve is kept from the daily polls and backfills).
+    """
+    settings = club_settings()
+    events_config = settings.events_config
+    if events_config is None:
+        raise dg.Failure(description="STRAVA_CLUB_EVENTS_CONFIG is not set: no events run")
+    catalog = selected_catalog(discover(settings, events_config), EVENT_STREAMS)
+    ensure_tables(settings, catalog, context.log, EVENT_STREAMS)
+    outcome = sync_events(settings, events_config, catalog, context.log.info)
+    if not outcome.ok:
+        if not outcome.retryable:
+            context.instance.add_run_tags(context.run_id, {RETRY_ON_FAILURE_TAG: "false"})
+        raise dg.Failure(
+            description=f"events: {outcome.reason}",
+            metadata={"retryable": outcome.retryable, "tap_exit": outcome.tap_exit},
+        )
+    if outcome.quota_stops:
+        context.log.warning(
+            f"events: stopped on the app's quota ({outcome.quota_stops[0]}); the rest stay "
+            "pending for the next events run"
+        )
+    return dg.Output(0, metadata={"quota_stops": len(outcome.quota_stops)})
+
+
+@dg.op
+def end_cycle_after_events(context: dg.OpExecutionContext, _events: int) -> None:
+    """The deletions the events run confirmed are applied, once, under the cycle's lock."""
+    run_cycle_commands(context.log)
+
+
+@dg.job(
+    tags={"strava/job": EVENTS_JOB_TAG, "dagster/priority": "10"},
+    description="The receiver's pending events (every athlete), then the cycle's steps.",
+)
+def events_run() -> None:
+    """Not partitioned: the receiver's pending events have no owner filter."""
+    end_cycle_after_events(apply_events())
+
+
+@dg.sensor(
+    job=events_run,
+    minimum_interval_seconds=EVENTS_SENSOR_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def receiver_events(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    """An events run when events wait in the receiver and none is queued or running.
+
+    One at a time (the instance's tag limit on ``strava/job: events`` backs this up): two
+    runs would read the same pending events. A run's handled events stay pending until the
+    next run acknowledges them, so one more, short, run follows each batch.
+    """
+    settings = club_settings()
+    if settings.events_config is None:
+        return dg.SkipReason("STRAVA_CLUB_EVENTS_CONFIG is not set: the club has no events run")
+    try:
+        waiting = pending_events(settings)
+    except ReceiverUnreachable as exc:
+        return dg.SkipReason(str(exc))
+    if not waiting:
+        return dg.SkipReason("no pending events")
+    active = context.instance.get_run_records(
+        filters=dg.RunsFilter(job_name=events_run.name, statuses=IN_FLIGHT), limit=1
+    )
+    if active:
+        return dg.SkipReason("an events run is queued or running")
+    return dg.SensorResult(run_requests=[dg.RunRequest()])
 
 
 @dg.run_failure_sensor(
@@ -181,7 +289,7 @@ def report_failed_polls(context: dg.RunFailureSensorContext) -> None:
 
 
 defs = dg.Definitions(
-    jobs=[daily_poll, cycle_end],
-    sensors=[athlete_partitions, report_failed_polls],
+    jobs=[daily_poll, cycle_end, events_run],
+    sensors=[athlete_partitions, receiver_events, report_failed_polls],
     schedules=[daily_poll_schedule, cycle_end_schedule],
 )

@@ -12,7 +12,16 @@ import json
 import os
 from pathlib import Path
 
+#: The tap's variable for its shared database (tap_strava.shared_database.URL_ENV).
+SHARED_URL_ENV = "TAP_STRAVA_SHARED_DATABASE_URL"
 DEFAULT_STREAMS: tuple[str, ...] = ("activities", "athlete", "athlete_stats")
+#: What the tap's events mode emits (meltano.yml's tap-strava-events selects the same).
+EVENT_STREAMS: tuple[str, ...] = (
+    "activities",
+    "activity_details",
+    "activity_deletions",
+    "event_receipts",
+)
 DEFAULT_CYCLE_COMMANDS: tuple[tuple[str, ...], ...] = (
     ("strava-apply-deletions",),
     ("strava-merged-view",),
@@ -34,6 +43,14 @@ class ClubSettings:
     state_dir: Path
     streams: tuple[str, ...] = DEFAULT_STREAMS
     cycle_commands: tuple[tuple[str, ...], ...] = DEFAULT_CYCLE_COMMANDS
+    #: The events run's extra tap config (``events_url``, ``events_token``), a file of
+    #: its own (mode 0600: the token is a secret); None: no events run.
+    events_config: Path | None = None
+
+    @property
+    def events_state_path(self) -> Path:
+        """The events run's one Singer state (each run acknowledges the last one's events)."""
+        return self.state_dir / "events.json"
 
     @property
     def report_path(self) -> Path:
@@ -50,20 +67,29 @@ class ClubSettings:
         path = config.get("token_store_path")
         if not path:
             msg = (
-                f"{self.tap_config} sets no token_store_path: the club's sensor reads the "
-                "athletes from the token store; set it in STRAVA_CLUB_TAP_CONFIG's file"
+                f"{self.tap_config} sets no token_store_path nor shared_database_url: the "
+                "club's sensor reads the athletes from the token store; set one in "
+                "STRAVA_CLUB_TAP_CONFIG's file"
             )
             raise ClubSettingsError(msg)
         return Path(str(path)).expanduser()
+
+    def shared_database_dsn(self) -> str | None:
+        """The tap's shared database as a libpq URL, or None (the file store).
+
+        As the tap reads it: ``shared_database_url`` of its configuration, else
+        ``TAP_STRAVA_SHARED_DATABASE_URL`` in the environment (the runs inherit it).
+        """
+        config = read_json(self.tap_config, "STRAVA_CLUB_TAP_CONFIG")
+        url = str(config.get("shared_database_url") or os.environ.get(SHARED_URL_ENV) or "")
+        return libpq_url(url.strip()) if url.strip() else None
 
     def postgres_dsn(self) -> str:
         """A libpq connection string for target-postgres's database (its config file)."""
         config = read_json(self.target_config, "STRAVA_CLUB_TARGET_CONFIG")
         url = str(config.get("sqlalchemy_url") or "")
         if url:
-            return url.replace("postgresql+psycopg://", "postgresql://", 1).replace(
-                "postgresql+psycopg2://", "postgresql://", 1
-            )
+            return libpq_url(url)
         parts = {
             "host": config.get("host", "127.0.0.1"),
             "port": config.get("port", 5432),
@@ -77,6 +103,14 @@ class ClubSettings:
         """The schema target-postgres loads into."""
         config = read_json(self.target_config, "STRAVA_CLUB_TARGET_CONFIG")
         return str(config.get("default_target_schema") or "public")
+
+
+def libpq_url(url: str) -> str:
+    """A libpq URL from a SQLAlchemy-style one (``postgresql+psycopg://`` ...)."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.startswith("postgresql+"):
+        return f"postgresql://{rest}"
+    return url
 
 
 def read_json(path: Path, variable: str) -> dict:
@@ -125,4 +159,5 @@ def club_settings(environ: dict[str, str] | None = None) -> ClubSettings:
         state_dir=Path(_required(env, "STRAVA_CLUB_STATE_DIR")),
         streams=streams or DEFAULT_STREAMS,
         cycle_commands=commands,
+        events_config=Path(events) if (events := env.get("STRAVA_CLUB_EVENTS_CONFIG")) else None,
     )

@@ -1,5 +1,8 @@
 """One athlete's sync: tap-strava restricted to that athlete, piped into target-postgres.
 
+The club's events run is the same pipe with the tap's events mode instead of the
+restriction (:func:`sync_events`), under the club's one events state.
+
 No Meltano here: ``meltano run`` writes each run's catalog and config under fixed names in
 the project's ``.meltano/run``, so two of them in one project at once overwrite each
 other's, and its start-up costs seconds per run. The tap and the target are run directly,
@@ -50,7 +53,10 @@ ERROR_PREFIX = "tap-strava: error: "
 
 @dataclasses.dataclass
 class SyncOutcome:
-    """What one athlete's run did: exit codes, the tap's error line, records, quota stops."""
+    """What one run did: exit codes, the tap's error line, quota stops.
+
+    ``athlete_id`` is 0 for the events run (every athlete's events).
+    """
 
     athlete_id: int
     tap_exit: int
@@ -107,10 +113,15 @@ def schema_messages(catalog: dict[str, t.Any]) -> list[str]:
     return lines
 
 
-def discover(settings: ClubSettings) -> dict[str, t.Any]:
-    """The tap's catalog (no request to Strava: accounts are built on first use)."""
+def discover(settings: ClubSettings, *configs: Path) -> dict[str, t.Any]:
+    """The tap's catalog (no request to Strava: accounts are built on first use).
+
+    With the events run's config among ``configs``: the events mode's streams
+    (``activity_deletions``, ``event_receipts``) exist only with ``events_url`` set.
+    """
+    extra = [arg for path in configs for arg in ("--config", str(path))]
     proc = subprocess.run(
-        [settings.tap, "--config", str(settings.tap_config), "--discover"],
+        [settings.tap, "--config", str(settings.tap_config), *extra, "--discover"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -162,13 +173,10 @@ def quota_stops(state: dict[str, t.Any]) -> list[str]:
 
 
 @contextlib.contextmanager
-def run_files(athlete_id: int) -> Iterator[dict[str, Path]]:
-    """The run's own folder, named after the athlete: the restriction and the catalog."""
-    with tempfile.TemporaryDirectory(prefix=f"strava-club-{athlete_id}-") as folder:
-        root = Path(folder)
-        restriction = root / "athlete.json"
-        restriction.write_text(json.dumps({"athlete_ids": [athlete_id]}), encoding="utf-8")
-        yield {"root": root, "restriction": restriction}
+def run_files(name: str | int) -> Iterator[Path]:
+    """The run's own folder, named after the athlete (or ``events``): config, catalog."""
+    with tempfile.TemporaryDirectory(prefix=f"strava-club-{name}-") as folder:
+        yield Path(folder)
 
 
 def write_state(path: Path, line: str) -> None:
@@ -195,52 +203,84 @@ def sync_athlete(
     caller is interrupted (Dagster terminates the run), the tap gets SIGTERM, writes its
     state and ends; the target drains and the state is kept.
     """
-    state_path = settings.state_path(athlete_id)
-    with run_files(athlete_id) as files:
-        catalog_path = files["root"] / "catalog.json"
-        catalog_path.write_text(json.dumps(catalog), encoding="utf-8")
-        tap_args = [
-            settings.tap,
-            "--config",
-            str(settings.tap_config),
-            "--config",
-            str(files["restriction"]),
-            "--catalog",
-            str(catalog_path),
-        ]
-        if state_path.exists():
-            tap_args += ["--state", str(state_path)]
-        stderr_path = files["root"] / "tap.stderr"
-        with stderr_path.open("wb") as tap_stderr:
-            tap = subprocess.Popen(tap_args, stdout=subprocess.PIPE, stderr=tap_stderr)
-            target = subprocess.Popen(
-                [settings.target, "--config", str(settings.target_config)],
-                stdin=tap.stdout,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+    with run_files(athlete_id) as root:
+        restriction = root / "athlete.json"
+        restriction.write_text(json.dumps({"athlete_ids": [athlete_id]}), encoding="utf-8")
+        outcome = run_pipe(
+            settings, root, [restriction], settings.state_path(athlete_id), catalog, log, started
+        )
+    outcome.athlete_id = athlete_id
+    return outcome
+
+
+def sync_events(
+    settings: ClubSettings,
+    events_config: Path,
+    catalog: dict[str, t.Any],
+    log: Callable[[str], None],
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
+) -> SyncOutcome:
+    """Run the tap's events mode (``--config CLUB --config EVENTS``) into target-postgres.
+
+    Not partitioned: the receiver's pending events have no owner filter, so one run
+    handles every athlete's events, one run at a time, under the club's one events state
+    (``events.json``): each run acknowledges what the last committed run handled.
+    """
+    with run_files("events") as root:
+        return run_pipe(
+            settings, root, [events_config], settings.events_state_path, catalog, log, started
+        )
+
+
+def run_pipe(
+    settings: ClubSettings,
+    root: Path,
+    configs: list[Path],
+    state_path: Path,
+    catalog: dict[str, t.Any],
+    log: Callable[[str], None],
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
+) -> SyncOutcome:
+    """``tap-strava --config CLUB --config ... | target-postgres`` with one state file."""
+    catalog_path = root / "catalog.json"
+    catalog_path.write_text(json.dumps(catalog), encoding="utf-8")
+    tap_args = [settings.tap, "--config", str(settings.tap_config)]
+    for extra in configs:
+        tap_args += ["--config", str(extra)]
+    tap_args += ["--catalog", str(catalog_path)]
+    if state_path.exists():
+        tap_args += ["--state", str(state_path)]
+    stderr_path = root / "tap.stderr"
+    with stderr_path.open("wb") as tap_stderr:
+        tap = subprocess.Popen(tap_args, stdout=subprocess.PIPE, stderr=tap_stderr)
+        target = subprocess.Popen(
+            [settings.target, "--config", str(settings.target_config)],
+            stdin=tap.stdout,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        if tap.stdout is not None:
+            tap.stdout.close()  # the target owns the pipe now: the tap sees it close
+        if started is not None:
+            started(tap)
+        reader = OutputReader(target)
+        try:
+            out, err = reader.wait()
+            tap.wait()
+        except BaseException:
+            # Interrupted (Dagster terminates the run): the tap writes its state and
+            # ends, the target drains; what it committed is kept, then the error goes on.
+            stop(tap)
+            target.wait(timeout=STOP_SECONDS * 2)
+            out, _err = reader.wait()
+            kept = keep_last_state(state_path, out)
+            log(
+                f"interrupted: the tap stopped (exit {tap.returncode}), target-postgres "
+                f"ended (exit {target.returncode}), state {'kept' if kept else 'unchanged'}"
             )
-            if tap.stdout is not None:
-                tap.stdout.close()  # the target owns the pipe now: the tap sees it close
-            if started is not None:
-                started(tap)
-            reader = OutputReader(target)
-            try:
-                out, err = reader.wait()
-                tap.wait()
-            except BaseException:
-                # Interrupted (Dagster terminates the run): the tap writes its state and
-                # ends, the target drains; what it committed is kept, then the error goes on.
-                stop(tap)
-                target.wait(timeout=STOP_SECONDS * 2)
-                out, _err = reader.wait()
-                kept = keep_last_state(state_path, out)
-                log(
-                    f"interrupted: the tap stopped (exit {tap.returncode}), target-postgres "
-                    f"ended (exit {target.returncode}), state {'kept' if kept else 'unchanged'}"
-                )
-                raise
-        tap_text = stderr_path.read_text(encoding="utf-8", errors="replace")
-    outcome = SyncOutcome(athlete_id, tap.returncode, target.returncode, last_error(tap_text))
+            raise
+    tap_text = stderr_path.read_text(encoding="utf-8", errors="replace")
+    outcome = SyncOutcome(0, tap.returncode, target.returncode, last_error(tap_text))
     if keep_last_state(state_path, out):
         outcome.quota_stops = quota_stops(json.loads(state_path.read_text(encoding="utf-8")))
     if target.returncode != 0:

@@ -21,8 +21,11 @@ from tap_strava.auth import StravaAuthenticator
 from tap_strava.errors import StravaConfigError, one_line
 from tap_strava.ratelimit import RateLimitTracker
 from tap_strava.responses import ATHLETE_FAILURES
-from tap_strava.shared_database import SharedDatabase
+from tap_strava.shared_database import SharedDatabase, describe
 from tap_strava.shared_facts import SharedFacts
+
+if t.TYPE_CHECKING:
+    from tap_strava.token_store import TokenStore
 
 DEFAULT_API_URL = "https://www.strava.com/api/v3"
 DEFAULT_TOKEN_URL = "https://www.strava.com/oauth/token"  # noqa: S105
@@ -153,8 +156,22 @@ class Athletes:
         rate_limits.restore(self.shared_facts.quota())
         rate_limits.ledger = backends.quota_ledger(config, database)
         accounts = []
-        for label, refresh_token in self.configured():
-            store = backends.token_store(
+        wanted = self.config.get("athlete_ids")
+        entries: list[tuple[str, str, TokenStore | None]] = [
+            (label, token, None) for label, token in self.configured()
+        ]
+        if not entries and database is not None:
+            # A club's configuration lists no token: its athletes are the shared store's.
+            entries = self.stored(database, [int(i) for i in wanted] if wanted else None)
+            if not entries and not wanted:
+                msg = (
+                    f"no refresh_token or athletes configured, and the shared database "
+                    f"{describe(database.url)} holds no athlete's tokens yet: let athletes "
+                    "connect (the Connect page, or tap-strava-auth), or configure refresh_token"
+                )
+                raise StravaConfigError(msg)
+        for label, refresh_token, found in entries:
+            store = found or backends.token_store(
                 config,
                 client_id=str(config["client_id"]),
                 configured_refresh_token=refresh_token,
@@ -177,10 +194,38 @@ class Athletes:
                     get=self._get,
                 )
             )
-        wanted = self.config.get("athlete_ids")
         if wanted:
             return self.restricted(accounts, [int(athlete_id) for athlete_id in wanted])
         return accounts
+
+    def stored(
+        self, database: SharedDatabase, wanted: list[int] | None
+    ) -> list[tuple[str, str, TokenStore | None]]:
+        """``(label, refresh token, store)`` of every athlete of the shared store.
+
+        When the configuration lists no token (neither ``refresh_token`` nor ``athletes``)
+        and a shared database is set, the athletes are those who connected: the Connect
+        page and ``tap-strava-auth`` store each one's chain there, with its id in clear.
+        Each gets the store of its own chain (its row, found by key), labelled
+        ``athlete-<id>`` like the Connect page's entries. ``wanted`` (``athlete_ids``)
+        limits which tokens are decrypted at all.
+        """
+        from tap_strava.token_store_postgres import PostgresTokenStore, stored_chains
+
+        client_id = str(self.config["client_id"])
+        return [
+            (
+                f"athlete-{chain.athlete_id}",
+                chain.refresh_token,
+                PostgresTokenStore(
+                    database,
+                    client_id=client_id,
+                    configured_refresh_token=chain.refresh_token,
+                    chain_key=chain.chain_key,
+                ),
+            )
+            for chain in stored_chains(database, wanted)
+        ]
 
     def restricted(self, accounts: list[StravaAccount], wanted: list[int]) -> list[StravaAccount]:
         """The accounts of the ``athlete_ids`` setting only, in its order.

@@ -20,7 +20,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.singerlib import StateMessage
 
-from tap_strava import backends
+from tap_strava import backends, shared_database
 from tap_strava.answer_size import DEFAULT_MAX_ANSWER_MIB
 from tap_strava.archive_local_time import athlete_zone
 from tap_strava.athletes import DEFAULT_API_URL, DEFAULT_TOKEN_URL, Athletes
@@ -196,7 +196,8 @@ class TapStrava(ConfigValidationHook, Tap):
             description="OAuth refresh token of the athlete (scope "
             "read,activity:read_all,profile:read_all). Strava rotates it; the newest one is "
             "kept in the token store, and a newly configured token takes over from it. "
-            "Required unless athletes is set.",
+            "Required unless athletes is set, or shared_database_url, whose store then "
+            "holds the athletes (those who connected: a club, docs/scaling.md).",
         ),
         th.Property(
             "athletes",
@@ -580,8 +581,13 @@ class TapStrava(ConfigValidationHook, Tap):
             for item in self.config.get("athletes") or []
             if isinstance(item, dict)
         ]
-        if not tokens and not self.config.get("export_archive_path"):
-            errors.append("refresh_token is required (or athletes, a list of refresh tokens)")
+        if not tokens and not (
+            self.config.get("export_archive_path") or shared_database.configured_url(self.config)
+        ):
+            errors.append(
+                "refresh_token is required (or athletes, a list of refresh tokens, or "
+                "shared_database_url, whose store holds the athletes who connected)"
+            )
         elif len(set(tokens)) < len(tokens):
             errors.append("the same refresh token is configured twice (refresh_token/athletes)")
         for setting in ("api_url", "token_url", "events_url"):

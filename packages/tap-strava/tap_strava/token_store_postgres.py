@@ -16,6 +16,7 @@ the rest of the block, so nothing after the save can roll the rotated token back
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import typing as t
 
 from tap_strava.errors import StravaConfigError
@@ -46,10 +47,12 @@ class PostgresTokenStore(TokenStore):
         configured_refresh_token: str,
         keys: TokenKeys | None = None,
         lock_timeout: float | None = None,
+        chain_key: str | None = None,
     ) -> None:
-        # Not the file store's __init__: no path, no file lock; the same key.
+        # Not the file store's __init__: no path, no file lock; the same key. A chain
+        # found in the database itself (stored_chains) comes with its key.
         self.database = database
-        self.key = fingerprint(client_id, configured_refresh_token)
+        self.key = chain_key or fingerprint(client_id, configured_refresh_token)
         self.keys = keys or TokenKeys.from_environment()
         self.lock_timeout = LOCK_TIMEOUT_SECONDS if lock_timeout is None else lock_timeout
         self._connection: psycopg.Connection[t.Any] | None = None
@@ -269,6 +272,41 @@ def athlete_refresh_tokens(
         ).fetchall()
         connection.rollback()
     return [keys.decrypt(row[0]) for row in rows]
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredChain:
+    """An athlete's chain as the shared store holds it: its key and newest refresh token."""
+
+    athlete_id: int
+    chain_key: str
+    refresh_token: str = dataclasses.field(repr=False)
+
+
+def stored_chains(
+    database: SharedDatabase,
+    athlete_ids: t.Iterable[int] | None = None,
+    keys: TokenKeys | None = None,
+) -> list[StoredChain]:
+    """The newest chain of each athlete of the store (of ``athlete_ids`` only, if given).
+
+    A club's configuration may list no token at all: the athletes are those who connected
+    (the Connect page and ``tap-strava-auth`` store their chains here), so the tap reads
+    them from the store. Only the wanted athletes' tokens are decrypted; one connection,
+    closed at once.
+    """
+    wanted = None if athlete_ids is None else sorted({int(i) for i in athlete_ids})
+    keys = keys or TokenKeys.from_environment()
+    query = (
+        f"SELECT DISTINCT ON (athlete_id) athlete_id, chain_key, refresh_token "  # noqa: S608
+        f"FROM {SCHEMA}.tokens WHERE athlete_id IS NOT NULL AND refresh_token IS NOT NULL "
+        + ("AND athlete_id = ANY(%s) " if wanted is not None else "")
+        + "ORDER BY athlete_id, updated_at DESC"
+    )
+    with contextlib.closing(database.connect()) as connection:
+        rows = connection.execute(query, (wanted,) if wanted is not None else ()).fetchall()
+        connection.rollback()
+    return [StoredChain(int(row[0]), str(row[1]), keys.decrypt(row[2])) for row in rows]
 
 
 def stored_athlete_ids(database: SharedDatabase) -> set[int]:
