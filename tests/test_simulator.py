@@ -897,3 +897,38 @@ def test_edits_and_deletes_show_in_the_api(sim):
     assert target["id"] not in {a["id"] for a in list_all(sim, headers)}
     with pytest.raises(KeyError):
         sim.delete_activity(target["id"])
+
+
+def test_activity_ids_are_unique_across_athletes_as_strava_s_are():
+    """Two athletes drawing the same id get distinct ids; the rest of their data is kept."""
+    import random
+
+    from strava_simulator.activity_factory import IdSequence
+    from strava_simulator.data import generate
+
+    # The id the other athlete's sequence draws next is taken already: it moves up by one.
+    clone = random.Random(5)
+    drawn = 7_000_000_000 + clone.randint(1_000_000, 30_000_000)
+    taken = {drawn}
+    ids = IdSequence(random.Random(5), 7_000_000_000, taken)
+    assert ids.next()[0] == drawn + 1
+    assert taken == {drawn, drawn + 1}
+
+    # A whole athlete generated over another's ids: none shared, and an athlete without a
+    # clash keeps exactly the data its seed gives alone.
+    now = time.time()
+    first = generate(11, 60, now)
+    first_ids = {a.id for a in first.activities}
+    crowded = set(first_ids)
+    second = generate(12, 60, now, crowded)
+    alone = generate(12, 60, now)
+    second_ids = [a.id for a in second.activities]
+    assert not first_ids & set(second_ids)
+    assert crowded == first_ids | set(second_ids)
+    assert [a.summary for a in second.activities] == [a.summary for a in alone.activities]
+    # Forced clash: the second athlete's own ids are all taken before it is generated.
+    clashing = generate(12, 60, now, {a.id for a in alone.activities})
+    assert not {a.id for a in alone.activities} & {a.id for a in clashing.activities}
+    assert [a.summary["name"] for a in clashing.activities] == [
+        a.summary["name"] for a in alone.activities
+    ]

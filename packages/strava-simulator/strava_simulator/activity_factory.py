@@ -51,16 +51,27 @@ class StoredActivity:
 
 
 class IdSequence:
-    """Increasing activity and upload ids with irregular gaps, as Strava's are."""
+    """Increasing activity and upload ids with irregular gaps, as Strava's are.
 
-    def __init__(self, rng: random.Random, first_id: int) -> None:
+    Strava's activity ids are unique across all athletes. Each athlete's sequence is drawn
+    from its own seed, so two athletes of one simulator could draw the same id (200
+    athletes x 447 activities drew two such pairs); ``taken``, shared by the simulator's
+    athletes, moves a drawn id up to the next free one. It draws nothing from the random
+    generator, so an athlete without a clash keeps exactly the data its seed gives.
+    """
+
+    def __init__(self, rng: random.Random, first_id: int, taken: set[int] | None = None) -> None:
         self._rng = rng
         self.last_id = first_id
         self.last_upload_id = first_id + first_id // 12
+        self._taken = taken if taken is not None else set()
 
     def next(self) -> tuple[int, int]:
         """Return the next (activity id, upload id)."""
         self.last_id += self._rng.randint(1_000_000, 30_000_000)
+        while self.last_id in self._taken:
+            self.last_id += 1
+        self._taken.add(self.last_id)
         self.last_upload_id += self._rng.randint(1_000_000, 32_000_000)
         return self.last_id, self.last_upload_id
 

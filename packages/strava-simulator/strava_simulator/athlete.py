@@ -46,10 +46,12 @@ class SimulatedAthlete:
         clock: Callable[[], float],
         tokens: TokenAuthority,
         hostile: bool = False,
+        taken_ids: set[int] | None = None,
     ) -> None:
         self.seed = seed
         self._clock = clock
-        self.dataset = generate(seed, activity_count, now)
+        # ``taken_ids``: every activity id of the simulator's athletes (unique, as Strava's).
+        self.dataset = generate(seed, activity_count, now, taken_ids)
         self.store = ActivityStore(self.dataset.activities, hostile=hostile)
         self.tokens = tokens
         self.api = StravaApi(self.store, self.tokens, self.dataset)

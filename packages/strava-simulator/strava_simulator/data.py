@@ -221,7 +221,9 @@ SPECIAL_CASES = (
 )
 
 
-def generate(seed: int, activity_count: int, now: float) -> Dataset:
+def generate(
+    seed: int, activity_count: int, now: float, taken_ids: set[int] | None = None
+) -> Dataset:
     """Generate the athlete, gear and ``activity_count`` activities before ``now``.
 
     Activities all end before midnight UTC of ``now``'s day (so the data only changes once a
@@ -232,7 +234,7 @@ def generate(seed: int, activity_count: int, now: float) -> Dataset:
     anchor_ts = int(now) - int(now) % DAY
     home = rng.choice(PLACES[:6])
     gear = _make_gear(rng)
-    ids = IdSequence(rng, FIRST_ACTIVITY_ID + rng.randint(0, 10**8))
+    ids = IdSequence(rng, FIRST_ACTIVITY_ID + rng.randint(0, 10**8), taken_ids)
     athlete_id_rng = random.Random(seed * 7919 + 1)  # noqa: S311 - deterministic test data
     athlete = _make_athlete(athlete_id_rng, home, anchor_ts)
     factory = ActivityFactory(

@@ -112,6 +112,8 @@ class StravaSimulator:
             clock=self.now,
             retry_delay=push_retry_delay,
         )
+        #: Every activity id of every athlete: Strava's ids are unique across athletes.
+        self._activity_ids: set[int] = set()
         self.primary = self._new_athlete(seed, activity_count, scope, initial_refresh_token)
         self.push.default_owner_id = self.primary.athlete_id
         self._athletes = [self.primary]
@@ -154,6 +156,7 @@ class StravaSimulator:
             clock=self.now,
             tokens=tokens,
             hostile=self.hostile,
+            taken_ids=self._activity_ids,
         )
         athlete.store.observer = functools.partial(self._on_change, athlete)
         return athlete
