@@ -26,13 +26,21 @@ import datetime
 import json
 import os
 import subprocess
+import typing as t
 
 import dagster as dg
 
 from strava_club.athletes import connected_athletes, shared_athletes
 from strava_club.events import ReceiverUnreachable, pending_events
 from strava_club.settings import EVENT_STREAMS, ClubSettings, club_settings
-from strava_club.sync import create_tables, discover, selected_catalog, sync_athlete, sync_events
+from strava_club.sync import (
+    SyncOutcome,
+    create_tables,
+    discover,
+    selected_catalog,
+    sync_athlete,
+    sync_events,
+)
 from strava_club.tables import advisory_lock, tables_exist
 
 ATHLETES = dg.DynamicPartitionsDefinition(name="athletes")
@@ -55,6 +63,27 @@ IN_FLIGHT = [
 ]
 
 
+def fail_run_on(
+    context: dg.OpExecutionContext,
+    outcome: SyncOutcome,
+    who: str,
+    metadata: dict[str, t.Any],
+) -> None:
+    """Fail the run when the sync failed; one a retry cannot help is tagged so.
+
+    The tag is read by Dagster when the run fails: no run retry for a revoked athlete, a
+    bad setting or a quota stop (strava_club.sync.NOT_RETRYABLE).
+    """
+    if outcome.ok:
+        return
+    if not outcome.retryable:
+        context.instance.add_run_tags(context.run_id, {RETRY_ON_FAILURE_TAG: "false"})
+    raise dg.Failure(
+        description=f"{who}: {outcome.reason}",
+        metadata={**metadata, "retryable": outcome.retryable, "tap_exit": outcome.tap_exit},
+    )
+
+
 @dg.op(pool=POOL)
 def poll_athlete(context: dg.OpExecutionContext) -> dg.Output[int]:
     """Sync one athlete (the run's partition) into PostgreSQL; the athlete id out."""
@@ -63,19 +92,12 @@ def poll_athlete(context: dg.OpExecutionContext) -> dg.Output[int]:
     catalog = selected_catalog(discover(settings), settings.streams)
     ensure_tables(settings, catalog, context.log)
     outcome = sync_athlete(settings, athlete_id, catalog, context.log.info)
-    if not outcome.ok:
-        if not outcome.retryable:
-            # Read by Dagster when the run fails: no run retry for this one.
-            context.instance.add_run_tags(context.run_id, {RETRY_ON_FAILURE_TAG: "false"})
-        raise dg.Failure(
-            description=f"athlete {athlete_id}: {outcome.reason}",
-            metadata={
-                "athlete_id": athlete_id,
-                "retryable": outcome.retryable,
-                "tap_exit": outcome.tap_exit,
-                "target_exit": outcome.target_exit,
-            },
-        )
+    fail_run_on(
+        context,
+        outcome,
+        f"athlete {athlete_id}",
+        {"athlete_id": athlete_id, "target_exit": outcome.target_exit},
+    )
     if outcome.quota_stops:
         context.log.warning(
             f"athlete {athlete_id}: stopped on the app's quota ({outcome.quota_stops[0]}); "
@@ -202,13 +224,7 @@ def apply_events(context: dg.OpExecutionContext) -> dg.Output[int]:
     catalog = selected_catalog(discover(settings, events_config), EVENT_STREAMS)
     ensure_tables(settings, catalog, context.log, EVENT_STREAMS)
     outcome = sync_events(settings, events_config, catalog, context.log.info)
-    if not outcome.ok:
-        if not outcome.retryable:
-            context.instance.add_run_tags(context.run_id, {RETRY_ON_FAILURE_TAG: "false"})
-        raise dg.Failure(
-            description=f"events: {outcome.reason}",
-            metadata={"retryable": outcome.retryable, "tap_exit": outcome.tap_exit},
-        )
+    fail_run_on(context, outcome, "events", {})
     if outcome.quota_stops:
         context.log.warning(
             f"events: stopped on the app's quota ({outcome.quota_stops[0]}); the rest stay "
