@@ -156,6 +156,66 @@ def test_two_athletes_connect_and_are_synced_and_heard(club, tmp_path, caplog):
     assert sim.token_grants == []
 
 
+def test_a_club_on_the_shared_store_connects_without_any_file(
+    tmp_path, shared_database_url, token_keys, monkeypatch
+):
+    """With the shared database, the page stores into it alone, and any receiver hears them.
+
+    No token goes to the project's .env or a token file (a second machine could not read
+    them, and a copy would go stale at the first rotation); the tap, with no token
+    configured, syncs every athlete stored; a receiver started afterwards, which never saw
+    the page, accepts their events from the store.
+    """
+    monkeypatch.setenv("TAP_STRAVA_SHARED_DATABASE_URL", shared_database_url)
+    with StravaSimulator(seed=41, activity_count=6) as sim:
+        bob = sim.add_athlete(seed=42, activity_count=4)
+        project = tmp_path / "project"
+        project.mkdir()
+        env_text = "# the club's project\nTAP_STRAVA_START_DATE=2000-01-01\n"
+        (project / ".env").write_text(env_text)
+        public = server.listen("127.0.0.1", 0)
+        url = f"http://127.0.0.1:{public.getsockname()[1]}"
+        env = connect_env(sim, project, url)
+        for name in ("STRAVA_EVENTS_TOKEN_STORE", "STRAVA_EVENTS_ATHLETE_IDS"):
+            del env[name]
+        env["TAP_STRAVA_SHARED_DATABASE_URL"] = shared_database_url
+        with Served(load_settings(env), public) as receiver:
+            sim.set_consenting_athlete(bob)
+            with browser() as b:
+                page = b.get(f"{receiver.url}/connect")
+            assert outcome(page).startswith(f"Connected athlete {bob.athlete_id}"), page.text
+        assert (project / ".env").read_text() == env_text, "no token in one machine's .env"
+        assert not (project / "tokens").exists(), "no token file"
+
+        env["STRAVA_EVENTS_SQLITE_PATH"] = str(tmp_path / "other.sqlite3")
+        with Served(load_settings(env)) as other_machine:
+            answer = httpx.post(
+                f"{other_machine.url}/{CALLBACK_PATH}",
+                json=event(owner_id=bob.athlete_id),
+                timeout=10,
+            )
+            assert answer.status_code == 200
+            waiting = httpx.get(
+                f"{other_machine.tap_url}/tap/events/pending",
+                headers={"Authorization": f"Bearer {TAP_TOKEN}"},
+                timeout=10,
+            ).json()
+        assert [e["event"]["owner_id"] for e in waiting["events"]] == [bob.athlete_id]
+
+        config = {
+            "client_id": sim.client_id,
+            "client_secret": sim.client_secret,
+            "api_url": sim.api_url,
+            "token_url": sim.token_url,
+            "shared_database_url": shared_database_url,
+            "max_rate_limit_wait_seconds": 5,
+        }
+        synced = run_tap(config, streams=["activities"])
+        owners = {record["athlete_id"] for record in synced.records("activities")}
+        assert owners == {bob.athlete_id}, "the tap syncs the athlete the page stored"
+        assert sim.token_grants == [], "with the access token the page stored"
+
+
 def test_each_refusal_is_one_line_and_stores_nothing(club):
     sim, receiver, project = club
     _, bob, cy = sim.athletes

@@ -429,6 +429,71 @@ def test_the_athletes_of_the_tap_token_store_are_accepted(tmp_path):
         assert [item["event"]["owner_id"] for item in pending(server)["events"]] == [4242]
 
 
+def test_the_athletes_of_the_shared_store_are_accepted_without_its_keys(
+    tmp_path, shared_database_url, token_keys, monkeypatch
+):
+    """A club's receiver: whose events to queue comes from the shared PostgreSQL store.
+
+    Athletes who connected on another machine's Connect page (or with tap-strava-auth) are
+    there and nowhere else; the receiver reads their ids without the token keys, and one who
+    connects later is accepted at the next read of the store.
+    """
+    from strava_events import athletes
+    from tap_strava.shared_database import SharedDatabase
+    from tap_strava.token_store import StoredTokens
+    from tap_strava.token_store_postgres import PostgresTokenStore
+
+    def connect(athlete_id: int) -> None:
+        store = PostgresTokenStore(
+            SharedDatabase(shared_database_url),
+            client_id="1",
+            configured_refresh_token=f"rt-{athlete_id}",
+        )
+        with store.locked():
+            store.save(StoredTokens(refresh_token=f"rt2-{athlete_id}", athlete_id=athlete_id))
+
+    connect(4242)
+    monkeypatch.delenv("TAP_STRAVA_TOKEN_KEYS")  # the receiver never holds the keys
+    values = {
+        "STRAVA_EVENTS_VERIFY_TOKEN": VERIFY_TOKEN,
+        "STRAVA_EVENTS_CALLBACK_PATH": CALLBACK_PATH,
+        "STRAVA_EVENTS_TAP_TOKEN": TAP_TOKEN,
+        "STRAVA_EVENTS_SUBSCRIPTION_ID": str(SUBSCRIPTION_ID),
+        "STRAVA_EVENTS_SQLITE_PATH": str(tmp_path / "events.sqlite3"),
+        "STRAVA_EVENTS_SPOOL_DIR": str(tmp_path / "spool"),
+        "STRAVA_EVENTS_STATE_DIR": str(tmp_path / "state"),
+        "TAP_STRAVA_SHARED_DATABASE_URL": shared_database_url,
+    }
+    settings = load_settings(values)
+    monkeypatch.setattr(athletes, "REFRESH_SECONDS", 0.0)
+    with Served(settings) as server:
+        assert post(server, event(owner_id=4242)).status_code == 200
+        assert post(server, event(owner_id=4343)).status_code == 200
+        monkeypatch.setenv("TAP_STRAVA_TOKEN_KEYS", token_keys)
+        connect(4343)
+        monkeypatch.delenv("TAP_STRAVA_TOKEN_KEYS")
+        later = event(owner_id=4343, object_id=77)
+        assert post(server, later).status_code == 200
+        queued = [
+            (item["event"]["owner_id"], item["event"]["object_id"])
+            for item in pending(server)["events"]
+        ]
+    assert queued == [(4242, 1360128428), (4343, 77)], "the store's athletes, no one else"
+
+
+def test_a_shared_database_url_that_is_not_postgresql_is_one_line(tmp_path):
+    with pytest.raises(SettingsError, match="shared_database_url must be a PostgreSQL URL"):
+        load_settings(
+            {
+                "STRAVA_EVENTS_VERIFY_TOKEN": "v" * 20,
+                "STRAVA_EVENTS_CALLBACK_PATH": "c" * 20,
+                "STRAVA_EVENTS_TAP_TOKEN": "t" * 20,
+                "STRAVA_EVENTS_STATE_DIR": str(tmp_path),
+                "TAP_STRAVA_SHARED_DATABASE_URL": "mysql://root@127.0.0.1/club",
+            }
+        )
+
+
 def test_a_body_that_never_arrives_is_cut_off(sqlite_served):
     request = (
         f"POST /{CALLBACK_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n"

@@ -65,7 +65,10 @@ class ConnectSettings:
     authorize_url: str
     #: The project's ``.env``, where the tap reads ``TAP_STRAVA_ATHLETES``.
     env_file: Path
+    #: The file store; unused when ``shared_database_url`` is set (the club's store).
     token_store_path: Path
+    #: The tap's shared database: connected athletes' tokens go there, encrypted.
+    shared_database_url: str | None = None
 
     @property
     def redirect_uri(self) -> str:
@@ -254,10 +257,15 @@ class ConnectPage:
         if not isinstance(raw_id, int) or raw_id <= 0:
             msg = f"Strava's answer named no athlete, so nothing was stored: {again}"
             raise AuthorizeError(msg)
-        key = ENV_PREFIX + "ATHLETES"
-        current = read_env_file(self.settings.env_file).get(key)
-        updated = with_athlete_token(current, f"athlete-{raw_id}", str(answer["refresh_token"]))
-        update_env_file(self.settings.env_file, {key: updated})
+        if self.settings.shared_database_url is None:
+            # One machine's project: the tap reads its athletes from TAP_STRAVA_ATHLETES.
+            # With the shared store the tap takes every athlete stored there, and a second
+            # copy of the token in one machine's .env would go stale at the first rotation.
+            key = ENV_PREFIX + "ATHLETES"
+            current = read_env_file(self.settings.env_file).get(key)
+            token = str(answer["refresh_token"])
+            updated = with_athlete_token(current, f"athlete-{raw_id}", token)
+            update_env_file(self.settings.env_file, {key: updated})
         seed_token_store(self.settings, answer, time.time(), granted)
         self.connected.append(raw_id)
         if self.on_connected is not None:

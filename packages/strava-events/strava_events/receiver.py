@@ -314,7 +314,9 @@ def create_apps(settings: Settings, store: EventStore | None = None) -> Apps:
     """The receiver's two applications; run them inside ``apps.receiver.running()``."""
     store = store or open_store(settings)
     spool = Spool(settings.spool_dir, settings.limits.max_spool_events)
-    athletes = KnownAthletes(settings.athlete_ids, settings.token_store)
+    athletes = KnownAthletes(
+        settings.athlete_ids, settings.token_store, settings.shared_database_url
+    )
     receiver = Receiver(settings, store, spool, athletes)
     connect = (
         ConnectPage(settings.connect, on_connected=athletes.learn)

@@ -21,6 +21,8 @@ from urllib.parse import quote
 from strava_events.connect import ConnectSettings
 
 PREFIX = "STRAVA_EVENTS_"
+#: The tap's own variable for its shared database (tap_strava.shared_database.URL_ENV).
+SHARED_URL_ENV = "TAP_STRAVA_SHARED_DATABASE_URL"
 DEFAULT_API_BASE = "https://www.strava.com/api/v3"
 DEFAULT_SCHEMA = "strava_events"
 SUBSCRIPTION_FILE = "subscription.json"
@@ -97,6 +99,9 @@ class Settings:
     subscription_id: int | None
     athlete_ids: frozenset[int]
     token_store: Path | None
+    #: The tap's shared database (``TAP_STRAVA_SHARED_DATABASE_URL``): whose tokens it
+    #: holds are accepted, and the Connect page stores tokens there. Never logged.
+    shared_database_url: str | None
     host: str
     port: int
     #: The tap's interface listens on 127.0.0.1 at this port, apart from the callback.
@@ -297,11 +302,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     athlete_ids = parse_athlete_ids(_get(env, "ATHLETE_IDS"))
     store_raw = _get(env, "TOKEN_STORE")
     token_store = Path(store_raw).expanduser() if store_raw else None
-    if not athlete_ids and token_store is None:
+    shared_url = shared_database_url(env)
+    if not athlete_ids and token_store is None and shared_url is None:
         msg = (
-            f"Neither {PREFIX}ATHLETE_IDS nor {PREFIX}TOKEN_STORE is set{_where(env)}: set one "
-            "so that the receiver knows whose events to accept (a comma list of athlete ids, or "
-            "tap-strava's token store file)"
+            f"Neither {PREFIX}ATHLETE_IDS nor {PREFIX}TOKEN_STORE nor {SHARED_URL_ENV} is set"
+            f"{_where(env)}: set one so that the receiver knows whose events to accept (a comma "
+            "list of athlete ids, tap-strava's token store file, or its shared database)"
         )
         raise SettingsError(msg)
     schema = _get(env, "POSTGRES_SCHEMA") or DEFAULT_SCHEMA
@@ -342,6 +348,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         subscription_id=subscription_id,
         athlete_ids=athlete_ids,
         token_store=token_store,
+        shared_database_url=shared_url,
         host=_get(env, "HOST") or "127.0.0.1",
         port=port,
         tap_port=tap_port,
@@ -353,7 +360,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         subscription_file=folder / SUBSCRIPTION_FILE,
         limits=limits,
         retention_days=_int(env, "RETENTION_DAYS", 30, 1, 3650),
-        connect=load_connect(env, token_store),
+        connect=load_connect(env, token_store, shared_url),
     )
 
 
@@ -361,7 +368,28 @@ _PUBLIC_URL_RE = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
-def load_connect(env: Mapping[str, str], token_store: Path | None) -> ConnectSettings | None:
+def shared_database_url(env: Mapping[str, str]) -> str | None:
+    """The tap's shared database URL (``TAP_STRAVA_SHARED_DATABASE_URL``), checked, or None.
+
+    The receiver reads the variable the tap and ``tap-strava-auth`` read, so that one
+    setting names the club's store for all three.
+    """
+    from tap_strava.errors import StravaConfigError
+    from tap_strava.shared_database import to_conninfo
+
+    url = env.get(SHARED_URL_ENV, "").strip()
+    if not url:
+        return None
+    try:
+        to_conninfo(url)
+    except StravaConfigError as exc:
+        raise SettingsError(str(exc)) from None
+    return url
+
+
+def load_connect(
+    env: Mapping[str, str], token_store: Path | None, shared_url: str | None = None
+) -> ConnectSettings | None:
     """The "Connect with Strava" page's settings, or None when it is off (the default).
 
     ``STRAVA_EVENTS_CONNECT_URL`` is the receiver's address as browsers reach it (scheme
@@ -369,6 +397,7 @@ def load_connect(env: Mapping[str, str], token_store: Path | None) -> ConnectSet
     https is required except on a loopback host (a test, or a tunnel on this machine).
     """
     from tap_strava.oauth_flow import DEFAULT_TOKEN_URL, authorize_url_for
+    from tap_strava.token_store import default_token_store_path
 
     raw = _get(env, "CONNECT_URL")
     if raw is None:
@@ -383,10 +412,11 @@ def load_connect(env: Mapping[str, str], token_store: Path | None) -> ConnectSet
             "https://club.example.org (http only on 127.0.0.1 or localhost)"
         )
         raise SettingsError(msg)
-    if token_store is None:
+    if token_store is None and shared_url is None:
         msg = (
-            f"{PREFIX}CONNECT_URL needs {PREFIX}TOKEN_STORE{_where(env)}: set it to the tap's "
-            "token store file, where connected athletes' tokens go"
+            f"{PREFIX}CONNECT_URL needs {PREFIX}TOKEN_STORE or {SHARED_URL_ENV}{_where(env)}: "
+            "set one to the tap's token store (its file, or its shared database), where "
+            "connected athletes' tokens go"
         )
         raise SettingsError(msg)
     app = load_strava_app(env)
@@ -401,7 +431,8 @@ def load_connect(env: Mapping[str, str], token_store: Path | None) -> ConnectSet
         token_url=token_url,
         authorize_url=authorize_url_for(token_url),
         env_file=Path(env_file) if env_file else project_root(env) / ".env",
-        token_store_path=token_store,
+        token_store_path=token_store or default_token_store_path(),
+        shared_database_url=shared_url,
     )
 
 
