@@ -16,16 +16,17 @@
 * ``events_run`` (not partitioned: the receiver's pending events have no owner filter)
   runs the tap's events mode into target-postgres, then the cycle's steps; the
   ``receiver_events`` sensor starts one when events wait and none is queued or running.
-* ``report_failed_polls`` (a run failure sensor) writes one line per failed athlete run.
+* ``tag_failure_reasons`` (a run failure sensor) tags a failed run with why when its op
+  could not (a killed process): the report reads every reason from Dagster's records.
 
 Dagster's public API only; settings come from ``STRAVA_CLUB_*`` variables
 (strava_club.settings), never from run config or tags, which Dagster stores in clear.
 """
 
 import datetime
-import json
 import os
 import subprocess
+import time
 import typing as t
 
 import dagster as dg
@@ -47,6 +48,13 @@ ATHLETES = dg.DynamicPartitionsDefinition(name="athletes")
 POOL = "strava_tap"
 #: The tag Dagster's run retries read; set on a run whose failure a retry cannot help.
 RETRY_ON_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"
+#: Why a run failed, in one line (the tap's own error): the club's report reads it from
+#: Dagster's run records, the one place every machine of the deployment sees. The tap's
+#: errors never hold a secret, and the line is cut to :data:`FAILURE_LINE_MAX`.
+FAILURE_TAG = "strava/failure"
+FAILURE_LINE_MAX = 500
+#: How long the tap and target's pipe took inside the run (seconds), for the report.
+SYNC_SECONDS_TAG = "strava/sync-seconds"
 TABLES_LOCK = "strava-club:create-tables"
 CYCLE_LOCK = "strava-club:cycle-end"
 #: The events run's tag value (the instance limits ``strava/job: events`` to one run).
@@ -76,8 +84,10 @@ def fail_run_on(
     """
     if outcome.ok:
         return
+    tags = {FAILURE_TAG: failure_line(f"{who}: {outcome.reason}")}
     if not outcome.retryable:
-        context.instance.add_run_tags(context.run_id, {RETRY_ON_FAILURE_TAG: "false"})
+        tags[RETRY_ON_FAILURE_TAG] = "false"
+    context.instance.add_run_tags(context.run_id, tags)
     raise dg.Failure(
         description=f"{who}: {outcome.reason}",
         metadata={**metadata, "retryable": outcome.retryable, "tap_exit": outcome.tap_exit},
@@ -91,7 +101,12 @@ def poll_athlete(context: dg.OpExecutionContext) -> dg.Output[int]:
     athlete_id = int(context.partition_key)
     catalog = selected_catalog(discover(settings), settings.streams)
     ensure_tables(settings, catalog, context.log)
+    began = time.monotonic()
     outcome = sync_athlete(settings, athlete_id, catalog, context.log.info)
+    # The pipe's own wall time: the run's wall less this is Dagster's part (the report).
+    context.instance.add_run_tags(
+        context.run_id, {SYNC_SECONDS_TAG: f"{time.monotonic() - began:.2f}"}
+    )
     fail_run_on(
         context,
         outcome,
@@ -277,35 +292,40 @@ def receiver_events(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg
     return dg.SensorResult(run_requests=[dg.RunRequest()])
 
 
+def failure_line(text: str) -> str:
+    """One line of at most :data:`FAILURE_LINE_MAX` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= FAILURE_LINE_MAX else line[: FAILURE_LINE_MAX - 3] + "..."
+
+
 @dg.run_failure_sensor(
-    monitored_jobs=[daily_poll],
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=5,
 )
-def report_failed_polls(context: dg.RunFailureSensorContext) -> None:
-    """One JSON line per failed athlete run (the club's daily message reads them)."""
-    settings = club_settings()
+def tag_failure_reasons(context: dg.RunFailureSensorContext) -> None:
+    """Tag a failed run of the club with why, when its op did not (a crash, a kill).
+
+    A failure the op saw (the tap's one-line error) is tagged by the op itself
+    (:func:`fail_run_on`); this covers the rest (a killed process, an exception in the
+    op, a run worker that died) with the step's first error line, so that
+    ``strava-club-report`` names a reason for every failed run from Dagster's records
+    alone: no file on the daemon's machine.
+    """
     run = context.dagster_run
-    will_retry = run.tags.get("dagster/will_retry") == "true"
-    line = {
-        "athlete_id": run.tags.get("dagster/partition"),
-        "run_id": run.run_id,
-        "reason": context.failure_event.message or "",
-        "will_retry": will_retry,
-    }
+    if run.tags.get(FAILURE_TAG):
+        return
+    reason = context.failure_event.message or "the run failed"
     for step in context.get_step_failure_events():
         data = step.step_failure_data
         if data.user_failure_data is not None and data.user_failure_data.description:
-            line["reason"] = data.user_failure_data.description  # the op's own line
+            reason = data.user_failure_data.description
         elif data.error is not None:
-            line["reason"] = data.error.message.strip()
-    settings.report_path.parent.mkdir(parents=True, exist_ok=True)
-    with settings.report_path.open("a", encoding="utf-8") as report:
-        report.write(json.dumps(line) + "\n")
+            reason = (data.error.message.strip().splitlines() or [reason])[0]
+    context.instance.add_run_tags(run.run_id, {FAILURE_TAG: failure_line(reason)})
 
 
 defs = dg.Definitions(
     jobs=[daily_poll, cycle_end, events_run],
-    sensors=[athlete_partitions, receiver_events, report_failed_polls],
+    sensors=[athlete_partitions, receiver_events, tag_failure_reasons],
     schedules=[daily_poll_schedule, cycle_end_schedule],
 )

@@ -1,8 +1,11 @@
 """``strava-club-report``: the club's day in one message, from Dagster's own records.
 
-How many athletes the last polls synced, which failed and why (the run failure sensor's
-lines), and whether Dagster retries them. ``--json`` gives every run for scripts and
-tests. Reads the instance named by ``DAGSTER_HOME`` through Dagster's public API.
+How many athletes the last polls synced, which failed and why, whether Dagster retries
+them, and the events runs that failed. Every reason is the ``strava/failure`` tag of the
+failed run (set by its op, or by the run failure sensor): the report needs nothing but
+the instance named by ``DAGSTER_HOME``, read through Dagster's public API, so it gives
+the same answer on every machine of the deployment. ``--json`` gives every run for
+scripts and tests.
 """
 
 from __future__ import annotations
@@ -14,24 +17,32 @@ import typing as t
 
 import dagster as dg
 
-from strava_club.definitions import ATHLETES, daily_poll
-from strava_club.settings import ClubSettingsError, club_settings
+from strava_club.definitions import (
+    ATHLETES,
+    FAILURE_TAG,
+    SYNC_SECONDS_TAG,
+    daily_poll,
+    events_run,
+)
 
 
-def poll_runs(instance: dg.DagsterInstance) -> list[dict[str, t.Any]]:
-    """Every daily-poll run, oldest first, with its partition, status and retry tags."""
-    records = instance.get_run_records(filters=dg.RunsFilter(job_name=daily_poll.name))
+def job_runs(instance: dg.DagsterInstance, job_name: str) -> list[dict[str, t.Any]]:
+    """Every run of one job, oldest first, with its partition, status, retry tags, reason."""
+    records = instance.get_run_records(filters=dg.RunsFilter(job_name=job_name))
     runs = []
     for record in sorted(records, key=lambda r: r.create_timestamp):
         run = record.dagster_run
         runs.append(
             {
                 "run_id": run.run_id,
+                "job": job_name,
                 "partition": run.tags.get("dagster/partition"),
                 "status": run.status.value,
                 "will_retry": run.tags.get("dagster/will_retry"),
                 "retry_number": int(run.tags.get("dagster/retry_number", 0)),
                 "parent_run_id": run.parent_run_id,
+                "reason": run.tags.get(FAILURE_TAG),
+                "sync_seconds": float(run.tags.get(SYNC_SECONDS_TAG) or 0) or None,
                 "start": record.start_time,
                 "end": record.end_time,
             }
@@ -39,16 +50,23 @@ def poll_runs(instance: dg.DagsterInstance) -> list[dict[str, t.Any]]:
     return runs
 
 
-def failures() -> list[dict[str, t.Any]]:
-    """The run failure sensor's lines (strava_club.definitions.report_failed_polls)."""
-    path = club_settings().report_path
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+def failures(runs: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+    """The failed runs, each with its athlete (None for the events run) and its reason."""
+    return [
+        {
+            "athlete_id": run["partition"],
+            "job": run["job"],
+            "run_id": run["run_id"],
+            "reason": run["reason"] or "",
+            "will_retry": run["will_retry"] == "true",
+        }
+        for run in runs
+        if run["status"] == "FAILURE"
+    ]
 
 
 def summary(report: dict[str, t.Any]) -> str:
-    """One message: athletes, synced, failed with their reasons."""
+    """One message: athletes, synced, failed with their reasons; a failed events run."""
     partitions = set(report["partitions"])
     last: dict[str, dict[str, t.Any]] = {}
     for run in report["runs"]:  # oldest first: the last run of each athlete wins
@@ -56,12 +74,14 @@ def summary(report: dict[str, t.Any]) -> str:
             last[str(run["partition"])] = run
     synced = [key for key, run in last.items() if run["status"] == "SUCCESS"]
     failed = [key for key, run in last.items() if run["status"] == "FAILURE"]
-    reasons = {
-        str(line["athlete_id"]): str(line["reason"]).removeprefix(f"athlete {line['athlete_id']}: ")
-        for line in report["failures"]
-    }
     lines = [f"{len(report['partitions'])} athletes; {len(synced)} synced; {len(failed)} failed"]
-    lines += [f"  athlete {key}: {reasons.get(key, 'no reason recorded')}" for key in failed]
+    for key in failed:
+        reason = str(last[key]["reason"] or "no reason recorded")
+        lines.append(f"  athlete {key}: {reason.removeprefix(f'athlete {key}: ')}")
+    events = report["events_runs"]
+    if events and events[-1]["status"] == "FAILURE":
+        reason = str(events[-1]["reason"] or "no reason recorded").removeprefix("events: ")
+        lines.append(f"  the last events run failed: {reason}")
     return "\n".join(lines)
 
 
@@ -72,12 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         instance = dg.DagsterInstance.get()
+        runs = job_runs(instance, daily_poll.name)
+        events_runs = job_runs(instance, events_run.name)
         report = {
             "partitions": instance.get_dynamic_partitions(ATHLETES.name),
-            "runs": poll_runs(instance),
-            "failures": failures(),
+            "runs": runs,
+            "events_runs": events_runs,
+            "failures": failures(runs + events_runs),
         }
-    except (ClubSettingsError, dg.DagsterError) as exc:
+    except dg.DagsterError as exc:
         # DAGSTER_HOME unset or its dagster.yaml wrong: Dagster's first line names it.
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         print(f"strava-club-report: error: {first}", file=sys.stderr)

@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from strava_club.states import FolderStates, PostgresStates, StateStore
+
 #: The tap's variable for its shared database (tap_strava.shared_database.URL_ENV).
 SHARED_URL_ENV = "TAP_STRAVA_SHARED_DATABASE_URL"
 DEFAULT_STREAMS: tuple[str, ...] = ("activities", "athlete", "athlete_stats")
@@ -34,7 +36,10 @@ class ClubSettingsError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class ClubSettings:
-    """Where the tap, the target, their configurations and the per-athlete states are."""
+    """Where the tap, the target, their configurations and the per-athlete states are.
+
+    ``state_dir`` holds the states only without a shared database (:meth:`states`).
+    """
 
     tap: str
     target: str
@@ -47,19 +52,15 @@ class ClubSettings:
     #: its own (mode 0600: the token is a secret); None: no events run.
     events_config: Path | None = None
 
-    @property
-    def events_state_path(self) -> Path:
-        """The events run's one Singer state (each run acknowledges the last one's events)."""
-        return self.state_dir / "events.json"
+    def states(self) -> StateStore:
+        """Where the runs' Singer states are: the shared database when set, else the folder.
 
-    @property
-    def report_path(self) -> Path:
-        """One JSON line per failed athlete run: the club's daily message reads it."""
-        return self.state_dir / "failures.jsonl"
-
-    def state_path(self, athlete_id: int) -> Path:
-        """The athlete's own Singer state (its own state id, in Meltano's words)."""
-        return self.state_dir / f"athlete-{athlete_id}.json"
+        With the shared database a state file an earlier version left in
+        ``STRAVA_CLUB_STATE_DIR`` is read once, while the database has no row for it.
+        """
+        folder = FolderStates(self.state_dir)
+        dsn = self.shared_database_dsn()
+        return PostgresStates(dsn, earlier=folder) if dsn else folder
 
     def token_store_path(self) -> Path:
         """The tap's token store, as its configuration names it."""

@@ -6,8 +6,9 @@ restriction (:func:`sync_events`), under the club's one events state.
 No Meltano here: ``meltano run`` writes each run's catalog and config under fixed names in
 the project's ``.meltano/run``, so two of them in one project at once overwrite each
 other's, and its start-up costs seconds per run. The tap and the target are run directly,
-with the athlete's own state file (``athlete-<id>.json``), the restriction in a second
-``--config`` file and nothing else written locally: no CSV, no shared spool.
+with the athlete's own state id (``athlete-<id>``, strava_club.states: a row of the shared
+database, else a file), the restriction in a second ``--config`` file and nothing else
+written locally but the run's temporary folder: no CSV, no shared spool.
 
 Secrets stay in the configuration files: the runs' own files hold only the athlete id and
 the catalog.
@@ -26,10 +27,13 @@ import threading
 import typing as t
 from pathlib import Path
 
+from strava_club.states import EVENTS_STATE_ID, athlete_state_id
+
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from strava_club.settings import ClubSettings
+    from strava_club.states import StateStore
 
 #: Parts of tap-strava's one-line errors for which a retry cannot help: the athlete
 #: revoked or must authorize again, the app's credentials or a setting are wrong
@@ -179,16 +183,6 @@ def run_files(name: str | int) -> Iterator[Path]:
         yield Path(folder)
 
 
-def write_state(path: Path, line: str) -> None:
-    """Keep the target's last STATE (what it committed), atomically."""
-    message = json.loads(line)
-    value = message.get("value", message) if isinstance(message, dict) else message
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(value), encoding="utf-8")
-    temporary.replace(path)
-
-
 def sync_athlete(
     settings: ClubSettings,
     athlete_id: int,
@@ -198,7 +192,7 @@ def sync_athlete(
 ) -> SyncOutcome:
     """Run ``tap-strava --config CLUB --config {athlete_ids: [id]} | target-postgres``.
 
-    The state goes in from the athlete's own file and out from the target's last STATE
+    The state goes in from the athlete's own state id and out from the target's last STATE
     line, kept even when the run fails later (the target committed that far). If the
     caller is interrupted (Dagster terminates the run), the tap gets SIGTERM, writes its
     state and ends; the target drains and the state is kept.
@@ -207,7 +201,7 @@ def sync_athlete(
         restriction = root / "athlete.json"
         restriction.write_text(json.dumps({"athlete_ids": [athlete_id]}), encoding="utf-8")
         outcome = run_pipe(
-            settings, root, [restriction], settings.state_path(athlete_id), catalog, log, started
+            settings, root, [restriction], athlete_state_id(athlete_id), catalog, log, started
         )
     outcome.athlete_id = athlete_id
     return outcome
@@ -224,31 +218,33 @@ def sync_events(
 
     Not partitioned: the receiver's pending events have no owner filter, so one run
     handles every athlete's events, one run at a time, under the club's one events state
-    (``events.json``): each run acknowledges what the last committed run handled.
+    (state id ``events``): each run acknowledges what the last committed run handled.
     """
     with run_files("events") as root:
-        return run_pipe(
-            settings, root, [events_config], settings.events_state_path, catalog, log, started
-        )
+        return run_pipe(settings, root, [events_config], EVENTS_STATE_ID, catalog, log, started)
 
 
 def run_pipe(
     settings: ClubSettings,
     root: Path,
     configs: list[Path],
-    state_path: Path,
+    state_id: str,
     catalog: dict[str, t.Any],
     log: Callable[[str], None],
     started: Callable[[subprocess.Popen[bytes]], None] | None = None,
 ) -> SyncOutcome:
-    """``tap-strava --config CLUB --config ... | target-postgres`` with one state file."""
+    """``tap-strava --config CLUB --config ... | target-postgres`` under one state id."""
+    states = settings.states()
     catalog_path = root / "catalog.json"
     catalog_path.write_text(json.dumps(catalog), encoding="utf-8")
     tap_args = [settings.tap, "--config", str(settings.tap_config)]
     for extra in configs:
         tap_args += ["--config", str(extra)]
     tap_args += ["--catalog", str(catalog_path)]
-    if state_path.exists():
+    state_in = states.read(state_id)
+    if state_in is not None:
+        state_path = root / "state.json"
+        state_path.write_text(json.dumps(state_in), encoding="utf-8")
         tap_args += ["--state", str(state_path)]
     stderr_path = root / "tap.stderr"
     with stderr_path.open("wb") as tap_stderr:
@@ -273,7 +269,7 @@ def run_pipe(
             stop(tap)
             target.wait(timeout=STOP_SECONDS * 2)
             out, _err = reader.wait()
-            kept = keep_last_state(state_path, out)
+            kept = keep_last_state(states, state_id, out) is not None
             log(
                 f"interrupted: the tap stopped (exit {tap.returncode}), target-postgres "
                 f"ended (exit {target.returncode}), state {'kept' if kept else 'unchanged'}"
@@ -281,8 +277,9 @@ def run_pipe(
             raise
     tap_text = stderr_path.read_text(encoding="utf-8", errors="replace")
     outcome = SyncOutcome(0, tap.returncode, target.returncode, last_error(tap_text))
-    if keep_last_state(state_path, out):
-        outcome.quota_stops = quota_stops(json.loads(state_path.read_text(encoding="utf-8")))
+    state_out = keep_last_state(states, state_id, out)
+    if state_out is not None:
+        outcome.quota_stops = quota_stops(state_out)
     if target.returncode != 0:
         log(f"target-postgres: {' '.join(err.decode('utf-8', 'replace').splitlines()[-1:])}")
     return outcome
@@ -310,13 +307,20 @@ class OutputReader:
         return self._result.get("out", (b"", b""))
 
 
-def keep_last_state(path: Path, out: bytes) -> bool:
-    """Write the target's last STATE line to the athlete's state file; whether there was one."""
+def keep_last_state(states: StateStore, state_id: str, out: bytes) -> dict[str, t.Any] | None:
+    """Store the target's last STATE line (what it committed) under ``state_id``; the state.
+
+    None when the target emitted no state (nothing committed: the stored state stays).
+    """
     lines = [line for line in out.decode("utf-8", "replace").splitlines() if line.strip()]
     if not lines:
-        return False
-    write_state(path, lines[-1])
-    return True
+        return None
+    message = json.loads(lines[-1])
+    value = message.get("value", message) if isinstance(message, dict) else message
+    if not isinstance(value, dict):
+        return None
+    states.write(state_id, value)
+    return value
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
