@@ -320,6 +320,32 @@ def test_strava_forget_athlete_finds_and_removes_the_athlete_in_the_shared_datab
     assert _rows(shared_database_url, "SELECT athlete_id FROM strava_shared.tokens") == [(12,)]
 
 
+def test_a_club_of_token_stores_holds_no_connection_between_uses(
+    shared_database_url, token_keys
+):
+    """The events mode builds a store per athlete: idle stores keep no connection open.
+
+    With a connection per store, a club of several hundred athletes would hold as many of
+    PostgreSQL's ``max_connections`` (100 by default) for a whole run.
+    """
+    stores = [_store(shared_database_url, f"rt-{index}") for index in range(40)]
+    for index, store in enumerate(stores):
+        with store.locked():
+            store.save(StoredTokens(refresh_token=f"rt-{index}-b", athlete_id=1000 + index))
+        assert store.load() is not None
+        store.remember_athlete(1000 + index)
+        store.forget_access_token()
+    assert stores[0].athlete_ids() == {1000 + index for index in range(40)}
+    others = (
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    assert _rows(shared_database_url, others) == [(0,)], "forty idle stores, no connection"
+    with stores[3].locked():  # the row lock's transaction keeps its connection
+        assert _rows(shared_database_url, others) == [(1,)]
+    assert _rows(shared_database_url, others) == [(0,)]
+
+
 def test_a_window_another_worker_spent_stops_cleanly_before_any_request(
     tmp_path, shared_database_url, token_keys
 ):

@@ -240,10 +240,7 @@ class Athletes:
         unknown: list[StravaAccount] = []
         for account in accounts:
             store = account.authenticator.token_store
-            stored = store.load()
-            # A club's configuration lists every athlete: in a shared database each store
-            # holds a connection, so it is released at once (the chosen one reopens it).
-            store.close()
+            stored = store.load()  # a shared store's connection is released after use
             if stored is not None and isinstance(stored.athlete_id, int):
                 by_id.setdefault(stored.athlete_id, account)
             else:

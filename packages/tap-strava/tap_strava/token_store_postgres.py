@@ -71,6 +71,17 @@ class PostgresTokenStore(TokenStore):
             self._connection.close()
             self._connection = None
 
+    def _release(self) -> None:
+        """Close the connection between uses, unless the row lock is held.
+
+        A run of the events mode builds a store per athlete of the club, and a chain is
+        used a few times a run (a load, a refresh every six hours): a connection kept
+        open per athlete would hold hundreds of PostgreSQL's ``max_connections`` for
+        nothing, so the store connects per use instead (a few milliseconds each).
+        """
+        if not self._depth:
+            self.close()
+
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the chain's row lock (re-entrant within this store)."""
@@ -87,10 +98,14 @@ class PostgresTokenStore(TokenStore):
             yield
         except BaseException:
             self._depth = 0
-            self._end(commit=False)
+            try:
+                self._end(commit=False)
+            finally:
+                self._release()
             raise
         self._depth = 0
         self._end(commit=True)
+        self._release()
 
     def load(self) -> StoredTokens | None:
         """The chain's newest tokens, decrypted; None if none are stored yet."""
@@ -98,6 +113,7 @@ class PostgresTokenStore(TokenStore):
             f"SELECT {_COLUMNS} FROM {SCHEMA}.tokens WHERE chain_key = %s",  # noqa: S608
             (self.key,),
         ).fetchone()
+        self._release()
         if row is None or not row[0]:
             return None
         refresh, access, expires_at, athlete_id, scope, updated_at = row
@@ -133,6 +149,7 @@ class PostgresTokenStore(TokenStore):
             # Commit the rotated token now, then hold the row again for the rest.
             self._end(commit=True)
             self._lock_row()
+        self._release()
 
     def forget_access_token(self) -> None:
         """Drop a cached access token that Strava no longer accepts."""
@@ -141,6 +158,7 @@ class PostgresTokenStore(TokenStore):
             "WHERE chain_key = %s",
             (self.key,),
         )
+        self._release()
 
     def remember_athlete(self, athlete_id: int) -> None:
         """Record whose chain this is (in clear: the receiver reads it)."""
@@ -149,10 +167,13 @@ class PostgresTokenStore(TokenStore):
             "WHERE chain_key = %s AND athlete_id IS DISTINCT FROM %s",
             (athlete_id, self.key, athlete_id),
         )
+        self._release()
 
     def athlete_ids(self) -> set[int]:
         """The athlete ids of every chain in the database."""
-        return {int(row[0]) for row in self._run(_ATHLETE_IDS, ()).fetchall()}
+        ids = {int(row[0]) for row in self._run(_ATHLETE_IDS, ()).fetchall()}
+        self._release()
+        return ids
 
     # -- the connection's transactions ------------------------------------------------------
     def _lock_row(self) -> None:
