@@ -320,9 +320,7 @@ def test_strava_forget_athlete_finds_and_removes_the_athlete_in_the_shared_datab
     assert _rows(shared_database_url, "SELECT athlete_id FROM strava_shared.tokens") == [(12,)]
 
 
-def test_a_club_of_token_stores_holds_no_connection_between_uses(
-    shared_database_url, token_keys
-):
+def test_a_club_of_token_stores_holds_no_connection_between_uses(shared_database_url, token_keys):
     """The events mode builds a store per athlete: idle stores keep no connection open.
 
     With a connection per store, a club of several hundred athletes would hold as many of
