@@ -40,6 +40,7 @@ from tap_strava.token_store import StoredTokens, TokenStore
 from tests.conftest import tap_config_for
 from tests.support import load_into_postgres, run_tap
 from tests.test_events_support import CALLBACK_PATH, TAP_TOKEN, VERIFY_TOKEN, Served
+from tests.test_notify_helpers import WebhookServer
 
 pytestmark = pytest.mark.extras
 
@@ -361,7 +362,7 @@ def test_a_club_day_on_the_daemon(club_database, tmp_path, monkeypatch):
         sim.inject_fault("/athlete/activities", "slow", count=-1, delay=1.0)
         project = tmp_path / "project"
         project.mkdir()
-        with receiver_for(sim, project, shared_url) as receiver:
+        with WebhookServer() as hook, receiver_for(sim, project, shared_url) as receiver:
             events_config = tmp_path / "events.json"
             events_config.write_text(
                 json.dumps({"events_url": f"{receiver.tap_url}/tap", "events_token": TAP_TOKEN})
@@ -375,6 +376,9 @@ def test_a_club_day_on_the_daemon(club_database, tmp_path, monkeypatch):
                 STRAVA_CLUB_EVENTS_CONFIG=str(events_config),
                 STRAVA_CLUB_EVENTS_SENSOR_SECONDS="5",
                 STRAVA_CLUB_CYCLE_COMMANDS=json.dumps([deletions]),
+                # The club's message goes through the project's own notifier.
+                STRAVA_CLUB_NOTIFY_COMMAND=json.dumps([str(ROOT / ".venv/bin/strava-notify")]),
+                STRAVA_NOTIFY_URLS=hook.url(),
             )
             log = (tmp_path / "daemon.log").open("w")
             daemon = subprocess.Popen(
@@ -425,7 +429,7 @@ def test_a_club_day_on_the_daemon(club_database, tmp_path, monkeypatch):
                 polled = wait("every athlete's first poll", settled)
                 polls_done = time.monotonic() - started
                 message = subprocess.run(
-                    [str(CLUB_BIN / "strava-club-report")],
+                    [str(CLUB_BIN / "strava-club-report"), "--notify"],
                     env=env,
                     capture_output=True,
                     text=True,
@@ -456,6 +460,21 @@ def test_a_club_day_on_the_daemon(club_database, tmp_path, monkeypatch):
                     ),
                 )
                 final = report(env)
+                # The daily message as the schedule starts it: a run of club_message,
+                # queued and run by the daemon.
+                subprocess.run(
+                    [
+                        *(str(CLUB_BIN / "dagster"), "job", "launch"),
+                        *("-m", "strava_club.definitions", "-j", "club_message"),
+                    ],
+                    env=env,
+                    cwd=tmp_path,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    check=True,
+                )
+                wait("the club's daily message", lambda: len(hook.requests) == 2)
             finally:
                 os.killpg(daemon.pid, signal.SIGTERM)
                 try:
@@ -523,10 +542,22 @@ def test_a_club_day_on_the_daemon(club_database, tmp_path, monkeypatch):
     runs_of: dict[int, list[dict[str, t.Any]]] = collections.defaultdict(list)
     for run in polled["runs"]:
         runs_of[int(run["partition"])].append(run)
-    # The club's message: how many synced, who failed and why.
+    # The club's message: how many synced, who failed and why; posted to the webhook as
+    # printed (strava-club-report --notify), then by the daemon's club_message run.
     assert message[0] == "14 athletes; 13 synced; 1 failed", message
     assert message[1].startswith(f"  athlete {bob.athlete_id}: Strava rejected the refresh token")
     assert len(message) == 2
+    posted = [json.loads(request["raw"]) for request in hook.requests]
+    assert posted[0] == {
+        "title": "Strava club: warning",
+        "body": "\n".join(message),
+        "type": "warning",
+    }
+    assert posted[1] == {
+        "title": "Strava club: success",
+        "body": "13 athletes; 13 synced; 0 failed",
+        "type": "success",
+    }, "after bob left: his partition went, the others synced"
     # The revoked athlete: one run, failed, not retried, reported with its reason.
     assert [r["status"] for r in runs_of[bob.athlete_id]] == ["FAILURE"]
     assert runs_of[bob.athlete_id][0]["will_retry"] == "false"

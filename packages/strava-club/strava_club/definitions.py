@@ -16,6 +16,8 @@
 * ``events_run`` (not partitioned: the receiver's pending events have no owner filter)
   runs the tap's events mode into target-postgres, then the cycle's steps; the
   ``receiver_events`` sensor starts one when events wait and none is queued or running.
+* ``club_message`` (a job, scheduled at 07:30 UTC): the club's day in one message, piped
+  to the project's ``strava-notify``.
 * ``tag_failure_reasons`` (a run failure sensor) tags a failed run with why when its op
   could not (a killed process): the report reads every reason from Dagster's records.
 
@@ -31,8 +33,11 @@ import typing as t
 
 import dagster as dg
 
+from strava_club import names
 from strava_club.athletes import connected_athletes, shared_athletes
 from strava_club.events import ReceiverUnreachable, pending_events
+from strava_club.names import FAILURE_LINE_MAX, FAILURE_TAG, SYNC_SECONDS_TAG
+from strava_club.report import NotDelivered, club_day, post, summary
 from strava_club.settings import EVENT_STREAMS, ClubSettings, club_settings
 from strava_club.sync import (
     SyncOutcome,
@@ -44,17 +49,10 @@ from strava_club.sync import (
 )
 from strava_club.tables import advisory_lock, tables_exist
 
-ATHLETES = dg.DynamicPartitionsDefinition(name="athletes")
+ATHLETES = dg.DynamicPartitionsDefinition(name=names.ATHLETES)
 POOL = "strava_tap"
 #: The tag Dagster's run retries read; set on a run whose failure a retry cannot help.
 RETRY_ON_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"
-#: Why a run failed, in one line (the tap's own error): the club's report reads it from
-#: Dagster's run records, the one place every machine of the deployment sees. The tap's
-#: errors never hold a secret, and the line is cut to :data:`FAILURE_LINE_MAX`.
-FAILURE_TAG = "strava/failure"
-FAILURE_LINE_MAX = 500
-#: How long the tap and target's pipe took inside the run (seconds), for the report.
-SYNC_SECONDS_TAG = "strava/sync-seconds"
 TABLES_LOCK = "strava-club:create-tables"
 CYCLE_LOCK = "strava-club:cycle-end"
 #: The events run's tag value (the instance limits ``strava/job: events`` to one run).
@@ -324,13 +322,44 @@ def tag_failure_reasons(context: dg.RunFailureSensorContext) -> None:
     context.instance.add_run_tags(run.run_id, {FAILURE_TAG: failure_line(reason)})
 
 
+@dg.op
+def post_club_message(context: dg.OpExecutionContext) -> None:
+    """The club's day in one message, from Dagster's records, to the notifier.
+
+    What ``strava-club-report --notify`` posts: how many athletes synced, which failed
+    and why, a failed events run; success, warning or failure like the daily job's own.
+    """
+    settings = club_settings()
+    report = club_day(context.instance)
+    context.log.info(summary(report))
+    if settings.notify_command is None:
+        context.log.info("STRAVA_CLUB_NOTIFY_COMMAND is not set: the message is not posted")
+        return
+    try:
+        post(report, settings.notify_command)
+    except NotDelivered as exc:
+        raise dg.Failure(description=str(exc)) from None
+
+
+@dg.job(description="The club's daily message: athletes synced, failed and why.")
+def club_message() -> None:
+    """Once a day, after the polls and the cycle's steps."""
+    post_club_message()
+
+
+@dg.schedule(job=club_message, cron_schedule="30 7 * * *", execution_timezone="UTC")
+def club_message_schedule() -> dg.RunRequest:
+    """After the cycle's steps (07:00), when the day's polls have had two and a half hours."""
+    return dg.RunRequest()
+
+
 #: Every job's steps run in the run worker's own process. Dagster's default executor starts
 #: one more Python process per step, importing Dagster and these definitions again (about
 #: 2 s of CPU per run, measured by the club's day test), for jobs of one or two steps that
 #: only wait on the tap and the target; one run's steps run one after the other anyway.
 defs = dg.Definitions(
     executor=dg.in_process_executor,
-    jobs=[daily_poll, cycle_end, events_run],
+    jobs=[daily_poll, cycle_end, events_run, club_message],
     sensors=[athlete_partitions, receiver_events, tag_failure_reasons],
-    schedules=[daily_poll_schedule, cycle_end_schedule],
+    schedules=[daily_poll_schedule, cycle_end_schedule, club_message_schedule],
 )

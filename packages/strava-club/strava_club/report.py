@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import typing as t
 
 import dagster as dg
 
-from strava_club.definitions import (
-    ATHLETES,
-    FAILURE_TAG,
-    SYNC_SECONDS_TAG,
-    daily_poll,
-    events_run,
-)
+from strava_club import names
+from strava_club.names import FAILURE_TAG, SYNC_SECONDS_TAG
+from strava_club.settings import ClubSettingsError, club_settings
 
 
 def job_runs(instance: dg.DagsterInstance, job_name: str) -> list[dict[str, t.Any]]:
@@ -65,42 +62,107 @@ def failures(runs: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
     ]
 
 
-def summary(report: dict[str, t.Any]) -> str:
-    """One message: athletes, synced, failed with their reasons; a failed events run."""
+def last_polls(report: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
+    """Each current athlete's last poll run (a retry replaces the run it retried)."""
     partitions = set(report["partitions"])
     last: dict[str, dict[str, t.Any]] = {}
     for run in report["runs"]:  # oldest first: the last run of each athlete wins
         if run["partition"] in partitions:
             last[str(run["partition"])] = run
+    return last
+
+
+def events_failed(report: dict[str, t.Any]) -> bool:
+    """Whether the last events run failed."""
+    events = report["events_runs"]
+    return bool(events) and events[-1]["status"] == "FAILURE"
+
+
+def summary(report: dict[str, t.Any]) -> str:
+    """One message: athletes, synced, failed with their reasons; a failed events run."""
+    last = last_polls(report)
     synced = [key for key, run in last.items() if run["status"] == "SUCCESS"]
     failed = [key for key, run in last.items() if run["status"] == "FAILURE"]
     lines = [f"{len(report['partitions'])} athletes; {len(synced)} synced; {len(failed)} failed"]
     for key in failed:
         reason = str(last[key]["reason"] or "no reason recorded")
         lines.append(f"  athlete {key}: {reason.removeprefix(f'athlete {key}: ')}")
-    events = report["events_runs"]
-    if events and events[-1]["status"] == "FAILURE":
-        reason = str(events[-1]["reason"] or "no reason recorded").removeprefix("events: ")
-        lines.append(f"  the last events run failed: {reason}")
+    if events_failed(report):
+        reason = str(report["events_runs"][-1]["reason"] or "no reason recorded")
+        lines.append(f"  the last events run failed: {reason.removeprefix('events: ')}")
     return "\n".join(lines)
+
+
+def club_day(instance: dg.DagsterInstance) -> dict[str, t.Any]:
+    """The partitions, every poll and events run, and the failed ones with their reasons."""
+    runs = job_runs(instance, names.DAILY_POLL)
+    events_runs = job_runs(instance, names.EVENTS_RUN)
+    return {
+        "partitions": instance.get_dynamic_partitions(names.ATHLETES),
+        "runs": runs,
+        "events_runs": events_runs,
+        "failures": failures(runs + events_runs),
+    }
+
+
+def notify_type(report: dict[str, t.Any]) -> str:
+    """The message's kind, as the daily job's: success, warning (partial), failure."""
+    athletes = len(report["partitions"])
+    statuses = [run["status"] for run in last_polls(report).values()]
+    synced = statuses.count("SUCCESS")
+    if athletes and statuses.count("FAILURE") == athletes:
+        return "failure"
+    if synced < athletes or events_failed(report):
+        return "warning"
+    return "success"
+
+
+def post(report: dict[str, t.Any], command: t.Sequence[str]) -> None:
+    """Pipe the day's message to ``command`` (``strava-notify``); one line if it fails.
+
+    The club's environment posts nothing itself: the project's ``strava-notify`` delivers
+    it as the daily job's own message (the same URLs, forms and retries).
+    """
+    kind = notify_type(report)
+    title = f"Strava club: {kind}"
+    proc = subprocess.run(
+        [*command, "--title", title, "--type", kind],
+        input=summary(report),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        msg = f"{command[0]} did not deliver the club's message: {tail[:300]}"
+        raise NotDelivered(msg)
+
+
+class NotDelivered(Exception):
+    """The notification command failed (one line)."""
 
 
 def main(argv: list[str] | None = None) -> int:
     """Print the report; one line and exit 1 when the settings are wrong."""
     parser = argparse.ArgumentParser(prog="strava-club-report", description=__doc__)
     parser.add_argument("--json", action="store_true", help="every run, as JSON")
+    parser.add_argument(
+        "--notify",
+        action="store_true",
+        help="also post the message through STRAVA_CLUB_NOTIFY_COMMAND (strava-notify)",
+    )
     args = parser.parse_args(argv)
     try:
         instance = dg.DagsterInstance.get()
-        runs = job_runs(instance, daily_poll.name)
-        events_runs = job_runs(instance, events_run.name)
-        report = {
-            "partitions": instance.get_dynamic_partitions(ATHLETES.name),
-            "runs": runs,
-            "events_runs": events_runs,
-            "failures": failures(runs + events_runs),
-        }
-    except dg.DagsterError as exc:
+        report = club_day(instance)
+        if args.notify:
+            command = club_settings().notify_command
+            if command is None:
+                msg = "STRAVA_CLUB_NOTIFY_COMMAND is not set: nowhere to post the message"
+                raise ClubSettingsError(msg)
+            post(report, command)
+    except (dg.DagsterError, ClubSettingsError, NotDelivered) as exc:
         # DAGSTER_HOME unset or its dagster.yaml wrong: Dagster's first line names it.
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         print(f"strava-club-report: error: {first}", file=sys.stderr)

@@ -51,6 +51,9 @@ class ClubSettings:
     #: The events run's extra tap config (``events_url``, ``events_token``), a file of
     #: its own (mode 0600: the token is a secret); None: no events run.
     events_config: Path | None = None
+    #: The command the club's daily message is piped to (``strava-notify`` of the
+    #: project's environment, which holds the webhooks); None: the message is not posted.
+    notify_command: tuple[str, ...] | None = None
 
     def states(self) -> StateStore:
         """Where the runs' Singer states are: the shared database when set, else the folder.
@@ -152,6 +155,20 @@ def club_settings(environ: dict[str, str] | None = None) -> ClubSettings:
                 '[["strava-apply-deletions"], ["strava-merged-view"]]'
             )
             raise ClubSettingsError(msg) from exc
+    notify = None
+    if env.get("STRAVA_CLUB_NOTIFY_COMMAND", "").strip():
+        try:
+            parsed_notify = json.loads(env["STRAVA_CLUB_NOTIFY_COMMAND"])
+            if isinstance(parsed_notify, list):
+                notify = tuple(str(arg) for arg in parsed_notify)
+        except ValueError:
+            notify = ()
+        if not notify:
+            msg = (
+                "STRAVA_CLUB_NOTIFY_COMMAND must be a JSON list, a command line like "
+                '["/srv/strava/.venv/bin/strava-notify"]'
+            )
+            raise ClubSettingsError(msg)
     return ClubSettings(
         tap=_required(env, "STRAVA_CLUB_TAP"),
         target=_required(env, "STRAVA_CLUB_TARGET"),
@@ -161,4 +178,5 @@ def club_settings(environ: dict[str, str] | None = None) -> ClubSettings:
         streams=streams or DEFAULT_STREAMS,
         cycle_commands=commands,
         events_config=Path(events) if (events := env.get("STRAVA_CLUB_EVENTS_CONFIG")) else None,
+        notify_command=notify,
     )
