@@ -401,6 +401,28 @@ def test_an_athlete_keeps_to_its_fair_share_while_another_is_active(shared_datab
     assert (spent.window, spent.used) == ("short", 20)
 
 
+def test_an_athlete_whose_poll_ended_stops_counting_for_the_share_in_a_short_window(
+    shared_database_url,
+):
+    """Active means reserved within a fifteenth of the window (a minute of Strava's 15).
+
+    With a shortened window (the simulator's) a fixed minute would keep an athlete whose
+    poll ended long ago, in the window's terms, holding half of every window.
+    """
+    ledger = QuotaLedger(SharedDatabase(shared_database_url), window_seconds=45, reserve_percent=0)
+    ledger.correct(_snapshot(used=0, limit=1000))
+    for _ in range(50):  # stay clear of a window's turn (the share is per window)
+        if 45 - time.time() % 45 > 12:
+            break
+        time.sleep(0.5)
+    alice, bob = 101, 202
+    assert ledger.reserve(DAILY, bob) is None  # bob's poll, then nothing
+    time.sleep(3.3)  # past 45 / 15 = 3 s: bob is no longer active
+    assert all(ledger.reserve(DAILY, alice) is None for _ in range(600)), (
+        "alone in the window again: more than half of it"
+    )
+
+
 def test_a_run_for_one_athlete_of_a_large_club_holds_few_connections(
     tmp_path, shared_database_url, token_keys
 ):

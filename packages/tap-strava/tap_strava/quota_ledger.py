@@ -43,11 +43,20 @@ PRIORITIES = (EVENTS, DAILY, BACKFILL)
 DEFAULT_RESERVE_PERCENT = 10
 #: While the limits are unknown, how long a refused request waits for the probe's answer.
 PROBE_WAIT_SECONDS = 0.25
-#: An athlete counts for the fair share while it reserved within this many seconds.
+#: An athlete counts for the fair share while it reserved within this many seconds: a
+#: fifteenth of the window (a minute of Strava's 15), so that a shortened window (a
+#: simulator's, a test's) keeps the same proportion instead of counting an athlete
+#: whose poll ended long ago in its terms.
 FAIR_ACTIVE_SECONDS = 60
+FAIR_ACTIVE_FRACTION = 15
 #: How long an athlete past its fair share waits before asking again.
 FAIR_WAIT_SECONDS = 5.0
 _LIMITS = "read"
+
+
+def fair_active_seconds(window_seconds: int) -> float:
+    """How recently an athlete reserved to count as active in a window of this length."""
+    return min(float(FAIR_ACTIVE_SECONDS), window_seconds / FAIR_ACTIVE_FRACTION)
 
 
 def _start(length: str) -> str:
@@ -67,12 +76,12 @@ def _cap(column: str, unknown: int) -> str:
 
 
 def _others(alias: str) -> str:
-    """The other athletes active in the 15-minute window (reserved within a minute)."""
+    """The other athletes active in the 15-minute window (reserved within a fifteenth)."""
     return (
         f"{SCHEMA}.quota_athlete_windows AS {alias} WHERE {alias}.window_start = "
         f"{_start('window')} AND {alias}.window_seconds = %(window)s "
         f"AND {alias}.athlete_id <> %(fair_athlete)s "
-        f"AND {alias}.updated_at > now() - make_interval(secs => {FAIR_ACTIVE_SECONDS})"
+        f"AND {alias}.updated_at > now() - make_interval(secs => %(active)s)"
     )
 
 
@@ -216,6 +225,7 @@ class QuotaLedger:
             "name": _LIMITS,
             "athlete": athlete_id,
             "fair_athlete": None if known == EVENTS else athlete_id,
+            "active": fair_active_seconds(self.window_seconds),
         }
 
     def _refusal(self, priority: str, params: dict[str, t.Any]) -> Refusal:
