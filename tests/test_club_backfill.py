@@ -19,6 +19,7 @@ import re
 import signal
 import subprocess
 import time
+import types
 import typing as t
 from pathlib import Path
 
@@ -32,7 +33,17 @@ from tap_strava import backends
 from tap_strava.token_keys import KEYS_ENV, new_key
 from tap_strava.token_store import StoredTokens
 from tests.conftest import tap_config_for
-from tests.test_club_dagster import CLUB_BIN, SERVER, club_env
+from tests.export_fixtures import (
+    Activity,
+    fit_bytes,
+    gpx_bytes,
+    gz,
+    samples,
+    start_at,
+    tcx_bytes,
+    write_archive,
+)
+from tests.test_club_dagster import CLUB_BIN, SERVER, club_env, connect_athletes
 
 pytestmark = pytest.mark.extras
 
@@ -284,3 +295,236 @@ def test_details_backfill_per_athlete_on_the_daemon(club_database, tmp_path, mon
         poll_state = json.loads((tmp_path / "club-state" / f"athlete-{key}.json").read_text())
         assert {"activity_details", "laps"} <= set(details_state["bookmarks"])
         assert "activity_details" not in poll_state["bookmarks"]
+
+
+ANN, BOB, CID, STRANGER = 111, 222, 333, 999
+ADD_PARTITIONS = """
+import sys
+import dagster as dg
+dg.DagsterInstance.get().add_dynamic_partitions("athletes", sys.argv[1:])
+"""
+
+
+def archive_activities(version: int) -> list[Activity]:
+    """Ann's activities, each with an original file; version 2 renames one and adds one."""
+    points = samples(60)
+    found = [
+        Activity(501, start_at(1), filename="activities/501.fit.gz",
+                 content=gz(fit_bytes(start_at(1), points))),
+        Activity(502, start_at(2), name="Lunch Ride", kind="Ride",
+                 filename="activities/502.gpx", content=gpx_bytes(start_at(2), points)),
+        Activity(503, start_at(3), filename="activities/503.tcx.gz",
+                 content=gz(tcx_bytes(start_at(3), points))),
+    ]  # fmt: skip
+    if version == 2:
+        found[1].name = "Lunch Ride, renamed"
+        found.append(
+            Activity(504, start_at(4), filename="activities/504.gpx.gz",
+                     content=gz(gpx_bytes(start_at(4), points)))
+        )  # fmt: skip
+    return found
+
+
+def drop(folder: Path, name: str, write: t.Callable[[Path], t.Any]) -> None:
+    """Put an archive in the folder as an organiser should: a hidden copy, then a rename."""
+    hidden = folder / f".{name}.part"
+    write(hidden)
+    hidden.replace(folder / name)
+
+
+def sensor_looks(tmp_path: Path) -> int:
+    """How many times the daemon has evaluated the archive sensor (its log says)."""
+    log = (tmp_path / "daemon.log").read_text()
+    return log.count("Checking for new runs for sensor: athlete_archives")
+
+
+def failure_lines(url: str, run_id: str) -> list[str]:
+    """The descriptions of a run's step failures (the op's one line)."""
+    with psycopg.connect(url) as connection:
+        found = connection.execute(
+            "SELECT event FROM event_logs WHERE run_id = %s AND dagster_event_type = "
+            "'STEP_FAILURE'",
+            (run_id,),
+        ).fetchall()
+    lines = []
+    for (event,) in found:
+        data = json.loads(event)["dagster_event"]["event_specific_data"]
+        lines.append(data["user_failure_data"]["description"])
+    return lines
+
+
+def test_archives_dropped_for_athletes_are_imported_once_on_the_daemon(club_database, tmp_path):
+    started = time.monotonic()
+    config = {
+        "client_id": "1",
+        "client_secret": "not-needed-for-an-archive",
+        "token_store_path": str(tmp_path / "tokens" / "tokens.json"),
+    }
+    keys = [str(k) for k in (ANN, BOB, CID)]
+    connect_athletes(
+        config,
+        [types.SimpleNamespace(athlete_id=int(k), refresh_token=f"token-{k}") for k in keys],
+    )
+    folder = tmp_path / "archives"
+    folder.mkdir()
+    env = club_env(
+        config,
+        club_database,
+        tmp_path,
+        STRAVA_CLUB_ARCHIVE_DIR=str(folder),
+        STRAVA_CLUB_ARCHIVE_SENSOR_SECONDS="2",
+        STRAVA_CLUB_ARCHIVE_SETTLE_SECONDS="1",
+    )
+    # The athletes are partitions already (the partition sensor finds them known and
+    # starts no poll: this test has no Strava).
+    subprocess.run(
+        [str(CLUB_BIN / "python"), "-c", ADD_PARTITIONS, *keys],
+        env=env,
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    drop(folder, f"{ANN}.zip", lambda p: write_archive(p, archive_activities(1), athlete_id=ANN))
+
+    def truncated(path: Path) -> None:  # an interrupted download
+        write_archive(path, archive_activities(1), athlete_id=BOB)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+    drop(folder, f"{BOB}.zip", truncated)
+    # Ann's archive dropped under Cid's id: refused by the tap, never filed under Cid.
+    drop(folder, f"{CID}.zip", lambda p: write_archive(p, archive_activities(1), athlete_id=ANN))
+    drop(folder, f"{STRANGER}.zip", lambda p: write_archive(p, [], athlete_id=STRANGER))
+    (folder / "notes.txt").write_text("not an archive")
+    time.sleep(1.1)  # past the settle time: the first look starts the imports
+
+    def archive_runs(count: int) -> t.Callable[[], list[dict[str, t.Any]] | None]:
+        def done() -> list[dict[str, t.Any]] | None:
+            found = [r for r in runs(club_database) if r["job"] == "archive_import"]
+            failed = [r for r in found if r["status"] == "FAILURE"]
+            settled = all("dagster/will_retry" in r["tags"] for r in failed)
+            return found if len(found) == count and finished(found) and settled else None
+
+        return done
+
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    with daemon(env, tmp_path) as process:
+        first = wait_for("the first imports", archive_runs(3), process, tmp_path, deadline)
+        # Nothing new in the folder: two more looks start nothing.
+        looks = sensor_looks(tmp_path)
+        wait_for(
+            "two more looks",
+            lambda: sensor_looks(tmp_path) >= looks + 2,
+            process,
+            tmp_path,
+            deadline,
+        )
+        assert archive_runs(3)() is not None, runs(club_database)
+        # A newer archive of Ann's (renamed, and one more activity): imported again.
+        drop(
+            folder, f"{ANN}.zip", lambda p: write_archive(p, archive_activities(2), athlete_id=ANN)
+        )
+        second = wait_for("the new archive", archive_runs(4), process, tmp_path, deadline)
+    print(f"archive imports on the daemon: {time.monotonic() - started:.0f} s")
+
+    by_partition = {r["partition"]: r for r in first}
+    assert sorted(by_partition) == sorted(keys)  # none for the stranger nor the notes
+    log = (tmp_path / "daemon.log").read_text()
+    assert f"{STRANGER}.zip: athlete {STRANGER} is not a partition (not connected)" in log
+    assert "notes.txt: not named <athlete id>.zip or a folder <athlete id>/" in log
+    assert by_partition[str(ANN)]["status"] == "SUCCESS"
+    assert by_partition[str(ANN)]["tags"]["dagster/priority"] == "-5"
+    for key, expected in (
+        (BOB, f"athlete {BOB}: export_archive_path {folder / f'{BOB}.zip'} is not a zip archive"),
+        (CID, f"athlete {CID}: export_archive_path {folder / f'{CID}.zip'} is athlete {ANN}'s"),
+    ):
+        run = by_partition[str(key)]
+        # Failed, with the tap's one line, and not retried (a new file would be).
+        assert run["status"] == "FAILURE"
+        assert run["tags"]["dagster/will_retry"] == "false"
+        lines = failure_lines(club_database, run["run_id"])
+        assert len(lines) == 1
+        assert lines[0].startswith(expected), lines
+        assert "\n" not in lines[0]
+    assert [r["partition"] for r in second[3:]] == [str(ANN)]
+    assert second[3]["status"] == "SUCCESS"
+    assert second[3]["tags"]["strava/archive"] != by_partition[str(ANN)]["tags"]["strava/archive"]
+
+    with psycopg.connect(club_database) as connection:
+        activities = set(
+            connection.execute("SELECT id, athlete_id, name FROM strava.export_activities")
+        )
+        tracks = set(connection.execute("SELECT activity_id, athlete_id FROM strava.export_tracks"))
+    assert activities == {
+        (501, ANN, "Morning Run"),
+        (502, ANN, "Lunch Ride, renamed"),
+        (503, ANN, "Morning Run"),
+        (504, ANN, "Morning Run"),
+    }
+    assert tracks == {(501, ANN), (502, ANN), (503, ANN), (504, ANN)}
+    state = json.loads((tmp_path / "club-state" / f"athlete-{ANN}-archive.json").read_text())
+    assert set(state["bookmarks"]) == {"export_activities", "export_gear", "export_tracks"}
+    assert not (tmp_path / "club-state" / f"athlete-{CID}-archive.json").exists()
+
+
+OFFLINE_CHECK = """
+import datetime, json, os, sys, time
+from pathlib import Path
+import dagster as dg
+from strava_club.definitions import ATHLETES, athlete_archives, details_backfill_schedule
+
+folder = Path(sys.argv[1])
+out = {}
+with dg.instance_for_test() as instance:
+    instance.add_dynamic_partitions(ATHLETES.name, ["111", "222"])
+    context = dg.build_sensor_context(instance=instance)
+    out["skip"] = str(athlete_archives(context).skip_message)
+    (folder / "111.zip").write_bytes(b"an archive")
+    past = time.time() - 120
+    os.utime(folder / "111.zip", (past, past))
+    result = athlete_archives(dg.build_sensor_context(instance=instance))
+    out["requests"] = [[r.partition_key, r.run_key, r.tags] for r in result.run_requests]
+    when = datetime.datetime(2026, 12, 7, 6, 0, tzinfo=datetime.timezone.utc)
+    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when)
+    out["schedule"] = [[r.partition_key, r.run_key] for r in details_backfill_schedule(context)]
+    os.environ["STRAVA_CLUB_DETAIL_STREAMS"] = ""
+    out["no_details"] = str(details_backfill_schedule(context).skip_message)
+print(json.dumps(out))
+"""
+
+
+def test_the_archive_sensor_and_the_details_schedule_offline(tmp_path):
+    """What the sensor skips and requests, what the schedule asks for (no daemon)."""
+    folder = tmp_path / "archives"
+    (folder / "222").mkdir(parents=True)
+    for name in ("222.zip", "999.zip", "notes.txt", ".333.zip.part"):
+        (folder / name).write_bytes(b"x")
+    config = {"client_id": "1", "client_secret": "x", "token_store_path": str(tmp_path / "t")}
+    env = club_env(
+        config,
+        "postgresql://unused",
+        tmp_path,
+        STRAVA_CLUB_ARCHIVE_DIR=str(folder),
+        STRAVA_CLUB_DETAIL_STREAMS="activity_details",
+    )
+    proc = subprocess.run(
+        [str(CLUB_BIN / "python"), "-c", OFFLINE_CHECK, str(folder)],
+        env={k: v for k, v in env.items() if k != "DAGSTER_HOME"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["skip"].split("; ") == [
+        "notes.txt: not named <athlete id>.zip or a folder <athlete id>/, not imported",
+        "222 and 222.zip: two archives for athlete 222, not imported (keep one)",
+        "999.zip: athlete 999 is not a partition (not connected), not imported",
+    ]
+    stat = (folder / "111.zip").stat()
+    fingerprint = f"{stat.st_size}-{stat.st_mtime_ns}"
+    assert out["requests"] == [
+        ["111", f"archive-111-{fingerprint}", {"strava/archive": fingerprint}]
+    ]
+    assert out["schedule"] == [["111", "details-2026-12-07-111"], ["222", "details-2026-12-07-222"]]
+    assert out["no_details"] == "STRAVA_CLUB_DETAIL_STREAMS is empty: no details backfill"

@@ -86,18 +86,16 @@ def scan_archives(folder: Path) -> ArchiveScan:
             elif entry.is_dir() and FOLDER_NAME.fullmatch(entry.name):
                 key, (fingerprint, changed) = entry.name, folder_fingerprint(entry)
             else:
-                scan.skipped.append(f"{entry.name}: not named {EXPECTED}; not imported")
+                scan.skipped.append(f"{entry.name}: not named {EXPECTED}, not imported")
                 continue
         except OSError as exc:  # removed or unreadable meanwhile
-            scan.skipped.append(f"{entry.name}: cannot be read ({exc.strerror}); not imported")
+            scan.skipped.append(f"{entry.name}: cannot be read ({exc.strerror}), not imported")
             continue
         by_athlete.setdefault(key, []).append(DroppedArchive(key, entry, fingerprint, changed))
     for key, archives in by_athlete.items():
         if len(archives) > 1:
             names = " and ".join(a.path.name for a in archives)
-            scan.skipped.append(
-                f"{names}: two archives for athlete {key}; keep one of them; not imported"
-            )
+            scan.skipped.append(f"{names}: two archives for athlete {key}, not imported (keep one)")
             continue
         scan.found.append(archives[0])
     return scan

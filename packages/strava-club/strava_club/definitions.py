@@ -455,10 +455,10 @@ def athlete_archives(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
         if found.athlete_key not in known:
             skipped.append(
                 f"{found.path.name}: athlete {found.athlete_key} is not a partition (not "
-                "connected); not imported"
+                "connected), not imported"
             )
         elif now - found.changed_at < settings.archive_settle_seconds:
-            waiting.append(f"{found.path.name}: changed in the last seconds; looked at again")
+            waiting.append(f"{found.path.name}: changed in the last seconds, looked at again")
         else:
             requests.append(
                 dg.RunRequest(
