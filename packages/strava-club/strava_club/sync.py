@@ -1,7 +1,10 @@
 """One athlete's sync: tap-strava restricted to that athlete, piped into target-postgres.
 
 The club's events run is the same pipe with the tap's events mode instead of the
-restriction (:func:`sync_events`), under the club's one events state.
+restriction (:func:`sync_events`), under the club's one events state. The details backfill
+(:func:`sync_details`: the per-activity streams) and the archive import
+(:func:`sync_archive`: the tap's archive mode, no request) are the same pipe for one
+athlete, each under a state of the athlete's own for that job.
 
 No Meltano here: ``meltano run`` writes each run's catalog and config under fixed names in
 the project's ``.meltano/run``, so two of them in one project at once overwrite each
