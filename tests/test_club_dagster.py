@@ -645,6 +645,25 @@ def test_the_daily_schedule_asks_for_every_athletes_poll():
     ]
 
 
+def test_the_reports_job_names_are_the_definitions():
+    """The report reads runs by job name (strava_club.names), without the definitions."""
+    check = (
+        "import strava_club.definitions as d, strava_club.names as n\n"
+        "assert [j.name for j in (d.daily_poll, d.events_run, d.details_backfill, "
+        "d.archive_import)] == [n.DAILY_POLL, n.EVENTS_RUN, n.DETAILS_BACKFILL, "
+        "n.ARCHIVE_IMPORT]\n"
+        "assert d.ATHLETES.name == n.ATHLETES"
+    )
+    proc = subprocess.run(
+        [str(CLUB_BIN / "python"), "-c", check],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 def test_the_report_without_dagster_home_is_one_line(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     proc = subprocess.run(

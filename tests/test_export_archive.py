@@ -537,6 +537,33 @@ def test_the_athlete_id_falls_back_to_the_zip_name_else_one_line(tmp_path):
     assert "no readable athlete id" in line
 
 
+def test_athlete_ids_binds_the_archive_to_its_athlete(tmp_path):
+    """An orchestrator's run for one athlete (``athlete_ids``) imports only their archive.
+
+    An archive naming no athlete (no profile.csv, any file name) is that athlete's; one
+    naming another athlete stops the run with one line before any record.
+    """
+    archive = write_archive(tmp_path / "export_31337.zip", standard_activities()[:1])
+    with zipfile.ZipFile(archive) as source:
+        members = {i.filename: source.read(i) for i in source.infolist()}
+    anonymous = tmp_path / "77.zip"
+    with zipfile.ZipFile(anonymous, "w") as target:
+        for name, data in members.items():
+            if name != "profile.csv":
+                target.writestr(name, data)
+    result = run_tap(config_for(anonymous, tmp_path, athlete_ids=[77]))
+    assert {a["athlete_id"] for a in result.records("export_activities")} == {77}
+    assert {r["athlete_id"] for r in result.records("export_tracks")} == {77}
+
+    own = write_archive(tmp_path / "4242.zip", standard_activities()[:1], athlete_id=4242)
+    result = run_tap(config_for(own, tmp_path, athlete_ids=[4242]))
+    assert {a["athlete_id"] for a in result.records("export_activities")} == {4242}
+
+    line = _cli_error(config_for(own, tmp_path, athlete_ids=[77]), tmp_path)
+    assert "is athlete 4242's archive" in line
+    assert "not athlete_ids' 77: nothing imported" in line
+
+
 def test_a_huge_field_is_cut_with_one_warning_and_injects_no_row(tmp_path, monkeypatch, caplog):
     import base64
     import random

@@ -16,6 +16,12 @@
 * ``events_run`` (not partitioned: the receiver's pending events have no owner filter)
   runs the tap's events mode into target-postgres, then the cycle's steps; the
   ``receiver_events`` sensor starts one when events wait and none is queued or running.
+* ``details_backfill`` (partitioned by athlete): the per-activity streams of
+  ``STRAVA_CLUB_DETAIL_STREAMS`` under the athlete's own details state, asked for once a
+  day by ``details_backfill_schedule`` after the polls, at a lower run priority.
+* ``archive_import`` (partitioned by athlete): the athlete's export archive, from
+  ``STRAVA_CLUB_ARCHIVE_DIR``, under its own archive state; ``athlete_archives`` (a
+  sensor) starts one when an archive appears or changes.
 * ``club_message`` (a job, scheduled at 07:30 UTC): the club's day in one message, piped
   to the project's ``strava-notify``.
 * ``tag_failure_reasons`` (a run failure sensor) tags a failed run with why when its op
@@ -26,6 +32,7 @@ Dagster's public API only; settings come from ``STRAVA_CLUB_*`` variables
 """
 
 import datetime
+import json
 import os
 import subprocess
 import time
@@ -34,17 +41,21 @@ import typing as t
 import dagster as dg
 
 from strava_club import names
+from strava_club.archives import archive_of, scan_archives
 from strava_club.athletes import connected_athletes, shared_athletes
 from strava_club.events import ReceiverUnreachable, pending_events
 from strava_club.names import FAILURE_LINE_MAX, FAILURE_TAG, SYNC_SECONDS_TAG
 from strava_club.report import NotDelivered, club_day, post, summary
-from strava_club.settings import EVENT_STREAMS, ClubSettings, club_settings
+from strava_club.settings import EVENT_STREAMS, EXPORT_STREAMS, ClubSettings, club_settings
 from strava_club.sync import (
     SyncOutcome,
+    archive_catalog,
     create_tables,
     discover,
     selected_catalog,
+    sync_archive,
     sync_athlete,
+    sync_details,
     sync_events,
 )
 from strava_club.tables import advisory_lock, tables_exist
@@ -59,6 +70,18 @@ CYCLE_LOCK = "strava-club:cycle-end"
 EVENTS_JOB_TAG = "events"
 #: How often the events sensor asks the receiver (a definition, so read at load time).
 EVENTS_SENSOR_SECONDS = int(os.environ.get("STRAVA_CLUB_EVENTS_SENSOR_SECONDS", "60"))
+#: When the details backfill is asked for (a definition, so read at load time): after
+#: the daily polls (05:00), which its lower run priority lets go first anyway.
+DETAILS_CRON = os.environ.get("STRAVA_CLUB_DETAILS_CRON", "0 6 * * *")
+#: The details backfill's and the archive import's run priorities: below the daily
+#: polls' (0) and the events run's (10). An import costs no request, and the details'
+#: activity_streams can skip the tracks an archive gave, so imports go before details.
+DETAILS_PRIORITY = "-10"
+ARCHIVE_PRIORITY = "-5"
+#: How often the archive sensor looks at STRAVA_CLUB_ARCHIVE_DIR (read at load time).
+ARCHIVE_SENSOR_SECONDS = int(os.environ.get("STRAVA_CLUB_ARCHIVE_SENSOR_SECONDS", "60"))
+#: The run tag naming the archive fingerprint a run was started for.
+ARCHIVE_TAG = "strava/archive"
 #: Run statuses of an events run not finished yet.
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -82,14 +105,30 @@ def fail_run_on(
     """
     if outcome.ok:
         return
-    tags = {FAILURE_TAG: failure_line(f"{who}: {outcome.reason}")}
-    if not outcome.retryable:
+    fail_run(
+        context,
+        f"{who}: {outcome.reason}",
+        retryable=outcome.retryable,
+        metadata={**metadata, "tap_exit": outcome.tap_exit},
+    )
+
+
+def fail_run(
+    context: dg.OpExecutionContext,
+    description: str,
+    *,
+    retryable: bool,
+    metadata: dict[str, t.Any] | None = None,
+) -> t.NoReturn:
+    """Fail the run with one line; tagged first when a retry cannot help.
+
+    Dagster reads the tag when the run fails: no run retry for it.
+    """
+    tags = {FAILURE_TAG: failure_line(description)}
+    if not retryable:
         tags[RETRY_ON_FAILURE_TAG] = "false"
     context.instance.add_run_tags(context.run_id, tags)
-    raise dg.Failure(
-        description=f"{who}: {outcome.reason}",
-        metadata={**metadata, "retryable": outcome.retryable, "tap_exit": outcome.tap_exit},
-    )
+    raise dg.Failure(description=description, metadata={**(metadata or {}), "retryable": retryable})
 
 
 @dg.op(pool=POOL)
@@ -296,6 +335,171 @@ def failure_line(text: str) -> str:
     return line if len(line) <= FAILURE_LINE_MAX else line[: FAILURE_LINE_MAX - 3] + "..."
 
 
+@dg.op(pool=POOL)
+def backfill_details(context: dg.OpExecutionContext) -> dg.Output[int]:
+    """One athlete's per-activity streams (STRAVA_CLUB_DETAIL_STREAMS) into PostgreSQL.
+
+    Their requests are the quota ledger's backfill class: served after the events and
+    the daily polls, within the athlete's fair share, stopped cleanly when the window's
+    backfill part is spent (a success; the next backfill resumes there).
+    """
+    settings = club_settings()
+    athlete_id = int(context.partition_key)
+    problem = settings.details_problem()
+    if problem:
+        fail_run(context, f"athlete {athlete_id}: {problem}", retryable=False)
+    catalog = selected_catalog(discover(settings), settings.detail_streams)
+    ensure_tables(settings, catalog, context.log, settings.detail_streams)
+    outcome = sync_details(settings, athlete_id, catalog, context.log.info)
+    fail_run_on(
+        context,
+        outcome,
+        f"athlete {athlete_id}",
+        {"athlete_id": athlete_id, "target_exit": outcome.target_exit},
+    )
+    if outcome.quota_stops:
+        context.log.warning(
+            f"athlete {athlete_id}: details stopped on the app's quota "
+            f"({outcome.quota_stops[0]}); the next backfill resumes there"
+        )
+    return dg.Output(
+        athlete_id,
+        metadata={"athlete_id": athlete_id, "quota_stops": len(outcome.quota_stops)},
+    )
+
+
+@dg.job(
+    partitions_def=ATHLETES,
+    tags={"strava/job": "details-backfill", "dagster/priority": DETAILS_PRIORITY},
+    description="One athlete's per-activity streams (STRAVA_CLUB_DETAIL_STREAMS), "
+    "tap-strava (athlete_ids) into target-postgres under the athlete's details state.",
+)
+def details_backfill() -> None:
+    """The details backfill of one athlete (the partition)."""
+    backfill_details()
+
+
+@dg.schedule(
+    job=details_backfill,
+    cron_schedule=DETAILS_CRON,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def details_backfill_schedule(
+    context: dg.ScheduleEvaluationContext,
+) -> list[dg.RunRequest] | dg.SkipReason:
+    """Every athlete's details backfill, once a day, when STRAVA_CLUB_DETAIL_STREAMS is set.
+
+    Running by default: the setting is what turns the backfill on, and an empty one
+    skips the tick with its reason.
+    """
+    settings = club_settings()
+    if not settings.detail_streams:
+        return dg.SkipReason("STRAVA_CLUB_DETAIL_STREAMS is empty: no details backfill")
+    day = (context.scheduled_execution_time or datetime.datetime.now(datetime.UTC)).date()
+    return [
+        dg.RunRequest(partition_key=key, run_key=f"details-{day.isoformat()}-{key}")
+        for key in context.instance.get_dynamic_partitions(ATHLETES.name)
+    ]
+
+
+@dg.op(pool=POOL)
+def import_archive(context: dg.OpExecutionContext) -> dg.Output[int]:
+    """One athlete's export archive into PostgreSQL: the tap's archive mode, no request.
+
+    A bad archive (not an export, damaged, another athlete's) fails this run with the
+    tap's one line and is not retried: the same file would fail the same way; a new
+    file starts a new run.
+    """
+    settings = club_settings()
+    athlete_id = int(context.partition_key)
+    folder = settings.archive_dir
+    archive = archive_of(folder, str(athlete_id)) if folder else None
+    if archive is None:
+        fail_run(
+            context,
+            f"athlete {athlete_id}: no archive {athlete_id}.zip (or folder {athlete_id}/, "
+            f"not both) in STRAVA_CLUB_ARCHIVE_DIR ({folder})",
+            retryable=False,
+        )
+    context.log.info(f"athlete {athlete_id}: importing {archive.name}")
+    catalog = selected_catalog(archive_catalog(settings, athlete_id, archive), EXPORT_STREAMS)
+    ensure_tables(settings, catalog, context.log, EXPORT_STREAMS)
+    outcome = sync_archive(settings, athlete_id, archive, catalog, context.log.info)
+    fail_run_on(
+        context,
+        outcome,
+        f"athlete {athlete_id}",
+        {"athlete_id": athlete_id, "archive": archive.name, "target_exit": outcome.target_exit},
+    )
+    return dg.Output(athlete_id, metadata={"athlete_id": athlete_id, "archive": archive.name})
+
+
+@dg.job(
+    partitions_def=ATHLETES,
+    tags={"strava/job": "archive-import", "dagster/priority": ARCHIVE_PRIORITY},
+    description="One athlete's Strava export archive (STRAVA_CLUB_ARCHIVE_DIR) into "
+    "target-postgres under the athlete's archive state; no request to Strava.",
+)
+def archive_import() -> None:
+    """The archive import of one athlete (the partition)."""
+    import_archive()
+
+
+@dg.sensor(
+    job=archive_import,
+    minimum_interval_seconds=ARCHIVE_SENSOR_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def athlete_archives(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    """An archive import when an athlete's archive appears or changes in the folder.
+
+    The run key is the athlete and the archive's fingerprint (a zip's size and
+    modification time, a folder's digest of its files'): Dagster starts one run per key,
+    ever, so an archive is imported once, a new one again, and a failed one is not
+    started again until the file changes. An entry named after no athlete's partition is
+    never imported (its rows would be filed under whoever the name says); one still
+    being written waits for a later look.
+    """
+    settings = club_settings()
+    folder = settings.archive_dir
+    if folder is None:
+        return dg.SkipReason("STRAVA_CLUB_ARCHIVE_DIR is not set: the club imports no archive")
+    if not folder.is_dir():
+        return dg.SkipReason(f"STRAVA_CLUB_ARCHIVE_DIR {folder} is not a folder")
+    scan = scan_archives(folder)
+    known = set(context.instance.get_dynamic_partitions(ATHLETES.name))
+    skipped, waiting, requests = list(scan.skipped), [], []
+    now = datetime.datetime.now(datetime.UTC).timestamp()
+    for found in scan.found:
+        if found.athlete_key not in known:
+            skipped.append(
+                f"{found.path.name}: athlete {found.athlete_key} is not a partition (not "
+                "connected), not imported"
+            )
+        elif now - found.changed_at < settings.archive_settle_seconds:
+            waiting.append(f"{found.path.name}: changed in the last seconds, looked at again")
+        else:
+            requests.append(
+                dg.RunRequest(
+                    partition_key=found.athlete_key,
+                    run_key=f"archive-{found.athlete_key}-{found.fingerprint}",
+                    tags={ARCHIVE_TAG: found.fingerprint},
+                )
+            )
+    # Each skipped entry is logged once (the cursor keeps the lines already logged), not
+    # at every look; the tick's skip reason repeats them.
+    warned = set(json.loads(context.cursor)) if context.cursor else set()
+    for line in skipped:
+        if line not in warned:
+            context.log.warning(line)
+    cursor = json.dumps(sorted(skipped))
+    if not requests:
+        context.update_cursor(cursor)
+        return dg.SkipReason("; ".join(skipped + waiting) or f"no archive in {folder}")
+    return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+
 @dg.run_failure_sensor(
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=5,
@@ -359,7 +563,12 @@ def club_message_schedule() -> dg.RunRequest:
 #: only wait on the tap and the target; one run's steps run one after the other anyway.
 defs = dg.Definitions(
     executor=dg.in_process_executor,
-    jobs=[daily_poll, cycle_end, events_run, club_message],
-    sensors=[athlete_partitions, receiver_events, tag_failure_reasons],
-    schedules=[daily_poll_schedule, cycle_end_schedule, club_message_schedule],
+    jobs=[daily_poll, cycle_end, events_run, details_backfill, archive_import, club_message],
+    sensors=[athlete_partitions, receiver_events, tag_failure_reasons, athlete_archives],
+    schedules=[
+        daily_poll_schedule,
+        cycle_end_schedule,
+        details_backfill_schedule,
+        club_message_schedule,
+    ],
 )

@@ -1,7 +1,8 @@
 """``strava-club-report``: the club's day in one message, from Dagster's own records.
 
 How many athletes the last polls synced, which failed and why, whether Dagster retries
-them, and the events runs that failed. Every reason is the ``strava/failure`` tag of the
+them, the last events run when it failed, and each athlete's last details backfill or
+archive import when it failed. Every reason is the ``strava/failure`` tag of the
 failed run (set by its op, or by the run failure sensor): the report needs nothing but
 the instance named by ``DAGSTER_HOME``, read through Dagster's public API, so it gives
 the same answer on every machine of the deployment. ``--json`` gives every run for
@@ -40,6 +41,7 @@ def job_runs(instance: dg.DagsterInstance, job_name: str) -> list[dict[str, t.An
                 "parent_run_id": run.parent_run_id,
                 "reason": run.tags.get(FAILURE_TAG),
                 "sync_seconds": float(run.tags.get(SYNC_SECONDS_TAG) or 0) or None,
+                "created": record.create_timestamp.timestamp(),
                 "start": record.start_time,
                 "end": record.end_time,
             }
@@ -62,14 +64,21 @@ def failures(runs: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
     ]
 
 
-def last_polls(report: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
-    """Each current athlete's last poll run (a retry replaces the run it retried)."""
-    partitions = set(report["partitions"])
+def last_runs(
+    partitions: t.Iterable[str], runs: list[dict[str, t.Any]], job: str
+) -> dict[str, dict[str, t.Any]]:
+    """Each current athlete's last run of one job (a retry replaces the run it retried)."""
+    current = set(partitions)
     last: dict[str, dict[str, t.Any]] = {}
-    for run in report["runs"]:  # oldest first: the last run of each athlete wins
-        if run["partition"] in partitions:
+    for run in runs:  # oldest first: the last run of each athlete wins
+        if run["job"] == job and run["partition"] in current:
             last[str(run["partition"])] = run
     return last
+
+
+def last_polls(report: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
+    """Each current athlete's last poll run."""
+    return last_runs(report["partitions"], report["runs"], names.DAILY_POLL)
 
 
 def events_failed(report: dict[str, t.Any]) -> bool:
@@ -90,6 +99,11 @@ def summary(report: dict[str, t.Any]) -> str:
     if events_failed(report):
         reason = str(report["events_runs"][-1]["reason"] or "no reason recorded")
         lines.append(f"  the last events run failed: {reason.removeprefix('events: ')}")
+    for job, what in ((names.DETAILS_BACKFILL, "details"), (names.ARCHIVE_IMPORT, "archive")):
+        for key, run in last_runs(report["partitions"], report["other_runs"], job).items():
+            if run["status"] == "FAILURE":
+                reason = str(run["reason"] or "no reason recorded")
+                lines.append(f"  athlete {key}, {what}: {reason.removeprefix(f'athlete {key}: ')}")
     return "\n".join(lines)
 
 
@@ -97,11 +111,15 @@ def club_day(instance: dg.DagsterInstance) -> dict[str, t.Any]:
     """The partitions, every poll and events run, and the failed ones with their reasons."""
     runs = job_runs(instance, names.DAILY_POLL)
     events_runs = job_runs(instance, names.EVENTS_RUN)
+    other_runs = job_runs(instance, names.DETAILS_BACKFILL) + job_runs(
+        instance, names.ARCHIVE_IMPORT
+    )
     return {
         "partitions": instance.get_dynamic_partitions(names.ATHLETES),
         "runs": runs,
         "events_runs": events_runs,
-        "failures": failures(runs + events_runs),
+        "other_runs": sorted(other_runs, key=lambda run: run["created"]),
+        "failures": failures(runs + events_runs + other_runs),
     }
 
 
@@ -112,7 +130,12 @@ def notify_type(report: dict[str, t.Any]) -> str:
     synced = statuses.count("SUCCESS")
     if athletes and statuses.count("FAILURE") == athletes:
         return "failure"
-    if synced < athletes or events_failed(report):
+    others_failed = any(
+        run["status"] == "FAILURE"
+        for job in (names.DETAILS_BACKFILL, names.ARCHIVE_IMPORT)
+        for run in last_runs(report["partitions"], report["other_runs"], job).values()
+    )
+    if synced < athletes or events_failed(report) or others_failed:
         return "warning"
     return "success"
 

@@ -24,6 +24,17 @@ EVENT_STREAMS: tuple[str, ...] = (
     "activity_deletions",
     "event_receipts",
 )
+#: The per-activity streams a details backfill may select, with the tap's per-run request
+#: budget of each (tap_strava/detail_streams.py: off unless the budget is set; their
+#: requests are the quota ledger's "backfill" class, served after events and polls).
+DETAIL_BUDGETS: dict[str, str] = {
+    "activity_details": "activity_details_per_run",
+    "laps": "laps_per_run",
+    "activity_zones": "zones_per_run",
+    "activity_streams": "streams_per_run",
+}
+#: What the tap emits with ``export_archive_path`` set (no API request at all).
+EXPORT_STREAMS: tuple[str, ...] = ("export_activities", "export_gear", "export_tracks")
 DEFAULT_CYCLE_COMMANDS: tuple[tuple[str, ...], ...] = (
     ("strava-apply-deletions",),
     ("strava-merged-view",),
@@ -54,6 +65,14 @@ class ClubSettings:
     #: The command the club's daily message is piped to (``strava-notify`` of the
     #: project's environment, which holds the webhooks); None: the message is not posted.
     notify_command: tuple[str, ...] | None = None
+    #: The per-activity streams of the details backfill (empty: no backfill runs).
+    detail_streams: tuple[str, ...] = ()
+    #: Where athletes' export archives are dropped (``<athlete id>.zip`` or
+    #: ``<athlete id>/``); None: no archive import.
+    archive_dir: Path | None = None
+    #: An archive changed more recently than this is left for a later look (a copy
+    #: still being written would fail as a damaged zip).
+    archive_settle_seconds: float = 30.0
 
     def states(self) -> StateStore:
         """Where the runs' Singer states are: the shared database when set, else the folder.
@@ -64,6 +83,35 @@ class ClubSettings:
         folder = FolderStates(self.state_dir)
         dsn = self.shared_database_dsn()
         return PostgresStates(dsn, earlier=folder) if dsn else folder
+
+    def details_problem(self) -> str | None:
+        """Why the details backfill cannot run as set, in one line; None when it can.
+
+        A stream the tap does not fetch per activity, or whose ``<stream>_per_run``
+        budget the tap's configuration leaves unset (the tap would skip it: a run that
+        succeeds and fetches nothing), is a setting to fix, not something to retry.
+        """
+        if not self.detail_streams:
+            return "STRAVA_CLUB_DETAIL_STREAMS is empty: the club has no details backfill"
+        unknown = [name for name in self.detail_streams if name not in DETAIL_BUDGETS]
+        if unknown:
+            return (
+                f"STRAVA_CLUB_DETAIL_STREAMS names {', '.join(unknown)}: not a per-activity "
+                f"stream (choose among {', '.join(DETAIL_BUDGETS)})"
+            )
+        config = read_json(self.tap_config, "STRAVA_CLUB_TAP_CONFIG")
+        unset = [
+            DETAIL_BUDGETS[name]
+            for name in self.detail_streams
+            if int(config.get(DETAIL_BUDGETS[name]) or 0) <= 0
+        ]
+        if unset:
+            return (
+                f"{self.tap_config} sets no {', '.join(unset)}: the tap fetches a per-activity "
+                "stream only within its per-run request budget; set it in "
+                "STRAVA_CLUB_TAP_CONFIG's file"
+            )
+        return None
 
     def token_store_path(self) -> Path:
         """The tap's token store, as its configuration names it."""
@@ -169,6 +217,18 @@ def club_settings(environ: dict[str, str] | None = None) -> ClubSettings:
                 '["/srv/strava/.venv/bin/strava-notify"]'
             )
             raise ClubSettingsError(msg)
+    details = tuple(
+        name.strip()
+        for name in env.get("STRAVA_CLUB_DETAIL_STREAMS", "").split(",")
+        if name.strip()
+    )
+    settle = env.get("STRAVA_CLUB_ARCHIVE_SETTLE_SECONDS", "").strip() or "30"
+    try:
+        settle_seconds = float(settle)
+    except ValueError as exc:
+        msg = f"STRAVA_CLUB_ARCHIVE_SETTLE_SECONDS must be a number of seconds, got {settle!r}"
+        raise ClubSettingsError(msg) from exc
+    archives = env.get("STRAVA_CLUB_ARCHIVE_DIR", "").strip()
     return ClubSettings(
         tap=_required(env, "STRAVA_CLUB_TAP"),
         target=_required(env, "STRAVA_CLUB_TARGET"),
@@ -179,4 +239,7 @@ def club_settings(environ: dict[str, str] | None = None) -> ClubSettings:
         cycle_commands=commands,
         events_config=Path(events) if (events := env.get("STRAVA_CLUB_EVENTS_CONFIG")) else None,
         notify_command=notify,
+        detail_streams=details,
+        archive_dir=Path(archives).expanduser() if archives else None,
+        archive_settle_seconds=settle_seconds,
     )

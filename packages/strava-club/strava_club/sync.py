@@ -1,7 +1,10 @@
 """One athlete's sync: tap-strava restricted to that athlete, piped into target-postgres.
 
 The club's events run is the same pipe with the tap's events mode instead of the
-restriction (:func:`sync_events`), under the club's one events state.
+restriction (:func:`sync_events`), under the club's one events state. The details backfill
+(:func:`sync_details`: the per-activity streams) and the archive import
+(:func:`sync_archive`: the tap's archive mode, no request) are the same pipe for one
+athlete, each under a state of the athlete's own for that job.
 
 No Meltano here: ``meltano run`` writes each run's catalog and config under fixed names in
 the project's ``.meltano/run``, so two of them in one project at once overwrite each
@@ -49,7 +52,18 @@ NOT_RETRYABLE = (
     "athlete_ids:",
     "invalid configuration",
     "reconcile refused",
+    # The archive import's (tap_strava/export_archive.py): not an export, damaged, a zip
+    # bomb, another athlete's, unreadable header. Every such line names the setting or
+    # tells to download the archive again; a worker that died does neither.
+    "export_archive_path",
+    "not a Strava export",
+    "not an unpacked Strava export",
+    "again from Strava",
+    "switch the Strava account's language",
 )
+#: target-postgres's batch for the archive's streams: a track is up to a few MB, and the
+#: default 10,000 records would hold gigabytes (meltano.yml's target-postgres-archive).
+ARCHIVE_BATCH_ROWS = 50
 #: How long the tap may take to stop after SIGTERM (it writes its state and exits 0).
 STOP_SECONDS = 30.0
 ERROR_PREFIX = "tap-strava: error: "
@@ -207,6 +221,87 @@ def sync_athlete(
     return outcome
 
 
+def sync_details(
+    settings: ClubSettings,
+    athlete_id: int,
+    catalog: dict[str, t.Any],
+    log: Callable[[str], None],
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
+) -> SyncOutcome:
+    """The athlete's per-activity streams (``catalog`` selects them) into target-postgres.
+
+    The same pipe and restriction as the daily poll, under the athlete's own details
+    state (``athlete-<id>-details``): the per-activity streams keep bookmarks and
+    fetched-digests of their own, and a poll's state never moves them. The budgets
+    (``<stream>_per_run``) are the tap configuration's; a quota stop is a success the
+    next backfill resumes.
+    """
+    with run_files(athlete_id) as root:
+        restriction = root / "athlete.json"
+        restriction.write_text(json.dumps({"athlete_ids": [athlete_id]}), encoding="utf-8")
+        outcome = run_pipe(
+            settings,
+            root,
+            [restriction],
+            athlete_state_id(athlete_id, "details"),
+            catalog,
+            log,
+            started,
+        )
+    outcome.athlete_id = athlete_id
+    return outcome
+
+
+def archive_config(folder: Path, athlete_id: int, archive: Path) -> Path:
+    """The archive import's second tap config: the archive, and whose it must be.
+
+    ``athlete_ids`` in archive mode binds the archive to the athlete: rows of an archive
+    naming no athlete are theirs, and an archive naming another athlete stops the tap
+    with one line before any record.
+    """
+    path = folder / "archive.json"
+    config = {"export_archive_path": str(archive), "athlete_ids": [athlete_id]}
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return path
+
+
+def archive_catalog(settings: ClubSettings, athlete_id: int, archive: Path) -> dict[str, t.Any]:
+    """The archive mode's catalog (discovery never opens the archive)."""
+    with run_files(f"{athlete_id}-discover") as root:
+        return discover(settings, archive_config(root, athlete_id, archive))
+
+
+def sync_archive(
+    settings: ClubSettings,
+    athlete_id: int,
+    archive: Path,
+    catalog: dict[str, t.Any],
+    log: Callable[[str], None],
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
+) -> SyncOutcome:
+    """Import one athlete's export archive (the tap's archive mode) into target-postgres.
+
+    No request to Strava. Under the athlete's own archive state (``athlete-<id>-archive``):
+    the export streams keep a digest per row there, so the same archive again emits
+    nothing and a newer one only what is new or changed.
+    """
+    with run_files(athlete_id) as root:
+        batches = root / "target-batches.json"
+        batches.write_text(json.dumps({"batch_size_rows": ARCHIVE_BATCH_ROWS}), encoding="utf-8")
+        outcome = run_pipe(
+            settings,
+            root,
+            [archive_config(root, athlete_id, archive)],
+            athlete_state_id(athlete_id, "archive"),
+            catalog,
+            log,
+            started,
+            target_configs=[batches],
+        )
+    outcome.athlete_id = athlete_id
+    return outcome
+
+
 def sync_events(
     settings: ClubSettings,
     events_config: Path,
@@ -232,8 +327,12 @@ def run_pipe(
     catalog: dict[str, t.Any],
     log: Callable[[str], None],
     started: Callable[[subprocess.Popen[bytes]], None] | None = None,
+    target_configs: t.Sequence[Path] = (),
 ) -> SyncOutcome:
-    """``tap-strava --config CLUB --config ... | target-postgres`` under one state id."""
+    """``tap-strava --config CLUB --config ... | target-postgres`` under one state id.
+
+    ``target_configs``: more ``--config`` files for the target, after the club's.
+    """
     states = settings.states()
     catalog_path = root / "catalog.json"
     catalog_path.write_text(json.dumps(catalog), encoding="utf-8")
@@ -249,8 +348,11 @@ def run_pipe(
     stderr_path = root / "tap.stderr"
     with stderr_path.open("wb") as tap_stderr:
         tap = subprocess.Popen(tap_args, stdout=subprocess.PIPE, stderr=tap_stderr)
+        target_args = [settings.target, "--config", str(settings.target_config)]
+        for extra in target_configs:
+            target_args += ["--config", str(extra)]
         target = subprocess.Popen(
-            [settings.target, "--config", str(settings.target_config)],
+            target_args,
             stdin=tap.stdout,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -483,6 +483,20 @@ class ExportArchive:
         Strava names the zip ``export_<athlete id>.zip``; the name is the fallback for an
         archive whose ``profile.csv`` is missing or unreadable.
         """
+        named = self.named_athlete_id()
+        if named is not None:
+            return named
+        msg = (
+            f"{self.path} has no readable athlete id (profile.csv's Athlete ID, or a zip "
+            f"named export_<athlete id>.zip): {REQUEST_HINT}"
+        )
+        raise ArchiveError(msg)
+
+    def named_athlete_id(self) -> int | None:
+        """The athlete id the archive itself names (profile.csv, else the zip's name), or None.
+
+        None lets a caller that knows whose archive this is (``athlete_ids``) supply it.
+        """
         with contextlib.suppress(MemberError):
             rows = self.text_rows("profile.csv")
             header: list[str] = next(rows, [])
@@ -499,11 +513,7 @@ class ExportArchive:
         match = re.fullmatch(r"export_(\d+)(\.zip)?", self.path.name)
         if match:
             return int(match.group(1))
-        msg = (
-            f"{self.path} has no readable athlete id (profile.csv's Athlete ID, or a zip "
-            f"named export_<athlete id>.zip): {REQUEST_HINT}"
-        )
-        raise ArchiveError(msg)
+        return None
 
 
 def decode_text(data: bytes) -> str:

@@ -35,6 +35,7 @@ from tap_strava.conform import conform_to_schema
 from tap_strava.digest import DIGESTS_KEY, record_digest
 from tap_strava.export_archive import (
     CUT_KEY,
+    ArchiveError,
     ExportArchive,
     MemberError,
     read_activities,
@@ -83,23 +84,56 @@ class ArchiveSource:
         facts: SharedFacts,
         workers: int,
         athlete_timezone: str | None = None,
+        athlete_ids: Iterable[int] = (),
     ) -> None:
         self.path = Path(path).expanduser()
         self.facts = facts
         self.workers = workers  # processes decoding the tracks (see track_decoding)
         self.athlete_timezone = athlete_timezone  # the last rule of the local start
+        self.athlete_ids = tuple(int(i) for i in athlete_ids)  # whose archive it must be
 
     @cached_property
     def archive(self) -> ExportArchive:
-        """The opened archive (an :class:`ArchiveError` line if it is not an export)."""
+        """The opened archive (an :class:`ArchiveError` line if it is not an export).
+
+        Whose archive it is is settled here too, before any record: an archive of
+        another athlete than ``athlete_ids`` names must stop the run with nothing emitted.
+        """
         archive = ExportArchive(self.path)
         read_activities(archive)  # the header's one clear error comes before any record
+        self.athlete_id = self._bound_athlete(archive)
         return archive
 
     @cached_property
     def athlete_id(self) -> int:
-        """The athlete whose archive this is (profile.csv)."""
-        return self.archive.athlete_id()
+        """The athlete whose archive this is (profile.csv, the zip's name or athlete_ids)."""
+        return self._bound_athlete(self.archive)
+
+    def _bound_athlete(self, archive: ExportArchive) -> int:
+        """The archive's athlete, checked against ``athlete_ids`` when the run names some.
+
+        An orchestrator importing one athlete's archive under that athlete's state
+        (``athlete_ids: [id]``) knows whose archive it is even when the archive does not
+        say (no profile.csv, a zip not named ``export_<id>.zip``); when the archive names
+        another athlete, importing it would file someone's history under the wrong
+        athlete, so the run stops with one line instead.
+        """
+        if not self.athlete_ids:
+            return archive.athlete_id()
+        named = archive.named_athlete_id()
+        if named is None and len(self.athlete_ids) == 1:
+            return self.athlete_ids[0]
+        if named is None:
+            return archive.athlete_id()  # its one line: no id, and athlete_ids names several
+        if named not in self.athlete_ids:
+            wanted = ", ".join(str(i) for i in self.athlete_ids)
+            msg = (
+                f"export_archive_path {self.path} is athlete {named}'s archive (its "
+                f"profile.csv or name), not athlete_ids' {wanted}: nothing imported; give "
+                "each athlete's archive to that athlete's run"
+            )
+            raise ArchiveError(msg)
+        return named
 
 
 class ExportStream(Stream):
@@ -340,15 +374,17 @@ def export_streams(
     facts: SharedFacts,
     workers: int | None = None,
     athlete_timezone: str | None = None,
+    athlete_ids: Iterable[int] = (),
 ) -> list[Stream]:
     """The streams of an archive import (activities first: a bad header stops there).
 
     ``workers``: processes decoding the tracks (None: one per CPU, see
     :func:`~tap_strava.track_decoding.default_workers`; 1: in the tap's process).
     ``athlete_timezone``: the zone of activities whose file tells no local time.
+    ``athlete_ids``: whose archive it must be (the athlete when the archive names none).
     """
     workers = default_workers() if workers is None else workers
-    source = ArchiveSource(path, facts, workers, athlete_timezone)
+    source = ArchiveSource(path, facts, workers, athlete_timezone, athlete_ids)
     return [
         ExportActivitiesStream(tap, source),
         ExportTracksStream(tap, source),

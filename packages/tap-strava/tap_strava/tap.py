@@ -227,7 +227,8 @@ class TapStrava(ConfigValidationHook, Tap):
             "[123, 456], or 123,456), out of the configured tokens: an orchestrator runs one "
             "athlete per run under its own state id (docs/scaling.md). An id with no token "
             "in the configuration ends the run with one line. Absent: every configured "
-            "athlete.",
+            "athlete. With export_archive_path: whose archive it is (an archive naming "
+            "another athlete stops the run with one line; one naming none is that athlete's).",
         ),
         th.Property(
             "reconcile",
@@ -783,6 +784,7 @@ class TapStrava(ConfigValidationHook, Tap):
                     backends.shared_facts(self.config),
                     workers=self.config.get("export_workers"),
                     athlete_timezone=self.config.get("athlete_timezone"),
+                    athlete_ids=self.config.get("athlete_ids") or (),
                 ),
             )
         if self.config.get("events_url"):
