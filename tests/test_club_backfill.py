@@ -287,14 +287,16 @@ def test_details_backfill_per_athlete_on_the_daemon(club_database, tmp_path, mon
     # The second backfill: the list's look-back only, no per-activity request.
     assert [r.path for r in second_requests if DETAIL_CALL.match(r.path)] == []
     assert [r for r in second_requests if r.path.startswith("/api/v3/athlete/activities")]
-    # Each athlete's details under a state of their own, beside the daily poll's.
+    # Each athlete's details under a state of their own, beside the daily poll's: rows of
+    # the shared database (this club has one), no file on the daemon's machine.
+    with psycopg.connect(club_database) as connection:
+        states = dict(connection.execute("SELECT state_id, value FROM strava_club.singer_states"))
     for key in keys:
-        details_state = json.loads(
-            (tmp_path / "club-state" / f"athlete-{key}-details.json").read_text()
-        )
-        poll_state = json.loads((tmp_path / "club-state" / f"athlete-{key}.json").read_text())
+        details_state = states[f"athlete-{key}-details"]
+        poll_state = states[f"athlete-{key}"]
         assert {"activity_details", "laps"} <= set(details_state["bookmarks"])
         assert "activity_details" not in poll_state["bookmarks"]
+    assert not list((tmp_path / "club-state").glob("*.json"))
 
 
 ANN, BOB, CID, STRANGER = 111, 222, 333, 999
