@@ -393,6 +393,10 @@ def test_an_athlete_keeps_to_its_fair_share_while_another_is_active(shared_datab
     refusal = ledger.reserve(DAILY, alice)
     assert refusal is not None, "Bob's unused half stays his"
     assert (refusal.window, refusal.used, refusal.cap) == ("fair", 10, 10)
+    assert refusal.describe(DAILY).endswith(
+        "their unused fair shares stay theirs (this athlete used 10 of its share of 10; the "
+        "window holds 11 of 20)"
+    ), "the line says what the window holds, not the athlete's share alone"
     assert 0 < refusal.seconds_left <= FAIR_WAIT_SECONDS
     assert ledger.reserve(EVENTS, alice) is None, "events take no notice of shares"
     assert all(ledger.reserve(BACKFILL, bob) is None for _ in range(8))

@@ -252,7 +252,12 @@ class QuotaLedger:
         if params["fair_athlete"] is not None and short_limit is not None:
             share = math.ceil(caps(int(short_limit), priority, self.reserve_percent) / active)
             return Refusal(
-                FAIR, int(athlete_used or 0), share, short_limit, min(left, FAIR_WAIT_SECONDS)
+                FAIR,
+                int(athlete_used or 0),
+                share,
+                short_limit,
+                min(left, FAIR_WAIT_SECONDS),
+                window_used=int(short_used or 0),
             )
         # The window turned over between the refusal and this look: ask again at once.
         return Refusal(SHORT, int(short_used or 0), 0, short_limit, 0.0)

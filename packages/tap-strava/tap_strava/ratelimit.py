@@ -33,6 +33,9 @@ class Refusal:
     cap: int  # what this priority may use of the window (FAIR: the athlete's share)
     limit: int | None  # the app's limit (None: not known yet)
     seconds_left: float
+    #: FAIR: what the whole 15-minute window holds (the athlete's share is not all: the
+    #: other active athletes' unused shares stay theirs).
+    window_used: int | None = None
 
     def describe(self, priority: str) -> str:
         """One line for the log and the state."""
@@ -40,9 +43,12 @@ class Refusal:
         if self.limit is None:
             return "the app's limits are not known yet (another worker's request is probing)"
         if self.window == FAIR:
+            held = "" if self.window_used is None else f"; the window holds {self.window_used}"
             return (
-                f"this athlete used its fair share of the 15-minute window for {priority} "
-                f"requests ({self.used}/{self.cap}) while other athletes are active"
+                f"no place left in the 15-minute window for this athlete's {priority} "
+                "requests while other athletes are active: their unused fair shares stay "
+                f"theirs (this athlete used {self.used} of its share of {self.cap}{held} "
+                f"of {self.limit})"
             )
         return (
             f"the app's {name} quota is spent for {priority} requests in the shared ledger "
