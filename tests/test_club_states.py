@@ -106,3 +106,30 @@ def test_an_unreachable_or_unreadable_state_store_is_one_line(tmp_path):
     with pytest.raises(StateStoreError, match="fix or remove it"):
         folder.read("athlete-1")
     assert folder.read("athlete-2") is None
+
+
+def test_a_crashed_tap_is_reported_with_its_exception_line(
+    tmp_path, shared_database_url, token_keys
+):
+    """A tap that ends without its one-line error crashed: the reason names the exception."""
+    crashing = tmp_path / "tap-that-crashes"
+    crashing.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        "print('starting', file=sys.stderr)\n"
+        "raise TypeError(\"Refusal.__init__() got an unexpected keyword argument 'x'\")\n"
+    )
+    crashing.chmod(0o755)
+    with StravaSimulator(seed=62, activity_count=3) as sim:
+        folder = tmp_path / "club"
+        folder.mkdir()
+        settings = club_settings(sim, shared_database_url, folder, window=900)
+        catalog = selected_catalog(discover(settings), settings.streams)
+        crashed = dataclasses.replace(settings, tap=str(crashing))
+        outcome = sync_athlete(crashed, sim.primary.athlete_id, catalog, lambda _line: None)
+    assert not outcome.ok
+    assert outcome.retryable, "a crash may not happen again"
+    assert outcome.reason == (
+        "tap exited 1, target-postgres exited 0 "
+        "(TypeError: Refusal.__init__() got an unexpected keyword argument 'x')"
+    )

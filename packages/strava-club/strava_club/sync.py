@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -81,6 +82,8 @@ class SyncOutcome:
     target_exit: int
     error: str = ""
     quota_stops: list[str] = dataclasses.field(default_factory=list)
+    #: A crashed tap's exception line, when it ended without its one-line error.
+    crash: str = ""
 
     @property
     def ok(self) -> bool:
@@ -97,7 +100,8 @@ class SyncOutcome:
         """One line for the report: the tap's own error, else the exit codes."""
         if self.error:
             return self.error
-        return f"tap exited {self.tap_exit}, target-postgres exited {self.target_exit}"
+        codes = f"tap exited {self.tap_exit}, target-postgres exited {self.target_exit}"
+        return f"{codes} ({self.crash})" if self.crash else codes
 
 
 def selected_catalog(discovered: dict[str, t.Any], streams: t.Iterable[str]) -> dict[str, t.Any]:
@@ -176,6 +180,23 @@ def last_error(stderr: str) -> str:
     for line in reversed(stderr.splitlines()):
         if line.startswith(ERROR_PREFIX):
             return line[len(ERROR_PREFIX) :].strip()
+    return ""
+
+
+#: The last line of a Python traceback: ``SomeError: message`` (a crash, not a tap error).
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.{0,300}")
+
+
+def crash_line(stderr: str) -> str:
+    """A crashed tap's exception line (its traceback's last), cut short; "" if none.
+
+    The tap ends every failure it foresees with its one line (:func:`last_error`); a run
+    that ends without one crashed, and this line is what says why in the run's reason.
+    """
+    for line in reversed(stderr.splitlines()):
+        match = _EXCEPTION_LINE.match(line.strip())
+        if match:
+            return match.group(0)
     return ""
 
 
@@ -379,6 +400,8 @@ def run_pipe(
             raise
     tap_text = stderr_path.read_text(encoding="utf-8", errors="replace")
     outcome = SyncOutcome(0, tap.returncode, target.returncode, last_error(tap_text))
+    if tap.returncode != 0 and not outcome.error:
+        outcome.crash = crash_line(tap_text)
     state_out = keep_last_state(states, state_id, out)
     if state_out is not None:
         outcome.quota_stops = quota_stops(state_out)
