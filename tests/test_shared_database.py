@@ -370,11 +370,25 @@ def test_a_window_that_opens_soon_is_waited_for(tmp_path, shared_database_url, t
             max_rate_limit_wait_seconds=15,
         )
         ledger = QuotaLedger(SharedDatabase(shared_database_url), window_seconds=1)
-        # This window and the next ones: spent when the run starts, even if a loaded
-        # machine takes seconds to start the tap (the waits stay one window each).
-        for ahead in range(8):
-            ledger.correct(_snapshot(used=100, limit=100, at=time.time() + ahead))
-        result = run_tap(config, streams=["activities"])
+        # Another worker keeps spending each window until the tap has waited once, however
+        # long a loaded machine takes to start the tap (a fixed number of windows spent
+        # ahead ran out on one loaded run); then it stops and the next window is free.
+        stop = threading.Event()
+
+        def other_worker() -> None:
+            deadline = time.monotonic() + 60
+            while not waits and not stop.is_set() and time.monotonic() < deadline:
+                for ahead in range(2):
+                    ledger.correct(_snapshot(used=100, limit=100, at=time.time() + ahead))
+                stop.wait(0.05)  # not time.sleep: the fixture records those as the tap's
+
+        spender = threading.Thread(target=other_worker, daemon=True)
+        spender.start()
+        try:
+            result = run_tap(config, streams=["activities"])
+        finally:
+            stop.set()
+            spender.join(timeout=10)
         statuses = {r["status"] for r in sim.requests if r["path"].startswith("/api/v3")}
         assert set(result.ids()) == {a["id"] for a in sim.activities}
     assert waits, "the tap waited for the next window"
