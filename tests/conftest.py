@@ -189,6 +189,23 @@ def shared_database_url(postgres_url: str) -> t.Iterator[str]:
 
 
 @pytest.fixture
+def club_database() -> t.Iterator[str]:
+    """A database of the club test's own on the machine's PostgreSQL (the Dagster tests).
+
+    Dagster's storage, the shared store and the loaded rows; its daemon and run workers
+    are other processes, so the server is the machine's (``STRAVA_CLUB_TEST_POSTGRES``),
+    not a worker's embedded one.
+    """
+    import os
+
+    from devtools.postgres import scratch_database
+
+    server = os.environ.get("STRAVA_CLUB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+    with scratch_database(server, "wt_dagster") as url:
+        yield url
+
+
+@pytest.fixture
 def token_keys(monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh Fernet key in TAP_STRAVA_TOKEN_KEYS (the tokens' encryption at rest)."""
     from tap_strava.token_keys import KEYS_ENV, new_key

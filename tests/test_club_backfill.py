@@ -12,11 +12,8 @@ retried. Archives are written by real FIT/GPX/TCX libraries (tests/export_fixtur
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
-import os
 import re
-import signal
 import subprocess
 import time
 import types
@@ -26,7 +23,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from devtools.postgres import scratch_database
 from strava_simulator import StravaSimulator
 from strava_simulator import details as sim_details
 from tap_strava import backends
@@ -43,44 +39,18 @@ from tests.export_fixtures import (
     tcx_bytes,
     write_archive,
 )
-from tests.test_club_dagster import CLUB_BIN, SERVER, club_env, connect_athletes
+from tests.test_club_dagster import (
+    CLUB_BIN,
+    club_env,
+    connect_athletes,
+    dagster_daemon,
+)
 
 pytestmark = pytest.mark.extras
 
 DEADLINE_SECONDS = 240
 #: The per-activity calls of the simulator's log (details, laps, zones, streams).
 DETAIL_CALL = re.compile(r"^/api/v3/activities/\d+(/.*)?$")
-
-
-@pytest.fixture
-def club_database() -> t.Iterator[str]:
-    """A database of this test's own: Dagster's storage, the shared store, the rows."""
-    with scratch_database(SERVER, "wt_backfill") as url:
-        yield url
-
-
-@contextlib.contextmanager
-def daemon(env: dict[str, str], tmp_path: Path) -> t.Iterator[subprocess.Popen[bytes]]:
-    """``dagster-daemon run`` on the club's definitions, stopped (its group) at the end."""
-    log = (tmp_path / "daemon.log").open("w")
-    process = subprocess.Popen(
-        [str(CLUB_BIN / "dagster-daemon"), "run", "-m", "strava_club.definitions"],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        yield process
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
 
 
 def runs(url: str) -> list[dict[str, t.Any]]:
@@ -202,7 +172,7 @@ def test_details_backfill_per_athlete_on_the_daemon(club_database, tmp_path, mon
         )
         keys = [str(a.athlete_id) for a in sim.athletes]
         deadline = time.monotonic() + DEADLINE_SECONDS
-        with daemon(env, tmp_path) as process:
+        with dagster_daemon(env, tmp_path) as process:
             # The partition sensor adds the three athletes and queues their first polls;
             # their backfills are queued at once behind them.
             wait_for(
@@ -409,7 +379,7 @@ def test_archives_dropped_for_athletes_are_imported_once_on_the_daemon(club_data
         return done
 
     deadline = time.monotonic() + DEADLINE_SECONDS
-    with daemon(env, tmp_path) as process:
+    with dagster_daemon(env, tmp_path) as process:
         first = wait_for("the first imports", archive_runs(3), process, tmp_path, deadline)
         # Nothing new in the folder: two more looks start nothing.
         looks = sensor_looks(tmp_path)

@@ -28,7 +28,6 @@ import httpx
 import psycopg
 import pytest
 
-from devtools.postgres import scratch_database
 from strava_events import server
 from strava_events.settings import load_settings
 from strava_simulator import StravaSimulator
@@ -49,7 +48,6 @@ CLUB_BIN = ROOT / ".venv-club" / "bin"
 TAP = ROOT / ".venv" / "bin" / "tap-strava"
 TARGET = ROOT / ".meltano" / "loaders" / "target-postgres" / "venv" / "bin" / "target-postgres"
 APPLY_DELETIONS = ROOT / ".venv" / "bin" / "strava-apply-deletions"
-SERVER = os.environ.get("STRAVA_CLUB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 DEADLINE_SECONDS = 600
 #: The simulated app's quota: READ_LIMIT reads per WINDOW seconds (Strava's 15 minutes,
 #: shortened; the tap's ledger uses the same window).
@@ -94,13 +92,6 @@ sensors:
 telemetry:
   enabled: false
 """
-
-
-@pytest.fixture
-def club_database() -> t.Iterator[str]:
-    """A database of this test's own on the real server: Dagster's storage and the rows."""
-    with scratch_database(SERVER, "wt_dagster") as url:
-        yield url
 
 
 def connect_athletes(config: dict[str, t.Any], athletes: t.Iterable[t.Any]) -> None:
@@ -152,6 +143,34 @@ def club_env(
     }
     env.pop("VIRTUAL_ENV", None)
     return env
+
+
+@contextlib.contextmanager
+def dagster_daemon(env: dict[str, str], tmp_path: Path) -> t.Iterator[subprocess.Popen[bytes]]:
+    """``dagster-daemon run`` on the club's definitions, stopped (its group) at the end.
+
+    Its output goes to ``daemon.log`` in ``tmp_path``. The daemon runs schedules, sensors,
+    the run queue and retries: what ``execute_in_process`` skips.
+    """
+    log = (tmp_path / "daemon.log").open("w")
+    process = subprocess.Popen(
+        [str(CLUB_BIN / "dagster-daemon"), "run", "-m", "strava_club.definitions"],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
 
 
 def report(env: dict[str, str]) -> dict[str, t.Any]:
@@ -380,15 +399,6 @@ def test_a_club_day_on_the_daemon(club_database, tmp_path, monkeypatch):
                 STRAVA_CLUB_NOTIFY_COMMAND=json.dumps([str(ROOT / ".venv/bin/strava-notify")]),
                 STRAVA_NOTIFY_URLS=hook.url(),
             )
-            log = (tmp_path / "daemon.log").open("w")
-            daemon = subprocess.Popen(
-                [str(CLUB_BIN / "dagster-daemon"), "run", "-m", "strava_club.definitions"],
-                env=env,
-                cwd=tmp_path,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
             killed: list[int] = []
             killer = threading.Thread(target=kill_first_tap, args=(sim, cid, killed))
             killer.daemon = True
@@ -406,7 +416,7 @@ def test_a_club_day_on_the_daemon(club_database, tmp_path, monkeypatch):
                     time.sleep(5)  # each look starts a Python with Dagster: seconds of CPU
                 return value
 
-            try:
+            with dagster_daemon(env, tmp_path) as daemon:
                 # The sensor finds the twelve athletes of the store; then two more connect
                 # through the receiver's page, each in their own browser.
                 wait("the first partitions", lambda: len(report(env)["partitions"]) == 12)
@@ -475,14 +485,6 @@ def test_a_club_day_on_the_daemon(club_database, tmp_path, monkeypatch):
                     check=True,
                 )
                 wait("the club's daily message", lambda: len(hook.requests) == 2)
-            finally:
-                os.killpg(daemon.pid, signal.SIGTERM)
-                try:
-                    daemon.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    os.killpg(daemon.pid, signal.SIGKILL)
-                    daemon.wait()
-                log.close()
         daemon_wall = time.monotonic() - started
 
         # The same club, one athlete after the other: tap and target directly, in a

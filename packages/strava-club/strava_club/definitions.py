@@ -55,7 +55,6 @@ from strava_club.sync import (
     selected_catalog,
     sync_archive,
     sync_athlete,
-    sync_details,
     sync_events,
 )
 from strava_club.tables import advisory_lock, tables_exist
@@ -131,6 +130,30 @@ def fail_run(
     raise dg.Failure(description=description, metadata={**(metadata or {}), "retryable": retryable})
 
 
+def athlete_output(
+    context: dg.OpExecutionContext, outcome: SyncOutcome, athlete_id: int, what: str
+) -> dg.Output[int]:
+    """Fail the run on a failed sync; else the athlete id out, a quota stop logged.
+
+    ``what`` (``poll``, ``backfill``) names the next run that resumes after a quota stop.
+    """
+    fail_run_on(
+        context,
+        outcome,
+        f"athlete {athlete_id}",
+        {"athlete_id": athlete_id, "target_exit": outcome.target_exit},
+    )
+    if outcome.quota_stops:
+        context.log.warning(
+            f"athlete {athlete_id}: {what} stopped on the app's quota "
+            f"({outcome.quota_stops[0]}); the next {what} resumes there"
+        )
+    return dg.Output(
+        athlete_id,
+        metadata={"athlete_id": athlete_id, "quota_stops": len(outcome.quota_stops)},
+    )
+
+
 @dg.op(pool=POOL)
 def poll_athlete(context: dg.OpExecutionContext) -> dg.Output[int]:
     """Sync one athlete (the run's partition) into PostgreSQL; the athlete id out."""
@@ -144,21 +167,7 @@ def poll_athlete(context: dg.OpExecutionContext) -> dg.Output[int]:
     context.instance.add_run_tags(
         context.run_id, {SYNC_SECONDS_TAG: f"{time.monotonic() - began:.2f}"}
     )
-    fail_run_on(
-        context,
-        outcome,
-        f"athlete {athlete_id}",
-        {"athlete_id": athlete_id, "target_exit": outcome.target_exit},
-    )
-    if outcome.quota_stops:
-        context.log.warning(
-            f"athlete {athlete_id}: stopped on the app's quota ({outcome.quota_stops[0]}); "
-            "the next poll resumes there"
-        )
-    return dg.Output(
-        athlete_id,
-        metadata={"athlete_id": athlete_id, "quota_stops": len(outcome.quota_stops)},
-    )
+    return athlete_output(context, outcome, athlete_id, "poll")
 
 
 def ensure_tables(
@@ -350,22 +359,8 @@ def backfill_details(context: dg.OpExecutionContext) -> dg.Output[int]:
         fail_run(context, f"athlete {athlete_id}: {problem}", retryable=False)
     catalog = selected_catalog(discover(settings), settings.detail_streams)
     ensure_tables(settings, catalog, context.log, settings.detail_streams)
-    outcome = sync_details(settings, athlete_id, catalog, context.log.info)
-    fail_run_on(
-        context,
-        outcome,
-        f"athlete {athlete_id}",
-        {"athlete_id": athlete_id, "target_exit": outcome.target_exit},
-    )
-    if outcome.quota_stops:
-        context.log.warning(
-            f"athlete {athlete_id}: details stopped on the app's quota "
-            f"({outcome.quota_stops[0]}); the next backfill resumes there"
-        )
-    return dg.Output(
-        athlete_id,
-        metadata={"athlete_id": athlete_id, "quota_stops": len(outcome.quota_stops)},
-    )
+    outcome = sync_athlete(settings, athlete_id, catalog, context.log.info, job="details")
+    return athlete_output(context, outcome, athlete_id, "backfill")
 
 
 @dg.job(

@@ -2,7 +2,7 @@
 
 The club's events run is the same pipe with the tap's events mode instead of the
 restriction (:func:`sync_events`), under the club's one events state. The details backfill
-(:func:`sync_details`: the per-activity streams) and the archive import
+(:func:`sync_athlete` with ``job="details"``: the per-activity streams) and the archive import
 (:func:`sync_archive`: the tap's archive mode, no request) are the same pipe for one
 athlete, each under a state of the athlete's own for that job.
 
@@ -224,6 +224,8 @@ def sync_athlete(
     catalog: dict[str, t.Any],
     log: Callable[[str], None],
     started: Callable[[subprocess.Popen[bytes]], None] | None = None,
+    *,
+    job: str = "",
 ) -> SyncOutcome:
     """Run ``tap-strava --config CLUB --config {athlete_ids: [id]} | target-postgres``.
 
@@ -231,31 +233,11 @@ def sync_athlete(
     line, kept even when the run fails later (the target committed that far). If the
     caller is interrupted (Dagster terminates the run), the tap gets SIGTERM, writes its
     state and ends; the target drains and the state is kept.
-    """
-    with run_files(athlete_id) as root:
-        restriction = root / "athlete.json"
-        restriction.write_text(json.dumps({"athlete_ids": [athlete_id]}), encoding="utf-8")
-        outcome = run_pipe(
-            settings, root, [restriction], athlete_state_id(athlete_id), catalog, log, started
-        )
-    outcome.athlete_id = athlete_id
-    return outcome
 
-
-def sync_details(
-    settings: ClubSettings,
-    athlete_id: int,
-    catalog: dict[str, t.Any],
-    log: Callable[[str], None],
-    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
-) -> SyncOutcome:
-    """The athlete's per-activity streams (``catalog`` selects them) into target-postgres.
-
-    The same pipe and restriction as the daily poll, under the athlete's own details
-    state (``athlete-<id>-details``): the per-activity streams keep bookmarks and
-    fetched-digests of their own, and a poll's state never moves them. The budgets
-    (``<stream>_per_run``) are the tap configuration's; a quota stop is a success the
-    next backfill resumes.
+    ``job`` names a state of the athlete's other than the daily poll's: ``details`` for
+    the per-activity streams (``catalog`` selects them), whose bookmarks and
+    fetched-digests a poll's state never moves; their budgets (``<stream>_per_run``) are
+    the tap configuration's, and a quota stop is a success the next backfill resumes.
     """
     with run_files(athlete_id) as root:
         restriction = root / "athlete.json"
@@ -264,7 +246,7 @@ def sync_details(
             settings,
             root,
             [restriction],
-            athlete_state_id(athlete_id, "details"),
+            athlete_state_id(athlete_id, job),
             catalog,
             log,
             started,
