@@ -38,7 +38,8 @@ from tap_strava.token_keys import KEYS_ENV, new_key
 from tap_strava.token_store import StoredTokens, TokenStore
 from tests.conftest import tap_config_for
 from tests.support import load_into_postgres, run_tap
-from tests.test_events_support import CALLBACK_PATH, TAP_TOKEN, VERIFY_TOKEN, Served
+from tests.test_events_connect import shared_store_env
+from tests.test_events_support import TAP_TOKEN, VERIFY_TOKEN, Served
 from tests.test_notify_helpers import WebhookServer
 
 pytestmark = pytest.mark.extras
@@ -302,23 +303,9 @@ def receiver_for(sim: StravaSimulator, project: Path, shared_url: str) -> t.Iter
     public = server.listen("127.0.0.1", 0)
     url = f"http://127.0.0.1:{public.getsockname()[1]}"
     (project / ".env").write_text("# the club's project\n")
-    settings = load_settings(
-        {
-            "MELTANO_PROJECT_ROOT": str(project),
-            "STRAVA_EVENTS_VERIFY_TOKEN": VERIFY_TOKEN,
-            "STRAVA_EVENTS_CALLBACK_PATH": CALLBACK_PATH,
-            "STRAVA_EVENTS_TAP_TOKEN": TAP_TOKEN,
-            "STRAVA_EVENTS_SUBSCRIPTION_ID": str(FIRST_SUBSCRIPTION_ID),
-            "TAP_STRAVA_SHARED_DATABASE_URL": shared_url,
-            "STRAVA_EVENTS_SQLITE_PATH": str(project / "events.sqlite3"),
-            "STRAVA_EVENTS_SPOOL_DIR": str(project / "spool"),
-            "STRAVA_EVENTS_STATE_DIR": str(project / "state"),
-            "STRAVA_EVENTS_CONNECT_URL": url,
-            "TAP_STRAVA_CLIENT_ID": sim.client_id,
-            "TAP_STRAVA_CLIENT_SECRET": sim.client_secret,
-            "TAP_STRAVA_TOKEN_URL": sim.token_url,
-        }
-    )
+    env = shared_store_env(sim, project, url, shared_url)
+    env["STRAVA_EVENTS_SUBSCRIPTION_ID"] = str(FIRST_SUBSCRIPTION_ID)
+    settings = load_settings(env)
     with Served(settings, public) as receiver:
         created = httpx.post(
             f"{sim.api_url}/push_subscriptions",

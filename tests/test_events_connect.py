@@ -61,6 +61,16 @@ def connect_env(sim: StravaSimulator, project: Path, public_url: str) -> dict[st
     }
 
 
+def shared_store_env(
+    sim: StravaSimulator, project: Path, public_url: str, shared_url: str
+) -> dict[str, str]:
+    """A club's receiver on the shared store: no athlete list, no token file."""
+    env = connect_env(sim, project, public_url)
+    del env["STRAVA_EVENTS_TOKEN_STORE"], env["STRAVA_EVENTS_ATHLETE_IDS"]
+    env["TAP_STRAVA_SHARED_DATABASE_URL"] = shared_url
+    return env
+
+
 @pytest.fixture
 def club(tmp_path):
     """The simulator with three athletes, and a receiver serving the page for its app."""
@@ -175,10 +185,7 @@ def test_a_club_on_the_shared_store_connects_without_any_file(
         (project / ".env").write_text(env_text)
         public = server.listen("127.0.0.1", 0)
         url = f"http://127.0.0.1:{public.getsockname()[1]}"
-        env = connect_env(sim, project, url)
-        for name in ("STRAVA_EVENTS_TOKEN_STORE", "STRAVA_EVENTS_ATHLETE_IDS"):
-            del env[name]
-        env["TAP_STRAVA_SHARED_DATABASE_URL"] = shared_database_url
+        env = shared_store_env(sim, project, url, shared_database_url)
         with Served(load_settings(env), public) as receiver:
             sim.set_consenting_athlete(bob)
             with browser() as b:
